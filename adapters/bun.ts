@@ -1,0 +1,189 @@
+/**
+ * The Bun adapter: `Bun.spawn`, `Bun.serve` and Bun's file sinks.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { serveStatic } from "hono/bun";
+import type { MiddlewareHandler } from "hono";
+import type {
+  ChildProcess,
+  ExitStatus,
+  HttpServer,
+  ParentChannel,
+  Runtime,
+  ServeOptions,
+  SignalName,
+  SpawnOptions,
+  StaticOptions,
+} from "../src/runtime.ts";
+import { childEnv, redirectProcessStdout } from "./node_like.ts";
+
+/** The parts of Bun's API this adapter uses. */
+interface FileSink {
+  write(data: Uint8Array): number;
+  flush(): number | Promise<number>;
+  end(): unknown;
+}
+interface BunSubprocess {
+  pid: number;
+  stdin: FileSink;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  exited: Promise<number>;
+  exitCode: number | null;
+  signalCode: string | null;
+  kill(signal?: string): void;
+}
+interface BunServer {
+  port: number;
+  stop(closeActiveConnections?: boolean): Promise<void>;
+  requestIP(request: Request): { address: string } | null;
+}
+interface BunApi {
+  spawn(options: {
+    cmd: string[];
+    cwd?: string;
+    env: Record<string, string>;
+    stdin: "pipe";
+    stdout: "pipe";
+    stderr: "pipe";
+  }): BunSubprocess;
+  serve(options: {
+    port: number;
+    hostname: string;
+    idleTimeout: number;
+    tls?: { cert: string; key: string };
+    fetch(request: Request, server: BunServer): Response | Promise<Response>;
+    error(error: Error): Response;
+  }): BunServer;
+  stdin: { stream(): ReadableStream<Uint8Array> };
+  stdout: { writer(): FileSink };
+  main: string;
+}
+const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
+
+async function pump(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      onChunk(value);
+    }
+  } catch {
+    // the pipe broke: the same as end of file
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+function spawn(options: SpawnOptions): ChildProcess {
+  const proc = Bun.spawn({
+    cmd: [...options.cmd],
+    cwd: options.cwd,
+    env: childEnv(process.env, options.env),
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const streams = Promise.all([pump(proc.stdout, options.onStdout), pump(proc.stderr, options.onStderr)]);
+  const exited = Promise.all([proc.exited, streams]).then((): ExitStatus =>
+    proc.signalCode ? { code: null, signal: proc.signalCode } : { code: proc.exitCode, signal: null }
+  );
+  let open = true;
+  return {
+    pid: proc.pid,
+    write(data) {
+      if (!open) return undefined;
+      try {
+        proc.stdin.write(data);
+        const flushed = proc.stdin.flush();
+        return flushed instanceof Promise ? flushed.then(() => {}, () => {}) : undefined;
+      } catch {
+        open = false;
+        return undefined;
+      }
+    },
+    closeStdin() {
+      if (!open) return;
+      open = false;
+      try {
+        proc.stdin.end();
+      } catch {
+        // already closed
+      }
+    },
+    kill(signal = "SIGTERM") {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    },
+    exited,
+  };
+}
+
+function parentChannel(): ParentChannel {
+  const sink = Bun.stdout.writer();
+  let last: Promise<void> = Promise.resolve();
+  return {
+    start(onData, onEnd) {
+      pump(Bun.stdin.stream(), onData).then(onEnd);
+    },
+    write(data) {
+      try {
+        sink.write(data);
+        const flushed = sink.flush();
+        if (flushed instanceof Promise) {
+          last = flushed.then(() => {}, () => {});
+          return last;
+        }
+      } catch {
+        // the dispatcher is gone; stdin end of file stops this worker
+      }
+      return undefined;
+    },
+    flush: () => last,
+    redirectStdout(onText) {
+      redirectProcessStdout(process, onText);
+    },
+  };
+}
+
+async function serve(options: ServeOptions): Promise<HttpServer> {
+  const server = Bun.serve({
+    port: options.port,
+    hostname: options.hostname,
+    // Streams such as Server-Sent Events may stay quiet for long; the dispatcher owns timeouts.
+    idleTimeout: 0,
+    ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
+    fetch: (request, srv) => options.fetch(request, () => srv.requestIP(request)?.address ?? ""),
+    error: () => Response.json({ error: "Internal server error" }, { status: 500 }),
+  });
+  return {
+    port: server.port,
+    hostname: options.hostname,
+    close: () => server.stop(false),
+  };
+}
+
+/** The Bun implementation of {@linkcode Runtime}. */
+export const runtime: Runtime = {
+  name: "bun",
+  pid: process.pid,
+  selfCommand: (script) => [process.execPath, script],
+  spawn,
+  parentChannel,
+  onSignal(signal: SignalName, handler: () => void): () => void {
+    process.on(signal, handler);
+    return () => process.off(signal, handler);
+  },
+  serve,
+  serveStatic: (options: StaticOptions): MiddlewareHandler =>
+    serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath }),
+  env: (name) => process.env[name],
+  mainModule: () => Bun.main,
+  stderrIsTerminal: () => process.stderr.isTTY === true,
+  writeStderr: (text) => void process.stderr.write(text),
+  rss: () => process.memoryUsage.rss(),
+  exit: (code) => process.exit(code),
+};

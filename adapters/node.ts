@@ -1,0 +1,92 @@
+/**
+ * The Node.js adapter: `node:child_process`, `process` signals and
+ * `@hono/node-server`.
+ *
+ * @module
+ */
+
+import { spawn as spawnProcess } from "node:child_process";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import process from "node:process";
+import { serve as honoServe } from "@hono/node-server";
+import { serveStatic } from "@hono/node-server/serve-static";
+import type { MiddlewareHandler } from "hono";
+import type {
+  ChildProcess,
+  HttpServer,
+  ParentChannel,
+  Runtime,
+  ServeOptions,
+  SignalName,
+  SpawnOptions,
+  StaticOptions,
+} from "../src/runtime.ts";
+import { childEnv, processChannel, spawnNodeLike } from "./node_like.ts";
+
+/** Node flags that must not reach a worker process. */
+const DROP_FLAG = /^--(test|inspect|watch|eval|print|input-type|check)/;
+
+function selfCommand(script: string): string[] {
+  const flags = process.execArgv.filter((flag, i, all) =>
+    !DROP_FLAG.test(flag) && !(i > 0 && DROP_FLAG.test(all[i - 1]) && !flag.startsWith("-"))
+  );
+  return [process.execPath, ...flags, script];
+}
+
+function spawn(options: SpawnOptions): ChildProcess {
+  return spawnNodeLike(spawnProcess, options);
+}
+
+function serve(options: ServeOptions): Promise<HttpServer> {
+  return new Promise((resolve, reject) => {
+    const server = honoServe(
+      {
+        fetch: (request: Request, env: { incoming: { socket: { remoteAddress?: string } } }) =>
+          options.fetch(request, () => env.incoming.socket.remoteAddress ?? ""),
+        port: options.port,
+        hostname: options.hostname,
+        ...(options.tls
+          ? { createServer: createHttpsServer, serverOptions: { cert: options.tls.cert, key: options.tls.key } }
+          : {}),
+      },
+      (info: AddressInfo) => {
+        server.off("error", reject);
+        resolve({
+          port: info.port,
+          hostname: options.hostname,
+          close: () =>
+            new Promise<void>((done) => {
+              server.close(() => done());
+              (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+            }),
+        });
+      },
+    );
+    server.once("error", reject);
+  });
+}
+
+/** The Node.js implementation of {@linkcode Runtime}. */
+export const runtime: Runtime = {
+  name: "node",
+  pid: process.pid,
+  selfCommand,
+  spawn,
+  parentChannel: (): ParentChannel => processChannel(process),
+  onSignal(signal: SignalName, handler: () => void): () => void {
+    process.on(signal, handler);
+    return () => process.off(signal, handler);
+  },
+  serve,
+  serveStatic: (options: StaticOptions): MiddlewareHandler =>
+    serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath }),
+  env: (name) => process.env[name],
+  mainModule: () => process.argv[1],
+  stderrIsTerminal: () => process.stderr.isTTY === true,
+  writeStderr: (text) => void process.stderr.write(text),
+  rss: () => process.memoryUsage.rss(),
+  exit: (code) => process.exit(code),
+};
+
+export { childEnv };

@@ -1,0 +1,103 @@
+/**
+ * Pieces shared by the Node.js and Bun adapters: both run `node:child_process`
+ * compatible spawning and expose `process.stdin`/`process.stdout`.
+ *
+ * @module
+ */
+
+import type { spawn as spawnProcess } from "node:child_process";
+import type process from "node:process";
+import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions } from "../src/runtime.ts";
+
+type Process = typeof process;
+
+/** The environment for a child: ours, plus `extra`, minus the test runner's markers. */
+export function childEnv(env: Record<string, string | undefined>, extra?: Record<string, string>) {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && k !== "NODE_TEST_CONTEXT") out[k] = v;
+  }
+  return Object.assign(out, extra);
+}
+
+/** Spawns a child with `node:child_process.spawn` and all stdio piped. */
+export function spawnNodeLike(spawn: typeof spawnProcess, options: SpawnOptions): ChildProcess {
+  const [command, ...args] = options.cmd;
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: childEnv(globalThis.process.env, options.env),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  child.stdout!.on("data", options.onStdout);
+  child.stderr!.on("data", options.onStderr);
+  // A write after the child died raises EPIPE on the stream; exit handling reports the death.
+  child.stdin!.on("error", () => {});
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once("error", () => resolve({ code: 127, signal: null }));
+    child.once("close", (code, signal) => resolve({ code: signal ? null : code, signal }));
+  });
+  return {
+    pid: child.pid ?? -1,
+    write(data) {
+      if (child.stdin!.write(data)) return undefined;
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          child.stdin!.off("close", done);
+          child.stdin!.off("drain", done);
+          resolve();
+        };
+        child.stdin!.once("drain", done);
+        child.stdin!.once("close", done);
+      });
+    },
+    closeStdin: () => void child.stdin!.end(),
+    kill(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+    exited,
+  };
+}
+
+/** `process.stdin`/`process.stdout` as a {@linkcode ParentChannel}. */
+export function processChannel(proc: Process): ParentChannel {
+  const stdout = proc.stdout;
+  const rawWrite = stdout.write.bind(stdout) as (data: Uint8Array, cb?: (err?: Error | null) => void) => boolean;
+  let last: Promise<void> = Promise.resolve();
+  stdout.on("error", () => {});
+  return {
+    start(onData, onEnd) {
+      let ended = false;
+      const end = () => {
+        if (!ended) {
+          ended = true;
+          onEnd();
+        }
+      };
+      proc.stdin.on("data", (chunk: Uint8Array) => onData(chunk));
+      proc.stdin.on("end", end);
+      proc.stdin.on("close", end);
+      proc.stdin.on("error", end);
+    },
+    write(data) {
+      let resolveWrite!: () => void;
+      last = new Promise<void>((r) => (resolveWrite = r));
+      const ok = rawWrite(data, () => resolveWrite());
+      return ok ? undefined : last;
+    },
+    flush: () => last,
+    redirectStdout(onText) {
+      redirectProcessStdout(proc, onText);
+    },
+  };
+}
+
+/** Replaces `process.stdout.write` so that stray writes become text for `onText`. */
+export function redirectProcessStdout(proc: Process, onText: (text: string) => void): void {
+  const decoder = new TextDecoder();
+  proc.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    onText(typeof chunk === "string" ? chunk : decoder.decode(chunk));
+    const cb = rest.find((r) => typeof r === "function") as (() => void) | undefined;
+    if (cb) queueMicrotask(cb);
+    return true;
+  }) as typeof proc.stdout.write;
+}

@@ -1,0 +1,44 @@
+/**
+ * forkyard runs HTTP handlers across a supervised pool of worker processes,
+ * on Deno, Bun and Node.js. One dispatcher process owns every connection:
+ * it serves static files and light `@sync` handlers itself, runs the auth
+ * check, and hands every other request, as plain data, to a pool of worker
+ * processes chosen by URL prefix.
+ *
+ * @example Quick start
+ * ```ts
+ * import { api, Dispatcher, Worker, WorkerPool, type WorkerRequest } from "@forkyard/forkyard";
+ *
+ * class Hello extends Worker {
+ *   @api("/hello/{name}", "GET")
+ *   hello(req: WorkerRequest) {
+ *     return { hello: req.pathParams.name, pid: process.pid };
+ *   }
+ * }
+ *
+ * await new Dispatcher({
+ *   port: 8080,
+ *   pools: [new WorkerPool(Hello, { workers: 2 })],
+ * }).run();
+ * ```
+ *
+ * @module
+ */
+
+export { Dispatcher, type DispatcherOptions, type ListenInfo } from "./src/dispatcher.ts";
+export {
+  type PendingRequest,
+  type PoolRequest,
+  type PoolStatus,
+  WorkerPool,
+  type WorkerPoolOptions,
+  type WorkerResponse,
+  type WorkerStatus,
+} from "./src/pool.ts";
+export { type ApiHandlerClass, ApiHandler, Worker, type WorkerClass, type WorkerContext } from "./src/worker.ts";
+export { WorkerRequest } from "./src/request.ts";
+export { Client, RejectRequest } from "./src/client.ts";
+export { api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";
+export { sse, type SSEEvent, type SSEStream } from "./src/sse.ts";
+export type { WorkerLogger } from "./src/logging.ts";
+export type { LogLevel, LogRecord } from "@logtape/logtape";

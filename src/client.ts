@@ -1,0 +1,170 @@
+/**
+ * `Client`, the dispatcher's view of one request, and `RejectRequest`.
+ *
+ * @module
+ */
+
+import { decodeBody, parseCookies, parseForm } from "./request.ts";
+
+const encoder = new TextEncoder();
+
+/** Builds a `Response` from a handler's value the way workers do: JSON, text, bytes, a `Response`, or empty. */
+export function toResponse(body: unknown, status = 200, headers?: HeadersInit): Response {
+  if (body instanceof Response) return body;
+  const h = new Headers(headers);
+  if (body === undefined || body === null) {
+    return new Response(null, { status: status === 200 ? 204 : status, headers: h });
+  }
+  let payload: BodyInit;
+  if (body instanceof Uint8Array || body instanceof ArrayBuffer) {
+    if (!h.has("content-type")) h.set("content-type", "application/octet-stream");
+    payload = body as BodyInit;
+  } else if (typeof body === "string") {
+    if (!h.has("content-type")) h.set("content-type", "text/plain; charset=utf-8");
+    payload = body;
+  } else {
+    if (!h.has("content-type")) h.set("content-type", "application/json");
+    payload = encoder.encode(JSON.stringify(body));
+  }
+  return new Response(status === 204 || status === 304 ? null : payload, { status, headers: h });
+}
+
+/** A JSON error response: `{"error": message}`. */
+export function errorResponse(status: number, message: string, headers?: Record<string, string>): Response {
+  return new Response(`{"error":${JSON.stringify(message)}}`, {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+/**
+ * The dispatcher's view of one request: what `doCheck`, `@sync` handlers and
+ * `onResponse` see.
+ */
+export class Client {
+  /** The underlying web request. */
+  readonly request: Request;
+  /** HTTP method. */
+  readonly method: string;
+  /** Percent-decoded path. */
+  readonly path: string;
+  /** Raw body bytes (empty for `@sync` routes, which do not read the body). */
+  readonly body: Uint8Array;
+  /** The `Content-Type` header, or `null`. */
+  readonly contentType: string | null;
+  #rawQuery: string;
+  #remote: () => string;
+  #query?: Record<string, string> | null;
+  #data: unknown;
+  #cookies?: Record<string, string>;
+  #response?: Response;
+
+  /** Created by the dispatcher for each request. */
+  constructor(
+    request: Request,
+    path: string,
+    rawQuery: string,
+    body: Uint8Array,
+    data: unknown,
+    remote: () => string,
+  ) {
+    this.request = request;
+    this.method = request.method;
+    this.path = path;
+    this.#rawQuery = rawQuery;
+    this.body = body;
+    this.contentType = request.headers.get("content-type");
+    this.#data = data;
+    this.#remote = remote;
+  }
+
+  /** Request headers. */
+  get headers(): Headers {
+    return this.request.headers;
+  }
+
+  /** Query parameters, or `null` when the URL has none. */
+  get query(): Record<string, string> | null {
+    if (this.#query === undefined) this.#query = this.#rawQuery ? parseForm(this.#rawQuery) : null;
+    return this.#query;
+  }
+
+  /** The raw query string without `?`. */
+  get rawQuery(): string {
+    return this.#rawQuery;
+  }
+
+  /** The body decoded like `WorkerRequest.data`: JSON, form object, bytes, or `null`. */
+  get data(): unknown {
+    if (this.#data === undefined) this.#data = decodeBody(this.body, this.contentType);
+    return this.#data;
+  }
+
+  /** Cookies from the `Cookie` header. */
+  get cookies(): Record<string, string> {
+    this.#cookies ??= parseCookies(this.request.headers.get("cookie"));
+    return this.#cookies;
+  }
+
+  /** The peer's IP address. */
+  get remoteAddress(): string {
+    return this.#remote();
+  }
+
+  /**
+   * Answers the request from the dispatcher. A plain value is sent as JSON,
+   * a string as text, bytes as binary, `null` as an empty body. The first
+   * answer wins.
+   *
+   * @param body What to send.
+   * @param status HTTP status.
+   * @param headers Extra response headers.
+   */
+  respond(body: unknown, status = 200, headers?: HeadersInit): void {
+    this.#response ??= toResponse(body, status, headers);
+  }
+
+  /** The answer given with {@linkcode Client.respond}, if any. */
+  get response(): Response | undefined {
+    return this.#response;
+  }
+}
+
+/**
+ * Thrown from `doCheck` to refuse a request. When `client.respond(...)` was
+ * called first, that answer is sent; otherwise `data` (default
+ * `{"error": "Forbidden"}`) with `status` (default 403).
+ *
+ * @example
+ * ```ts
+ * import { type Client, Dispatcher, RejectRequest } from "@forkyard/forkyard";
+ *
+ * class Guarded extends Dispatcher {
+ *   override doCheck(client: Client) {
+ *     if (!client.headers.get("authorization")) throw new RejectRequest({ error: "login first" }, 401);
+ *   }
+ * }
+ * ```
+ */
+export class RejectRequest extends Error {
+  /** The status sent when the client got no answer yet. */
+  readonly status: number;
+  /** The body sent when the client got no answer yet. */
+  readonly data: unknown;
+
+  /**
+   * @param data Body to send; `{"error": "Forbidden"}` by default.
+   * @param status HTTP status; 403 by default.
+   */
+  constructor(data?: unknown, status = 403) {
+    super("Request rejected");
+    this.name = "RejectRequest";
+    this.data = data ?? { error: "Forbidden" };
+    this.status = status;
+  }
+
+  /** The response this rejection sends. */
+  getResponse(): Response {
+    return toResponse(this.data, this.status);
+  }
+}

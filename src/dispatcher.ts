@@ -1,0 +1,483 @@
+/**
+ * `Dispatcher`: owns the HTTP server, serves static files and `@sync` routes,
+ * runs `doCheck`, and hands every other request to a worker pool.
+ *
+ * @module
+ */
+
+import { Hono, type MiddlewareHandler } from "hono";
+import { etag } from "hono/etag";
+import { getLogger, type LogRecord } from "@logtape/logtape";
+import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
+import { loadRuntime } from "./detect.ts";
+import { configureDefaultLogging } from "./logging.ts";
+import { checkKeys, intOption, stringOption } from "./options.ts";
+import { Pending, type PendingRequest, Supervisor, type WorkerPool, type WorkerResponse } from "./pool.ts";
+import { isJsonType, mediaType, type WireRequest } from "./request.ts";
+import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "./routing.ts";
+import type { HttpServer, Runtime } from "./runtime.ts";
+import { runWorkerProcess } from "./worker_loop.ts";
+import type { WorkerClass } from "./worker.ts";
+
+/** Options of a {@linkcode Dispatcher}. Durations are milliseconds. */
+export interface DispatcherOptions {
+  /** TCP port; 0 picks a free one. @default {8080} */
+  port?: number;
+  /** Address to listen on. @default {"0.0.0.0"} */
+  hostname?: string;
+  /** Worker pools; the first whose routes match a path serves it. @default {[]} */
+  pools?: WorkerPool[];
+  /** URL prefix to directory: `{ "/static/": "./static/" }`. @default {{}} */
+  staticRoutes?: Record<string, string>;
+  /** Time pending requests get to finish on shutdown. @default {10000} */
+  shutdownTimeout?: number;
+  /** Requests waiting or in progress across pools before new ones get 503. @default {1000} */
+  maxPending?: number;
+  /** Largest accepted request body in bytes; larger gets 413. @default {10485760} */
+  maxBodySize?: number;
+  /** PEM certificate and key: serve HTTPS. */
+  tls?: { cert: string; key: string };
+}
+
+const DISPATCHER_OPTIONS = [
+  "port",
+  "hostname",
+  "pools",
+  "staticRoutes",
+  "shutdownTimeout",
+  "maxPending",
+  "maxBodySize",
+  "tls",
+] as const;
+
+/** Where the dispatcher listens, given to {@linkcode Dispatcher.onListen}. */
+export interface ListenInfo {
+  /** The bound port. */
+  port: number;
+  /** The address listened on. */
+  hostname: string;
+  /** `"http"` or `"https"`. */
+  protocol: "http" | "https";
+}
+
+type SyncTarget = (client: Client, params: PathParams) => unknown;
+
+const EMPTY: Uint8Array = new Uint8Array(0);
+const decoder = new TextDecoder();
+const TICK_MS = 100;
+
+/** Whether this process was started by a dispatcher as one of its workers. */
+function inWorkerProcess(runtime: Runtime): boolean {
+  return runtime.env("FORKYARD_WORKER") === "1";
+}
+
+/** Reads a request body, stopping at `limit` bytes; `null` when it is larger. */
+async function readBody(request: Request, limit: number): Promise<Uint8Array | null> {
+  const length = request.headers.get("content-length");
+  if (length !== null && Number(length) > limit) return null;
+  if (request.body === null) return EMPTY;
+  if (length !== null) {
+    const buf = new Uint8Array(await request.arrayBuffer());
+    return buf.length > limit ? null : buf;
+  }
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/**
+ * The dispatcher: one process that owns every HTTP connection. Subclass it to
+ * add `@sync` routes and hooks, then call {@linkcode Dispatcher.run}.
+ *
+ * In a worker process (started by a dispatcher re-running the main module),
+ * the same `run()` call becomes that worker's loop.
+ *
+ * @example
+ * ```ts
+ * import { type Client, Dispatcher, sync, WorkerPool } from "@forkyard/forkyard";
+ * import { MyWorker } from "./my_worker.ts";
+ *
+ * class MyDispatcher extends Dispatcher {
+ *   @sync("/health")
+ *   health(client: Client) {
+ *     client.respond({ status: "ok" });
+ *   }
+ * }
+ * await new MyDispatcher({
+ *   port: 8080,
+ *   pools: [new WorkerPool(MyWorker, { workers: 2, routes: ["/api/**"] })],
+ * }).run();
+ * ```
+ */
+export class Dispatcher {
+  /** The worker pools, in routing order. */
+  readonly pools: WorkerPool[];
+  /** The options with defaults applied. */
+  readonly options: Readonly<Required<Omit<DispatcherOptions, "pools" | "tls">>> & {
+    readonly tls: { cert: string; key: string } | null;
+  };
+  #sync = new RouteTable<string>();
+  #middleware: MiddlewareHandler[] = [];
+  #runtime: Runtime | undefined;
+  #server: HttpServer | undefined;
+  #supervisors: Supervisor[] = [];
+  #fallback: WorkerPool | undefined;
+  #pending = 0;
+  #nextId = 1;
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #ticks = 0;
+  #log = getLogger(["forkyard", "dispatcher"]);
+  #hasCheck: boolean;
+  #hasOnResponse: boolean;
+  #done!: () => void;
+  #finished = new Promise<void>((resolve) => (this.#done = resolve));
+
+  /** @param options Dispatcher options; bad values throw `TypeError` or `RangeError` naming the option. */
+  constructor(options: DispatcherOptions = {}) {
+    if (typeof options !== "object" || options === null) throw new TypeError("Dispatcher options must be an object");
+    checkKeys("Dispatcher", options, DISPATCHER_OPTIONS);
+    const what = "Dispatcher";
+    const pools = options.pools ?? [];
+    if (!Array.isArray(pools)) throw new TypeError(`Invalid Dispatcher option "pools": expected an array of WorkerPool`);
+    const names = new Set<string>();
+    for (const [i, pool] of pools.entries()) {
+      if (pool === null || typeof pool !== "object" || typeof pool.matches !== "function") {
+        throw new TypeError(`Invalid Dispatcher option "pools": item ${i} is not a WorkerPool`);
+      }
+      if (names.has(pool.name)) throw new TypeError(`Invalid Dispatcher option "pools": two pools are named "${pool.name}"`);
+      names.add(pool.name);
+    }
+    this.pools = [...pools];
+    this.#fallback = this.pools.find((p) => p.isFallback);
+    const staticRoutes = options.staticRoutes ?? {};
+    if (typeof staticRoutes !== "object" || staticRoutes === null || Array.isArray(staticRoutes)) {
+      throw new TypeError(`Invalid Dispatcher option "staticRoutes": expected an object of URL prefix to directory`);
+    }
+    for (const [prefix, dir] of Object.entries(staticRoutes)) {
+      if (!prefix.startsWith("/") || typeof dir !== "string" || dir === "") {
+        throw new TypeError(
+          `Invalid Dispatcher option "staticRoutes": "${prefix}" -> ${JSON.stringify(dir)} (expected "/prefix/": "directory")`,
+        );
+      }
+    }
+    const tls = options.tls ?? null;
+    if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
+      throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
+    }
+    this.options = {
+      port: intOption(what, "port", options.port, 8080, 0, 65535),
+      hostname: stringOption(what, "hostname", options.hostname, "0.0.0.0"),
+      staticRoutes: { ...staticRoutes },
+      shutdownTimeout: intOption(what, "shutdownTimeout", options.shutdownTimeout, 10_000, 0),
+      maxPending: intOption(what, "maxPending", options.maxPending, 1000, 1),
+      maxBodySize: intOption(what, "maxBodySize", options.maxBodySize, 10 * 1024 * 1024, 0),
+      tls,
+    };
+    for (const { name, specs } of decoratedMethods(Object.getPrototypeOf(this), SYNC_ROUTES)) {
+      for (const spec of specs) this.#sync.add(spec.pattern, spec.methods, name);
+    }
+    this.#hasCheck = this.doCheck !== Dispatcher.prototype.doCheck;
+    this.#hasOnResponse = this.onResponse !== Dispatcher.prototype.onResponse;
+  }
+
+  /**
+   * Called before a request is queued for a pool. Call `client.respond(...)`
+   * and throw `RejectRequest` to refuse it; may be async.
+   */
+  doCheck(_client: Client): void | Promise<void> {}
+
+  /** Called after the client got a worker's answer; `pending.pool` is the pool that served it. */
+  onResponse(_response: WorkerResponse, _pending: PendingRequest): void {}
+
+  /** Called about once a second. */
+  onIdle(): void {}
+
+  /** Receives every worker log record; the default writes it through LogTape. */
+  onLog(record: LogRecord): void {
+    getLogger(record.category).emit(record);
+  }
+
+  /** Called once the server listens; the default logs the address. */
+  onListen(info: ListenInfo): void {
+    this.#log.info("Listening on {protocol}://{hostname}:{port}", { ...info });
+  }
+
+  /** Adds Hono middleware that runs before static files, `@sync` routes and pools. */
+  use(...middleware: MiddlewareHandler[]): this {
+    if (this.#runtime) throw new Error("Dispatcher.use() must be called before run()");
+    this.#middleware.push(...middleware);
+    return this;
+  }
+
+  /** The pool serving `path`: the first whose routes match, else the fallback pool. */
+  findPool(path: string): WorkerPool | undefined {
+    for (const pool of this.pools) if (pool.matches(path)) return pool;
+    return this.#fallback;
+  }
+
+  /** The bound port once listening, else the configured one. */
+  get port(): number {
+    return this.#server?.port ?? this.options.port;
+  }
+
+  /** Requests waiting for or being served by workers. */
+  get pendingCount(): number {
+    return this.#pending;
+  }
+
+  /**
+   * Starts the pools and the server and resolves after a graceful shutdown
+   * (SIGTERM, SIGINT or {@linkcode Dispatcher.stop}). In a worker process it
+   * runs the worker loop instead and never resolves.
+   */
+  async run(): Promise<void> {
+    const runtime = await loadRuntime();
+    if (inWorkerProcess(runtime)) return this.#runWorker();
+    if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
+    this.#runtime = runtime;
+    configureDefaultLogging(runtime);
+    const app = this.#buildApp(runtime);
+    for (const pool of this.pools) {
+      const supervisor = new Supervisor(pool, {
+        runtime,
+        finished: (p) => this.#finish(p),
+        answered: this.#hasOnResponse ? (response, p) => this.#answered(response, p) : undefined,
+        log: (record) => this.#onWorkerLog(record),
+      });
+      pool.attach(supervisor);
+      this.#supervisors.push(supervisor);
+      supervisor.start();
+    }
+    this.#ticker = setInterval(() => this.#tick(), TICK_MS);
+    const unlisten = [
+      runtime.onSignal("SIGTERM", () => void this.stop()),
+      runtime.onSignal("SIGINT", () => void this.stop()),
+    ];
+    try {
+      this.#server = await runtime.serve({
+        port: this.options.port,
+        hostname: this.options.hostname,
+        tls: this.options.tls ?? undefined,
+        fetch: (request, remote) => app.fetch(request, { remote }),
+      });
+    } catch (error) {
+      for (const off of unlisten) off();
+      await this.#shutdownPools();
+      clearInterval(this.#ticker);
+      throw error;
+    }
+    this.onListen({
+      port: this.#server.port,
+      hostname: this.options.hostname,
+      protocol: this.options.tls ? "https" : "http",
+    });
+    await this.#finished;
+    for (const off of unlisten) off();
+  }
+
+  #runWorker(): Promise<void> {
+    return runWorkerProcess(async (init) => {
+      const pool = this.pools.find((p) => p.name === init.pool);
+      if (!pool) throw new Error(`This program has no pool named "${init.pool}"`);
+      if (typeof pool.workerClass !== "string" && !init.module) return pool.workerClass;
+      const mod = await import(init.module!) as Record<string, unknown>;
+      const cls = mod[init.export!];
+      if (typeof cls !== "function") {
+        throw new Error(`Cannot start pool "${init.pool}": worker module "${init.module}" does not export "${init.export}"`);
+      }
+      return cls as WorkerClass;
+    });
+  }
+
+  #buildApp(runtime: Runtime): Hono<{ Bindings: { remote: () => string } }> {
+    const app = new Hono<{ Bindings: { remote: () => string } }>();
+    app.onError((error) => {
+      this.#log.error("Request failed in the dispatcher: {error}", { error });
+      return errorResponse(500, "Internal server error");
+    });
+    for (const mw of this.#middleware) app.use(mw);
+    for (const [prefix, dir] of Object.entries(this.options.staticRoutes)) {
+      const base = prefix.endsWith("/") ? prefix.slice(0, -1) : prefix;
+      app.use(`${base}/*`, etag(), runtime.serveStatic({
+        root: dir,
+        rewriteRequestPath: (path) => path.slice(base.length) || "/",
+      }));
+      if (base !== "") app.use(base, etag(), runtime.serveStatic({ root: dir, rewriteRequestPath: () => "/" }));
+    }
+    app.all("*", (c) => this.#handle(c.req.raw, c.env.remote));
+    return app;
+  }
+
+  async #handle(request: Request, remote: () => string): Promise<Response> {
+    const url = request.url;
+    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+    const q = url.indexOf("?", pathStart);
+    const rawPath = q < 0 ? url.slice(pathStart) : url.slice(pathStart, q);
+    const rawQuery = q < 0 ? "" : url.slice(q + 1);
+    let path = rawPath;
+    if (rawPath.includes("%")) {
+      try {
+        path = decodeURIComponent(rawPath);
+      } catch {
+        return errorResponse(400, "Bad request");
+      }
+    }
+    const method = request.method;
+    if (this.#sync.routes.length > 0) {
+      const match = this.#sync.match(method, path);
+      if (match !== undefined) {
+        if (match.allow) return errorResponse(405, "Method not allowed", { allow: match.allow.join(", ") });
+        return this.#runSync(match.route.target, new Client(request, path, rawQuery, EMPTY, undefined, remote), match.params);
+      }
+    }
+    if (this.#stopping) return errorResponse(503, "Server shutting down");
+    let body = EMPTY;
+    if (method !== "GET" && method !== "HEAD") {
+      const read = await readBody(request, this.options.maxBodySize);
+      if (read === null) return errorResponse(413, "Payload too large");
+      body = read;
+    }
+    const contentType = request.headers.get("content-type");
+    let data: unknown = undefined;
+    if (body.length > 0 && contentType !== null && isJsonType(mediaType(contentType))) {
+      try {
+        data = JSON.parse(decoder.decode(body));
+      } catch {
+        return errorResponse(400, "Invalid JSON");
+      }
+    }
+    const client = new Client(request, path, rawQuery, body, data, remote);
+    if (this.#hasCheck) {
+      try {
+        await this.doCheck(client);
+      } catch (error) {
+        if (error instanceof RejectRequest) return client.response ?? error.getResponse();
+        this.#log.error("doCheck() failed: {error}", { error });
+        return errorResponse(500, "Internal server error");
+      }
+      if (client.response !== undefined) return client.response;
+    }
+    const pool = this.findPool(path);
+    if (pool === undefined) return errorResponse(404, "Not found");
+    if (this.#pending >= this.options.maxPending) return errorResponse(503, "Too many requests");
+    const supervisor = pool.supervisor!;
+    if (supervisor.degraded) return errorResponse(503, "Service unavailable");
+    const headers: string[] = [];
+    for (const [k, v] of request.headers) headers.push(k, v);
+    const id = this.#nextId++;
+    const wire: WireRequest = { i: id, m: method, p: path, q: rawQuery, h: headers };
+    if (contentType !== null) wire.t = contentType;
+    this.#pending++;
+    return new Promise<Response>((resolve) => {
+      supervisor.submit(new Pending(id, client, pool, wire, body, resolve));
+    });
+  }
+
+  async #runSync(name: string, client: Client, params: PathParams): Promise<Response> {
+    const target = (this as unknown as Record<string, SyncTarget>)[name];
+    try {
+      const result = await target.call(this, client, params);
+      if (client.response !== undefined) return client.response;
+      return toResponse(result);
+    } catch (error) {
+      if (error instanceof RejectRequest) return client.response ?? error.getResponse();
+      this.#log.error("@sync handler {name} failed: {error}", { name, error });
+      return errorResponse(500, "Internal server error");
+    }
+  }
+
+  #finish(p: Pending) {
+    if (p.client === null) return;
+    this.#pending--;
+    if (this.#pending === 0 && this.#drained) this.#drained();
+  }
+
+  #answered(response: WorkerResponse, p: Pending) {
+    try {
+      this.onResponse(response, p);
+    } catch (error) {
+      this.#log.error("onResponse() failed: {error}", { error });
+    }
+  }
+
+  #onWorkerLog(record: LogRecord) {
+    try {
+      this.onLog(record);
+    } catch (error) {
+      this.#log.error("onLog() failed: {error}", { error });
+    }
+  }
+
+  #tick() {
+    const now = Date.now();
+    for (const s of this.#supervisors) {
+      try {
+        s.tick(now);
+      } catch (error) {
+        this.#log.error("Supervising pool {pool} failed: {error}", { pool: s.pool.name, error });
+      }
+    }
+    if (++this.#ticks % (1000 / TICK_MS) === 0 && !this.#stopping) {
+      try {
+        this.onIdle();
+      } catch (error) {
+        this.#log.error("onIdle() failed: {error}", { error });
+      }
+    }
+  }
+
+  /**
+   * Shuts down gracefully: stops accepting connections, lets pending requests
+   * finish for up to `shutdownTimeout`, answers the rest with 503, stops the
+   * workers (killing those that do not exit) and makes `run()` resolve.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#shutdown();
+    return this.#stopped;
+  }
+
+  async #shutdown() {
+    this.#stopping = true;
+    this.#log.info("Shutting down: {pending} requests pending", { pending: this.#pending });
+    const closing = this.#server?.close().catch(() => {});
+    if (this.#pending > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve;
+        timer = setTimeout(resolve, this.options.shutdownTimeout);
+      });
+      clearTimeout(timer);
+    }
+    for (const s of this.#supervisors) s.abortAll(() => errorResponse(503, "Server shutting down"));
+    await this.#shutdownPools();
+    clearInterval(this.#ticker);
+    await closing;
+    this.#done();
+  }
+
+  async #shutdownPools() {
+    const grace = Math.max(1000, Math.min(this.options.shutdownTimeout, 5000));
+    await Promise.all(this.#supervisors.map((s) => s.stop(grace)));
+  }
+}

@@ -1,0 +1,1083 @@
+/**
+ * `WorkerPool`: a named group of worker processes running one `Worker` class,
+ * and the supervisor that spawns, feeds, watches and replaces them.
+ *
+ * @module
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
+import { type Client, errorResponse } from "./client.ts";
+import { ChannelError, F, FrameDecoder, FrameWriter } from "./framing.ts";
+import { fromWire, isLogLevel, type WireRecord } from "./logging.ts";
+import { decodeBody, type WireRequest } from "./request.ts";
+import { compilePoolRoute } from "./routing.ts";
+import type { ChildProcess, ExitStatus, Runtime } from "./runtime.ts";
+import type { WorkerClass } from "./worker.ts";
+import { type InitMessage, KIND } from "./worker_loop.ts";
+import { boolOption, checkKeys, intOption, stringOption } from "./options.ts";
+
+/** Options of a {@linkcode WorkerPool}. Durations are milliseconds. */
+export interface WorkerPoolOptions {
+  /** Number of worker processes. @default {1} */
+  workers?: number;
+  /** Paths this pool serves: exact paths, or `"/prefix/**"` for a prefix. None: the fallback pool. */
+  routes?: string[];
+  /** Time a request may take before the client gets 504. @default {30000} */
+  timeout?: number;
+  /** A worker without a heartbeat for this long is killed and replaced. @default {60000} */
+  stuckTimeout?: number;
+  /** Time a new worker may take to finish `setup()`. @default {30000} */
+  startupTimeout?: number;
+  /** Interval of worker heartbeats and `Worker.onIdle()`. @default {1000} */
+  heartbeatInterval?: number;
+  /** Lowest level of worker log records that are forwarded. @default {"warning"} */
+  logLevel?: LogLevel;
+  /** Restarts allowed within `restartWindow` before the pool is degraded. @default {10} */
+  maxRestarts?: number;
+  /** Window in which restarts are counted. @default {300000} */
+  restartWindow?: number;
+  /** First delay before restarting a crashed worker; doubles per crash, up to 30 s. @default {100} */
+  restartDelay?: number;
+  /** A worker up this long counts as healthy: backoff resets, a degraded pool recovers. @default {5000} */
+  minUptime?: number;
+  /** Log a warning when this many requests wait for a worker; 0 disables. @default {100} */
+  queueWarning?: number;
+  /** Requests one worker handles at the same time; more wait in the dispatcher. @default {32} */
+  concurrency?: number;
+  /** Retry a GET or HEAD request once on another worker when its worker died. @default {false} */
+  retryIdempotent?: boolean;
+  /** Values available to workers as `this.kwargs`; must be JSON-serialisable. @default {{}} */
+  kwargs?: Record<string, unknown>;
+  /** Pool name. @default {the worker class name} */
+  name?: string;
+  /** Module that exports the worker class; workers then load it instead of re-running the main module. */
+  module?: string | URL;
+  /** Name of the export in `module` holding the worker class. @default {the class name} */
+  export?: string;
+}
+
+const POOL_OPTIONS = [
+  "workers",
+  "routes",
+  "timeout",
+  "stuckTimeout",
+  "startupTimeout",
+  "heartbeatInterval",
+  "logLevel",
+  "maxRestarts",
+  "restartWindow",
+  "restartDelay",
+  "minUptime",
+  "queueWarning",
+  "concurrency",
+  "retryIdempotent",
+  "kwargs",
+  "name",
+  "module",
+  "export",
+] as const;
+
+/** One worker's entry in {@linkcode PoolStatus}. */
+export interface WorkerStatus {
+  /** Slot id, from 0; a replacement keeps the id. */
+  id: number;
+  /** Process id, or `null` while no process runs in the slot. */
+  pid: number | null;
+  /** Whether the process is ready and serving. */
+  alive: boolean;
+  /** `"starting"`, `"ready"`, `"draining"` or `"down"`. */
+  state: string;
+  /** Milliseconds since the epoch of the last message from the worker. */
+  lastSeen: number | null;
+  /** Id of a request in progress, or `null`. */
+  currentRequest: number | null;
+  /** Requests in progress. */
+  inflight: number;
+  /** Times this slot's process was replaced after a crash, stall or failed start. */
+  restarts: number;
+  /** Why the slot's previous process ended, if it did. */
+  lastExitReason: string | null;
+  /** Milliseconds since the process became ready. */
+  uptime: number;
+  /** Resident memory reported in the last heartbeat, in bytes. */
+  rss: number;
+  /** Requests this process answered. */
+  served: number;
+}
+
+/** What {@linkcode WorkerPool.status} returns. */
+export interface PoolStatus {
+  /** Pool name. */
+  name: string;
+  /** One entry per worker slot. */
+  workers: WorkerStatus[];
+  /** Requests waiting for a worker. */
+  queueSize: number;
+  /** Whether the pool answers 503 because its workers keep failing. */
+  degraded: boolean;
+}
+
+/** A request sent to a pool with {@linkcode WorkerPool.send}, without waiting for the answer. */
+export interface PoolRequest {
+  /** HTTP method. @default {"POST"} */
+  method?: string;
+  /** Path, as a route of the pool's workers sees it. */
+  path: string;
+  /** Query parameters. */
+  query?: Record<string, string>;
+  /** Body: bytes are sent as is, a string as text, anything else as JSON. */
+  data?: unknown;
+  /** Request headers. */
+  headers?: Record<string, string>;
+}
+
+/** What a pending request carries; given to `Dispatcher.onResponse`. */
+export interface PendingRequest {
+  /** The dispatcher's id of the request. */
+  readonly requestId: number;
+  /** The client, or `null` for requests made with {@linkcode WorkerPool.send}. */
+  readonly client: Client | null;
+  /** The pool that served it. */
+  readonly pool: WorkerPool;
+}
+
+/** A worker's answer, as `Dispatcher.onResponse` sees it. */
+export interface WorkerResponse {
+  /** HTTP status. */
+  readonly status: number;
+  /** Response headers. */
+  readonly headers: Headers;
+  /** Body bytes; empty for streamed responses. */
+  readonly body: Uint8Array;
+  /** The body decoded by content type (JSON, form, bytes or `null`). */
+  readonly data: unknown;
+}
+
+/** What a pool needs from its dispatcher. */
+export interface PoolHost {
+  runtime: Runtime;
+  /** A request left the pending set (answered, failed or dropped). */
+  finished(pending: Pending): void;
+  /** A worker answered; calls `onResponse` when the application has one. */
+  answered?: (response: WorkerResponse, pending: Pending) => void;
+  /** A worker's log record. */
+  log(record: LogRecord): void;
+}
+
+const NULL_BODY = new Set([101, 204, 205, 304]);
+const JSON_HEADERS = { "content-type": "application/json" };
+const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" };
+const BINARY_HEADERS = { "content-type": "application/octet-stream" };
+const EMPTY: Uint8Array = new Uint8Array(0);
+const encoder = new TextEncoder();
+const MAX_RESTART_DELAY = 30_000;
+const KILL_GRACE = 2_000;
+
+/** One request on its way through a pool. */
+export class Pending implements PendingRequest {
+  readonly requestId: number;
+  readonly client: Client | null;
+  readonly pool: WorkerPool;
+  readonly wire: WireRequest;
+  readonly body: Uint8Array;
+  resolve: ((response: Response) => void) | null;
+  deadline = 0;
+  worker: WorkerProcess | null = null;
+  retried = false;
+  stream: ReadableStreamDefaultController<Uint8Array> | null = null;
+
+  constructor(
+    id: number,
+    client: Client | null,
+    pool: WorkerPool,
+    wire: WireRequest,
+    body: Uint8Array,
+    resolve: ((response: Response) => void) | null,
+  ) {
+    this.requestId = id;
+    this.client = client;
+    this.pool = pool;
+    this.wire = wire;
+    this.body = body;
+    this.resolve = resolve;
+  }
+}
+
+const STARTING = "starting";
+const READY = "ready";
+const DRAINING = "draining";
+const DEAD = "down";
+
+/** A running worker process as its supervisor sees it. */
+class WorkerProcess {
+  readonly slot: Slot;
+  readonly child: ChildProcess;
+  readonly writer: FrameWriter;
+  state: string = STARTING;
+  readonly inflight = new Map<number, Pending>();
+  busy = 0;
+  paused = false;
+  readonly startedAt: number;
+  readyAt = 0;
+  lastSeen: number;
+  rss = 0;
+  served = 0;
+  killAt = 0;
+  reason: string | null = null;
+  stderrTail = "";
+
+  constructor(slot: Slot, child: ChildProcess, now: number) {
+    this.slot = slot;
+    this.child = child;
+    this.writer = new FrameWriter((data) => child.write(data));
+    this.startedAt = now;
+    this.lastSeen = now;
+  }
+}
+
+interface Slot {
+  id: number;
+  worker: WorkerProcess | null;
+  restarts: number;
+  delay: number;
+  respawnAt: number;
+  lastExitReason: string | null;
+}
+
+/** Where `run()` in a worker process finds the worker entry module for `module` pools. */
+const WORKER_MAIN = new URL("./worker_main.ts", import.meta.url);
+
+function moduleUrl(module: string | URL): string {
+  if (module instanceof URL) return module.href;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return module;
+  return pathToFileURL(isAbsolute(module) ? module : resolve(module)).href;
+}
+
+/**
+ * A pool of worker processes that run one `Worker` class, serving the paths in
+ * `routes` (or everything no other pool serves, when `routes` is absent).
+ *
+ * @example
+ * ```ts
+ * import { api, Dispatcher, Worker, WorkerPool } from "@forkyard/forkyard";
+ *
+ * class Compute extends Worker {
+ *   @api("/api/compute/square/{n:int}", "GET")
+ *   square(req: { pathParams: Record<string, unknown> }) {
+ *     return { result: (req.pathParams.n as number) ** 2 };
+ *   }
+ * }
+ * const compute = new WorkerPool(Compute, { workers: 2, routes: ["/api/compute/**"], timeout: 5000 });
+ * await new Dispatcher({ port: 8080, pools: [compute] }).run();
+ * ```
+ */
+export class WorkerPool {
+  /** The pool's name: `options.name` or the worker class name. */
+  readonly name: string;
+  /** The worker class, or its export name for pools with a `module`. */
+  readonly workerClass: WorkerClass | string;
+  /** The options with defaults applied. */
+  readonly options: Readonly<Required<Omit<WorkerPoolOptions, "routes" | "module" | "export" | "name">>> & {
+    readonly routes: readonly string[] | null;
+    readonly module: string | null;
+    readonly export: string;
+  };
+  #matchers: ((path: string) => boolean)[];
+  #supervisor: Supervisor | undefined;
+  #config: { value: unknown } | undefined;
+
+  /**
+   * @param workerClass The `Worker` subclass; with the `module` option, its export name may be given instead.
+   * @param options Pool options.
+   */
+  constructor(workerClass: WorkerClass | string, options: WorkerPoolOptions = {}) {
+    if (typeof options !== "object" || options === null) throw new TypeError("WorkerPool options must be an object");
+    checkKeys("WorkerPool", options, POOL_OPTIONS);
+    const what = "WorkerPool";
+    if (typeof workerClass === "string") {
+      if (options.module === undefined) {
+        throw new TypeError(`WorkerPool "${workerClass}": a worker class given by name needs the "module" option`);
+      }
+    } else if (typeof workerClass !== "function") {
+      throw new TypeError(`WorkerPool needs a Worker class, got ${workerClass === null ? "null" : typeof workerClass}`);
+    }
+    this.workerClass = workerClass;
+    const className = typeof workerClass === "string" ? workerClass : workerClass.name;
+    this.name = stringOption(what, "name", options.name, className);
+    if (this.name === "") throw new TypeError(`Invalid WorkerPool option "name": "" (the pool needs a name)`);
+    const routes = options.routes;
+    if (routes !== undefined && (!Array.isArray(routes) || routes.length === 0)) {
+      throw new TypeError(`Invalid WorkerPool option "routes": ${JSON.stringify(routes)} (expected a non-empty array)`);
+    }
+    this.#matchers = (routes ?? []).map((route) => {
+      try {
+        return compilePoolRoute(route);
+      } catch (error) {
+        throw new TypeError(`Invalid WorkerPool option "routes": ${(error as Error).message}`);
+      }
+    });
+    const logLevel = options.logLevel ?? "warning";
+    if (!isLogLevel(logLevel)) {
+      throw new TypeError(
+        `Invalid WorkerPool option "logLevel": ${JSON.stringify(logLevel)} (expected "debug", "info", "warning", "error" or "fatal")`,
+      );
+    }
+    const kwargs = options.kwargs ?? {};
+    if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
+      throw new TypeError(`Invalid WorkerPool option "kwargs": expected an object`);
+    }
+    try {
+      JSON.stringify(kwargs);
+    } catch {
+      throw new TypeError(`Invalid WorkerPool option "kwargs": not JSON-serialisable`);
+    }
+    if (options.module !== undefined && typeof options.module !== "string" && !(options.module instanceof URL)) {
+      throw new TypeError(`Invalid WorkerPool option "module": expected a path or URL`);
+    }
+    const max = 2 ** 31 - 1;
+    this.options = {
+      workers: intOption(what, "workers", options.workers, 1, 1, 1024),
+      routes: routes ? [...routes] : null,
+      timeout: intOption(what, "timeout", options.timeout, 30_000, 1, max),
+      stuckTimeout: intOption(what, "stuckTimeout", options.stuckTimeout, 60_000, 1, max),
+      startupTimeout: intOption(what, "startupTimeout", options.startupTimeout, 30_000, 1, max),
+      heartbeatInterval: intOption(what, "heartbeatInterval", options.heartbeatInterval, 1000, 10, max),
+      logLevel,
+      maxRestarts: intOption(what, "maxRestarts", options.maxRestarts, 10, 0),
+      restartWindow: intOption(what, "restartWindow", options.restartWindow, 300_000, 1, max),
+      restartDelay: intOption(what, "restartDelay", options.restartDelay, 100, 0, MAX_RESTART_DELAY),
+      minUptime: intOption(what, "minUptime", options.minUptime, 5000, 0, max),
+      queueWarning: intOption(what, "queueWarning", options.queueWarning, 100, 0),
+      concurrency: intOption(what, "concurrency", options.concurrency, 32, 1),
+      retryIdempotent: boolOption(what, "retryIdempotent", options.retryIdempotent, false),
+      kwargs,
+      module: options.module === undefined ? null : moduleUrl(options.module),
+      export: stringOption(what, "export", options.export, className),
+    };
+    if (this.options.stuckTimeout <= this.options.heartbeatInterval) {
+      throw new RangeError(
+        `Invalid WorkerPool option "stuckTimeout": ${this.options.stuckTimeout} (must exceed heartbeatInterval ${this.options.heartbeatInterval})`,
+      );
+    }
+  }
+
+  /** Whether this pool has no `routes` and so takes what no other pool serves. */
+  get isFallback(): boolean {
+    return this.#matchers.length === 0;
+  }
+
+  /** Whether one of this pool's `routes` matches `path`. */
+  matches(path: string): boolean {
+    for (const match of this.#matchers) if (match(path)) return true;
+    return false;
+  }
+
+  /** Workers, queue and health of the pool. */
+  status(): PoolStatus {
+    if (this.#supervisor) return this.#supervisor.status();
+    return { name: this.name, workers: [], queueSize: 0, degraded: false };
+  }
+
+  /**
+   * Sends `config` to every worker's `onConfig`; workers started later get the
+   * latest config before their first request.
+   */
+  sendConfig(config: unknown): void {
+    JSON.stringify(config);
+    this.#config = { value: config };
+    this.#supervisor?.broadcastConfig(config);
+  }
+
+  /**
+   * Sends a request to this pool without waiting for its answer
+   * (fire-and-forget). The worker sees `requestId` -1.
+   */
+  send(request: PoolRequest): void {
+    if (!this.#supervisor) throw new Error(`Pool "${this.name}" is not running`);
+    this.#supervisor.sendDetached(request);
+  }
+
+  /** Changes the number of workers at run time. */
+  scale(workers: number): void {
+    const n = intOption("WorkerPool", "workers", workers, 1, 1, 1024);
+    if (this.#supervisor) this.#supervisor.scale(n);
+    else (this.options as { workers: number }).workers = n;
+  }
+
+  /** @internal The last config sent, for replay. */
+  get lastConfig(): { value: unknown } | undefined {
+    return this.#config;
+  }
+
+  /** @internal Connects the pool to its supervisor (done by the dispatcher). */
+  attach(supervisor: Supervisor | undefined): void {
+    this.#supervisor = supervisor;
+  }
+
+  /** @internal The supervisor running this pool, once the dispatcher started it. */
+  get supervisor(): Supervisor | undefined {
+    return this.#supervisor;
+  }
+}
+
+/** Runs a pool's processes: spawning, dispatching, timeouts, heartbeats and restarts. */
+export class Supervisor {
+  readonly pool: WorkerPool;
+  degraded = false;
+  #host: PoolHost;
+  #log: Logger;
+  #slots: Slot[] = [];
+  #draining = new Set<WorkerProcess>();
+  #queue: Pending[] = [];
+  #queueHead = 0;
+  #timeouts = new Map<number, Pending>();
+  #restartTimes: number[] = [];
+  #queueWarned = false;
+  #stopping = false;
+  #nextDetachedId = -1;
+  #exits = new Set<Promise<unknown>>();
+
+  constructor(pool: WorkerPool, host: PoolHost) {
+    this.pool = pool;
+    this.#host = host;
+    this.#log = getLogger(["forkyard", "pool", pool.name]);
+  }
+
+  start(): void {
+    for (let i = 0; i < this.pool.options.workers; i++) this.#addSlot();
+  }
+
+  #addSlot() {
+    const slot: Slot = {
+      id: this.#slots.length,
+      worker: null,
+      restarts: 0,
+      delay: this.pool.options.restartDelay,
+      respawnAt: 0,
+      lastExitReason: null,
+    };
+    this.#slots.push(slot);
+    this.#spawn(slot);
+  }
+
+  #command(): string[] {
+    const runtime = this.#host.runtime;
+    if (this.pool.options.module !== null) {
+      const main = WORKER_MAIN.protocol === "file:" ? fileURLToPath(WORKER_MAIN) : WORKER_MAIN.href;
+      return runtime.selfCommand(main);
+    }
+    return runtime.selfCommand(runtime.mainModule());
+  }
+
+  #spawn(slot: Slot) {
+    const now = Date.now();
+    const opts = this.pool.options;
+    let worker: WorkerProcess;
+    const decoder = new FrameDecoder((type, header, body) => this.#onFrame(worker, type, header, body));
+    let child: ChildProcess;
+    try {
+      child = this.#host.runtime.spawn({
+        cmd: this.#command(),
+        env: { FORKYARD_WORKER: "1" },
+        onStdout: (chunk) => {
+          if (worker.state === DEAD) return;
+          try {
+            decoder.push(chunk);
+          } catch (error) {
+            this.#kill(worker, `wrote garbage to its channel (${(error as ChannelError).message})`, "SIGKILL");
+          }
+        },
+        onStderr: (chunk) => this.#onStderr(worker, chunk),
+      });
+    } catch (error) {
+      this.#log.error("Cannot start worker {id} of pool {pool}: {error}", { id: slot.id, pool: this.pool.name, error });
+      slot.respawnAt = now + slot.delay;
+      slot.delay = Math.min(Math.max(slot.delay * 2, 1), MAX_RESTART_DELAY);
+      return;
+    }
+    worker = new WorkerProcess(slot, child, now);
+    slot.worker = worker;
+    slot.respawnAt = 0;
+    const init: InitMessage = {
+      pool: this.pool.name,
+      id: slot.id,
+      kwargs: opts.kwargs,
+      logLevel: opts.logLevel,
+      heartbeatInterval: opts.heartbeatInterval,
+      ...(opts.module !== null ? { module: opts.module, export: opts.export } : {}),
+    };
+    worker.writer.send(F.INIT, init);
+    const exit = child.exited.then((status) => this.#onExit(worker, status));
+    this.#exits.add(exit);
+    exit.finally(() => this.#exits.delete(exit));
+  }
+
+  #onStderr(worker: WorkerProcess, chunk: Uint8Array) {
+    const text = worker.stderrTail + new TextDecoder().decode(chunk);
+    const lines = text.split("\n");
+    worker.stderrTail = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.trim() === "") continue;
+      this.#log.error("{line}", { line, workerId: worker.slot.id, pid: worker.child.pid, stream: "stderr" });
+    }
+  }
+
+  #onFrame(worker: WorkerProcess, type: number, header: any, body: Uint8Array) {
+    worker.lastSeen = Date.now();
+    switch (type) {
+      case F.RESPONSE:
+        this.#onResponse(worker, header, body);
+        return;
+      case F.HEARTBEAT:
+        worker.rss = header.r;
+        return;
+      case F.LOG:
+        this.#onLog(worker, header as WireRecord);
+        return;
+      case F.START:
+        this.#onStart(worker, header);
+        return;
+      case F.CHUNK: {
+        const p = worker.inflight.get(header.i);
+        p?.stream?.enqueue(body);
+        return;
+      }
+      case F.END:
+        this.#onEnd(worker, header);
+        return;
+      case F.READY:
+        this.#onReady(worker);
+        return;
+      case F.KEEPALIVE:
+        this.#keepAlive(worker);
+        return;
+      case F.PAUSE:
+        worker.paused = true;
+        return;
+      case F.RESUME:
+        worker.paused = false;
+        this.#drain();
+        return;
+      default:
+        this.#kill(worker, `sent an unknown frame type ${type}`, "SIGKILL");
+    }
+  }
+
+  #onLog(worker: WorkerProcess, wire: WireRecord) {
+    const category = wire.c[0] === "forkyard" ? wire.c : ["forkyard", "worker", this.pool.name, ...wire.c];
+    this.#host.log(
+      fromWire({ ...wire, c: category }, { pool: this.pool.name, workerId: worker.slot.id, pid: worker.child.pid }),
+    );
+  }
+
+  #onReady(worker: WorkerProcess) {
+    if (worker.state !== STARTING) return;
+    worker.state = READY;
+    worker.readyAt = Date.now();
+    const config = this.pool.lastConfig;
+    if (config) worker.writer.send(F.CONFIG, { c: config.value });
+    this.#log.debug("Worker {id} of pool {pool} ready (pid {pid})", {
+      id: worker.slot.id,
+      pool: this.pool.name,
+      pid: worker.child.pid,
+    });
+    this.#drain();
+  }
+
+  #onResponse(worker: WorkerProcess, h: { i: number; s: number; k?: number; h?: string[] }, body: Uint8Array) {
+    const p = worker.inflight.get(h.i);
+    if (p === undefined) return; // timed out or cancelled: the client has its answer
+    worker.inflight.delete(h.i);
+    worker.busy--;
+    worker.served++;
+    this.#timeouts.delete(p.requestId);
+    const response = buildResponse(h, body);
+    this.#deliver(p, response);
+    if (this.#host.answered && p.client !== null) {
+      const info = responseInfo(response.status, response.headers, body);
+      queueMicrotask(() => this.#host.answered!(info, p));
+    }
+    this.#next(worker);
+  }
+
+  #onStart(worker: WorkerProcess, h: { i: number; s: number; h: string[] }) {
+    const p = worker.inflight.get(h.i);
+    if (p === undefined) return;
+    worker.busy--;
+    this.#timeouts.delete(p.requestId);
+    const stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        p.stream = controller;
+      },
+      cancel: () => {
+        // The client went away mid-stream.
+        if (worker.inflight.delete(p.requestId)) {
+          worker.writer.send(F.CANCEL, { i: p.requestId, w: "disconnect" });
+          this.#host.finished(p);
+        }
+      },
+    });
+    this.#deliver(p, new Response(stream, { status: h.s, headers: headersFrom(h.h) }), false);
+    this.#next(worker);
+  }
+
+  #onEnd(worker: WorkerProcess, h: { i: number; e?: number }) {
+    const p = worker.inflight.get(h.i);
+    if (p === undefined) return;
+    worker.inflight.delete(h.i);
+    worker.served++;
+    try {
+      if (h.e) p.stream?.error(new Error("Worker failed while streaming"));
+      else p.stream?.close();
+    } catch {
+      // the client cancelled already
+    }
+    this.#host.finished(p);
+    this.#checkRecycle(worker);
+  }
+
+  /** Answers a pending request; `finish` false keeps it pending (a stream has begun). */
+  #deliver(p: Pending, response: Response, finish = true) {
+    const resolve = p.resolve;
+    p.resolve = null;
+    if (resolve !== null) resolve(response);
+    if (finish) this.#host.finished(p);
+  }
+
+  #fail(p: Pending, response: Response) {
+    this.#timeouts.delete(p.requestId);
+    if (p.stream !== null) {
+      try {
+        p.stream.error(new Error("Request aborted"));
+      } catch {
+        // already closed
+      }
+      this.#host.finished(p);
+      return;
+    }
+    this.#deliver(p, response);
+  }
+
+  #keepAlive(worker: WorkerProcess) {
+    const deadline = Date.now() + this.pool.options.timeout;
+    for (const p of worker.inflight.values()) {
+      if (p.stream !== null) continue;
+      p.deadline = deadline;
+      // Re-inserting keeps the timeout map ordered by deadline.
+      this.#timeouts.delete(p.requestId);
+      this.#timeouts.set(p.requestId, p);
+    }
+  }
+
+  /** Accepts a request from a client. */
+  submit(p: Pending): void {
+    p.deadline = Date.now() + this.pool.options.timeout;
+    this.#timeouts.set(p.requestId, p);
+    const worker = this.#queueHead === this.#queue.length ? this.#pick() : undefined;
+    if (worker !== undefined) this.#dispatch(p, worker);
+    else this.#enqueue(p);
+  }
+
+  sendDetached(request: PoolRequest): void {
+    let body = EMPTY;
+    let type: string | undefined;
+    const data = request.data;
+    if (data instanceof Uint8Array) {
+      body = data;
+      type = "application/octet-stream";
+    } else if (typeof data === "string") {
+      body = encoder.encode(data);
+      type = "text/plain; charset=utf-8";
+    } else if (data !== undefined) {
+      body = encoder.encode(JSON.stringify(data));
+      type = "application/json";
+    }
+    const headers = { ...(type ? { "content-type": type } : {}), ...request.headers };
+    const h: string[] = [];
+    for (const [k, v] of Object.entries(headers)) h.push(k.toLowerCase(), v);
+    const id = this.#nextDetachedId--;
+    const wire: WireRequest = {
+      i: id,
+      m: (request.method ?? "POST").toUpperCase(),
+      p: request.path,
+      q: request.query ? new URLSearchParams(request.query).toString() : "",
+      h,
+      n: 1,
+    };
+    const ct = headers["content-type"];
+    if (ct) wire.t = ct;
+    this.submit(new Pending(id, null, this.pool, wire, body, null));
+  }
+
+  #enqueue(p: Pending) {
+    if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+    this.#queue.push(p);
+    const warnAt = this.pool.options.queueWarning;
+    if (warnAt > 0 && !this.#queueWarned && this.queueSize > warnAt) {
+      this.#queueWarned = true;
+      this.#log.warning("Pool {pool} has {size} requests waiting (queueWarning {limit})", {
+        pool: this.pool.name,
+        size: this.queueSize,
+        limit: warnAt,
+      });
+    }
+  }
+
+  get queueSize(): number {
+    return this.#queue.length - this.#queueHead;
+  }
+
+  #pick(): WorkerProcess | undefined {
+    const limit = this.pool.options.concurrency;
+    let best: WorkerProcess | undefined;
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      if (w === null || w.state !== READY || w.paused || w.busy >= limit) continue;
+      if (best === undefined || w.busy < best.busy) best = w;
+    }
+    return best;
+  }
+
+  #dispatch(p: Pending, worker: WorkerProcess) {
+    p.worker = worker;
+    worker.inflight.set(p.requestId, p);
+    worker.busy++;
+    worker.writer.send(F.REQUEST, p.wire, p.body);
+  }
+
+  /** A request left `worker`: give it the next one, or recycle it. */
+  #next(worker: WorkerProcess) {
+    if (worker.state === READY) {
+      if (this.queueSize > 0) this.#drain();
+    } else if (worker.state === DRAINING && worker.inflight.size === 0) {
+      worker.writer.send(F.STOP);
+    }
+  }
+
+  #checkRecycle(worker: WorkerProcess) {
+    if (worker.state === DRAINING && worker.inflight.size === 0) worker.writer.send(F.STOP);
+  }
+
+  #drain() {
+    while (this.#queueHead < this.#queue.length) {
+      const p = this.#queue[this.#queueHead];
+      if (p.resolve === null && p.client !== null) {
+        // answered already (timed out)
+        this.#queue[this.#queueHead++] = undefined as unknown as Pending;
+        continue;
+      }
+      if (p.client !== null && p.client.request.signal.aborted) {
+        // The client left while its request waited: never dispatch it.
+        this.#queue[this.#queueHead++] = undefined as unknown as Pending;
+        this.#timeouts.delete(p.requestId);
+        p.resolve = null;
+        this.#host.finished(p);
+        continue;
+      }
+      const worker = this.#pick();
+      if (worker === undefined) break;
+      this.#queue[this.#queueHead++] = undefined as unknown as Pending;
+      this.#dispatch(p, worker);
+    }
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue.length = 0;
+      this.#queueHead = 0;
+    }
+    if (this.#queueWarned && this.queueSize <= this.pool.options.queueWarning) this.#queueWarned = false;
+  }
+
+  #kill(worker: WorkerProcess, reason: string, signal: "SIGTERM" | "SIGKILL" = "SIGTERM") {
+    if (worker.state === DEAD || worker.killAt !== 0) {
+      if (signal === "SIGKILL") worker.child.kill("SIGKILL");
+      return;
+    }
+    worker.reason = reason;
+    worker.killAt = Date.now() + KILL_GRACE;
+    worker.state = worker.state === DRAINING ? DRAINING : DEAD;
+    this.#log.error("Killing worker {id} of pool {pool} (pid {pid}): {reason}", {
+      id: worker.slot.id,
+      pool: this.pool.name,
+      pid: worker.child.pid,
+      reason,
+    });
+    worker.child.kill(signal);
+    // In-flight requests fail now, not when the process is finally gone.
+    this.#failInflight(worker);
+  }
+
+  #failInflight(worker: WorkerProcess) {
+    if (worker.inflight.size === 0) return;
+    const retry = this.pool.options.retryIdempotent && !this.#stopping;
+    const requeue: Pending[] = [];
+    for (const p of worker.inflight.values()) {
+      if (retry && !p.retried && p.stream === null && (p.wire.m === "GET" || p.wire.m === "HEAD")) {
+        p.retried = true;
+        p.worker = null;
+        requeue.push(p);
+      } else {
+        this.#fail(p, errorResponse(502, "Worker failed"));
+      }
+    }
+    worker.inflight.clear();
+    worker.busy = 0;
+    if (requeue.length > 0) {
+      this.#queue.splice(this.#queueHead, 0, ...requeue);
+      this.#drain();
+    }
+  }
+
+  #onExit(worker: WorkerProcess, status: ExitStatus) {
+    const wasState = worker.state;
+    worker.state = DEAD;
+    worker.writer.close();
+    this.#failInflight(worker);
+    const slot = worker.slot;
+    const planned = this.#draining.delete(worker) || this.#stopping;
+    if (slot.worker === worker) slot.worker = null;
+    if (planned) return;
+    if (slot.id >= this.pool.options.workers) return; // scaled down
+    const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+    const reason = worker.reason ?? (wasState === STARTING ? `exited during startup (${how})` : `died (${how})`);
+    slot.lastExitReason = reason;
+    slot.restarts++;
+    const now = Date.now();
+    if (worker.readyAt > 0 && now - worker.readyAt >= this.pool.options.minUptime) {
+      slot.delay = this.pool.options.restartDelay;
+    }
+    const window = this.pool.options.restartWindow;
+    this.#restartTimes.push(now);
+    while (this.#restartTimes.length > 0 && this.#restartTimes[0] <= now - window) this.#restartTimes.shift();
+    this.#log.error("Worker {id} of pool {pool} (pid {pid}) {reason}; restarting in {delay} ms", {
+      id: slot.id,
+      pool: this.pool.name,
+      pid: worker.child.pid,
+      reason,
+      delay: slot.delay,
+    });
+    if (!this.degraded && this.#restartTimes.length > this.pool.options.maxRestarts) {
+      this.degraded = true;
+      this.#log.error("Pool {pool} is degraded: {count} restarts within {window} ms", {
+        pool: this.pool.name,
+        count: this.#restartTimes.length,
+        window,
+      });
+      this.#failQueued(() => errorResponse(503, "Service unavailable"));
+    }
+    slot.respawnAt = now + slot.delay;
+    slot.delay = Math.min(Math.max(slot.delay * 2, 1), MAX_RESTART_DELAY);
+  }
+
+  #failQueued(response: () => Response) {
+    while (this.#queueHead < this.#queue.length) {
+      const p = this.#queue[this.#queueHead];
+      this.#queue[this.#queueHead++] = undefined as unknown as Pending;
+      if (p.resolve !== null || p.client === null) this.#fail(p, response());
+    }
+    this.#queue.length = 0;
+    this.#queueHead = 0;
+  }
+
+  /** Periodic work: timeouts, stalled workers, restarts, recovery. */
+  tick(now: number): void {
+    for (const p of this.#timeouts.values()) {
+      if (p.deadline > now) break;
+      this.#timeouts.delete(p.requestId);
+      this.#timeout(p);
+    }
+    const opts = this.pool.options;
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      if (w === null) {
+        if (!this.#stopping && slot.respawnAt !== 0 && slot.respawnAt <= now && slot.id < opts.workers) {
+          this.#spawn(slot);
+        }
+        continue;
+      }
+      this.#watch(w, now);
+      if (this.degraded && w.state === READY && now - w.readyAt >= opts.minUptime) {
+        this.degraded = false;
+        this.#restartTimes.length = 0;
+        this.#log.info("Pool {pool} recovered", { pool: this.pool.name });
+      }
+    }
+    for (const w of this.#draining) this.#watch(w, now);
+  }
+
+  #watch(w: WorkerProcess, now: number) {
+    const opts = this.pool.options;
+    if (w.killAt !== 0) {
+      if (now >= w.killAt) {
+        w.child.kill("SIGKILL");
+        w.killAt = now + KILL_GRACE;
+      }
+    } else if (w.state === STARTING && now - w.startedAt > opts.startupTimeout) {
+      this.#kill(w, `did not become ready within startupTimeout ${opts.startupTimeout} ms`);
+    } else if (w.state !== STARTING && now - w.lastSeen > opts.stuckTimeout) {
+      this.#kill(w, `stuck: no heartbeat for ${now - w.lastSeen} ms (stuckTimeout ${opts.stuckTimeout} ms)`);
+    }
+  }
+
+  #timeout(p: Pending) {
+    const worker = p.worker;
+    if (worker !== null) {
+      if (!worker.inflight.delete(p.requestId)) return;
+      worker.busy--;
+      worker.writer.send(F.CANCEL, { i: p.requestId, w: "timeout" });
+    } else if (p.resolve === null && p.client !== null) {
+      return;
+    }
+    this.#log.warning("Request {id} {method} {path} timed out after {timeout} ms", {
+      id: p.requestId,
+      method: p.wire.m,
+      path: p.wire.p,
+      timeout: this.pool.options.timeout,
+    });
+    if (p.client === null) {
+      this.#host.finished(p);
+    } else {
+      this.#deliver(p, errorResponse(504, "Request timeout"));
+    }
+    if (worker !== null) this.#next(worker);
+  }
+
+  broadcastConfig(config: unknown): void {
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      if (w !== null && w.state === READY) w.writer.send(F.CONFIG, { c: config });
+    }
+  }
+
+  scale(workers: number): void {
+    (this.pool.options as { workers: number }).workers = workers;
+    while (this.#slots.length < workers) this.#addSlot();
+    for (const slot of this.#slots.slice(workers)) {
+      if (slot.worker !== null) this.#retire(slot.worker);
+    }
+    this.#slots.length = Math.min(this.#slots.length, workers);
+    for (const slot of this.#slots) {
+      if (slot.worker === null && slot.respawnAt === 0 && !this.#stopping) this.#spawn(slot);
+    }
+  }
+
+  /** Stops routing to `worker`, lets its requests finish, then stops it. */
+  #retire(worker: WorkerProcess) {
+    if (worker.state === DEAD) return;
+    worker.state = DRAINING;
+    this.#draining.add(worker);
+    if (worker.slot.worker === worker) worker.slot.worker = null;
+    if (worker.inflight.size === 0) worker.writer.send(F.STOP);
+  }
+
+  /** Answers every waiting and in-flight request with `response()`. */
+  abortAll(response: () => Response): void {
+    this.#failQueued(response);
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      if (w === null) continue;
+      for (const p of w.inflight.values()) {
+        w.writer.send(F.CANCEL, { i: p.requestId, w: "shutdown" });
+        this.#fail(p, response());
+      }
+      w.inflight.clear();
+      w.busy = 0;
+    }
+    this.#timeouts.clear();
+  }
+
+  /** Stops every worker: asks nicely, then kills after `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    const workers = [...this.#slots.map((s) => s.worker), ...this.#draining].filter((w) => w !== null);
+    for (const w of workers) {
+      w.writer.send(F.STOP);
+    }
+    const all = Promise.all([...this.#exits]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, graceMs, true)));
+    if (await Promise.race([all.then(() => false), timedOut])) {
+      for (const w of workers) w.child.kill("SIGKILL");
+      await all;
+    }
+    clearTimeout(timer);
+    for (const w of workers) w.child.closeStdin();
+  }
+
+  status(): PoolStatus {
+    const now = Date.now();
+    return {
+      name: this.pool.name,
+      workers: this.#slots.map((slot): WorkerStatus => {
+        const w = slot.worker;
+        const first = w?.inflight.keys().next();
+        return {
+          id: slot.id,
+          pid: w?.child.pid ?? null,
+          alive: w !== null && w.state === READY,
+          state: w?.state ?? DEAD,
+          lastSeen: w?.lastSeen ?? null,
+          currentRequest: first && !first.done ? first.value : null,
+          inflight: w?.inflight.size ?? 0,
+          restarts: slot.restarts,
+          lastExitReason: slot.lastExitReason,
+          uptime: w && w.readyAt > 0 ? now - w.readyAt : 0,
+          rss: w?.rss ?? 0,
+          served: w?.served ?? 0,
+        };
+      }),
+      queueSize: this.queueSize,
+      degraded: this.degraded,
+    };
+  }
+}
+
+function headersFrom(flat: string[] | undefined): Headers {
+  const headers = new Headers();
+  if (flat) for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]);
+  return headers;
+}
+
+function buildResponse(h: { s: number; k?: number; h?: string[] }, body: Uint8Array): Response {
+  const status = h.s;
+  let headers: HeadersInit;
+  switch (h.k ?? KIND.JSON) {
+    case KIND.JSON:
+      headers = JSON_HEADERS;
+      break;
+    case KIND.TEXT:
+      headers = TEXT_HEADERS;
+      break;
+    case KIND.BINARY:
+      headers = BINARY_HEADERS;
+      break;
+    default:
+      headers = headersFrom(h.h);
+  }
+  if (status === 204 && body.length === 0) return new Response(null, { status });
+  return new Response(NULL_BODY.has(status) ? null : body as BodyInit, { status, headers });
+}
+
+function responseInfo(status: number, headers: Headers, body: Uint8Array): WorkerResponse {
+  let data: unknown;
+  let parsed = false;
+  return {
+    status,
+    headers,
+    body,
+    get data() {
+      if (!parsed) {
+        parsed = true;
+        try {
+          data = decodeBody(body, headers.get("content-type"));
+        } catch {
+          data = body;
+        }
+      }
+      return data;
+    },
+  };
+}

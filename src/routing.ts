@@ -1,0 +1,279 @@
+/**
+ * Route patterns (`/item/{id:int}`), the `@api` and `@sync` decorators, and
+ * the tables that match a method and path against them.
+ *
+ * @module
+ */
+
+/** Values of path parameters after conversion. */
+export type PathParams = Record<string, string | number>;
+
+type Convert = (raw: string) => string | number | undefined;
+
+const CONVERTERS: Record<string, Convert> = {
+  str: (raw) => raw,
+  int: (raw) => (/^-?\d+$/.test(raw) ? Number.parseInt(raw, 10) : undefined),
+  float: (raw) => (/^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/.test(raw) ? Number.parseFloat(raw) : undefined),
+};
+
+type Segment = { literal: string } | { name: string; convert: Convert };
+
+/** A compiled route pattern. */
+export interface Pattern {
+  /** The pattern text. */
+  readonly source: string;
+  /** Returns the parameters when `path` matches, else `undefined`. */
+  match(path: string): PathParams | undefined;
+}
+
+function splitPath(path: string): string[] {
+  const parts = path.split("/");
+  // "/a/b/" and "/a/b" are the same route; the leading "" goes too.
+  if (parts[parts.length - 1] === "" && parts.length > 1) parts.pop();
+  if (parts[0] === "") parts.shift();
+  return parts;
+}
+
+/**
+ * Compiles `"/item/{id:int}"`. Throws `TypeError` for a parameter type other
+ * than `str`, `int` or `float`, or a malformed placeholder.
+ */
+export function compilePattern(source: string): Pattern {
+  if (typeof source !== "string") throw new TypeError(`Route pattern must be a string, got ${typeof source}`);
+  const segments: Segment[] = splitPath(source).map((part) => {
+    if (!part.includes("{") && !part.includes("}")) return { literal: part };
+    const m = /^\{([A-Za-z_$][\w$]*)(?::([^}]*))?\}$/.exec(part);
+    if (!m) throw new TypeError(`Invalid route segment "${part}" in pattern "${source}"`);
+    const type = m[2] ?? "str";
+    const convert = CONVERTERS[type];
+    if (!convert) {
+      throw new TypeError(
+        `Unknown parameter type "${type}" in pattern "${source}": use "str", "int" or "float"`,
+      );
+    }
+    return { name: m[1], convert };
+  });
+  const literal = segments.every((s) => "literal" in s);
+  const exact = "/" + segments.map((s) => ("literal" in s ? s.literal : "")).join("/");
+  return {
+    source,
+    match(path: string): PathParams | undefined {
+      if (literal) {
+        if (path === exact || (path.length === exact.length + 1 && path.endsWith("/") && path.startsWith(exact))) {
+          return {};
+        }
+        return undefined;
+      }
+      const parts = splitPath(path);
+      if (parts.length !== segments.length) return undefined;
+      const params: PathParams = {};
+      for (let i = 0; i < parts.length; i++) {
+        const seg = segments[i];
+        if ("literal" in seg) {
+          if (seg.literal !== parts[i]) return undefined;
+        } else {
+          const value = seg.convert(parts[i]);
+          if (value === undefined) return undefined;
+          params[seg.name] = value;
+        }
+      }
+      return params;
+    },
+  };
+}
+
+/** One route declaration attached to a method by `@api` or `@sync`. */
+export interface RouteSpec {
+  /** Pattern as written (relative to the handler's `pattern` for `ApiHandler` routes). */
+  pattern: string;
+  /** Upper-case methods; empty means every method. */
+  methods: string[];
+}
+
+/** Where `@api` and `@sync` keep route declarations: on the method function itself. */
+export const API_ROUTES: unique symbol = Symbol.for("forkyard.api");
+/** Marker for `@sync` routes. */
+export const SYNC_ROUTES: unique symbol = Symbol.for("forkyard.sync");
+
+// deno-lint-ignore no-explicit-any
+type AnyFunction = (...args: any[]) => any;
+
+/**
+ * A method decorator (TC39) that can also be called on a function directly:
+ * `api("/x", "GET")(MyWorker.prototype.list)`.
+ */
+export type RouteDecorator = <F extends AnyFunction>(method: F, context?: ClassMethodDecoratorContext) => F;
+
+function checkMethods(kind: string, methods: string[]): string[] {
+  return methods.map((m) => {
+    if (typeof m !== "string" || !/^[A-Za-z]+$/.test(m)) {
+      throw new TypeError(`Invalid HTTP method ${JSON.stringify(m)} in @${kind}`);
+    }
+    return m.toUpperCase();
+  });
+}
+
+function routeDecorator(key: symbol, kind: string, pattern: string, methods: string[]): RouteDecorator {
+  if (kind === "api" && pattern !== "") compilePattern(pattern);
+  if (kind === "sync") compilePattern(pattern);
+  const spec: RouteSpec = { pattern, methods: checkMethods(kind, methods) };
+  return <F extends AnyFunction>(method: F, _context?: ClassMethodDecoratorContext): F => {
+    if (typeof method !== "function") throw new TypeError(`@${kind}("${pattern}") must decorate a method`);
+    const holder = method as unknown as Record<symbol, RouteSpec[]>;
+    if (!Object.hasOwn(holder, key)) holder[key] = [];
+    holder[key].push(spec);
+    return method;
+  };
+}
+
+/**
+ * Declares a worker route. On an `ApiHandler`, the pattern is relative to the
+ * handler's `pattern`. No methods means every method.
+ *
+ * @example Decorator and plain forms
+ * ```ts
+ * import { api, Worker, type WorkerRequest } from "@forkyard/forkyard";
+ *
+ * class Hello extends Worker {
+ *   @api("/hello/{name}", "GET")
+ *   hello(req: WorkerRequest) {
+ *     return { hello: req.pathParams.name };
+ *   }
+ *   bye() {
+ *     return "bye";
+ *   }
+ * }
+ * // the same without decorators:
+ * api("/bye", "GET")(Hello.prototype.bye);
+ * ```
+ *
+ * @param pattern The path pattern, with `{name}`, `{name:int}` or `{name:float}` placeholders.
+ * @param methods HTTP methods the route accepts.
+ * @returns A method decorator.
+ */
+export function api(pattern: string, ...methods: string[]): RouteDecorator {
+  return routeDecorator(API_ROUTES, "api", pattern, methods);
+}
+
+/**
+ * Declares a route served inside the dispatcher process. The method is called
+ * as `(client, pathParams)`; it responds with `client.respond(...)` or returns
+ * a `Response` (or a value to send as JSON).
+ *
+ * @example
+ * ```ts
+ * import { type Client, Dispatcher, sync } from "@forkyard/forkyard";
+ *
+ * class MyDispatcher extends Dispatcher {
+ *   @sync("/health")
+ *   health(client: Client) {
+ *     client.respond({ status: "ok" });
+ *   }
+ * }
+ * ```
+ *
+ * @param pattern The path pattern.
+ * @param methods HTTP methods the route accepts; none means every method.
+ * @returns A method decorator.
+ */
+export function sync(pattern: string, ...methods: string[]): RouteDecorator {
+  return routeDecorator(SYNC_ROUTES, "sync", pattern, methods);
+}
+
+/** A matched route's target. */
+export interface Route<T> {
+  /** The compiled pattern. */
+  pattern: Pattern;
+  /** Accepted methods, or `null` for all. */
+  methods: Set<string> | null;
+  /** What the route calls. */
+  target: T;
+}
+
+/** Result of {@linkcode RouteTable.match}. */
+export type RouteMatch<T> =
+  | { route: Route<T>; params: PathParams; allow?: undefined }
+  | { route?: undefined; params?: undefined; allow: string[] };
+
+/** An ordered list of routes; the first whose pattern and method match wins. */
+export class RouteTable<T> {
+  /** The routes in match order. */
+  readonly routes: Route<T>[] = [];
+
+  /** Adds a route. */
+  add(pattern: string, methods: string[], target: T): void {
+    this.routes.push({
+      pattern: compilePattern(pattern),
+      methods: methods.length > 0 ? new Set(methods) : null,
+      target,
+    });
+  }
+
+  /**
+   * Finds the route for `method` and `path`. When the path matches only under
+   * other methods, returns those methods as `allow` (for a 405); `undefined`
+   * when nothing matches the path.
+   */
+  match(method: string, path: string): RouteMatch<T> | undefined {
+    let allow: Set<string> | undefined;
+    for (const route of this.routes) {
+      const params = route.pattern.match(path);
+      if (params === undefined) continue;
+      if (route.methods === null || route.methods.has(method) || (method === "HEAD" && route.methods.has("GET"))) {
+        return { route, params };
+      }
+      allow ??= new Set();
+      for (const m of route.methods) allow.add(m);
+    }
+    if (allow === undefined) return undefined;
+    if (allow.has("GET")) allow.add("HEAD");
+    return { allow: [...allow].sort() };
+  }
+}
+
+/** Every method on `proto`'s chain (nearest first, each name once) that carries routes under `key`. */
+export function decoratedMethods(proto: object, key: symbol): { name: string; specs: RouteSpec[] }[] {
+  const seen = new Set<string>();
+  const out: { name: string; specs: RouteSpec[] }[] = [];
+  for (let p = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    for (const name of Object.getOwnPropertyNames(p)) {
+      if (seen.has(name) || name === "constructor") continue;
+      const desc = Object.getOwnPropertyDescriptor(p, name);
+      if (!desc || typeof desc.value !== "function") continue;
+      seen.add(name);
+      const specs = (desc.value as Record<symbol, RouteSpec[] | undefined>)[key];
+      if (specs) out.push({ name, specs });
+    }
+  }
+  return out;
+}
+
+/** Joins a handler prefix and a route pattern: `"/api/items" + "/{id}"`. */
+export function joinPattern(prefix: string, pattern: string): string {
+  if (pattern === "") return prefix === "" ? "/" : prefix;
+  if (prefix === "") return pattern;
+  return prefix.replace(/\/+$/, "") + (pattern.startsWith("/") ? pattern : "/" + pattern);
+}
+
+/**
+ * Compiles a pool route: `"/api/**"` matches `/api` and everything below it
+ * (segment-aware: not `/apix`); anything else matches exactly.
+ */
+export function compilePoolRoute(route: string): (path: string) => boolean {
+  if (typeof route !== "string" || !route.startsWith("/")) {
+    throw new TypeError(`Pool route must be a string starting with "/", got ${JSON.stringify(route)}`);
+  }
+  if (route.endsWith("/**")) {
+    const base = route.slice(0, -3);
+    if (base === "") return () => true;
+    const prefix = base + "/";
+    return (path) => path === base || path.startsWith(prefix);
+  }
+  if (route.includes("*")) throw new TypeError(`Pool route "${route}" may only end in "/**"`);
+  if (route.includes("{")) {
+    const pattern = compilePattern(route);
+    return (path) => pattern.match(path) !== undefined;
+  }
+  const trimmed = route.length > 1 ? route.replace(/\/+$/, "") : route;
+  return (path) => path === trimmed || path === trimmed + "/";
+}

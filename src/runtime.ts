@@ -1,0 +1,136 @@
+/**
+ * The small interface that each runtime adapter implements. The core in `src/`
+ * only talks to a runtime through this interface; `adapters/deno.ts`,
+ * `adapters/bun.ts` and `adapters/node.ts` map it onto `Deno.Command`,
+ * `Bun.spawn` and `node:child_process`.
+ *
+ * @module
+ */
+
+import type { MiddlewareHandler } from "hono";
+
+/** The name of a supported runtime. */
+export type RuntimeName = "deno" | "bun" | "node";
+
+/** A POSIX signal that forkyard sends or listens for. */
+export type SignalName =
+  | "SIGTERM"
+  | "SIGINT"
+  | "SIGHUP"
+  | "SIGKILL"
+  | "SIGQUIT"
+  | "SIGUSR1"
+  | "SIGUSR2";
+
+/** How a child process ended: `code` for a normal exit, `signal` when a signal ended it. */
+export interface ExitStatus {
+  /** Exit code, or `null` when a signal ended the process. */
+  code: number | null;
+  /** The signal that ended the process, or `null`. */
+  signal: string | null;
+}
+
+/** Options for {@linkcode Runtime.spawn}. */
+export interface SpawnOptions {
+  /** Executable and arguments. */
+  cmd: readonly string[];
+  /** Variables added to the inherited environment. */
+  env?: Record<string, string>;
+  /** Working directory; the current one by default. */
+  cwd?: string;
+  /** Called with every chunk the child writes to its stdout. */
+  onStdout: (chunk: Uint8Array) => void;
+  /** Called with every chunk the child writes to its stderr. */
+  onStderr: (chunk: Uint8Array) => void;
+}
+
+/** A running child process with piped stdin, stdout and stderr. */
+export interface ChildProcess {
+  /** The child's process id. */
+  readonly pid: number;
+  /**
+   * Writes bytes to the child's stdin. Returns a promise when the pipe is
+   * full; the caller should wait for it before writing more.
+   */
+  write(data: Uint8Array): Promise<void> | undefined;
+  /** Closes the child's stdin; the child sees end of file. */
+  closeStdin(): void;
+  /** Sends a signal; does nothing when the child has already exited. */
+  kill(signal?: SignalName): void;
+  /** Resolves once the child has exited and its stdout and stderr are fully read. */
+  readonly exited: Promise<ExitStatus>;
+}
+
+/** The current process's own stdin/stdout, used by a worker as its channel to the dispatcher. */
+export interface ParentChannel {
+  /** Starts reading stdin: `onData` for each chunk, `onEnd` once at end of file or error. */
+  start(onData: (chunk: Uint8Array) => void, onEnd: () => void): void;
+  /** Writes bytes to stdout. Returns a promise while the pipe is full. */
+  write(data: Uint8Array): Promise<void> | undefined;
+  /** Resolves when everything written so far has been handed to the OS. */
+  flush(): Promise<void>;
+  /** Diverts every other write to this process's stdout to `onText`, so nothing else reaches the channel. */
+  redirectStdout(onText: (text: string) => void): void;
+}
+
+/** Options for {@linkcode Runtime.serve}. */
+export interface ServeOptions {
+  /** Handles one request; `remoteAddress()` tells the peer's IP address. */
+  fetch: (request: Request, remoteAddress: () => string) => Response | Promise<Response>;
+  /** TCP port; 0 picks a free one. */
+  port: number;
+  /** Address to listen on. */
+  hostname: string;
+  /** PEM certificate and key for HTTPS. */
+  tls?: { cert: string; key: string };
+}
+
+/** A listening HTTP server. */
+export interface HttpServer {
+  /** The port actually bound. */
+  readonly port: number;
+  /** The address listened on. */
+  readonly hostname: string;
+  /** Stops accepting connections and resolves when in-flight requests have finished. */
+  close(): Promise<void>;
+}
+
+/** Options for {@linkcode Runtime.serveStatic}. */
+export interface StaticOptions {
+  /** Directory to serve from. */
+  root: string;
+  /** Maps the request path to a path below `root`. */
+  rewriteRequestPath?: (path: string) => string;
+}
+
+/** Everything forkyard needs from a JavaScript runtime. */
+export interface Runtime {
+  /** Which runtime this is. */
+  readonly name: RuntimeName;
+  /** The current process id. */
+  readonly pid: number;
+  /** Command prefix that starts a new process of this runtime running `script` with the flags it needs. */
+  selfCommand(script: string): string[];
+  /** Starts a child process with all three stdio streams piped. */
+  spawn(options: SpawnOptions): ChildProcess;
+  /** This process's stdin/stdout as a byte channel to its parent. */
+  parentChannel(): ParentChannel;
+  /** Calls `handler` on `signal`; returns a function that removes the listener. */
+  onSignal(signal: SignalName, handler: () => void): () => void;
+  /** Starts an HTTP(S) server. */
+  serve(options: ServeOptions): Promise<HttpServer>;
+  /** Hono middleware serving files from a directory. */
+  serveStatic(options: StaticOptions): MiddlewareHandler;
+  /** Reads an environment variable. */
+  env(name: string): string | undefined;
+  /** The path or URL of the main module. */
+  mainModule(): string;
+  /** Whether stderr is a terminal. */
+  stderrIsTerminal(): boolean;
+  /** Writes text to stderr synchronously. */
+  writeStderr(text: string): void;
+  /** Resident set size of this process in bytes. */
+  rss(): number;
+  /** Ends this process. */
+  exit(code: number): never;
+}

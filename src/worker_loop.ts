@@ -1,0 +1,406 @@
+/**
+ * The loop of a worker process: reads request frames from stdin, runs the
+ * matching handler, writes responses, heartbeats and log records to stdout.
+ *
+ * @module
+ */
+
+import { format } from "node:util";
+import { getLogger, type LogLevel, type Sink } from "@logtape/logtape";
+import { loadRuntime } from "./detect.ts";
+import { F, FrameDecoder, FrameWriter } from "./framing.ts";
+import { configureWorkerLogging, toWire, type WireRecord, workerLogger } from "./logging.ts";
+import { ABORT, WorkerRequest, type WireRequest } from "./request.ts";
+import { API_ROUTES, decoratedMethods, joinPattern, RouteTable } from "./routing.ts";
+import type { Runtime } from "./runtime.ts";
+import type { Worker, WorkerClass, WorkerContext } from "./worker.ts";
+
+/** The first frame a worker receives. */
+export interface InitMessage {
+  /** Pool name. */
+  pool: string;
+  /** Worker slot id. */
+  id: number;
+  /** The pool's kwargs. */
+  kwargs: Record<string, unknown>;
+  /** Lowest level the worker forwards. */
+  logLevel: LogLevel;
+  /** Milliseconds between heartbeats. */
+  heartbeatInterval: number;
+  /** For pools with a `module` option: the module URL to import. */
+  module?: string;
+  /** For pools with a `module` option: the export holding the worker class. */
+  export?: string;
+}
+
+/** Response kinds in a RESPONSE frame: how the dispatcher sets `Content-Type`. */
+export const KIND = { JSON: 0, TEXT: 1, BINARY: 2, HEADERS: 3 } as const;
+
+interface Target {
+  fn: (req: WorkerRequest) => unknown;
+  owner: object;
+}
+
+const encoder = new TextEncoder();
+const NOT_FOUND = encoder.encode('{"error":"Not found"}');
+const INTERNAL = encoder.encode('{"error":"Internal server error"}');
+const TICK = Symbol("tick");
+
+function flattenHeaders(headers: Headers): string[] {
+  const out: string[] = [];
+  for (const [k, v] of headers) out.push(k, v);
+  return out;
+}
+
+/** Builds the route table of a worker instance from its handlers and its own `@api` methods. */
+export function buildWorkerRoutes(worker: Worker): RouteTable<Target> {
+  const table = new RouteTable<Target>();
+  const cls = worker.constructor as WorkerClass;
+  for (const Handler of cls.handlers ?? []) {
+    const handler = new Handler(worker) as unknown as Record<string, (req: WorkerRequest) => unknown>;
+    for (const { name, specs } of decoratedMethods(Handler.prototype, API_ROUTES)) {
+      for (const spec of specs) {
+        table.add(joinPattern(Handler.pattern ?? "", spec.pattern), spec.methods, { fn: handler[name], owner: handler });
+      }
+    }
+  }
+  const self = worker as unknown as Record<string, (req: WorkerRequest) => unknown>;
+  for (const { name, specs } of decoratedMethods(cls.prototype, API_ROUTES)) {
+    for (const spec of specs) table.add(spec.pattern || "/", spec.methods, { fn: self[name], owner: worker });
+  }
+  return table;
+}
+
+interface Inflight {
+  request: WorkerRequest;
+  reader?: ReadableStreamDefaultReader<Uint8Array>;
+}
+
+class WorkerLoop {
+  #runtime: Runtime;
+  #writer: FrameWriter;
+  #init: InitMessage;
+  #worker!: Worker;
+  #routes!: RouteTable<Target>;
+  #inflight = new Map<number, Inflight>();
+  #served = 0;
+  #ready = false;
+  #stopping = false;
+  #log;
+
+  constructor(runtime: Runtime, writer: FrameWriter, init: InitMessage) {
+    this.#runtime = runtime;
+    this.#writer = writer;
+    this.#init = init;
+    this.#log = getLogger(["forkyard", "worker", init.pool]);
+  }
+
+  async start(WorkerClass: WorkerClass): Promise<void> {
+    const init = this.#init;
+    const context: WorkerContext = {
+      workerId: init.id,
+      poolName: init.pool,
+      kwargs: init.kwargs,
+      log: workerLogger(this.#log),
+      control: (message) => {
+        if (message === "keepAlive") this.#writer.send(F.KEEPALIVE);
+        else if (message === "pause") this.#writer.send(F.PAUSE);
+        else this.#writer.send(F.RESUME);
+      },
+    };
+    this.#worker = new WorkerClass(context);
+    this.#routes = buildWorkerRoutes(this.#worker);
+    this.#heartbeat();
+    setInterval(() => this.#heartbeat(), init.heartbeatInterval);
+    await this.#worker.setup();
+    this.#ready = true;
+    this.#writer.send(F.READY);
+  }
+
+  #heartbeat() {
+    const first = this.#inflight.keys().next();
+    this.#writer.send(F.HEARTBEAT, {
+      r: this.#runtime.rss(),
+      n: this.#served,
+      c: first.done ? null : first.value,
+    });
+    if (!this.#ready) return;
+    try {
+      const idle = this.#worker.onIdle();
+      if (idle instanceof Promise) idle.catch((e) => this.#log.error("onIdle() failed: {error}", { error: e }));
+    } catch (error) {
+      this.#log.error("onIdle() failed: {error}", { error });
+    }
+  }
+
+  onFrame(type: number, header: unknown, body: Uint8Array) {
+    switch (type) {
+      case F.REQUEST:
+        this.#request(header as WireRequest, body);
+        break;
+      case F.CANCEL:
+        this.#cancel(header as { i: number; w: string });
+        break;
+      case F.CONFIG:
+        this.#config((header as { c: unknown }).c);
+        break;
+      case F.STOP:
+        this.#stop();
+        break;
+    }
+  }
+
+  #config(config: unknown) {
+    try {
+      const done = this.#worker.onConfig(config);
+      if (done instanceof Promise) done.catch((error) => this.#log.error("onConfig() failed: {error}", { error }));
+    } catch (error) {
+      this.#log.error("onConfig() failed: {error}", { error });
+    }
+  }
+
+  #request(wire: WireRequest, body: Uint8Array) {
+    const id = wire.i;
+    const match = this.#routes.match(wire.m, wire.p);
+    if (match === undefined) {
+      this.#writer.send(F.RESPONSE, { i: id, s: 404 }, NOT_FOUND);
+      return;
+    }
+    if (match.allow) {
+      this.#writer.send(
+        F.RESPONSE,
+        { i: id, s: 405, k: KIND.HEADERS, h: ["allow", match.allow.join(", "), "content-type", "application/json"] },
+        encoder.encode('{"error":"Method not allowed"}'),
+      );
+      return;
+    }
+    const request = new WorkerRequest(wire, body, match.params);
+    this.#inflight.set(id, { request });
+    let result: unknown;
+    try {
+      result = match.route.target.fn.call(match.route.target.owner, request);
+    } catch (error) {
+      this.#fail(id, request, error);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then((value) => this.#finish(id, value), (error) => this.#fail(id, request, error));
+    } else {
+      this.#finish(id, result);
+    }
+  }
+
+  #fail(id: number, request: WorkerRequest, error: unknown) {
+    this.#log.error("Handler for {method} {path} failed: {error}", {
+      method: request.method,
+      path: request.path,
+      error,
+    });
+    try {
+      this.#worker.onRequestError(request, error);
+    } catch (hookError) {
+      this.#log.error("onRequestError() failed: {error}", { error: hookError });
+    }
+    if (!this.#inflight.delete(id)) return;
+    this.#served++;
+    this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
+    this.#afterRequest();
+  }
+
+  #finish(id: number, value: unknown) {
+    const entry = this.#inflight.get(id);
+    if (entry === undefined) return; // cancelled: the client has its answer already
+    if (value instanceof Response) {
+      this.#relay(id, entry, value);
+      return;
+    }
+    this.#inflight.delete(id);
+    this.#served++;
+    if (value === undefined || value === null) {
+      this.#writer.send(F.RESPONSE, { i: id, s: 204 });
+    } else if (value instanceof Uint8Array) {
+      this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.BINARY }, value);
+    } else if (value instanceof ArrayBuffer) {
+      this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.BINARY }, new Uint8Array(value));
+    } else if (typeof value === "string") {
+      this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.TEXT }, encoder.encode(value));
+    } else {
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(value);
+      } catch (error) {
+        json = undefined;
+        this.#log.error("Result of {method} {path} cannot be serialised as JSON: {error}", {
+          method: entry.request.method,
+          path: entry.request.path,
+          error,
+        });
+      }
+      if (json === undefined) {
+        this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
+      } else {
+        this.#writer.send(F.RESPONSE, { i: id, s: 200 }, encoder.encode(json));
+      }
+    }
+    this.#afterRequest();
+  }
+
+  /** Sends a `Response`: in one frame when its body is already complete, else as a stream. */
+  async #relay(id: number, entry: Inflight, response: Response) {
+    const head = { i: id, s: response.status, k: KIND.HEADERS, h: flattenHeaders(response.headers) };
+    const done = () => {
+      if (this.#inflight.delete(id)) {
+        this.#served++;
+        this.#afterRequest();
+      }
+    };
+    if (response.body === null) {
+      this.#writer.send(F.RESPONSE, head);
+      done();
+      return;
+    }
+    const reader = response.body.getReader();
+    entry.reader = reader;
+    try {
+      const first = await reader.read();
+      if (first.done) {
+        if (this.#inflight.has(id)) this.#writer.send(F.RESPONSE, head);
+        done();
+        return;
+      }
+      let next: Promise<ReadableStreamReadResult<Uint8Array>> | undefined = reader.read();
+      const second = await Promise.race([next, new Promise<typeof TICK>((r) => setTimeout(r, 0, TICK))]);
+      if (second !== TICK && second.done) {
+        if (this.#inflight.has(id)) this.#writer.send(F.RESPONSE, head, first.value);
+        done();
+        return;
+      }
+      if (!this.#inflight.has(id)) return;
+      this.#writer.send(F.START, head);
+      this.#writer.send(F.CHUNK, { i: id }, first.value);
+      if (second !== TICK) {
+        this.#writer.send(F.CHUNK, { i: id }, second.value);
+        next = undefined;
+      }
+      for (;;) {
+        const chunk = await (next ?? reader.read());
+        next = undefined;
+        if (!this.#inflight.has(id)) return;
+        if (chunk.done) break;
+        this.#writer.send(F.CHUNK, { i: id }, chunk.value);
+      }
+      this.#writer.send(F.END, { i: id });
+    } catch (error) {
+      if (!this.#inflight.has(id)) return;
+      this.#log.error("Response body of {method} {path} failed: {error}", {
+        method: entry.request.method,
+        path: entry.request.path,
+        error,
+      });
+      this.#writer.send(F.END, { i: id, e: 1 });
+    }
+    done();
+  }
+
+  #cancel({ i, w }: { i: number; w: string }) {
+    const entry = this.#inflight.get(i);
+    if (entry === undefined) return;
+    this.#inflight.delete(i);
+    entry.request[ABORT](new Error(w === "timeout" ? "Request timed out" : "Client disconnected"));
+    entry.reader?.cancel().catch(() => {});
+    if (w === "disconnect") {
+      try {
+        this.#worker.onDisconnect(i);
+      } catch (error) {
+        this.#log.error("onDisconnect() failed: {error}", { error });
+      }
+    }
+    this.#afterRequest();
+  }
+
+  #afterRequest() {
+    if (this.#stopping && this.#inflight.size === 0) this.#exit();
+  }
+
+  #stop() {
+    this.#stopping = true;
+    this.#afterRequest();
+  }
+
+  async #exit() {
+    await this.#writer.drain();
+    this.#runtime.exit(0);
+  }
+}
+
+/**
+ * Runs this process as a worker: waits for the dispatcher's init frame, loads
+ * the worker class, and serves until told to stop or until stdin closes (the
+ * dispatcher is gone). Never returns.
+ */
+export async function runWorkerProcess(
+  resolveClass: (init: InitMessage) => WorkerClass | Promise<WorkerClass>,
+): Promise<never> {
+  const runtime = await loadRuntime();
+  const channel = runtime.parentChannel();
+  const writer = new FrameWriter((data) => channel.write(data));
+  let loop: WorkerLoop | undefined;
+  const early: [number, unknown, Uint8Array][] = [];
+  let gotInit!: (init: InitMessage) => void;
+  const initReceived = new Promise<InitMessage>((resolve) => (gotInit = resolve));
+  const decoder = new FrameDecoder((type, header, body) => {
+    if (type === F.INIT) gotInit(header as InitMessage);
+    else if (loop) loop.onFrame(type, header, body);
+    else early.push([type, header, body.slice()]);
+  });
+  channel.start(
+    (chunk) => {
+      try {
+        decoder.push(chunk);
+      } catch {
+        runtime.exit(70);
+      }
+    },
+    // End of stdin: the dispatcher is gone, so nobody can read our answers.
+    () => runtime.exit(0),
+  );
+  const init = await initReceived;
+  const category = ["forkyard", "worker", init.pool];
+  const emit = (level: LogLevel, text: string, source: string) => {
+    const record: WireRecord = { c: [...category, source], l: level, m: text, t: Date.now(), p: {} };
+    writer.send(F.LOG, record);
+  };
+  const sink: Sink = (record) => writer.send(F.LOG, toWire(record));
+  configureWorkerLogging(sink, init.logLevel);
+  captureConsole(emit);
+  channel.redirectStdout((text) => emit("info", text.replace(/\n$/, ""), "stdout"));
+  const log = getLogger(category);
+  let WorkerClass: WorkerClass;
+  try {
+    WorkerClass = await resolveClass(init);
+    loop = new WorkerLoop(runtime, writer, init);
+    const started = loop.start(WorkerClass);
+    for (const [type, header, body] of early) loop.onFrame(type, header, body);
+    await started;
+  } catch (error) {
+    log.fatal("Worker {id} of pool {pool} failed to start: {error}", { id: init.id, pool: init.pool, error });
+    await writer.drain();
+    runtime.exit(1);
+  }
+  return new Promise<never>(() => {});
+}
+
+function captureConsole(emit: (level: LogLevel, text: string, source: string) => void) {
+  const levels: [string, LogLevel][] = [
+    ["log", "info"],
+    ["info", "info"],
+    ["debug", "debug"],
+    ["trace", "debug"],
+    ["warn", "warning"],
+    ["error", "error"],
+  ];
+  const target = console as unknown as Record<string, (...args: unknown[]) => void>;
+  for (const [name, level] of levels) {
+    target[name] = (...args: unknown[]) => emit(level, format(...args), "console");
+  }
+}
