@@ -57,8 +57,15 @@ function serve(options: ServeOptions): Promise<HttpServer> {
           hostname: options.hostname,
           close: () =>
             new Promise<void>((done) => {
-              server.close(() => done());
-              (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+              // close() only closes connections idle right now; keep-alive connections
+              // whose request finishes later must be closed as they become idle.
+              const idle = server as { closeIdleConnections?: () => void };
+              const sweep = setInterval(() => idle.closeIdleConnections?.(), 50);
+              server.close(() => {
+                clearInterval(sweep);
+                done();
+              });
+              idle.closeIdleConnections?.();
             }),
         });
       },

@@ -437,6 +437,7 @@ export class Supervisor {
   #queueWarned = false;
   #stopping = false;
   #nextDetachedId = -1;
+  #rotor = 0;
   #exits = new Set<Promise<unknown>>();
 
   constructor(pool: WorkerPool, host: PoolHost) {
@@ -732,13 +733,20 @@ export class Supervisor {
     return this.#queue.length - this.#queueHead;
   }
 
+  /** The ready worker with the fewest requests in progress; ties go round-robin. */
   #pick(): WorkerProcess | undefined {
     const limit = this.pool.options.concurrency;
+    const slots = this.#slots;
+    const n = slots.length;
     let best: WorkerProcess | undefined;
-    for (const slot of this.#slots) {
-      const w = slot.worker;
+    const start = this.#rotor = (this.#rotor + 1) % n;
+    for (let k = 0; k < n; k++) {
+      const w = slots[(start + k) % n].worker;
       if (w === null || w.state !== READY || w.paused || w.busy >= limit) continue;
-      if (best === undefined || w.busy < best.busy) best = w;
+      if (best === undefined || w.busy < best.busy) {
+        best = w;
+        if (w.busy === 0) break;
+      }
     }
     return best;
   }

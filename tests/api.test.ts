@@ -1,0 +1,348 @@
+// The seed's API end to end: a real dispatcher process, real worker processes, real HTTP.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { type App, getJson, runtime, startApp } from "./helpers.ts";
+
+describe(`dispatcher and workers (${runtime.name})`, () => {
+  let app: App;
+  before(async () => {
+    app = await startApp("app.ts");
+  });
+  after(async () => {
+    await app?.stop();
+  });
+
+  test("a plain value is JSON with 200", async () => {
+    const res = await getJson(`${app.url}/api/items`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/json");
+    assert.ok(Array.isArray(res.body.items));
+  });
+
+  test("a returned Response keeps its status and body", async () => {
+    const res = await getJson(`${app.url}/api/items`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "apple" }),
+    });
+    assert.equal(res.status, 201);
+    assert.equal(res.body.name, "apple");
+    assert.equal(typeof res.body.id, "number");
+  });
+
+  test("ApiHandler routes, path parameters and subclass inheritance", async () => {
+    assert.deepEqual((await getJson(`${app.url}/api/items/12`, { method: "DELETE" })).body, { deleted: 12 });
+    assert.deepEqual((await getJson(`${app.url}/api/things/5`, { method: "DELETE" })).body, { deleted: 5 });
+    assert.equal((await getJson(`${app.url}/api/items/999999`)).status, 404);
+  });
+
+  test("int, float and string parameters convert; a non-converting value does not match", async () => {
+    const ok = await getJson(`${app.url}/api/get/b%20c/-3/2.5?x=1&y=2`);
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.body, { params: { name: "b c", n: -3, x: 2.5 }, path: "/api/get/b c/-3/2.5", query: { x: "1", y: "2" } });
+    assert.equal((await getJson(`${app.url}/api/get/b/notint/2.5`)).status, 404);
+    assert.equal((await getJson(`${app.url}/api/get/b/1/x1`)).status, 404);
+  });
+
+  test("405 lists every accepted method in Allow", async () => {
+    const res = await getJson(`${app.url}/api/echo`);
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get("allow"), "PATCH, POST, PUT");
+    const res2 = await getJson(`${app.url}/api/items`, { method: "PUT" });
+    assert.equal(res2.status, 405);
+    assert.equal(res2.headers.get("allow"), "GET, HEAD, POST");
+  });
+
+  test("request fields: method, query, JSON data, headers, content type, cookies, requestId", async () => {
+    const res = await getJson(`${app.url}/api/echo?a=1&b=two`, {
+      method: "PUT",
+      headers: { "content-type": "application/json", "x-test": "hdr", cookie: "sid=abc; theme=dark" },
+      body: JSON.stringify({ deep: { list: [1, 2] } }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.method, "PUT");
+    assert.equal(res.body.path, "/api/echo");
+    assert.deepEqual(res.body.query, { a: "1", b: "two" });
+    assert.deepEqual(res.body.data, { deep: { list: [1, 2] } });
+    assert.equal(res.body.contentType, "application/json");
+    assert.deepEqual(res.body.cookies, { sid: "abc", theme: "dark" });
+    assert.equal(res.body.header, "hdr");
+    assert.equal(typeof res.body.requestId, "number");
+    assert.ok(res.body.requestId > 0);
+  });
+
+  test("form bodies are parsed, other bodies arrive as bytes, no body is null", async () => {
+    const form = await getJson(`${app.url}/api/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "a=1&b=x+y",
+    });
+    assert.deepEqual(form.body.data, { a: "1", b: "x y" });
+    const bytes = await getJson(`${app.url}/api/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream" },
+      body: new Uint8Array(1000),
+    });
+    assert.deepEqual(bytes.body.data, { bytes: 1000 });
+    const empty = await getJson(`${app.url}/api/echo`, { method: "POST" });
+    assert.equal(empty.body.data, null);
+    assert.equal(empty.body.query, null);
+  });
+
+  test("a binary body round-trips byte-exact", async () => {
+    const payload = new Uint8Array(256 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + 7) & 255;
+    const res = await fetch(`${app.url}/api/raw`, { method: "POST", body: payload });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/octet-stream");
+    const back = new Uint8Array(await res.arrayBuffer());
+    assert.equal(back.length, payload.length);
+    assert.ok(Buffer.from(back).equals(Buffer.from(payload)));
+  });
+
+  test("strings are text/plain, undefined is 204", async () => {
+    const text = await fetch(`${app.url}/api/text`);
+    assert.equal(text.headers.get("content-type"), "text/plain; charset=utf-8");
+    assert.equal(await text.text(), "hello text");
+    const none = await fetch(`${app.url}/api/nothing`);
+    assert.equal(none.status, 204);
+    assert.equal(await none.text(), "");
+  });
+
+  test("a result that cannot be serialised is 500 and logged", async () => {
+    const res = await getJson(`${app.url}/api/bigint`);
+    assert.equal(res.status, 500);
+    assert.deepEqual(res.body, { error: "Internal server error" });
+    await app.waitStderr(/cannot be serialised as JSON/);
+  });
+
+  test("a throwing handler is 500 without its stack; the stack goes to the log", async () => {
+    for (const path of ["/api/throw", "/api/async-throw"]) {
+      const res = await fetch(`${app.url}${path}`);
+      const body = await res.text();
+      assert.equal(res.status, 500);
+      assert.equal(body, '{"error":"Internal server error"}');
+      assert.doesNotMatch(body, /secret/);
+    }
+    await app.waitStderr(/secret internal detail[\s\S]*at /);
+    await app.waitStderr(/secret async detail/);
+  });
+
+  test("several Set-Cookie headers and custom headers survive", async () => {
+    const res = await fetch(`${app.url}/api/cookies`);
+    assert.equal(res.status, 202);
+    assert.deepEqual(res.headers.getSetCookie(), ["a=1; Path=/", "b=2; HttpOnly"]);
+    assert.equal(res.headers.get("x-custom"), "yes");
+    assert.equal(await res.text(), "cookies set");
+  });
+
+  test("a streamed body is relayed as it is produced", async () => {
+    const t0 = Date.now();
+    const res = await fetch(`${app.url}/api/stream`);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    const tFirst = Date.now() - t0;
+    let rest = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += new TextDecoder().decode(value);
+    }
+    assert.equal(new TextDecoder().decode(first.value) + rest, "chunk0\nchunk1\nchunk2\n");
+    // The first chunk comes ~50 ms in, well before the whole body (~150 ms).
+    assert.ok(tFirst < 140, `first chunk after ${tFirst} ms`);
+  });
+
+  test("Server-Sent Events: data, event, id, retry, multi-line data, end", async () => {
+    const res = await fetch(`${app.url}/api/sse`);
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    assert.equal(
+      await res.text(),
+      'retry: 1000\n\nevent: greeting\nid: 1\ndata: {"hello":"world"}\n\nid: 2\ndata: two\ndata: lines\n\n',
+    );
+  });
+
+  test("a client leaving mid-stream reaches the worker as onDisconnect(requestId)", async () => {
+    const ac = new AbortController();
+    const res = await fetch(`${app.url}/api/sse-forever`, { signal: ac.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    ac.abort();
+    await reader.cancel().catch(() => {});
+    // Both workers may hold the record; ask until one reports a disconnect.
+    let seen = false;
+    for (let i = 0; i < 100 && !seen; i++) {
+      const r = await getJson(`${app.url}/api/disconnects`);
+      seen = r.body.disconnects.length > 0;
+      if (!seen) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(seen, "no worker saw the disconnect");
+  });
+
+  test("a timeout gives 504 and the request is dropped", async () => {
+    const t0 = Date.now();
+    const res = await getJson(`${app.url}/api/slow/3000`);
+    const took = Date.now() - t0;
+    assert.equal(res.status, 504);
+    assert.deepEqual(res.body, { error: "Request timeout" });
+    assert.ok(took >= 650 && took < 2000, `504 after ${took} ms (timeout 700)`);
+    await app.waitStderr(/timed out after 700 ms/);
+  });
+
+  test("keepAlive() postpones the timeout", async () => {
+    const res = await getJson(`${app.url}/api/kept-alive`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { done: true });
+  });
+
+  test("workers get their id, pool name and kwargs", async () => {
+    const res = await getJson(`${app.url}/api/pid`);
+    assert.equal(res.body.pool, "main");
+    assert.deepEqual(res.body.kwargs, { answer: 42 });
+    assert.ok([0, 1].includes(res.body.workerId));
+    assert.notEqual(res.body.pid, app.pid);
+  });
+
+  test("requests spread over both workers", async () => {
+    const pids = new Set<number>();
+    const results = await Promise.all(Array.from({ length: 8 }, () => getJson(`${app.url}/api/slow/50`)));
+    for (const r of results) pids.add(r.body.pid);
+    assert.equal(pids.size, 2);
+  });
+
+  test("log records from this.log, console and stray stdout writes reach the dispatcher's log", async () => {
+    const res = await getJson(`${app.url}/api/log`);
+    assert.equal(res.status, 200);
+    await app.waitStderr(/placeholder 42/);
+    await app.waitStderr(/printf 7 and x/);
+    await app.waitStderr(/console says hi/);
+    await app.waitStderr(/a stray stdout write/);
+    assert.doesNotMatch(app.stderr(), /debug is filtered out/);
+    // not a terminal here: syslog priority prefixes
+    assert.match(app.stderr(), /<4>forkyard\.worker\.main[^:]*: placeholder 42/);
+    assert.match(app.stderr(), /<3>forkyard\.worker\.main[^:]*: printf 7 and x/);
+  });
+
+  test("@sync routes answer in the dispatcher with client.respond or a Response", async () => {
+    const health = await getJson(`${app.url}/sync/health`);
+    assert.equal(health.status, 200);
+    assert.equal(health.body.status, "ok");
+    assert.match(health.body.remote, /127\.0\.0\.1/);
+    const hello = await fetch(`${app.url}/sync/hello/ann`);
+    assert.equal(await hello.text(), "hello ann");
+    const wrong = await fetch(`${app.url}/sync/health`, { method: "POST" });
+    assert.equal(wrong.status, 405);
+    assert.match(wrong.headers.get("allow") ?? "", /GET/);
+    const thrown = await fetch(`${app.url}/sync/throw`);
+    assert.equal(thrown.status, 500);
+    assert.doesNotMatch(await thrown.text(), /secret/);
+  });
+
+  test("doCheck: respond + RejectRequest, RejectRequest with data and status, and the default 403", async () => {
+    const denied = await getJson(`${app.url}/api/secure/x`);
+    assert.equal(denied.status, 401);
+    assert.deepEqual(denied.body, { error: "unauthorized" });
+    const allowed = await getJson(`${app.url}/api/secure/x`, { headers: { "x-key": "k" } });
+    assert.equal(allowed.status, 404); // passed the check, no worker route
+    const teapot = await getJson(`${app.url}/api/forbidden`);
+    assert.equal(teapot.status, 418);
+    assert.deepEqual(teapot.body, { error: "nope" });
+    const forbidden = await getJson(`${app.url}/api/default-reject`);
+    assert.equal(forbidden.status, 403);
+    assert.deepEqual(forbidden.body, { error: "Forbidden" });
+  });
+
+  test("routes without decorators work (plain JavaScript form)", async () => {
+    const res = await getJson(`${app.url}/plain/zoe`);
+    assert.deepEqual(res.body, { plain: true, name: "zoe" });
+  });
+
+  test("paths served by no pool are 404 Not found", async () => {
+    const res = await getJson(`${app.url}/nowhere`);
+    assert.equal(res.status, 404);
+    assert.deepEqual(res.body, { error: "Not found" });
+    assert.equal((await getJson(`${app.url}/plainx`)).status, 404);
+  });
+
+  test("malformed JSON is 400 Invalid JSON; a body over maxBodySize is 413", async () => {
+    const bad = await getJson(`${app.url}/api/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.body, { error: "Invalid JSON" });
+    const big = await getJson(`${app.url}/api/echo`, { method: "POST", body: new Uint8Array(1024 * 1024 + 1) });
+    assert.equal(big.status, 413);
+  });
+
+  test("static files: content type, index.html, ETag/304, traversal refused", async () => {
+    const css = await fetch(`${app.url}/static/style.css`);
+    assert.equal(css.status, 200);
+    assert.match(css.headers.get("content-type") ?? "", /text\/css/);
+    assert.equal(await css.text(), "body{}\n");
+    const index = await fetch(`${app.url}/static/`);
+    assert.equal(await index.text(), "<h1>index</h1>\n");
+    const sub = await fetch(`${app.url}/static/sub/`);
+    assert.equal(await sub.text(), "sub index\n");
+    const tag = css.headers.get("etag");
+    assert.ok(tag);
+    const again = await fetch(`${app.url}/static/style.css`, { headers: { "if-none-match": tag! } });
+    assert.equal(again.status, 304);
+    for (const path of ["/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/..%2fsecret.txt", "/static/%2e%2e%2fsecret.txt"]) {
+      const res = await fetch(`${app.url}${path}`);
+      const body = await res.text();
+      assert.notEqual(res.status, 200, path);
+      assert.doesNotMatch(body, /secret/, path);
+    }
+  });
+
+  test("sendConfig reaches every worker of the pool", async () => {
+    const value = `v${Date.now()}`;
+    assert.equal((await getJson(`${app.url}/sync/config?value=${value}`, { method: "POST" })).status, 200);
+    const seen = new Set<number>();
+    for (let i = 0; i < 40 && seen.size < 2; i++) {
+      const res = await getJson(`${app.url}/api/config`);
+      if (res.body.config?.value === value) seen.add(res.body.pid);
+    }
+    assert.equal(seen.size, 2);
+  });
+
+  test("onResponse can forward a result to a pool, fire-and-forget", async () => {
+    const created = await getJson(`${app.url}/api/items`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: `forwarded-${Date.now()}` }),
+    });
+    assert.equal(created.status, 201);
+    let found = false;
+    for (let i = 0; i < 50 && !found; i++) {
+      const audit = (await getJson(`${app.url}/api/audit`)).body.audit as { requestId: number; data: any }[];
+      found = audit.some((a) => a.requestId === -1 && a.data.created.name === created.body.name);
+      if (!found) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(found, "the forwarded request never reached a worker");
+  });
+
+  test("onIdle runs about every second", async () => {
+    const a = (await getJson(`${app.url}/sync/idles`)).body.idles;
+    await new Promise((r) => setTimeout(r, 2200));
+    const b = (await getJson(`${app.url}/sync/idles`)).body.idles;
+    assert.ok(b - a >= 1 && b - a <= 4, `onIdle ran ${b - a} times in 2.2 s`);
+  });
+
+  test("status() reports workers, pids, liveness, queue and degraded", async () => {
+    const res = await getJson(`${app.url}/sync/status`);
+    const main = res.body.pools.find((p: any) => p.name === "main");
+    assert.equal(main.workers.length, 2);
+    assert.equal(main.degraded, false);
+    assert.equal(main.queueSize, 0);
+    for (const w of main.workers) {
+      assert.equal(typeof w.pid, "number");
+      assert.equal(w.alive, true);
+      assert.ok(Date.now() - w.lastSeen < 1000);
+      assert.ok(w.rss > 0);
+      for (const key of ["id", "currentRequest", "restarts", "uptime", "served"]) assert.ok(key in w, key);
+    }
+  });
+});

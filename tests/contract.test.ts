@@ -1,0 +1,150 @@
+// The runtime adapter contract: the same tests on Deno, Bun and Node, with real child processes.
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { F, FrameDecoder, FrameWriter } from "../src/framing.ts";
+import { alive, eventually, fixture, httpsGet, runtime, start } from "./helpers.ts";
+
+function echoChild() {
+  const frames: { type: number; header: any; body: Uint8Array }[] = [];
+  let onFrame = () => {};
+  const decoder = new FrameDecoder((type, header, body) => {
+    frames.push({ type, header, body: body.slice() });
+    onFrame();
+  });
+  const child = runtime.spawn({
+    cmd: [...runtime.selfCommand(fixture("echo_child.ts")), "echo"],
+    onStdout: (chunk) => decoder.push(chunk),
+    onStderr: () => {},
+  });
+  const writer = new FrameWriter((data) => child.write(data));
+  const until = (n: number) =>
+    new Promise<void>((resolve) => {
+      onFrame = () => frames.length >= n && resolve();
+      onFrame();
+    });
+  return { child, writer, frames, until };
+}
+
+describe(`runtime adapter (${runtime.name})`, () => {
+  test("round-trips 10,000 framed messages through a child in order", async () => {
+    const { child, writer, frames, until } = echoChild();
+    await until(1); // READY
+    const n = 10_000;
+    for (let i = 0; i < n; i++) writer.send(F.REQUEST, { n: i, s: "é✓" }, new Uint8Array([i & 255, (i >> 8) & 255]));
+    await until(n + 1);
+    assert.equal(frames.length, n + 1);
+    for (let i = 0; i < n; i++) {
+      const f = frames[i + 1];
+      assert.equal(f.type, F.REQUEST);
+      assert.deepEqual(f.header, { n: i, s: "é✓" });
+      assert.deepEqual([...f.body], [i & 255, (i >> 8) & 255]);
+    }
+    child.closeStdin();
+    assert.deepEqual(await child.exited, { code: 0, signal: null });
+  });
+
+  test("carries a 1 MiB binary payload byte-exact", async () => {
+    const { child, writer, frames, until } = echoChild();
+    await until(1);
+    const payload = new Uint8Array(1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7919 + (i >> 11)) & 255;
+    writer.send(F.CHUNK, { big: true }, payload);
+    await until(2);
+    assert.equal(frames[1].body.length, payload.length);
+    assert.ok(Buffer.from(frames[1].body).equals(Buffer.from(payload)), "payload differs");
+    child.closeStdin();
+    await child.exited;
+  });
+
+  test("reports SIGTERM and SIGKILL as signals", async () => {
+    for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+      const { child, until } = echoChild();
+      await until(1);
+      child.kill(signal);
+      assert.deepEqual(await child.exited, { code: null, signal });
+    }
+  });
+
+  test("reports exit code 3", async () => {
+    const p = start(fixture("echo_child.ts"), ["exit3"]);
+    assert.deepEqual(await p.exited, { code: 3, signal: null });
+  });
+
+  test("delivers stderr lines", async () => {
+    const p = start(fixture("echo_child.ts"), ["stderr"]);
+    await p.exited;
+    assert.deepEqual(p.stderr().trim().split("\n"), ["line one", "line two", "line three"]);
+  });
+
+  test("a child exits by itself within 2 s when its parent is killed with SIGKILL", async () => {
+    const parent = start(fixture("parent.ts"));
+    const { child } = await parent.line<{ child: number }>((v) => typeof v.child === "number");
+    assert.ok(alive(child));
+    parent.child.kill("SIGKILL");
+    await parent.exited;
+    const t0 = Date.now();
+    assert.ok(await eventually(() => !alive(child), 2000), `child ${child} still alive after 2 s`);
+    assert.ok(Date.now() - t0 <= 2100);
+  });
+
+  test("detects garbage on the channel", () => {
+    const decoder = new FrameDecoder(() => {});
+    assert.throws(() => decoder.push(new TextEncoder().encode("hello world, not a frame")), /bad frame start byte/);
+  });
+
+  describe("serve()", () => {
+    const closers: (() => Promise<void>)[] = [];
+    after(async () => {
+      for (const c of closers) await c();
+    });
+
+    test("answers over TCP with the peer address", async () => {
+      const server = await runtime.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        fetch: (req, remote) => Response.json({ path: new URL(req.url).pathname, remote: remote() }),
+      });
+      closers.push(() => server.close());
+      const res = await fetch(`http://127.0.0.1:${server.port}/hello`);
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.path, "/hello");
+      assert.match(body.remote, /127\.0\.0\.1/);
+    });
+
+    test("answers over TLS", async () => {
+      const cert = readFileSync(fixture("cert.pem"), "utf8");
+      const key = readFileSync(fixture("key.pem"), "utf8");
+      const server = await runtime.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        tls: { cert, key },
+        fetch: () => new Response("secure"),
+      });
+      closers.push(() => server.close());
+      const res = await httpsGet(`https://localhost:${server.port}/`, cert);
+      assert.deepEqual(res, { status: 200, body: "secure" });
+    });
+
+    test("close() lets an in-flight request finish", async () => {
+      let entered!: () => void;
+      const inHandler = new Promise<void>((r) => (entered = r));
+      const server = await runtime.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        fetch: async () => {
+          entered();
+          await new Promise((r) => setTimeout(r, 300));
+          return new Response("finished");
+        },
+      });
+      const pending = fetch(`http://127.0.0.1:${server.port}/`).then(async (r) => [r.status, await r.text()]);
+      await inHandler;
+      const closed = server.close();
+      assert.deepEqual(await pending, [200, "finished"]);
+      await closed;
+      await assert.rejects(fetch(`http://127.0.0.1:${server.port}/`));
+    });
+  });
+});

@@ -1,0 +1,174 @@
+// Shared test helpers: start fixture programs as real processes and talk to them.
+import { readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { fileURLToPath } from "node:url";
+import { loadRuntime } from "../src/detect.ts";
+import type { ChildProcess, ExitStatus, Runtime } from "../src/runtime.ts";
+
+export const runtime: Runtime = await loadRuntime();
+
+/** Absolute path of a file under tests/fixtures. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+}
+
+/** A running fixture process with its output collected. */
+export interface Proc {
+  child: ChildProcess;
+  pid: number;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first stdout line that parses as JSON and passes `test`. */
+  line<T = Record<string, unknown>>(test?: (v: T) => boolean, timeoutMs?: number): Promise<T>;
+  /** Resolves when stderr matches `re`. */
+  waitStderr(re: RegExp, timeoutMs?: number): Promise<string>;
+  exited: Promise<ExitStatus>;
+}
+
+export function start(script: string, args: string[] = [], env: Record<string, string> = {}): Proc {
+  let out = "";
+  let err = "";
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const w of waiters) w();
+  };
+  const decoder = new TextDecoder();
+  const child = runtime.spawn({
+    cmd: [...runtime.selfCommand(script), ...args],
+    env: { NO_COLOR: "1", ...env },
+    onStdout: (chunk) => {
+      out += decoder.decode(chunk);
+      wake();
+    },
+    onStderr: (chunk) => {
+      err += decoder.decode(chunk);
+      wake();
+    },
+  });
+  let ended = false;
+  const exited = child.exited.then((status) => {
+    ended = true;
+    wake();
+    return status;
+  });
+  function waitFor<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(poll);
+        reject(new Error(`Timed out waiting for ${what}\nstdout: ${out}\nstderr: ${err}`));
+      }, timeoutMs);
+      const poll = () => {
+        const value = check();
+        if (value !== undefined) {
+          clearTimeout(timer);
+          waiters.delete(poll);
+          resolve(value);
+        } else if (ended) {
+          clearTimeout(timer);
+          waiters.delete(poll);
+          reject(new Error(`Process exited while waiting for ${what}\nstdout: ${out}\nstderr: ${err}`));
+        }
+      };
+      waiters.add(poll);
+      poll();
+    });
+  }
+  return {
+    child,
+    pid: child.pid,
+    stdout: () => out,
+    stderr: () => err,
+    line<T>(test: (v: T) => boolean = () => true, timeoutMs = 20_000) {
+      return waitFor(() => {
+        for (const l of out.split("\n")) {
+          if (!l.startsWith("{")) continue;
+          try {
+            const v = JSON.parse(l) as T;
+            if (test(v)) return v;
+          } catch {
+            // not JSON
+          }
+        }
+        return undefined;
+      }, timeoutMs, "a JSON line on stdout");
+    },
+    waitStderr(re, timeoutMs = 20_000) {
+      return waitFor(() => re.exec(err)?.[0], timeoutMs, `stderr matching ${re}`);
+    },
+    exited,
+  };
+}
+
+/** A dispatcher fixture started on a free port. */
+export interface App extends Proc {
+  port: number;
+  url: string;
+  /** Sends SIGTERM and waits for the exit status. */
+  stop(): Promise<ExitStatus>;
+}
+
+export async function startApp(name: string, env: Record<string, string> = {}): Promise<App> {
+  const proc = start(fixture(name), [], { PORT: "0", ...env });
+  const { port } = await proc.line<{ port: number }>((v) => typeof v.port === "number");
+  return {
+    ...proc,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      proc.child.kill("SIGTERM");
+      return await proc.exited;
+    },
+  };
+}
+
+/** Whether a process with this pid exists and is not a zombie (exited, waiting to be reaped). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `check` every 20 ms until it holds or `timeoutMs` passes; returns whether it held. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** GET over HTTPS trusting `ca`. */
+export function httpsGet(url: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca, method: "GET" }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** fetch + JSON body. */
+export async function getJson(url: string, init?: RequestInit): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: res.status, body, headers: res.headers };
+}
