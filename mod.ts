@@ -35,7 +35,7 @@ export {
   type WorkerResponse,
   type WorkerStatus,
 } from "./src/pool.ts";
-export { type ApiHandlerClass, ApiHandler, Worker, type WorkerClass, type WorkerContext } from "./src/worker.ts";
+export { ApiHandler, type ApiHandlerClass, Worker, type WorkerClass, type WorkerContext } from "./src/worker.ts";
 export { WorkerRequest } from "./src/request.ts";
 export { Client, RejectRequest } from "./src/client.ts";
 export { api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";

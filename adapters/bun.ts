@@ -149,7 +149,7 @@ function parentChannel(): ParentChannel {
   };
 }
 
-async function serve(options: ServeOptions): Promise<HttpServer> {
+function serve(options: ServeOptions): Promise<HttpServer> {
   const server = Bun.serve({
     port: options.port,
     hostname: options.hostname,
@@ -159,11 +159,11 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
     fetch: (request, srv) => options.fetch(request, () => srv.requestIP(request)?.address ?? ""),
     error: () => Response.json({ error: "Internal server error" }, { status: 500 }),
   });
-  return {
+  return Promise.resolve({
     port: server.port,
     hostname: options.hostname,
     close: () => server.stop(false),
-  };
+  });
 }
 
 /** The Bun implementation of {@linkcode Runtime}. */

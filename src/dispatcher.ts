@@ -16,8 +16,7 @@ import { Pending, type PendingRequest, Supervisor, type WorkerPool, type WorkerR
 import { isJsonType, mediaType, type WireRequest } from "./request.ts";
 import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "./routing.ts";
 import type { HttpServer, Runtime } from "./runtime.ts";
-import { runWorkerProcess } from "./worker_loop.ts";
-import type { WorkerClass } from "./worker.ts";
+import { importWorkerClass, runWorkerProcess } from "./worker_loop.ts";
 
 /** Options of a {@linkcode Dispatcher}. Durations are milliseconds. */
 export interface DispatcherOptions {
@@ -159,13 +158,17 @@ export class Dispatcher {
     checkKeys("Dispatcher", options, DISPATCHER_OPTIONS);
     const what = "Dispatcher";
     const pools = options.pools ?? [];
-    if (!Array.isArray(pools)) throw new TypeError(`Invalid Dispatcher option "pools": expected an array of WorkerPool`);
+    if (!Array.isArray(pools)) {
+      throw new TypeError(`Invalid Dispatcher option "pools": expected an array of WorkerPool`);
+    }
     const names = new Set<string>();
     for (const [i, pool] of pools.entries()) {
       if (pool === null || typeof pool !== "object" || typeof pool.matches !== "function") {
         throw new TypeError(`Invalid Dispatcher option "pools": item ${i} is not a WorkerPool`);
       }
-      if (names.has(pool.name)) throw new TypeError(`Invalid Dispatcher option "pools": two pools are named "${pool.name}"`);
+      if (names.has(pool.name)) {
+        throw new TypeError(`Invalid Dispatcher option "pools": two pools are named "${pool.name}"`);
+      }
       names.add(pool.name);
     }
     this.pools = [...pools];
@@ -177,7 +180,9 @@ export class Dispatcher {
     for (const [prefix, dir] of Object.entries(staticRoutes)) {
       if (!prefix.startsWith("/") || typeof dir !== "string" || dir === "") {
         throw new TypeError(
-          `Invalid Dispatcher option "staticRoutes": "${prefix}" -> ${JSON.stringify(dir)} (expected "/prefix/": "directory")`,
+          `Invalid Dispatcher option "staticRoutes": "${prefix}" -> ${
+            JSON.stringify(dir)
+          } (expected "/prefix/": "directory")`,
         );
       }
     }
@@ -274,6 +279,14 @@ export class Dispatcher {
       runtime.onSignal("SIGTERM", () => void this.stop()),
       runtime.onSignal("SIGINT", () => void this.stop()),
     ];
+    // Listen once the workers can take requests, so that the first requests do not wait for startup.
+    await Promise.all(this.#supervisors.map((s) => s.settled()));
+    if (this.#stopping) {
+      // stopped (a signal) while the workers were starting
+      await this.#finished;
+      for (const off of unlisten) off();
+      return;
+    }
     try {
       this.#server = await runtime.serve({
         port: this.options.port,
@@ -297,16 +310,11 @@ export class Dispatcher {
   }
 
   #runWorker(): Promise<void> {
-    return runWorkerProcess(async (init) => {
+    return runWorkerProcess((init) => {
       const pool = this.pools.find((p) => p.name === init.pool);
       if (!pool) throw new Error(`This program has no pool named "${init.pool}"`);
       if (typeof pool.workerClass !== "string" && !init.module) return pool.workerClass;
-      const mod = await import(init.module!) as Record<string, unknown>;
-      const cls = mod[init.export!];
-      if (typeof cls !== "function") {
-        throw new Error(`Cannot start pool "${init.pool}": worker module "${init.module}" does not export "${init.export}"`);
-      }
-      return cls as WorkerClass;
+      return importWorkerClass(init);
     });
   }
 
@@ -319,10 +327,14 @@ export class Dispatcher {
     for (const mw of this.#middleware) app.use(mw);
     for (const [prefix, dir] of Object.entries(this.options.staticRoutes)) {
       const base = prefix.endsWith("/") ? prefix.slice(0, -1) : prefix;
-      app.use(`${base}/*`, etag(), runtime.serveStatic({
-        root: dir,
-        rewriteRequestPath: (path) => path.slice(base.length) || "/",
-      }));
+      app.use(
+        `${base}/*`,
+        etag(),
+        runtime.serveStatic({
+          root: dir,
+          rewriteRequestPath: (path) => path.slice(base.length) || "/",
+        }),
+      );
       if (base !== "") app.use(base, etag(), runtime.serveStatic({ root: dir, rewriteRequestPath: () => "/" }));
     }
     app.all("*", (c) => this.#handle(c.req.raw, c.env.remote));
@@ -348,7 +360,11 @@ export class Dispatcher {
       const match = this.#sync.match(method, path);
       if (match !== undefined) {
         if (match.allow) return errorResponse(405, "Method not allowed", { allow: match.allow.join(", ") });
-        return this.#runSync(match.route.target, new Client(request, path, rawQuery, EMPTY, undefined, remote), match.params);
+        return this.#runSync(
+          match.route.target,
+          new Client(request, path, rawQuery, EMPTY, undefined, remote),
+          match.params,
+        );
       }
     }
     if (this.#stopping) return errorResponse(503, "Server shutting down");

@@ -15,7 +15,14 @@ export function checkKeys(what: string, options: object, known: readonly string[
 }
 
 /** Returns `value` (or `fallback` when undefined) after checking it is an integer within bounds. */
-export function intOption(what: string, name: string, value: unknown, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+export function intOption(
+  what: string,
+  name: string,
+  value: unknown,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;

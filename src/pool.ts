@@ -9,7 +9,7 @@ import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
 import { type Client, errorResponse } from "./client.ts";
-import { ChannelError, F, FrameDecoder, FrameWriter } from "./framing.ts";
+import { type ChannelError, F, FrameDecoder, FrameWriter } from "./framing.ts";
 import { fromWire, isLogLevel, type WireRecord } from "./logging.ts";
 import { decodeBody, type WireRequest } from "./request.ts";
 import { compilePoolRoute } from "./routing.ts";
@@ -216,7 +216,7 @@ class WorkerProcess {
   readonly child: ChildProcess;
   readonly writer: FrameWriter;
   state: string = STARTING;
-  readonly inflight = new Map<number, Pending>();
+  readonly inflight: Map<number, Pending> = new Map();
   busy = 0;
   paused = false;
   readonly startedAt: number;
@@ -225,6 +225,8 @@ class WorkerProcess {
   rss = 0;
   served = 0;
   killAt = 0;
+  /** Heartbeats overdue: probably blocked; routed to only as a last resort. */
+  late = false;
   reason: string | null = null;
   stderrTail = "";
 
@@ -321,7 +323,9 @@ export class WorkerPool {
     const logLevel = options.logLevel ?? "warning";
     if (!isLogLevel(logLevel)) {
       throw new TypeError(
-        `Invalid WorkerPool option "logLevel": ${JSON.stringify(logLevel)} (expected "debug", "info", "warning", "error" or "fatal")`,
+        `Invalid WorkerPool option "logLevel": ${
+          JSON.stringify(logLevel)
+        } (expected "debug", "info", "warning", "error" or "fatal")`,
       );
     }
     const kwargs = options.kwargs ?? {};
@@ -450,6 +454,24 @@ export class Supervisor {
     for (let i = 0; i < this.pool.options.workers; i++) this.#addSlot();
   }
 
+  /**
+   * Resolves once every slot's first process is ready or has failed (so a pool
+   * whose setup always throws does not hold up the server), or after `startupTimeout`.
+   */
+  settled(): Promise<void> {
+    const check = () => this.#slots.every((s) => s.restarts > 0 || s.worker?.state === READY);
+    if (check()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const deadline = Date.now() + this.pool.options.startupTimeout;
+      const timer = setInterval(() => {
+        if (check() || Date.now() >= deadline || this.#stopping) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 10);
+    });
+  }
+
   #addSlot() {
     const slot: Slot = {
       id: this.#slots.length,
@@ -475,6 +497,7 @@ export class Supervisor {
   #spawn(slot: Slot) {
     const now = Date.now();
     const opts = this.pool.options;
+    // deno-lint-ignore prefer-const
     let worker: WorkerProcess;
     const decoder = new FrameDecoder((type, header, body) => this.#onFrame(worker, type, header, body));
     let child: ChildProcess;
@@ -733,22 +756,28 @@ export class Supervisor {
     return this.#queue.length - this.#queueHead;
   }
 
-  /** The ready worker with the fewest requests in progress; ties go round-robin. */
+  /**
+   * The ready worker with the fewest requests in progress; ties go round-robin.
+   * Workers whose heartbeats are late (probably blocked) are used only when no other can take it.
+   */
   #pick(): WorkerProcess | undefined {
     const limit = this.pool.options.concurrency;
     const slots = this.#slots;
     const n = slots.length;
     let best: WorkerProcess | undefined;
+    let late: WorkerProcess | undefined;
     const start = this.#rotor = (this.#rotor + 1) % n;
     for (let k = 0; k < n; k++) {
       const w = slots[(start + k) % n].worker;
       if (w === null || w.state !== READY || w.paused || w.busy >= limit) continue;
-      if (best === undefined || w.busy < best.busy) {
+      if (w.late) {
+        if (late === undefined || w.busy < late.busy) late = w;
+      } else if (best === undefined || w.busy < best.busy) {
         best = w;
         if (w.busy === 0) break;
       }
     }
-    return best;
+    return best ?? late;
   }
 
   #dispatch(p: Pending, worker: WorkerProcess) {
@@ -918,6 +947,7 @@ export class Supervisor {
 
   #watch(w: WorkerProcess, now: number) {
     const opts = this.pool.options;
+    w.late = now - w.lastSeen > 3 * opts.heartbeatInterval;
     if (w.killAt !== 0) {
       if (now >= w.killAt) {
         w.child.kill("SIGKILL");
@@ -1045,7 +1075,7 @@ export class Supervisor {
 
 function headersFrom(flat: string[] | undefined): Headers {
   const headers = new Headers();
-  if (flat) for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]);
+  if (flat) { for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]); }
   return headers;
 }
 

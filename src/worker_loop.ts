@@ -10,7 +10,7 @@ import { getLogger, type LogLevel, type Sink } from "@logtape/logtape";
 import { loadRuntime } from "./detect.ts";
 import { F, FrameDecoder, FrameWriter } from "./framing.ts";
 import { configureWorkerLogging, toWire, type WireRecord, workerLogger } from "./logging.ts";
-import { ABORT, WorkerRequest, type WireRequest } from "./request.ts";
+import { ABORT, type WireRequest, WorkerRequest } from "./request.ts";
 import { API_ROUTES, decoratedMethods, joinPattern, RouteTable } from "./routing.ts";
 import type { Runtime } from "./runtime.ts";
 import type { Worker, WorkerClass, WorkerContext } from "./worker.ts";
@@ -60,7 +60,10 @@ export function buildWorkerRoutes(worker: Worker): RouteTable<Target> {
     const handler = new Handler(worker) as unknown as Record<string, (req: WorkerRequest) => unknown>;
     for (const { name, specs } of decoratedMethods(Handler.prototype, API_ROUTES)) {
       for (const spec of specs) {
-        table.add(joinPattern(Handler.pattern ?? "", spec.pattern), spec.methods, { fn: handler[name], owner: handler });
+        table.add(joinPattern(Handler.pattern ?? "", spec.pattern), spec.methods, {
+          fn: handler[name],
+          owner: handler,
+        });
       }
     }
   }
@@ -331,6 +334,19 @@ class WorkerLoop {
     await this.#writer.drain();
     this.#runtime.exit(0);
   }
+}
+
+/** Imports a `module` pool's worker class, with an error naming the module and the export. */
+export async function importWorkerClass(init: InitMessage): Promise<WorkerClass> {
+  if (!init.module || !init.export) throw new Error(`Pool "${init.pool}" has no worker module`);
+  const mod = await import(init.module) as Record<string, unknown>;
+  const cls = mod[init.export];
+  if (typeof cls !== "function") {
+    throw new Error(
+      `Cannot start pool "${init.pool}": worker module "${init.module}" does not export "${init.export}"`,
+    );
+  }
+  return cls as WorkerClass;
 }
 
 /**

@@ -39,7 +39,11 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
   test("int, float and string parameters convert; a non-converting value does not match", async () => {
     const ok = await getJson(`${app.url}/api/get/b%20c/-3/2.5?x=1&y=2`);
     assert.equal(ok.status, 200);
-    assert.deepEqual(ok.body, { params: { name: "b c", n: -3, x: 2.5 }, path: "/api/get/b c/-3/2.5", query: { x: "1", y: "2" } });
+    assert.deepEqual(ok.body, {
+      params: { name: "b c", n: -3, x: 2.5 },
+      path: "/api/get/b c/-3/2.5",
+      query: { x: "1", y: "2" },
+    });
     assert.equal((await getJson(`${app.url}/api/get/b/notint/2.5`)).status, 404);
     assert.equal((await getJson(`${app.url}/api/get/b/1/x1`)).status, 404);
   });
@@ -289,7 +293,14 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
     assert.ok(tag);
     const again = await fetch(`${app.url}/static/style.css`, { headers: { "if-none-match": tag! } });
     assert.equal(again.status, 304);
-    for (const path of ["/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/..%2fsecret.txt", "/static/%2e%2e%2fsecret.txt"]) {
+    for (
+      const path of [
+        "/static/../secret.txt",
+        "/static/%2e%2e/secret.txt",
+        "/static/..%2fsecret.txt",
+        "/static/%2e%2e%2fsecret.txt",
+      ]
+    ) {
       const res = await fetch(`${app.url}${path}`);
       const body = await res.text();
       assert.notEqual(res.status, 200, path);

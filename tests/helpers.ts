@@ -79,18 +79,22 @@ export function start(script: string, args: string[] = [], env: Record<string, s
     stdout: () => out,
     stderr: () => err,
     line<T>(test: (v: T) => boolean = () => true, timeoutMs = 20_000) {
-      return waitFor(() => {
-        for (const l of out.split("\n")) {
-          if (!l.startsWith("{")) continue;
-          try {
-            const v = JSON.parse(l) as T;
-            if (test(v)) return v;
-          } catch {
-            // not JSON
+      return waitFor(
+        () => {
+          for (const l of out.split("\n")) {
+            if (!l.startsWith("{")) continue;
+            try {
+              const v = JSON.parse(l) as T;
+              if (test(v)) return v;
+            } catch {
+              // not JSON
+            }
           }
-        }
-        return undefined;
-      }, timeoutMs, "a JSON line on stdout");
+          return undefined;
+        },
+        timeoutMs,
+        "a JSON line on stdout",
+      );
     },
     waitStderr(re, timeoutMs = 20_000) {
       return waitFor(() => re.exec(err)?.[0], timeoutMs, `stderr matching ${re}`);
@@ -161,7 +165,10 @@ export function httpsGet(url: string, ca: string): Promise<{ status: number; bod
 }
 
 /** fetch + JSON body. */
-export async function getJson(url: string, init?: RequestInit): Promise<{ status: number; body: any; headers: Headers }> {
+export async function getJson(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(url, init);
   const text = await res.text();
   let body: unknown = text;

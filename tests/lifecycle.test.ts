@@ -1,0 +1,255 @@
+// Process lifecycle: crashes, stuck workers, garbage, degraded pools, shutdown, orphans.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { alive, eventually, fixture, getJson, httpsGet, runtime, startApp } from "./helpers.ts";
+
+type WorkerInfo = { id: number; pid: number; alive: boolean; restarts: number; lastExitReason: string | null };
+
+async function mainWorkers(url: string): Promise<WorkerInfo[]> {
+  const res = await getJson(`${url}/sync/status`);
+  return res.body.pools.find((p: { name: string }) => p.name === "main").workers;
+}
+
+describe(`worker lifecycle (${runtime.name})`, () => {
+  test("a worker that exits is replaced; the other keeps its pid", async () => {
+    const app = await startApp("app.ts");
+    try {
+      const before = await mainWorkers(app.url);
+      const { body } = await getJson(`${app.url}/api/exit`);
+      const dead = body.exiting as number;
+      const survivor = before.find((w) => w.pid !== dead)!;
+      assert.ok(
+        await eventually(async () => {
+          const ws = await mainWorkers(app.url);
+          return ws.every((w) => w.alive) && ws.some((w) => w.restarts === 1) && !ws.some((w) => w.pid === dead);
+        }, 5000),
+        "no replacement",
+      );
+      const after = await mainWorkers(app.url);
+      assert.ok(after.some((w) => w.pid === survivor.pid), "the other worker was restarted too");
+      assert.match(after.find((w) => w.restarts === 1)!.lastExitReason ?? "", /code 3/);
+      await app.waitStderr(/died \(code 3\)/);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("requests in flight on a dying worker get 502 at once", async () => {
+    const app = await startApp("app.ts");
+    try {
+      const t0 = Date.now();
+      const res = await getJson(`${app.url}/api/crash-inflight`);
+      assert.equal(res.status, 502);
+      assert.deepEqual(res.body, { error: "Worker failed" });
+      assert.ok(Date.now() - t0 < 600, "502 came late");
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("a worker that blocks its event loop: 504 at the timeout, killed after stuckTimeout, replaced", async () => {
+    const app = await startApp("app.ts");
+    try {
+      const before = await mainWorkers(app.url);
+      const t0 = Date.now();
+      const res = await getJson(`${app.url}/api/spin`);
+      assert.equal(res.status, 504);
+      assert.ok(Date.now() - t0 < 1400, "504 came after the stuck kill, not at the timeout");
+      // the other worker keeps serving meanwhile
+      assert.equal((await getJson(`${app.url}/api/pid`)).status, 200);
+      await app.waitStderr(/stuck: no heartbeat/, 10_000);
+      assert.ok(
+        await eventually(async () => {
+          const ws = await mainWorkers(app.url);
+          return ws.every((w) => w.alive) && ws.filter((w) => before.some((b) => b.pid === w.pid)).length === 1;
+        }, 6000),
+        "stuck worker not replaced",
+      );
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("a worker writing garbage on its channel is killed and replaced; the rest is unaffected", async () => {
+    const app = await startApp("app.ts");
+    try {
+      const res = await getJson(`${app.url}/api/garbage`);
+      assert.equal(res.status, 502);
+      await app.waitStderr(/wrote garbage/);
+      assert.ok(
+        await eventually(async () => (await mainWorkers(app.url)).every((w) => w.alive), 5000),
+        "not replaced",
+      );
+      for (let i = 0; i < 4; i++) assert.equal((await getJson(`${app.url}/api/pid`)).status, 200);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("sendConfig is replayed to a worker started later", async () => {
+    const app = await startApp("app.ts");
+    try {
+      await getJson(`${app.url}/sync/config?value=replayed`, { method: "POST" });
+      await getJson(`${app.url}/api/exit`);
+      await app.waitStderr(/died \(code 3\)/);
+      assert.ok(await eventually(async () => (await mainWorkers(app.url)).every((w) => w.alive), 5000));
+      const seen = new Set<number>();
+      for (let i = 0; i < 20; i++) {
+        const r = await getJson(`${app.url}/api/config`);
+        assert.deepEqual(r.body.config, { value: "replayed" });
+        seen.add(r.body.pid);
+      }
+      assert.equal(seen.size, 2);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("setup() that throws: fatal log with stack, degraded after maxRestarts, other pools fine, recovery", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-"));
+    const marker = join(dir, "fixed");
+    const app = await startApp("faulty.ts", { FIXED_MARKER: marker });
+    try {
+      await app.waitStderr(/<2>forkyard\.worker\.BrokenWorker[^\n]*database unreachable/);
+      await app.waitStderr(/at .*setup/);
+      await app.waitStderr(/Pool BrokenWorker is degraded/, 10_000);
+      const res = await getJson(`${app.url}/broken/hello`);
+      assert.equal(res.status, 503);
+      assert.deepEqual(res.body, { error: "Service unavailable" });
+      assert.deepEqual((await getJson(`${app.url}/healthy/ping`)).body, { pong: true });
+      writeFileSync(marker, "ok");
+      assert.ok(
+        await eventually(async () => (await getJson(`${app.url}/broken/hello`)).status === 200, 40_000),
+        "the pool did not recover",
+      );
+      await app.waitStderr(/Pool BrokenWorker recovered/);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("a pool with a module option loads its worker class from that module only", async () => {
+    const app = await startApp("faulty.ts");
+    try {
+      const res = await getJson(`${app.url}/compute/square/12`);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.result, 144);
+      // FIXTURE_MAIN is set by the dispatcher's main module, which this worker never ran.
+      assert.equal(res.body.main, "undefined");
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("maxPending: beyond it, 503 Too many requests", async () => {
+    const app = await startApp("app.ts", { MAX_PENDING: "2" });
+    try {
+      const slow = [getJson(`${app.url}/api/slow/400`), getJson(`${app.url}/api/slow/400`)];
+      await new Promise((r) => setTimeout(r, 100));
+      const over = await getJson(`${app.url}/api/pid`);
+      assert.equal(over.status, 503);
+      assert.deepEqual(over.body, { error: "Too many requests" });
+      for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
+      assert.equal((await getJson(`${app.url}/api/pid`)).status, 200);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("the queue warning is logged once per crossing", async () => {
+    const app = await startApp("app.ts", { QUEUE_WARNING: "2", CONCURRENCY: "1" });
+    try {
+      const burst = () => Promise.all(Array.from({ length: 8 }, () => getJson(`${app.url}/api/slow/100`)));
+      await burst();
+      await burst();
+      const count = (app.stderr().match(/requests waiting \(queueWarning 2\)/g) ?? []).length;
+      assert.equal(count, 2, app.stderr());
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("HTTPS with the tls option", async () => {
+    const app = await startApp("app.ts", { TLS: "1" });
+    try {
+      const { readFileSync } = await import("node:fs");
+      const ca = readFileSync(fixture("cert.pem"), "utf8");
+      const res = await httpsGet(`https://localhost:${app.port}/sync/health`, ca);
+      assert.equal(res.status, 200);
+      assert.equal(JSON.parse(res.body).status, "ok");
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
+describe(`shutdown (${runtime.name})`, () => {
+  test("SIGTERM lets in-flight requests finish, stops the workers and exits 0", async () => {
+    const app = await startApp("app.ts");
+    const workers = (await mainWorkers(app.url)).map((w) => w.pid);
+    const inflight = getJson(`${app.url}/api/slow/400`);
+    await new Promise((r) => setTimeout(r, 100));
+    app.child.kill("SIGTERM");
+    const res = await inflight;
+    assert.equal(res.status, 200);
+    assert.equal(res.body.slept, 400);
+    assert.deepEqual(await app.exited, { code: 0, signal: null });
+    for (const pid of workers) assert.equal(alive(pid), false, `worker ${pid} left behind`);
+  });
+
+  test("requests still pending after shutdownTimeout get 503 Server shutting down", async () => {
+    const app = await startApp("app.ts", { SHUTDOWN_TIMEOUT: "200" });
+    const inflight = getJson(`${app.url}/api/slow/650`);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    app.child.kill("SIGTERM");
+    const res = await inflight;
+    assert.equal(res.status, 503);
+    assert.deepEqual(res.body, { error: "Server shutting down" });
+    assert.ok(Date.now() - t0 < 550, "answered after the request would have finished");
+    assert.equal((await app.exited).code, 0);
+  });
+
+  test("when the dispatcher is killed with SIGKILL, no worker is left after 2 s", async () => {
+    const app = await startApp("app.ts");
+    const workers = (await mainWorkers(app.url)).map((w) => w.pid);
+    assert.equal(workers.length, 2);
+    app.child.kill("SIGKILL");
+    await app.exited;
+    assert.ok(await eventually(() => workers.every((pid) => !alive(pid)), 2000), "orphaned workers");
+  });
+});
+
+describe(`plain type stripping (${runtime.name})`, () => {
+  test("the library and the decorator-free quick start run on Node 24 without a loader", async () => {
+    const node = fileURLToPath(new URL("../node_modules/.bin/node", import.meta.url));
+    const script = fileURLToPath(new URL("../examples/quickstart_plain.ts", import.meta.url));
+    let out = "";
+    const child = runtime.spawn({
+      cmd: [node, script],
+      env: { PORT: "0", PRINT_PORT: "1" },
+      onStdout: (c) => (out += new TextDecoder().decode(c)),
+      onStderr: () => {},
+    });
+    try {
+      assert.ok(await eventually(() => out.includes("port"), 15_000), "did not start");
+      const { port } = JSON.parse(out.trim().split("\n")[0]);
+      const url = `http://127.0.0.1:${port}`;
+      const created = await getJson(`${url}/api/items`, {
+        method: "POST",
+        headers: { "x-api-key": "demo-key", "content-type": "application/json" },
+        body: '{"name":"plain"}',
+      });
+      assert.equal(created.status, 201);
+      assert.equal((await getJson(`${url}/health`)).body.status, "ok");
+      assert.equal((await getJson(`${url}/api/items`)).status, 401);
+    } finally {
+      child.kill("SIGTERM");
+      assert.equal((await child.exited).code, 0);
+    }
+  });
+});
