@@ -142,6 +142,7 @@ export class Dispatcher {
   #pending = 0;
   #nextId = 1;
   #stopping = false;
+  #reloading: Promise<number> | undefined;
   #stopped: Promise<void> | undefined;
   #drained: (() => void) | undefined;
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -278,6 +279,7 @@ export class Dispatcher {
     const unlisten = [
       runtime.onSignal("SIGTERM", () => void this.stop()),
       runtime.onSignal("SIGINT", () => void this.stop()),
+      runtime.onSignal("SIGHUP", () => void this.reload()),
     ];
     // Listen once the workers can take requests, so that the first requests do not wait for startup.
     await Promise.all(this.#supervisors.map((s) => s.settled()));
@@ -460,6 +462,27 @@ export class Dispatcher {
       } catch (error) {
         this.#log.error("onIdle() failed: {error}", { error });
       }
+    }
+  }
+
+  /**
+   * Rolling reload (also on SIGHUP): replaces every worker of every pool, one
+   * at a time, each new process ready before the old one stops taking
+   * requests, so that no request fails. Resolves with how many were replaced.
+   */
+  async reload(): Promise<number> {
+    if (this.#reloading) return this.#reloading;
+    this.#log.info("Reloading workers");
+    this.#reloading = (async () => {
+      let replaced = 0;
+      for (const pool of this.pools) replaced += await pool.reload();
+      this.#log.info("Reload done: {replaced} workers replaced", { replaced });
+      return replaced;
+    })();
+    try {
+      return await this.#reloading;
+    } finally {
+      this.#reloading = undefined;
     }
   }
 

@@ -52,6 +52,20 @@ export interface WorkerPoolOptions {
   kwargs?: Record<string, unknown>;
   /** Pool name. @default {the worker class name} */
   name?: string;
+  /** Replace a worker gracefully after it answered this many requests; 0 never. @default {0} */
+  maxRequests?: number;
+  /** Add a random 0..maxRequestsJitter to each worker's `maxRequests`, so workers do not recycle together. @default {0} */
+  maxRequestsJitter?: number;
+  /** Replace a worker gracefully once its resident memory exceeds this many MiB; 0 never. @default {0} */
+  maxMemoryMb?: number;
+  /** Fewest workers an elastic pool shrinks to. @default {workers} */
+  minWorkers?: number;
+  /** Most workers an elastic pool grows to. @default {workers} */
+  maxWorkers?: number;
+  /** An elastic pool adds a worker when the oldest queued request has waited this long. @default {500} */
+  scaleUpDelay?: number;
+  /** An elastic pool above `minWorkers` stops a worker that had no request for this long. @default {60000} */
+  idleTimeout?: number;
   /** Module that exports the worker class; workers then load it instead of re-running the main module. */
   module?: string | URL;
   /** Name of the export in `module` holding the worker class. @default {the class name} */
@@ -73,6 +87,13 @@ const POOL_OPTIONS = [
   "queueWarning",
   "concurrency",
   "retryIdempotent",
+  "maxRequests",
+  "maxRequestsJitter",
+  "maxMemoryMb",
+  "minWorkers",
+  "maxWorkers",
+  "scaleUpDelay",
+  "idleTimeout",
   "kwargs",
   "name",
   "module",
@@ -227,6 +248,14 @@ class WorkerProcess {
   killAt = 0;
   /** Heartbeats overdue: probably blocked; routed to only as a last resort. */
   late = false;
+  /** Started to replace the slot's current process; takes over once ready. */
+  standby = false;
+  /** A replacement for this process is starting. */
+  replacing = false;
+  /** Requests after which this process is replaced; 0 never. */
+  maxServed = 0;
+  /** When the process last had nothing to do, for elastic shrinking. */
+  idleSince: number;
   reason: string | null = null;
   stderrTail = "";
 
@@ -236,12 +265,17 @@ class WorkerProcess {
     this.writer = new FrameWriter((data) => child.write(data));
     this.startedAt = now;
     this.lastSeen = now;
+    this.idleSince = now;
   }
 }
 
 interface Slot {
   id: number;
   worker: WorkerProcess | null;
+  /** A process starting to take over from `worker` (recycling, reload). */
+  standby: WorkerProcess | null;
+  /** Waiting for the standby to take over (true) or fail (false). */
+  swapWaiters: ((ok: boolean) => void)[];
   restarts: number;
   delay: number;
   respawnAt: number;
@@ -341,8 +375,18 @@ export class WorkerPool {
       throw new TypeError(`Invalid WorkerPool option "module": expected a path or URL`);
     }
     const max = 2 ** 31 - 1;
+    const workers = intOption(what, "workers", options.workers, 1, 1, 1024);
+    const minWorkers = intOption(what, "minWorkers", options.minWorkers, workers, 1, workers);
+    const maxWorkers = intOption(what, "maxWorkers", options.maxWorkers, workers, workers, 1024);
     this.options = {
-      workers: intOption(what, "workers", options.workers, 1, 1, 1024),
+      workers,
+      minWorkers,
+      maxWorkers,
+      scaleUpDelay: intOption(what, "scaleUpDelay", options.scaleUpDelay, 500, 0, max),
+      idleTimeout: intOption(what, "idleTimeout", options.idleTimeout, 60_000, 1, max),
+      maxRequests: intOption(what, "maxRequests", options.maxRequests, 0, 0),
+      maxRequestsJitter: intOption(what, "maxRequestsJitter", options.maxRequestsJitter, 0, 0),
+      maxMemoryMb: intOption(what, "maxMemoryMb", options.maxMemoryMb, 0, 0),
       routes: routes ? [...routes] : null,
       timeout: intOption(what, "timeout", options.timeout, 30_000, 1, max),
       stuckTimeout: intOption(what, "stuckTimeout", options.stuckTimeout, 60_000, 1, max),
@@ -403,11 +447,22 @@ export class WorkerPool {
     this.#supervisor.sendDetached(request);
   }
 
-  /** Changes the number of workers at run time. */
+  /**
+   * Changes the number of workers at run time (gunicorn's TTIN/TTOU): new
+   * workers start at once; surplus ones finish their requests, then stop.
+   */
   scale(workers: number): void {
     const n = intOption("WorkerPool", "workers", workers, 1, 1, 1024);
     if (this.#supervisor) this.#supervisor.scale(n);
     else (this.options as { workers: number }).workers = n;
+  }
+
+  /**
+   * Replaces every worker one at a time, each new process ready before the old
+   * one stops taking requests. Resolves with how many workers were replaced.
+   */
+  reload(): Promise<number> {
+    return this.#supervisor?.reload() ?? Promise.resolve(0);
   }
 
   /** @internal The last config sent, for replay. */
@@ -476,6 +531,8 @@ export class Supervisor {
     const slot: Slot = {
       id: this.#slots.length,
       worker: null,
+      standby: null,
+      swapWaiters: [],
       restarts: 0,
       delay: this.pool.options.restartDelay,
       respawnAt: 0,
@@ -494,7 +551,7 @@ export class Supervisor {
     return runtime.selfCommand(runtime.mainModule());
   }
 
-  #spawn(slot: Slot) {
+  #spawn(slot: Slot, standby = false) {
     const now = Date.now();
     const opts = this.pool.options;
     // deno-lint-ignore prefer-const
@@ -522,8 +579,16 @@ export class Supervisor {
       return;
     }
     worker = new WorkerProcess(slot, child, now);
-    slot.worker = worker;
-    slot.respawnAt = 0;
+    if (opts.maxRequests > 0) {
+      worker.maxServed = opts.maxRequests + Math.floor(Math.random() * (opts.maxRequestsJitter + 1));
+    }
+    if (standby) {
+      worker.standby = true;
+      slot.standby = worker;
+    } else {
+      slot.worker = worker;
+      slot.respawnAt = 0;
+    }
     const init: InitMessage = {
       pool: this.pool.name,
       id: slot.id,
@@ -556,6 +621,12 @@ export class Supervisor {
         return;
       case F.HEARTBEAT:
         worker.rss = header.r;
+        if (
+          this.pool.options.maxMemoryMb > 0 && worker.rss > this.pool.options.maxMemoryMb * 1024 * 1024 &&
+          worker.state === READY
+        ) {
+          this.#replace(worker.slot, `memory ${Math.round(worker.rss / 1048576)} MiB over maxMemoryMb`);
+        }
         return;
       case F.LOG:
         this.#onLog(worker, header as WireRecord);
@@ -600,6 +671,18 @@ export class Supervisor {
     if (worker.state !== STARTING) return;
     worker.state = READY;
     worker.readyAt = Date.now();
+    worker.idleSince = worker.readyAt;
+    const slot = worker.slot;
+    if (worker.standby) {
+      // The replacement is ready: it takes the slot, the old process drains.
+      worker.standby = false;
+      slot.standby = null;
+      const old = slot.worker;
+      slot.worker = worker;
+      slot.respawnAt = 0;
+      if (old !== null) this.#retire(old);
+      for (const done of slot.swapWaiters.splice(0)) done(true);
+    }
     const config = this.pool.lastConfig;
     if (config) worker.writer.send(F.CONFIG, { c: config.value });
     this.#log.debug("Worker {id} of pool {pool} ready (pid {pid})", {
@@ -619,6 +702,9 @@ export class Supervisor {
     this.#timeouts.delete(p.requestId);
     const response = buildResponse(h, body);
     this.#deliver(p, response);
+    if (worker.maxServed > 0 && worker.served >= worker.maxServed && worker.state === READY) {
+      this.#replace(worker.slot, `served ${worker.served} requests (maxRequests)`);
+    }
     if (this.#host.answered && p.client !== null) {
       const info = responseInfo(response.status, response.headers, body);
       queueMicrotask(() => this.#host.answered!(info, p));
@@ -781,6 +867,7 @@ export class Supervisor {
   }
 
   #dispatch(p: Pending, worker: WorkerProcess) {
+    worker.idleSince = 0;
     p.worker = worker;
     worker.inflight.set(p.requestId, p);
     worker.busy++;
@@ -789,6 +876,7 @@ export class Supervisor {
 
   /** A request left `worker`: give it the next one, or recycle it. */
   #next(worker: WorkerProcess) {
+    if (worker.inflight.size === 0) worker.idleSince = Date.now();
     if (worker.state === READY) {
       if (this.queueSize > 0) this.#drain();
     } else if (worker.state === DRAINING && worker.inflight.size === 0) {
@@ -874,10 +962,23 @@ export class Supervisor {
     worker.writer.close();
     this.#failInflight(worker);
     const slot = worker.slot;
+    if (slot.standby === worker) {
+      slot.standby = null;
+      if (slot.worker !== null) slot.worker.replacing = false;
+      for (const done of slot.swapWaiters.splice(0)) done(false);
+      if (!this.#stopping) {
+        this.#log.error("Replacement for worker {id} of pool {pool} failed to start ({reason}); keeping the old one", {
+          id: slot.id,
+          pool: this.pool.name,
+          reason: worker.reason ?? (status.signal ? `signal ${status.signal}` : `code ${status.code}`),
+        });
+      }
+      if (slot.worker !== null) return;
+    }
     const planned = this.#draining.delete(worker) || this.#stopping;
     if (slot.worker === worker) slot.worker = null;
     if (planned) return;
-    if (slot.id >= this.pool.options.workers) return; // scaled down
+    if (this.#slots[slot.id] !== slot) return; // the pool shrank
     const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
     const reason = worker.reason ?? (wasState === STARTING ? `exited during startup (${how})` : `died (${how})`);
     slot.lastExitReason = reason;
@@ -928,9 +1029,10 @@ export class Supervisor {
     }
     const opts = this.pool.options;
     for (const slot of this.#slots) {
+      if (slot.standby !== null) this.#watch(slot.standby, now);
       const w = slot.worker;
       if (w === null) {
-        if (!this.#stopping && slot.respawnAt !== 0 && slot.respawnAt <= now && slot.id < opts.workers) {
+        if (!this.#stopping && slot.standby === null && slot.respawnAt !== 0 && slot.respawnAt <= now) {
           this.#spawn(slot);
         }
         continue;
@@ -943,6 +1045,79 @@ export class Supervisor {
       }
     }
     for (const w of this.#draining) this.#watch(w, now);
+    if (opts.maxWorkers > opts.minWorkers && !this.#stopping) this.#autoscale(now);
+  }
+
+  /** Elastic pools: grow while requests wait too long, shrink workers idle for `idleTimeout`. */
+  #autoscale(now: number) {
+    const opts = this.pool.options;
+    const slots = this.#slots;
+    if (this.queueSize > 0 && slots.length < opts.maxWorkers && !this.degraded) {
+      const oldest = this.#queue[this.#queueHead];
+      const waited = now - (oldest.deadline - opts.timeout);
+      const starting = slots.some((s) => s.worker?.state === STARTING);
+      if (waited >= opts.scaleUpDelay && !starting) {
+        this.#log.info("Pool {pool} grows to {n} workers: a request waited {waited} ms", {
+          pool: this.pool.name,
+          n: slots.length + 1,
+          waited,
+        });
+        this.#addSlot();
+      }
+      return;
+    }
+    const last = slots[slots.length - 1];
+    const w = last?.worker;
+    if (
+      slots.length > opts.minWorkers && w && w.state === READY && w.inflight.size === 0 && w.idleSince > 0 &&
+      now - w.idleSince >= opts.idleTimeout && this.queueSize === 0
+    ) {
+      this.#log.info("Pool {pool} shrinks to {n} workers: worker {id} idle for {idle} ms", {
+        pool: this.pool.name,
+        n: slots.length - 1,
+        id: last.id,
+        idle: now - w.idleSince,
+      });
+      this.scale(slots.length - 1);
+    }
+  }
+
+  /**
+   * Starts a replacement for the slot's process; once it is ready it takes
+   * the slot and the old process drains and stops. Resolves whether it took over.
+   */
+  #replace(slot: Slot, reason: string): Promise<boolean> {
+    const old = slot.worker;
+    if (slot.standby === null) {
+      if (this.#stopping) return Promise.resolve(false);
+      if (old !== null) {
+        if (old.replacing) return Promise.resolve(false);
+        old.replacing = true;
+        this.#log.info("Replacing worker {id} of pool {pool} (pid {pid}): {reason}", {
+          id: slot.id,
+          pool: this.pool.name,
+          pid: old.child.pid,
+          reason,
+        });
+      }
+      this.#spawn(slot, old !== null);
+      if (old === null) return Promise.resolve(slot.worker !== null);
+    }
+    return new Promise((resolve) => slot.swapWaiters.push(resolve));
+  }
+
+  /**
+   * Replaces every worker, one at a time: each new process is ready before the
+   * old one stops taking requests. Resolves with how many were replaced.
+   */
+  async reload(): Promise<number> {
+    let replaced = 0;
+    for (const slot of [...this.#slots]) {
+      if (this.#stopping) break;
+      if (this.#slots[slot.id] !== slot) continue;
+      if (await this.#replace(slot, "reload")) replaced++;
+    }
+    return replaced;
   }
 
   #watch(w: WorkerProcess, now: number) {
@@ -991,15 +1166,19 @@ export class Supervisor {
   }
 
   scale(workers: number): void {
-    (this.pool.options as { workers: number }).workers = workers;
+    if (this.#stopping) return;
     while (this.#slots.length < workers) this.#addSlot();
     for (const slot of this.#slots.slice(workers)) {
+      if (slot.standby !== null) this.#retire(slot.standby);
       if (slot.worker !== null) this.#retire(slot.worker);
+      for (const done of slot.swapWaiters.splice(0)) done(false);
     }
     this.#slots.length = Math.min(this.#slots.length, workers);
-    for (const slot of this.#slots) {
-      if (slot.worker === null && slot.respawnAt === 0 && !this.#stopping) this.#spawn(slot);
-    }
+  }
+
+  /** Slots (worker processes wanted) right now. */
+  get size(): number {
+    return this.#slots.length;
   }
 
   /** Stops routing to `worker`, lets its requests finish, then stops it. */
@@ -1008,6 +1187,7 @@ export class Supervisor {
     worker.state = DRAINING;
     this.#draining.add(worker);
     if (worker.slot.worker === worker) worker.slot.worker = null;
+    if (worker.slot.standby === worker) worker.slot.standby = null;
     if (worker.inflight.size === 0) worker.writer.send(F.STOP);
   }
 
@@ -1030,7 +1210,7 @@ export class Supervisor {
   /** Stops every worker: asks nicely, then kills after `graceMs`. */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
-    const workers = [...this.#slots.map((s) => s.worker), ...this.#draining].filter((w) => w !== null);
+    const workers = [...this.#slots.flatMap((s) => [s.worker, s.standby]), ...this.#draining].filter((w) => w !== null);
     for (const w of workers) {
       w.writer.send(F.STOP);
     }

@@ -380,6 +380,10 @@ export async function runWorkerProcess(
     // End of stdin: the dispatcher is gone, so nobody can read our answers.
     () => runtime.exit(0),
   );
+  // Ctrl+C reaches the whole process group and SIGHUP means "reload" to the
+  // dispatcher: a worker ignores both and waits for the dispatcher's word.
+  runtime.onSignal("SIGINT", () => {});
+  runtime.onSignal("SIGHUP", () => {});
   const init = await initReceived;
   const category = ["forkyard", "worker", init.pool];
   const emit = (level: LogLevel, text: string, source: string) => {

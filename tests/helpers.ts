@@ -179,3 +179,77 @@ export async function getJson(
   }
   return { status: res.status, body, headers: res.headers };
 }
+
+/** What a load run saw. */
+export interface Accounting {
+  sent: number;
+  answered: number;
+  /** Requests that got no HTTP answer (connection refused or reset). */
+  refused: number;
+  byStatus: Record<string, number>;
+  /** Every request: when it was sent (ms since the run began) and its status (0: no answer). */
+  log: { t: number; status: number; path: string }[];
+}
+
+/**
+ * Steady load from this process: `concurrency` loops each sending one request
+ * after another until `stop()` is called. `path` may vary per request.
+ */
+export function load(base: string, concurrency: number, path: string | (() => string)) {
+  const t0 = Date.now();
+  const acc: Accounting = { sent: 0, answered: 0, refused: 0, byStatus: {}, log: [] };
+  let running = true;
+  const loop = async () => {
+    while (running) {
+      const p = typeof path === "string" ? path : path();
+      const t = Date.now() - t0;
+      acc.sent++;
+      let status = 0;
+      try {
+        const res = await fetch(base + p);
+        await res.arrayBuffer();
+        status = res.status;
+        acc.answered++;
+        acc.byStatus[status] = (acc.byStatus[status] ?? 0) + 1;
+      } catch {
+        acc.refused++;
+        if (running) await new Promise((r) => setTimeout(r, 10));
+      }
+      acc.log.push({ t, status, path: p });
+    }
+  };
+  const loops = Array.from({ length: concurrency }, loop);
+  return {
+    acc,
+    elapsed: () => Date.now() - t0,
+    async stop(label: string): Promise<Accounting> {
+      running = false;
+      await Promise.all(loops);
+      console.log(
+        `[${runtime.name}] ${label}: sent ${acc.sent}, answered ${acc.answered}, no answer ${acc.refused}, by status ${
+          JSON.stringify(acc.byStatus)
+        }`,
+      );
+      return acc;
+    },
+  };
+}
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** One worker as `/sync/status` of the app fixture reports it. */
+export type WorkerInfo = {
+  id: number;
+  pid: number;
+  alive: boolean;
+  restarts: number;
+  lastExitReason: string | null;
+  served: number;
+};
+
+/** The workers of a pool of the app fixture (through its `/sync/status` route). */
+export async function poolWorkers(url: string, pool = "main"): Promise<WorkerInfo[]> {
+  const res = await getJson(`${url}/sync/status`);
+  return res.body.pools.find((p: { name: string }) => p.name === pool).workers;
+}

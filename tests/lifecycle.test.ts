@@ -1,18 +1,10 @@
 // Process lifecycle: crashes, stuck workers, garbage, degraded pools, shutdown, orphans.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { alive, eventually, fixture, getJson, httpsGet, runtime, startApp } from "./helpers.ts";
+import { alive, eventually, fixture, getJson, httpsGet, poolWorkers, runtime, startApp } from "./helpers.ts";
 
-type WorkerInfo = { id: number; pid: number; alive: boolean; restarts: number; lastExitReason: string | null };
-
-async function mainWorkers(url: string): Promise<WorkerInfo[]> {
-  const res = await getJson(`${url}/sync/status`);
-  return res.body.pools.find((p: { name: string }) => p.name === "main").workers;
-}
+const mainWorkers = (url: string) => poolWorkers(url, "main");
 
 describe(`worker lifecycle (${runtime.name})`, () => {
   test("a worker that exits is replaced; the other keeps its pid", async () => {
@@ -104,29 +96,6 @@ describe(`worker lifecycle (${runtime.name})`, () => {
         seen.add(r.body.pid);
       }
       assert.equal(seen.size, 2);
-    } finally {
-      await app.stop();
-    }
-  });
-
-  test("setup() that throws: fatal log with stack, degraded after maxRestarts, other pools fine, recovery", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "forkyard-"));
-    const marker = join(dir, "fixed");
-    const app = await startApp("faulty.ts", { FIXED_MARKER: marker });
-    try {
-      await app.waitStderr(/<2>forkyard\.worker\.BrokenWorker[^\n]*database unreachable/);
-      await app.waitStderr(/at .*setup/);
-      await app.waitStderr(/Pool BrokenWorker is degraded/, 10_000);
-      const res = await getJson(`${app.url}/broken/hello`);
-      assert.equal(res.status, 503);
-      assert.deepEqual(res.body, { error: "Service unavailable" });
-      assert.deepEqual((await getJson(`${app.url}/healthy/ping`)).body, { pong: true });
-      writeFileSync(marker, "ok");
-      assert.ok(
-        await eventually(async () => (await getJson(`${app.url}/broken/hello`)).status === 200, 40_000),
-        "the pool did not recover",
-      );
-      await app.waitStderr(/Pool BrokenWorker recovered/);
     } finally {
       await app.stop();
     }

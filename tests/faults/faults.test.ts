@@ -1,0 +1,200 @@
+// Fault injection under steady load. Each case prints its accounting (sent, answered, by
+// status) and asserts that every request got exactly one answer, and which answers.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { alive, eventually, getJson, load, poolWorkers, runtime, sleep, startApp } from "../helpers.ts";
+
+const CONCURRENCY = 8;
+
+function statuses(acc: { byStatus: Record<string, number> }): number[] {
+  return Object.keys(acc.byStatus).map(Number).sort();
+}
+
+describe(`faults under load (${runtime.name})`, () => {
+  for (const retry of [false, true]) {
+    test(`kill -9 of a worker${retry ? " with retryIdempotent: nothing fails" : ": only its in-flight requests fail, with 502"}`, async () => {
+      const app = await startApp("app.ts", retry ? { RETRY_IDEMPOTENT: "1" } : {});
+      try {
+        const run = load(app.url, CONCURRENCY, "/api/slow/30");
+        await sleep(400);
+        const [victim, other] = await poolWorkers(app.url);
+        const killedAt = Date.now();
+        process.kill(victim.pid, "SIGKILL");
+        assert.ok(
+          await eventually(async () => {
+            const ws = await poolWorkers(app.url);
+            return ws.every((w) => w.alive) && !ws.some((w) => w.pid === victim.pid);
+          }, 3000),
+          "no replacement",
+        );
+        const replacedIn = Date.now() - killedAt;
+        console.log(`[${runtime.name}] kill -9 to replacement ready: ${replacedIn} ms`);
+        await sleep(300);
+        const acc = await run.stop(`kill -9${retry ? " (retryIdempotent)" : ""}`);
+        assert.equal(acc.answered, acc.sent, "a request got no answer");
+        const failed = acc.sent - (acc.byStatus[200] ?? 0);
+        if (retry) {
+          assert.deepEqual(statuses(acc), [200]);
+        } else {
+          assert.ok(statuses(acc).every((s) => s === 200 || s === 502), JSON.stringify(acc.byStatus));
+          assert.ok(failed <= CONCURRENCY, `${failed} failed, more than were in flight`);
+        }
+        assert.ok((await poolWorkers(app.url)).some((w) => w.pid === other.pid), "the other worker was replaced too");
+        assert.ok(replacedIn < 2000, `replacement took ${replacedIn} ms`);
+      } finally {
+        assert.equal((await app.stop()).code, 0);
+      }
+    });
+  }
+
+  test("a handler that busy-loops: 504 at the timeout, worker replaced after stuckTimeout, others keep serving", async () => {
+    const app = await startApp("app.ts");
+    try {
+      const before = (await poolWorkers(app.url)).map((w) => w.pid);
+      const run = load(app.url, CONCURRENCY - 2, "/api/slow/20");
+      await sleep(200);
+      const spin = await getJson(`${app.url}/api/spin`);
+      assert.equal(spin.status, 504);
+      await app.waitStderr(/stuck: no heartbeat/, 10_000);
+      assert.ok(
+        await eventually(async () => {
+          const ws = await poolWorkers(app.url);
+          return ws.every((w) => w.alive) && ws.filter((w) => before.includes(w.pid)).length === 1;
+        }, 5000),
+        "stuck worker not replaced",
+      );
+      const replacedAt = run.elapsed();
+      await sleep(300);
+      const acc = await run.stop("busy loop");
+      assert.equal(acc.answered, acc.sent);
+      assert.ok(statuses(acc).every((s) => s === 200 || s === 504 || s === 502), JSON.stringify(acc.byStatus));
+      // Only requests that reached the blocked worker before it was seen as late can fail.
+      assert.ok(acc.sent - (acc.byStatus[200] ?? 0) <= CONCURRENCY, JSON.stringify(acc.byStatus));
+      const afterwards = acc.log.filter((r) => r.t > replacedAt);
+      assert.ok(afterwards.length > 0 && afterwards.every((r) => r.status === 200), "failures after the replacement");
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("setup() that always throws: fatal log, degraded after maxRestarts, immediate 503, other pools fine, recovery", async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), "forkyard-")), "fixed");
+    const app = await startApp("faulty.ts", { FIXED_MARKER: marker });
+    try {
+      const healthy = load(app.url, 4, "/healthy/ping");
+      await app.waitStderr(/<2>forkyard\.worker\.BrokenWorker[^\n]*database unreachable/);
+      await app.waitStderr(/at .*setup/);
+      await app.waitStderr(/Pool BrokenWorker is degraded/, 10_000);
+      const t0 = Date.now();
+      const res = await getJson(`${app.url}/broken/hello`);
+      assert.equal(res.status, 503);
+      assert.deepEqual(res.body, { error: "Service unavailable" });
+      assert.ok(Date.now() - t0 < 200, "503 was not immediate");
+      writeFileSync(marker, "ok");
+      assert.ok(
+        await eventually(async () => (await getJson(`${app.url}/broken/hello`)).status === 200, 40_000),
+        "the pool did not recover",
+      );
+      await app.waitStderr(/Pool BrokenWorker recovered/);
+      const acc = await healthy.stop("setup() throws (healthy pool)");
+      assert.equal(acc.answered, acc.sent);
+      assert.deepEqual(statuses(acc), [200]);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("SIGHUP under load: every worker replaced, zero non-2xx", async () => {
+    const app = await startApp("app.ts");
+    try {
+      const before = (await poolWorkers(app.url)).map((w) => w.pid);
+      const run = load(app.url, CONCURRENCY, "/api/slow/20");
+      await sleep(300);
+      app.child.kill("SIGHUP");
+      await app.waitStderr(/Reload done: 3 workers replaced/, 20_000);
+      await sleep(200);
+      const acc = await run.stop("SIGHUP");
+      assert.equal(acc.answered, acc.sent);
+      assert.deepEqual(statuses(acc), [200]);
+      const after = (await poolWorkers(app.url)).map((w) => w.pid);
+      assert.equal(after.length, 2);
+      assert.ok(after.every((pid) => !before.includes(pid)), "a worker was not replaced");
+      assert.ok(before.every((pid) => !alive(pid)), "an old worker is still running");
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("maxRequests recycling under load: zero non-2xx", async () => {
+    const app = await startApp("app.ts", { MAX_REQUESTS: "40", MAX_REQUESTS_JITTER: "10" });
+    try {
+      const before = (await poolWorkers(app.url)).map((w) => w.pid);
+      const run = load(app.url, CONCURRENCY, "/api/slow/5");
+      await app.waitStderr(/Replacing worker \d of pool main[^\n]*maxRequests/, 20_000);
+      assert.ok(
+        await eventually(async () => (await poolWorkers(app.url)).every((w) => !before.includes(w.pid)), 20_000),
+        "workers were not recycled",
+      );
+      const acc = await run.stop("maxRequests");
+      assert.equal(acc.answered, acc.sent);
+      assert.deepEqual(statuses(acc), [200]);
+      const ws = await poolWorkers(app.url);
+      assert.ok(ws.every((w) => w.restarts === 0), "recycling counted as a crash");
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("a worker writing garbage to its stdout: replaced, nothing else affected", async () => {
+    const app = await startApp("app.ts");
+    try {
+      const run = load(app.url, CONCURRENCY - 2, "/api/slow/20");
+      await sleep(200);
+      const garbage = await getJson(`${app.url}/api/garbage`);
+      assert.equal(garbage.status, 502);
+      await app.waitStderr(/wrote garbage/);
+      assert.ok(await eventually(async () => (await poolWorkers(app.url)).every((w) => w.alive), 5000));
+      await sleep(300);
+      const acc = await run.stop("garbage");
+      assert.equal(acc.answered, acc.sent);
+      assert.ok(statuses(acc).every((s) => s === 200 || s === 502), JSON.stringify(acc.byStatus));
+      assert.ok(acc.sent - (acc.byStatus[200] ?? 0) <= CONCURRENCY, JSON.stringify(acc.byStatus));
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("SIGTERM under load: requests in flight finish, the dispatcher exits 0", async () => {
+    const app = await startApp("app.ts");
+    const workers = (await poolWorkers(app.url)).map((w) => w.pid);
+    const run = load(app.url, CONCURRENCY, "/api/slow/100");
+    await sleep(400);
+    const termAt = run.elapsed();
+    app.child.kill("SIGTERM");
+    const status = await app.exited;
+    const acc = await run.stop("SIGTERM");
+    assert.deepEqual(status, { code: 0, signal: null });
+    const before = acc.log.filter((r) => r.t < termAt - 5);
+    assert.ok(before.length > 0);
+    assert.ok(before.every((r) => r.status === 200), "a request sent before SIGTERM failed");
+    // Sent afterwards: refused (no listener) or 503 "Server shutting down"; never lost.
+    assert.equal(acc.answered + acc.refused, acc.sent);
+    assert.ok(statuses(acc).every((s) => s === 200 || s === 503), JSON.stringify(acc.byStatus));
+    for (const pid of workers) assert.equal(alive(pid), false);
+  });
+
+  test("SIGKILL of the dispatcher under load: no process left after 2 s", async () => {
+    const app = await startApp("app.ts");
+    const workers = (await poolWorkers(app.url)).map((w) => w.pid);
+    const run = load(app.url, CONCURRENCY, "/api/slow/50");
+    await sleep(300);
+    app.child.kill("SIGKILL");
+    await app.exited;
+    const gone = await eventually(() => workers.every((pid) => !alive(pid)), 2000);
+    await run.stop("SIGKILL of the dispatcher");
+    assert.ok(gone, "workers outlived the dispatcher by more than 2 s");
+  });
+});
