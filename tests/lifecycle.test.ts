@@ -222,3 +222,28 @@ describe(`plain type stripping (${runtime.name})`, () => {
     }
   });
 });
+
+describe(`elastic pools (${runtime.name})`, () => {
+  test("grows while requests wait, shrinks after idleTimeout, and scale(n) works at run time", async () => {
+    const app = await startApp("elastic.ts");
+    const workers = () => poolWorkers(app.url, "SlowWorker");
+    try {
+      assert.equal((await workers()).length, 1);
+      const burst = await Promise.all(Array.from({ length: 8 }, () => getJson(`${app.url}/work/300`)));
+      assert.ok(burst.every((r) => r.status === 200));
+      await app.waitStderr(/grows to 2 workers/);
+      assert.ok(new Set(burst.map((r) => r.body.pid)).size >= 2, "the new workers took no request");
+      assert.ok(
+        await eventually(async () => (await workers()).length === 1, 10_000),
+        "did not shrink back to minWorkers",
+      );
+      await app.waitStderr(/shrinks to 1 workers/);
+      assert.equal((await getJson(`${app.url}/sync/scale/3`, { method: "POST" })).status, 200);
+      assert.ok(await eventually(async () => (await workers()).filter((w) => w.alive).length === 3, 10_000));
+      await getJson(`${app.url}/sync/scale/1`, { method: "POST" });
+      assert.equal((await workers()).length, 1);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+});
