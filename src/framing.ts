@@ -53,7 +53,11 @@ export type FrameHandler = (type: number, header: any, body: Uint8Array) => void
 
 /** Incremental decoder: feed it chunks, it calls back once per whole frame. */
 export class FrameDecoder {
+  /** Bytes of an unfinished frame prefix (fewer than {@linkcode PREFIX}). */
   #pending: Uint8Array = EMPTY;
+  /** An unfinished frame whose size is known: filled in place, never re-copied. */
+  #frame: Uint8Array | null = null;
+  #filled = 0;
   #onFrame: FrameHandler;
 
   constructor(onFrame: FrameHandler) {
@@ -63,18 +67,45 @@ export class FrameDecoder {
   /** Feeds a chunk; throws {@linkcode ChannelError} on garbage. */
   push(chunk: Uint8Array): void {
     let buf = chunk;
-    if (this.#pending.length > 0) {
+    if (this.#frame !== null) {
+      const frame = this.#frame;
+      const take = Math.min(frame.length - this.#filled, chunk.length);
+      frame.set(take === chunk.length ? chunk : chunk.subarray(0, take), this.#filled);
+      this.#filled += take;
+      if (this.#filled < frame.length) return;
+      this.#frame = null;
+      this.#parse(frame);
+      if (take === chunk.length) return;
+      buf = chunk.subarray(take);
+    } else if (this.#pending.length > 0) {
       buf = new Uint8Array(this.#pending.length + chunk.length);
       buf.set(this.#pending, 0);
       buf.set(chunk, this.#pending.length);
+      this.#pending = EMPTY;
     }
+    const rest = this.#parse(buf);
+    if (rest === buf.length) return;
+    const tail = buf.subarray(rest);
+    if (tail.length < PREFIX) {
+      this.#pending = tail.slice();
+      return;
+    }
+    // A frame larger than what arrived: allocate it whole once and fill it as chunks come.
+    const frame = new Uint8Array(PREFIX + readU32(tail, 2) + readU32(tail, 6));
+    frame.set(tail, 0);
+    this.#frame = frame;
+    this.#filled = tail.length;
+  }
+
+  /** Decodes every whole frame in `buf`; returns the offset of the first incomplete one. */
+  #parse(buf: Uint8Array): number {
     let off = 0;
     const len = buf.length;
     while (len - off >= PREFIX) {
       if (buf[off] !== MAGIC) throw new ChannelError(`bad frame start byte ${buf[off]}`);
       const type = buf[off + 1];
-      const hlen = ((buf[off + 2] << 24) | (buf[off + 3] << 16) | (buf[off + 4] << 8) | buf[off + 5]) >>> 0;
-      const blen = ((buf[off + 6] << 24) | (buf[off + 7] << 16) | (buf[off + 8] << 8) | buf[off + 9]) >>> 0;
+      const hlen = readU32(buf, off + 2);
+      const blen = readU32(buf, off + 6);
       if (hlen > MAX_HEADER || blen > MAX_BODY) throw new ChannelError("frame too large");
       const end = off + PREFIX + hlen + blen;
       if (end > len) break;
@@ -90,17 +121,31 @@ export class FrameDecoder {
       off = end;
       this.#onFrame(type, header, body);
     }
-    this.#pending = off === len ? EMPTY : buf.subarray(off);
+    return off;
   }
+}
+
+function readU32(buf: Uint8Array, at: number): number {
+  return ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
 }
 
 /** Where a {@linkcode FrameWriter} sends its bytes; a returned promise means "wait". */
 export type ByteSink = (data: Uint8Array) => Promise<void> | undefined;
 
-/** Encodes frames into one buffer and hands it to the sink once per event-loop turn. */
+/** Bodies from this size on are handed to the sink as they are instead of being copied. */
+const LARGE_BODY = 64 * 1024;
+const BUFFER_SIZE = 64 * 1024;
+
+/**
+ * Encodes frames into a buffer and hands the bytes to the sink once per
+ * event-loop turn. Large bodies are passed along without being copied.
+ */
 export class FrameWriter {
-  #buf: Uint8Array = new Uint8Array(16 * 1024);
+  #buf: Uint8Array = new Uint8Array(BUFFER_SIZE);
+  #start = 0;
   #len = 0;
+  /** Pieces ready for the sink, in order, when a large body split the buffer. */
+  #parts: Uint8Array[] = [];
   #scheduled = false;
   #blocked: Promise<void> | undefined;
   #sink: ByteSink;
@@ -115,24 +160,32 @@ export class FrameWriter {
   }
 
   #reserve(n: number) {
-    const need = this.#len + n;
-    if (need <= this.#buf.length) return;
-    let size = this.#buf.length * 2;
-    while (size < need) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.#buf.subarray(0, this.#len));
-    this.#buf = next;
+    if (this.#len + n <= this.#buf.length) return;
+    // Hand over what the buffer holds and start a new one big enough.
+    this.#cut();
+    if (n > this.#buf.length - this.#len) {
+      this.#buf = new Uint8Array(Math.max(BUFFER_SIZE, n));
+      this.#start = 0;
+      this.#len = 0;
+    }
   }
 
-  /** Queues one frame. `header` is JSON-encoded; `body` is copied as is. */
+  /** Moves the buffered bytes to the list of parts; the buffer's rest stays usable. */
+  #cut() {
+    if (this.#len > this.#start) this.#parts.push(this.#buf.subarray(this.#start, this.#len));
+    this.#start = this.#len;
+  }
+
+  /** Queues one frame. `header` is JSON-encoded; `body` is sent as is. */
   send(type: number, header?: unknown, body: Uint8Array = EMPTY): void {
     if (this.#closed) return;
     const json = header === undefined ? "" : JSON.stringify(header);
-    this.#reserve(PREFIX + json.length * 3 + body.length);
+    const blen = body.length;
+    const inline = blen < LARGE_BODY;
+    this.#reserve(PREFIX + json.length * 3 + (inline ? blen : 0));
     const buf = this.#buf;
     const start = this.#len;
     const hlen = json.length === 0 ? 0 : encoder.encodeInto(json, buf.subarray(start + PREFIX)).written;
-    const blen = body.length;
     buf[start] = MAGIC;
     buf[start + 1] = type;
     buf[start + 2] = hlen >>> 24;
@@ -143,8 +196,14 @@ export class FrameWriter {
     buf[start + 7] = (blen >>> 16) & 255;
     buf[start + 8] = (blen >>> 8) & 255;
     buf[start + 9] = blen & 255;
-    if (blen > 0) buf.set(body, start + PREFIX + hlen);
-    this.#len = start + PREFIX + hlen + blen;
+    this.#len = start + PREFIX + hlen;
+    if (inline) {
+      if (blen > 0) buf.set(body, this.#len);
+      this.#len += blen;
+    } else {
+      this.#cut();
+      this.#parts.push(body);
+    }
     if (!this.#scheduled && this.#blocked === undefined) {
       this.#scheduled = true;
       setImmediate(this.#flushNow);
@@ -152,12 +211,19 @@ export class FrameWriter {
   }
 
   #flush() {
-    if (this.#len === 0 || this.#blocked !== undefined) return;
-    const data = this.#buf.subarray(0, this.#len);
-    // The sink may keep the bytes until they are written: never reuse them.
-    this.#buf = new Uint8Array(Math.min(this.#buf.length, 1024 * 1024));
-    this.#len = 0;
-    const wait = this.#sink(data);
+    if (this.#blocked !== undefined) return;
+    this.#cut();
+    if (this.#parts.length === 0) return;
+    const parts = this.#parts;
+    this.#parts = [];
+    // The sink may keep the bytes until they are written: never write into them again.
+    if (this.#start > this.#buf.length / 2) {
+      this.#buf = new Uint8Array(BUFFER_SIZE);
+      this.#start = 0;
+      this.#len = 0;
+    }
+    let wait: Promise<void> | undefined;
+    for (const part of parts) wait = this.#sink(part) ?? wait;
     if (wait !== undefined) {
       this.#blocked = wait.then(() => {
         this.#blocked = undefined;
@@ -178,6 +244,7 @@ export class FrameWriter {
   /** Drops everything queued and ignores later frames. */
   close(): void {
     this.#closed = true;
-    this.#len = 0;
+    this.#parts = [];
+    this.#start = this.#len;
   }
 }

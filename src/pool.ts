@@ -498,6 +498,7 @@ export class Supervisor {
   #nextDetachedId = -1;
   #rotor = 0;
   #exits = new Set<Promise<unknown>>();
+  #timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(pool: WorkerPool, host: PoolHost) {
     this.pool = pool;
@@ -1007,6 +1008,14 @@ export class Supervisor {
       this.#failQueued(() => errorResponse(503, "Service unavailable"));
     }
     slot.respawnAt = now + slot.delay;
+    // A timer (not the 100 ms tick) so that a replacement starts as soon as its backoff allows.
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (!this.#stopping && slot.worker === null && slot.standby === null && this.#slots[slot.id] === slot) {
+        this.#spawn(slot);
+      }
+    }, slot.delay);
+    this.#timers.add(timer);
     slot.delay = Math.min(Math.max(slot.delay * 2, 1), MAX_RESTART_DELAY);
   }
 
@@ -1210,6 +1219,8 @@ export class Supervisor {
   /** Stops every worker: asks nicely, then kills after `graceMs`. */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
     const workers = [...this.#slots.flatMap((s) => [s.worker, s.standby]), ...this.#draining].filter((w) => w !== null);
     for (const w of workers) {
       w.writer.send(F.STOP);

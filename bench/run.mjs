@@ -1,0 +1,421 @@
+#!/usr/bin/env node
+// forkyard benchmarks: every figure is a ratio against a baseline measured in the same run.
+// Starts each server, loads it with wrk (installed from Debian's packages when missing),
+// 3 interleaved runs, medians and min–max, and writes BENCHMARKS.md.
+//
+//   npm run bench                    all runtimes
+//   node bench/run.mjs node          one runtime
+//   BENCH_SECONDS=5 npm run bench    longer runs
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const RUNS = 3;
+const CONNS = 32;
+const runtimes = process.argv.slice(2).length ? process.argv.slice(2) : ["deno", "bun", "node"];
+const RUN = {
+  deno: [bin("deno"), "run", "-A"],
+  bun: [bin("bun"), "run"],
+  node: [bin("node"), "--import", "tsx"],
+};
+const server = (name) => join(root, "bench", "servers", name);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const tmp = mkdtempSync(join(os.tmpdir(), "forkyard-bench-"));
+
+function ensureWrk() {
+  if (spawnSync("wrk", ["--version"]).error === undefined) return;
+  console.log("installing wrk from Debian's packages");
+  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+  execFileSync("apt-get", ["install", "-y", "-qq", "wrk"], { stdio: "inherit" });
+}
+
+/** Starts a server process and resolves once it printed {"port": N}. */
+function start(cmd, env = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd[0], cmd.slice(1), {
+      env: { ...process.env, PORT: "0", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stderr.on("data", (c) => (err += c));
+    child.stdout.on("data", (c) => {
+      out += c;
+      const m = /\{"port":(\d+)\}/.exec(out);
+      if (m) resolve({ child, port: Number(m[1]), url: `http://127.0.0.1:${m[1]}` });
+    });
+    child.on("exit", (code) => reject(new Error(`${cmd.join(" ")} exited ${code}: ${err}`)));
+  });
+}
+
+async function stop(s) {
+  if (s.child.exitCode !== null) return;
+  const exited = new Promise((r) => s.child.once("exit", r));
+  s.child.kill("SIGTERM");
+  const t = setTimeout(() => s.child.kill("SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(t);
+}
+
+function unit(v, u) {
+  const n = Number(v);
+  return u === "us" ? n / 1000 : u === "s" ? n * 1000 : n;
+}
+
+/** One wrk run: requests/s and latency percentiles in ms. */
+function wrk(url, { script, conns = CONNS } = {}) {
+  const args = ["-t1", `-c${conns}`, `-d${SECONDS}s`, "--latency", ...(script ? ["-s", script] : []), url];
+  const out = execFileSync("wrk", args, { encoding: "utf8" });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)[1]);
+  const pct = (p) => {
+    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    return m ? unit(m[1], m[2]) : NaN;
+  };
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const socketErrors = /Socket errors: (.*)/.exec(out);
+  if (errors || socketErrors) console.log(`  wrk reported errors: ${errors?.[0] ?? ""} ${socketErrors?.[0] ?? ""}`);
+  return { rps, requests, p50: pct(50), p99: pct(99) };
+}
+
+/** CPU time (user + system) of a process in microseconds, from /proc. */
+function cpuMicros(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1e6) / 100; // USER_HZ is 100 on Linux
+}
+
+function rssMiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m[1]) / 1024;
+}
+
+async function getJson(url) {
+  const res = await fetch(url);
+  return res.json();
+}
+
+function postScript(size) {
+  const path = join(tmp, `post_${size}.lua`);
+  writeFileSync(
+    path,
+    `wrk.method = "POST"\nwrk.body = string.rep("x", ${size})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`,
+  );
+  return path;
+}
+
+function fmt(stats, key = "rps", digits = 0) {
+  const xs = stats.map((s) => s[key]);
+  return {
+    median: median(xs),
+    min: Math.min(...xs),
+    max: Math.max(...xs),
+    text: `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`,
+  };
+}
+
+/** Interleaved runs: for each run, every server once. Returns stats per server. */
+async function interleaved(servers, path, opts = {}) {
+  const stats = Object.fromEntries(Object.keys(servers).map((k) => [k, []]));
+  for (const [k, s] of Object.entries(servers)) wrk(s.url + path, { ...opts }); // warm-up, not counted
+  for (let run = 0; run < RUNS; run++) {
+    for (const [k, s] of Object.entries(servers)) {
+      const pids = s.pids ? await s.pids() : [s.child.pid];
+      const before = pids.map(cpuMicros);
+      const r = wrk(s.url + path, opts);
+      const after = pids.map(cpuMicros);
+      r.cpu = pids.map((pid, i) => (after[i] - before[i]) / r.requests);
+      stats[k].push(r);
+      await sleep(200);
+    }
+  }
+  return stats;
+}
+
+async function forkyard(rt, workers, env = {}) {
+  const s = await start([...RUN[rt], server("forkyard.ts")], { WORKERS: String(workers), ...env });
+  s.pids = async () => {
+    const p = await getJson(`${s.url}/pids`);
+    return [p.dispatcher, ...p.workers];
+  };
+  return s;
+}
+
+async function spawnToReady(rt) {
+  const times = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const child = spawn(RUN[rt][0], [...RUN[rt].slice(1), server("ready.ts")], { stdio: ["ignore", "pipe", "ignore"] });
+    await new Promise((r) => child.stdout.once("data", r));
+    times.push(performance.now() - t0);
+    if (i === 2) {
+      await sleep(500);
+      times.rss = rssMiB(child.pid);
+    }
+    child.kill("SIGKILL");
+  }
+  return { ms: median(times), rss: times.rss };
+}
+
+async function killToServing(s) {
+  const times = [];
+  for (let i = 0; i < 3; i++) {
+    const { workers } = await getJson(`${s.url}/pids`);
+    const t0 = performance.now();
+    process.kill(workers[0], "SIGKILL");
+    await sleep(5); // let the dispatcher see the death before the probe
+    const res = await fetch(`${s.url}/json`);
+    await res.text();
+    times.push(performance.now() - t0);
+    const now = await getJson(`${s.url}/pids`);
+    if (now.workers[0] === workers[0]) throw new Error("worker was not replaced");
+    await sleep(300);
+  }
+  return median(times);
+}
+
+/** Opens `n` requests to /slow at once and measures the dispatcher's RSS while they are pending. */
+async function rssWithPending(s, n) {
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  const reqs = [];
+  for (let i = 0; i < n; i++) {
+    const req = http.get(`${s.url}/slow`, { agent });
+    req.on("error", () => {});
+    reqs.push(req);
+  }
+  const deadline = Date.now() + 60_000;
+  let pending = 0;
+  while (Date.now() < deadline) {
+    pending = (await getJson(`${s.url}/pending`)).pending;
+    if (pending >= n) break;
+    await sleep(200);
+  }
+  await sleep(500);
+  const { dispatcher } = await getJson(`${s.url}/pids`);
+  const rss = rssMiB(dispatcher);
+  for (const r of reqs) r.destroy();
+  agent.destroy();
+  return { rss, pending };
+}
+
+const versions = {
+  deno: execFileSync(bin("deno"), ["--version"], { encoding: "utf8" }).split("\n")[0],
+  bun: "bun " + execFileSync(bin("bun"), ["--version"], { encoding: "utf8" }).trim(),
+  node: "node " + execFileSync(bin("node"), ["--version"], { encoding: "utf8" }).trim(),
+  wrk: "",
+};
+
+ensureWrk();
+versions.wrk = spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0];
+const results = {};
+for (const rt of runtimes) {
+  console.log(`\n=== ${rt}`);
+  const r = (results[rt] = {});
+  // tiny JSON: baseline vs 1 and 2 workers
+  {
+    const servers = {
+      baseline: await start([...RUN[rt], server("baseline.ts")]),
+      w1: await forkyard(rt, 1),
+      w2: await forkyard(rt, 2),
+    };
+    r.idle = {
+      dispatcher: rssMiB((await getJson(`${servers.w1.url}/pids`)).dispatcher),
+      worker: rssMiB((await getJson(`${servers.w1.url}/pids`)).workers[0]),
+    };
+    r.json = await interleaved(servers, "/json");
+    for (const [k, v] of Object.entries(r.json)) console.log(`  json ${k}: ${fmt(v).text} req/s`);
+    r.kill = await killToServing(servers.w1);
+    console.log(`  kill -9 to serving: ${r.kill.toFixed(0)} ms`);
+    for (const s of Object.values(servers)) await stop(s);
+  }
+  r.bare = await spawnToReady(rt);
+  console.log(`  bare spawn-to-ready: ${r.bare.ms.toFixed(0)} ms, idle RSS ${r.bare.rss.toFixed(1)} MiB`);
+  // CPU-bound route
+  {
+    const servers = {
+      single: await start([...RUN[rt], server("baseline.ts")]),
+      w1: await forkyard(rt, 1),
+      w2: await forkyard(rt, 2),
+      ...(rt === "node"
+        ? {
+          cluster: await start([...RUN[rt], server("cluster.ts")], {
+            PORT: String(20000 + Math.floor(Math.random() * 20000)),
+            WORKERS: "2",
+          }),
+        }
+        : {}),
+    };
+    r.cpu = await interleaved(servers, "/cpu");
+    for (const [k, v] of Object.entries(r.cpu)) {
+      console.log(`  cpu ${k}: ${fmt(v).text} req/s, p99 ${fmt(v, "p99", 1).text} ms`);
+    }
+    for (const s of Object.values(servers)) await stop(s);
+  }
+  // POST echo, 64 KiB and 1 MiB
+  {
+    const servers = { baseline: await start([...RUN[rt], server("baseline.ts")]), w1: await forkyard(rt, 1) };
+    r.echo64 = await interleaved(servers, "/echo", { script: postScript(64 * 1024), conns: 8 });
+    r.echo1m = await interleaved(servers, "/echo", { script: postScript(1024 * 1024), conns: 4 });
+    for (const [k, v] of Object.entries(r.echo64)) console.log(`  echo 64 KiB ${k}: ${fmt(v).text} req/s`);
+    for (const [k, v] of Object.entries(r.echo1m)) console.log(`  echo 1 MiB ${k}: ${fmt(v).text} req/s`);
+    for (const s of Object.values(servers)) await stop(s);
+  }
+  // dispatcher RSS with 10,000 pending requests
+  {
+    const s = await forkyard(rt, 1, { CONCURRENCY: "32" });
+    r.pending = await rssWithPending(s, 10_000);
+    console.log(`  dispatcher RSS with ${r.pending.pending} pending: ${r.pending.rss.toFixed(1)} MiB`);
+    await stop(s);
+  }
+}
+
+// ---- report
+const ratio = (a, b) => a / b;
+const rows = [];
+const row = (...cells) => rows.push(`| ${cells.join(" | ")} |`);
+const check = (ok) => (ok ? "yes" : "**no**");
+for (const rt of runtimes) {
+  const r = results[rt];
+  const base = fmt(r.json.baseline).median;
+  const w1 = fmt(r.json.w1).median;
+  const w2 = fmt(r.json.w2).median;
+  const target = rt === "deno" ? 0.6 : 0.75;
+  row(rt, "tiny JSON, in-process baseline", `${fmt(r.json.baseline).text} req/s`, "1.00", "", "");
+  row(
+    rt,
+    "tiny JSON, forkyard 1 worker",
+    `${fmt(r.json.w1).text} req/s`,
+    ratio(w1, base).toFixed(2),
+    `≥ ${target}`,
+    check(ratio(w1, base) >= target),
+  );
+  row(rt, "tiny JSON, forkyard 2 workers", `${fmt(r.json.w2).text} req/s`, ratio(w2, base).toFixed(2), "", "");
+  const baseCpu = median(r.json.baseline.map((s) => s.cpu[0]));
+  const dispCpu = median(r.json.w1.map((s) => s.cpu[0]));
+  const workCpu = median(r.json.w1.map((s) => s.cpu[1]));
+  row(rt, "CPU µs/request: in-process server", baseCpu.toFixed(1), "1.00", "", "");
+  row(
+    rt,
+    "CPU µs/request: dispatcher (1 worker)",
+    dispCpu.toFixed(1),
+    ratio(dispCpu, baseCpu).toFixed(2),
+    "≤ 1.5",
+    check(ratio(dispCpu, baseCpu) <= 1.5),
+  );
+  row(rt, "CPU µs/request: worker", workCpu.toFixed(1), ratio(workCpu, baseCpu).toFixed(2), "", "");
+  const single = fmt(r.cpu.single);
+  const c2 = fmt(r.cpu.w2);
+  row(
+    rt,
+    "2 ms CPU route, one process",
+    `${single.text} req/s, p99 ${fmt(r.cpu.single, "p99", 1).text} ms`,
+    "1.00",
+    "",
+    "",
+  );
+  row(
+    rt,
+    "2 ms CPU route, forkyard 1 worker",
+    `${fmt(r.cpu.w1).text} req/s, p99 ${fmt(r.cpu.w1, "p99", 1).text} ms`,
+    ratio(fmt(r.cpu.w1).median, single.median).toFixed(2),
+    "",
+    "",
+  );
+  row(
+    rt,
+    "2 ms CPU route, forkyard 2 workers",
+    `${c2.text} req/s, p99 ${fmt(r.cpu.w2, "p99", 1).text} ms`,
+    ratio(c2.median, single.median).toFixed(2),
+    "≥ 1.9",
+    check(ratio(c2.median, single.median) >= 1.9),
+  );
+  if (r.cpu.cluster) {
+    const cl = fmt(r.cpu.cluster);
+    const p99ok = fmt(r.cpu.w2, "p99").median <= fmt(r.cpu.cluster, "p99").median;
+    row(
+      rt,
+      "2 ms CPU route, node:cluster 2 workers",
+      `${cl.text} req/s, p99 ${fmt(r.cpu.cluster, "p99", 1).text} ms`,
+      ratio(cl.median, single.median).toFixed(2),
+      "forkyard p99 ≤ cluster p99",
+      check(p99ok),
+    );
+  }
+  for (const [key, label, size] of [["echo64", "64 KiB", 64 * 1024], ["echo1m", "1 MiB", 1024 * 1024]]) {
+    const b = fmt(r[key].baseline).median;
+    const f = fmt(r[key].w1).median;
+    const mbs = (x) => ((x * size) / 1048576).toFixed(0);
+    row(rt, `POST echo ${label}, in-process`, `${mbs(b)} MiB/s`, "1.00", "", "");
+    row(
+      rt,
+      `POST echo ${label}, forkyard 1 worker`,
+      `${mbs(f)} MiB/s`,
+      ratio(f, b).toFixed(2),
+      key === "echo1m" ? "≥ 0.5" : "",
+      key === "echo1m" ? check(ratio(f, b) >= 0.5) : "",
+    );
+  }
+  row(rt, "bare runtime spawn-to-ready", `${r.bare.ms.toFixed(0)} ms`, "1.00", "", "");
+  row(
+    rt,
+    "kill -9 of a worker to serving again",
+    `${r.kill.toFixed(0)} ms`,
+    ratio(r.kill, r.bare.ms).toFixed(2),
+    "≤ 3",
+    check(ratio(r.kill, r.bare.ms) <= 3),
+  );
+  row(rt, "dispatcher RSS, idle", `${r.idle.dispatcher.toFixed(1)} MiB`, "", "", "");
+  row(
+    rt,
+    `dispatcher RSS, ${r.pending.pending} pending`,
+    `${r.pending.rss.toFixed(1)} MiB`,
+    "",
+    "≤ 150 MiB",
+    check(r.pending.rss <= 150),
+  );
+  row(
+    rt,
+    "idle worker RSS vs bare runtime",
+    `${r.idle.worker.toFixed(1)} vs ${r.bare.rss.toFixed(1)} MiB`,
+    `+${(r.idle.worker - r.bare.rss).toFixed(1)} MiB`,
+    "≤ +15 MiB",
+    check(r.idle.worker - r.bare.rss <= 15),
+  );
+}
+const cpu = os.cpus();
+const md = `# Benchmarks
+
+Written by \`npm run bench\` (\`bench/run.mjs\`) on ${new Date().toISOString().slice(0, 10)}. Every ratio compares
+two servers measured in the same run; absolute numbers vary between machines and runs.
+
+- Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${
+  (os.totalmem() / 2 ** 30).toFixed(0)
+} GiB, ${os.type()} ${os.release()}
+- Versions: ${versions.deno}; ${versions.bun}; ${versions.node}; ${versions.wrk}
+- Load: \`wrk -t1 -c${CONNS} -d${SECONDS}s --latency\` against 127.0.0.1 (POST echo: 8 connections for 64 KiB,
+  4 for 1 MiB, body from a Lua script); one warm-up run, then ${RUNS} interleaved runs (every server once
+  per run). Cells show the median and (min–max) of the ${RUNS} runs.
+- Servers (\`bench/servers/\`): \`baseline.ts\` serves the same routes in one process with the runtime's own
+  server (\`Deno.serve\`, \`Bun.serve\`, \`node:http\`); \`forkyard.ts\` serves them from a \`WorkerPool\`;
+  \`cluster.ts\` is \`node:cluster\` with 2 \`node:http\` workers. The CPU-bound route burns 2 ms per request.
+- CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
+  wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
+  a route that never answers in time, held open by the benchmark process.
+- Kill -9 to serving: SIGKILL to the only worker, then one request; its answer time (it waits in the
+  dispatcher's queue until the replacement is ready). Bare spawn-to-ready: spawning the runtime on a
+  script that prints one line.
+
+| runtime | scenario | result | ratio | target | met |
+| --- | --- | --- | --- | --- | --- |
+${rows.join("\n")}
+`;
+writeFileSync(join(root, "BENCHMARKS.md"), md);
+console.log(`\nwrote BENCHMARKS.md`);
+process.exit(0);

@@ -1,0 +1,50 @@
+// The baseline: the same handlers served in one process by the runtime's own server
+// (Deno.serve, Bun.serve, node:http). Prints {"port": N} when listening.
+import { createServer } from "node:http";
+import process from "node:process";
+import { burn } from "./baseline_burn.ts";
+
+const body = JSON.stringify({ hello: "world" });
+
+async function handle(req: Request): Promise<Response> {
+  const path = new URL(req.url).pathname;
+  if (path === "/json") return new Response(body, { headers: { "content-type": "application/json" } });
+  if (path === "/cpu") {
+    burn();
+    return new Response(body, { headers: { "content-type": "application/json" } });
+  }
+  if (path === "/echo") {
+    return new Response(await req.arrayBuffer(), { headers: { "content-type": "application/octet-stream" } });
+  }
+  return new Response("not found", { status: 404 });
+}
+
+const port = Number(process.env.PORT ?? 0);
+const g = globalThis as Record<string, any>;
+if (g.Deno) {
+  const server = g.Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, handle);
+  console.log(JSON.stringify({ port: server.addr.port }));
+} else if (g.Bun) {
+  const server = g.Bun.serve({ port, hostname: "127.0.0.1", fetch: handle });
+  console.log(JSON.stringify({ port: server.port }));
+} else {
+  // node:http directly, as a Node user's fastest in-process server
+  const server = createServer((req, res) => {
+    if (req.url === "/json" || req.url === "/cpu") {
+      if (req.url === "/cpu") burn();
+      res.writeHead(200, { "content-type": "application/json" }).end(body);
+    } else if (req.url === "/echo") {
+      const chunks: Buffer[] = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on(
+        "end",
+        () => res.writeHead(200, { "content-type": "application/octet-stream" }).end(Buffer.concat(chunks)),
+      );
+    } else res.writeHead(404).end("not found");
+  });
+  server.listen(
+    port,
+    "127.0.0.1",
+    () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })),
+  );
+}

@@ -1,0 +1,23 @@
+// node:cluster with WORKERS node:http workers: the prefork baseline for the CPU-bound route.
+import cluster from "node:cluster";
+import { createServer } from "node:http";
+import process from "node:process";
+import { burn } from "./baseline_burn.ts";
+
+const body = JSON.stringify({ hello: "world" });
+const workers = Number(process.env.WORKERS ?? 2);
+if (cluster.isPrimary) {
+  const port = Number(process.env.PORT);
+  cluster.setupPrimary({ env: { ...process.env, PORT: String(port) } });
+  let ready = 0;
+  for (let i = 0; i < workers; i++) {
+    cluster.fork().on("listening", () => {
+      if (++ready === workers) console.log(JSON.stringify({ port }));
+    });
+  }
+} else {
+  createServer((req, res) => {
+    if (req.url === "/cpu") burn();
+    res.writeHead(200, { "content-type": "application/json" }).end(body);
+  }).listen(Number(process.env.PORT), "127.0.0.1");
+}
