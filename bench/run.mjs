@@ -170,9 +170,13 @@ async function killToServing(s) {
     const { workers } = await getJson(`${s.url}/pids`);
     const t0 = performance.now();
     process.kill(workers[0], "SIGKILL");
-    await sleep(5); // let the dispatcher see the death before the probe
-    const res = await fetch(`${s.url}/json`);
-    await res.text();
+    // Until the dispatcher sees the death a probe may get 502; after it, probes wait in the queue
+    // for the replacement. The first 200 is "serving again".
+    for (;;) {
+      const res = await fetch(`${s.url}/json`);
+      await res.text();
+      if (res.status === 200) break;
+    }
     times.push(performance.now() - t0);
     const now = await getJson(`${s.url}/pids`);
     if (now.workers[0] === workers[0]) throw new Error("worker was not replaced");

@@ -264,6 +264,8 @@ export class Dispatcher {
     this.#runtime = runtime;
     configureDefaultLogging(runtime);
     const app = this.#buildApp(runtime);
+    // Without middleware or static files, Hono would only route everything to #handle: skip it.
+    const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
     for (const pool of this.pools) {
       const supervisor = new Supervisor(pool, {
         runtime,
@@ -294,7 +296,7 @@ export class Dispatcher {
         port: this.options.port,
         hostname: this.options.hostname,
         tls: this.options.tls ?? undefined,
-        fetch: (request, remote) => app.fetch(request, { remote }),
+        fetch: direct ? (request, remote) => this.#handleSafely(request, remote) : (request, remote) => app.fetch(request, { remote }),
       });
     } catch (error) {
       for (const off of unlisten) off();
@@ -341,6 +343,13 @@ export class Dispatcher {
     }
     app.all("*", (c) => this.#handle(c.req.raw, c.env.remote));
     return app;
+  }
+
+  #handleSafely(request: Request, remote: () => string): Promise<Response> {
+    return this.#handle(request, remote).catch((error) => {
+      this.#log.error("Request failed in the dispatcher: {error}", { error });
+      return errorResponse(500, "Internal server error");
+    });
   }
 
   async #handle(request: Request, remote: () => string): Promise<Response> {
