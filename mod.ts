@@ -27,6 +27,8 @@
 
 export { Dispatcher, type DispatcherOptions, type ListenInfo } from "./src/dispatcher.ts";
 export {
+  AppPool,
+  type AppPoolOptions,
   type PendingRequest,
   type PoolRequest,
   type PoolStatus,
@@ -41,4 +43,5 @@ export { Client, RejectRequest } from "./src/client.ts";
 export { api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";
 export { sse, type SSEEvent, type SSEStream } from "./src/sse.ts";
 export type { WorkerLogger } from "./src/logging.ts";
+export type { FetchApp } from "./src/worker_loop.ts";
 export type { LogLevel, LogRecord } from "@logtape/logtape";

@@ -182,6 +182,7 @@ export const runtime: Runtime = {
     serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath }),
   env: (name) => process.env[name],
   mainModule: () => Bun.main,
+  args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
   rss: () => process.memoryUsage.rss(),

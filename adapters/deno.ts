@@ -169,6 +169,7 @@ export const runtime: Runtime = {
     }
   },
   mainModule: () => Deno.mainModule,
+  args: () => [...Deno.args],
   stderrIsTerminal: () => Deno.stderr.isTerminal(),
   writeStderr: (text) => {
     const bytes = new TextEncoder().encode(text);

@@ -124,14 +124,14 @@ function fmt(stats, key = "rps", digits = 0) {
 /** Interleaved runs: for each run, every server once. Returns stats per server. */
 async function interleaved(servers, path, opts = {}) {
   const stats = Object.fromEntries(Object.keys(servers).map((k) => [k, []]));
-  for (const [k, s] of Object.entries(servers)) wrk(s.url + path, { ...opts }); // warm-up, not counted
+  for (const s of Object.values(servers)) wrk(s.url + path, { ...opts }); // warm-up, not counted
   for (let run = 0; run < RUNS; run++) {
     for (const [k, s] of Object.entries(servers)) {
       const pids = s.pids ? await s.pids() : [s.child.pid];
       const before = pids.map(cpuMicros);
       const r = wrk(s.url + path, opts);
       const after = pids.map(cpuMicros);
-      r.cpu = pids.map((pid, i) => (after[i] - before[i]) / r.requests);
+      r.cpu = after.map((t, i) => (t - before[i]) / r.requests);
       stats[k].push(r);
       await sleep(200);
     }

@@ -64,6 +64,7 @@ type SyncTarget = (client: Client, params: PathParams) => unknown;
 const EMPTY: Uint8Array = new Uint8Array(0);
 const decoder = new TextDecoder();
 const TICK_MS = 100;
+const TRACE_ID = /^[\w.:@/+=-]+$/;
 
 /** Whether this process was started by a dispatcher as one of its workers. */
 function inWorkerProcess(runtime: Runtime): boolean {
@@ -296,7 +297,9 @@ export class Dispatcher {
         port: this.options.port,
         hostname: this.options.hostname,
         tls: this.options.tls ?? undefined,
-        fetch: direct ? (request, remote) => this.#handleSafely(request, remote) : (request, remote) => app.fetch(request, { remote }),
+        fetch: direct
+          ? (request, remote) => this.#handleSafely(request, remote)
+          : (request, remote) => app.fetch(request, { remote }),
       });
     } catch (error) {
       for (const off of unlisten) off();
@@ -411,10 +414,18 @@ export class Dispatcher {
     const supervisor = pool.supervisor!;
     if (supervisor.degraded) return errorResponse(503, "Service unavailable");
     const headers: string[] = [];
-    for (const [k, v] of request.headers) headers.push(k, v);
+    let trace: string | null = null;
+    for (const [k, v] of request.headers) {
+      if (k === "x-request-id") trace = v;
+      else headers.push(k, v);
+    }
+    // Request tracing: keep a sane incoming X-Request-ID, else make one.
+    if (trace === null || trace.length > 200 || !TRACE_ID.test(trace)) trace = crypto.randomUUID();
+    headers.push("x-request-id", trace);
     const id = this.#nextId++;
-    const wire: WireRequest = { i: id, m: method, p: path, q: rawQuery, h: headers };
+    const wire: WireRequest = { i: id, m: method, p: path, q: rawQuery, h: headers, x: trace };
     if (contentType !== null) wire.t = contentType;
+    if (rawPath !== path) wire.r = rawPath;
     this.#pending++;
     return new Promise<Response>((resolve) => {
       supervisor.submit(new Pending(id, client, pool, wire, body, resolve));

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { format } from "node:util";
 import {
   configureSync,
@@ -135,6 +136,7 @@ export function fromWire(wire: WireRecord, extra: Record<string, unknown>): LogR
 export function configureWorkerLogging(sink: Sink, lowestLevel: LogLevel): void {
   configureSync({
     reset: true,
+    contextLocalStorage: new AsyncLocalStorage(),
     sinks: { channel: sink },
     loggers: [
       { category: [], lowestLevel, sinks: ["channel"] },
@@ -182,7 +184,8 @@ export function formatRecord(record: LogRecord, style: LogStyle): string {
   let message = "";
   const parts = record.message;
   for (let i = 0; i < parts.length; i++) message += i % 2 === 0 ? String(parts[i]) : renderValue(parts[i]);
-  const category = record.category.join(".");
+  const requestId = record.properties.requestId;
+  const category = record.category.join(".") + (typeof requestId === "string" ? ` [${requestId}]` : "");
   if (style === "syslog") {
     return message.split("\n").map((line) => `${SYSLOG[record.level]}${category}: ${line}`).join("\n") + "\n";
   }

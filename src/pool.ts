@@ -283,7 +283,7 @@ interface Slot {
 }
 
 /** Where `run()` in a worker process finds the worker entry module for `module` pools. */
-const WORKER_MAIN = new URL("./worker_main.ts", import.meta.url);
+const WORKER_MAIN = new URL(import.meta.url.endsWith(".js") ? "./worker_main.js" : "./worker_main.ts", import.meta.url);
 
 function moduleUrl(module: string | URL): string {
   if (module instanceof URL) return module.href;
@@ -320,6 +320,8 @@ export class WorkerPool {
     readonly module: string | null;
     readonly export: string;
   };
+  /** For app pools: the path prefix the app is mounted at (stripped before the app sees a request). */
+  readonly mount: string | null = null;
   #matchers: ((path: string) => boolean)[];
   #supervisor: Supervisor | undefined;
   #config: { value: unknown } | undefined;
@@ -549,7 +551,8 @@ export class Supervisor {
       const main = WORKER_MAIN.protocol === "file:" ? fileURLToPath(WORKER_MAIN) : WORKER_MAIN.href;
       return runtime.selfCommand(main);
     }
-    return runtime.selfCommand(runtime.mainModule());
+    // Workers re-run the main module with the same arguments, as node:cluster does.
+    return [...runtime.selfCommand(runtime.mainModule()), ...runtime.args()];
   }
 
   #spawn(slot: Slot, standby = false) {
@@ -597,6 +600,7 @@ export class Supervisor {
       logLevel: opts.logLevel,
       heartbeatInterval: opts.heartbeatInterval,
       ...(opts.module !== null ? { module: opts.module, export: opts.export } : {}),
+      ...(this.pool.mount !== null ? { mount: this.pool.mount } : {}),
     };
     worker.writer.send(F.INIT, init);
     const exit = child.exited.then((status) => this.#onExit(worker, status));
@@ -701,7 +705,7 @@ export class Supervisor {
     worker.busy--;
     worker.served++;
     this.#timeouts.delete(p.requestId);
-    const response = buildResponse(h, body);
+    const response = buildResponse(h, body, p.wire.x);
     this.#deliver(p, response);
     if (worker.maxServed > 0 && worker.served >= worker.maxServed && worker.state === READY) {
       this.#replace(worker.slot, `served ${worker.served} requests (maxRequests)`);
@@ -730,7 +734,7 @@ export class Supervisor {
         }
       },
     });
-    this.#deliver(p, new Response(stream, { status: h.s, headers: headersFrom(h.h) }), false);
+    this.#deliver(p, new Response(stream, { status: h.s, headers: headersFrom(h.h, p.wire.x) }), false);
     this.#next(worker);
   }
 
@@ -946,7 +950,7 @@ export class Supervisor {
         p.worker = null;
         requeue.push(p);
       } else {
-        this.#fail(p, errorResponse(502, "Worker failed"));
+        this.#fail(p, failure(p, 502, "Worker failed"));
       }
     }
     worker.inflight.clear();
@@ -1154,6 +1158,7 @@ export class Supervisor {
       return;
     }
     this.#log.warning("Request {id} {method} {path} timed out after {timeout} ms", {
+      requestId: p.wire.x,
       id: p.requestId,
       method: p.wire.m,
       path: p.wire.p,
@@ -1162,7 +1167,7 @@ export class Supervisor {
     if (p.client === null) {
       this.#host.finished(p);
     } else {
-      this.#deliver(p, errorResponse(504, "Request timeout"));
+      this.#deliver(p, failure(p, 504, "Request timeout"));
     }
     if (worker !== null) this.#next(worker);
   }
@@ -1264,29 +1269,41 @@ export class Supervisor {
   }
 }
 
-function headersFrom(flat: string[] | undefined): Headers {
+function headersFrom(flat: string[] | undefined, trace?: string): Headers {
   const headers = new Headers();
   if (flat) { for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]); }
+  if (trace !== undefined) headers.set("x-request-id", trace);
   return headers;
 }
 
-function buildResponse(h: { s: number; k?: number; h?: string[] }, body: Uint8Array): Response {
+/** A JSON error answer for `p`, carrying its trace id. */
+function failure(p: Pending, status: number, message: string): Response {
+  return errorResponse(status, message, p.wire.x === undefined ? undefined : { "x-request-id": p.wire.x });
+}
+
+function buildResponse(
+  h: { s: number; k?: number; h?: string[] },
+  body: Uint8Array,
+  trace: string | undefined,
+): Response {
   const status = h.s;
-  let headers: HeadersInit;
+  let headers: Record<string, string> | Headers;
   switch (h.k ?? KIND.JSON) {
     case KIND.JSON:
-      headers = JSON_HEADERS;
+      headers = trace === undefined ? JSON_HEADERS : { ...JSON_HEADERS, "x-request-id": trace };
       break;
     case KIND.TEXT:
-      headers = TEXT_HEADERS;
+      headers = trace === undefined ? TEXT_HEADERS : { ...TEXT_HEADERS, "x-request-id": trace };
       break;
     case KIND.BINARY:
-      headers = BINARY_HEADERS;
+      headers = trace === undefined ? BINARY_HEADERS : { ...BINARY_HEADERS, "x-request-id": trace };
       break;
     default:
-      headers = headersFrom(h.h);
+      headers = headersFrom(h.h, trace);
   }
-  if (status === 204 && body.length === 0) return new Response(null, { status });
+  if (status === 204 && body.length === 0) {
+    return new Response(null, { status, headers: trace === undefined ? undefined : { "x-request-id": trace } });
+  }
   return new Response(NULL_BODY.has(status) ? null : body as BodyInit, { status, headers });
 }
 
@@ -1309,4 +1326,46 @@ function responseInfo(status: number, headers: Headers, body: Uint8Array): Worke
       return data;
     },
   };
+}
+
+/** Options of an {@linkcode AppPool}: every `WorkerPool` option but `routes`, plus `export`. */
+export type AppPoolOptions = Omit<WorkerPoolOptions, "routes" | "module">;
+
+/**
+ * A pool whose workers run a web-standard app: any module whose default
+ * export (or `options.export`) has `fetch(request)`, such as a Hono app. The
+ * pool serves `mount` and everything below it; the prefix is stripped before
+ * the app sees the request (`/api/users/7` reaches an app mounted at
+ * `/api/users` as `/7`). Supervision is the same as for worker pools.
+ *
+ * @example
+ * ```ts
+ * import { AppPool, Dispatcher } from "@forkyard/forkyard";
+ *
+ * await new Dispatcher({
+ *   pools: [new AppPool("/api/users", new URL("./users_app.ts", import.meta.url), { workers: 2 })],
+ * }).run();
+ * ```
+ */
+export class AppPool extends WorkerPool {
+  /** The path prefix, without a trailing slash ("" for the root). */
+  override readonly mount: string;
+
+  /**
+   * @param mount Path prefix served by the app, e.g. `"/api/users"` (or `"/"`).
+   * @param module Module whose default export has `fetch(request)`.
+   * @param options Pool options.
+   */
+  constructor(mount: string, module: string | URL, options: AppPoolOptions = {}) {
+    if (typeof mount !== "string" || !mount.startsWith("/") || mount.includes("*") || mount.includes("{")) {
+      throw new TypeError(`Invalid AppPool mount ${JSON.stringify(mount)}: expected a path such as "/api/users"`);
+    }
+    if (typeof module !== "string" && !(module instanceof URL)) {
+      throw new TypeError(`Invalid AppPool module ${JSON.stringify(module)}: expected a path or URL`);
+    }
+    const prefix = mount.replace(/\/+$/, "");
+    const { export: name = "default", ...rest } = options;
+    super(name, { ...rest, module, export: name, routes: [`${prefix}/**`], name: options.name ?? (prefix || "/") });
+    this.mount = prefix;
+  }
 }

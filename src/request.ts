@@ -25,6 +25,10 @@ export interface WireRequest {
   t?: string;
   /** Set for fire-and-forget requests: nobody waits for the answer. */
   n?: 1;
+  /** Raw (percent-encoded) path, when it differs from `p`. */
+  r?: string;
+  /** The request's trace id (`X-Request-ID`). */
+  x?: string;
 }
 
 /** Parses `application/x-www-form-urlencoded` or a query string into an object (last value wins). */
@@ -152,6 +156,11 @@ export class WorkerRequest {
   /** The `Content-Type` header, or `null`. */
   get contentType(): string | null {
     return this.#wire.t ?? null;
+  }
+
+  /** The trace id: the client's `X-Request-ID`, or one the dispatcher generated. Also on the response. */
+  get traceId(): string | null {
+    return this.#wire.x ?? null;
   }
 
   /** The body: parsed JSON, a parsed form (object), other bytes as `Uint8Array`, or `null` when empty. */

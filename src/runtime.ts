@@ -125,6 +125,8 @@ export interface Runtime {
   env(name: string): string | undefined;
   /** The path or URL of the main module. */
   mainModule(): string;
+  /** The command-line arguments after the main module. */
+  args(): string[];
   /** Whether stderr is a terminal. */
   stderrIsTerminal(): boolean;
   /** Writes text to stderr synchronously. */

@@ -6,14 +6,14 @@
  */
 
 import { format } from "node:util";
-import { getLogger, type LogLevel, type Sink } from "@logtape/logtape";
+import { getLogger, type LogLevel, type Sink, withContext } from "@logtape/logtape";
 import { loadRuntime } from "./detect.ts";
 import { F, FrameDecoder, FrameWriter } from "./framing.ts";
 import { configureWorkerLogging, toWire, type WireRecord, workerLogger } from "./logging.ts";
 import { ABORT, type WireRequest, WorkerRequest } from "./request.ts";
 import { API_ROUTES, decoratedMethods, joinPattern, RouteTable } from "./routing.ts";
 import type { Runtime } from "./runtime.ts";
-import type { Worker, WorkerClass, WorkerContext } from "./worker.ts";
+import { type Worker, Worker as WorkerBase, type WorkerClass, type WorkerContext } from "./worker.ts";
 
 /** The first frame a worker receives. */
 export interface InitMessage {
@@ -31,6 +31,14 @@ export interface InitMessage {
   module?: string;
   /** For pools with a `module` option: the export holding the worker class. */
   export?: string;
+  /** For app pools: the mount prefix to strip. */
+  mount?: string;
+}
+
+/** A web-standard app: what an app pool's module exports. */
+export interface FetchApp {
+  /** Answers one request. */
+  fetch(request: Request): Response | Promise<Response>;
 }
 
 /** Response kinds in a RESPONSE frame: how the dispatcher sets `Content-Type`. */
@@ -85,6 +93,7 @@ class WorkerLoop {
   #init: InitMessage;
   #worker!: Worker;
   #routes!: RouteTable<Target>;
+  #app: FetchApp | undefined;
   #inflight = new Map<number, Inflight>();
   #served = 0;
   #ready = false;
@@ -98,9 +107,31 @@ class WorkerLoop {
     this.#log = getLogger(["forkyard", "worker", init.pool]);
   }
 
-  async start(WorkerClass: WorkerClass): Promise<void> {
+  async start(target: WorkerClass | FetchApp): Promise<void> {
     const init = this.#init;
-    const context: WorkerContext = {
+    if (typeof target !== "function") {
+      this.#app = target;
+      this.#worker = new (class AppWorker extends WorkerBase {})(this.#context());
+      this.#routes = new RouteTable();
+      this.#heartbeat();
+      setInterval(() => this.#heartbeat(), init.heartbeatInterval);
+      this.#ready = true;
+      this.#writer.send(F.READY);
+      return;
+    }
+    const WorkerClass = target;
+    this.#worker = new WorkerClass(this.#context());
+    this.#routes = buildWorkerRoutes(this.#worker);
+    this.#heartbeat();
+    setInterval(() => this.#heartbeat(), init.heartbeatInterval);
+    await this.#worker.setup();
+    this.#ready = true;
+    this.#writer.send(F.READY);
+  }
+
+  #context(): WorkerContext {
+    const init = this.#init;
+    return {
       workerId: init.id,
       poolName: init.pool,
       kwargs: init.kwargs,
@@ -111,13 +142,6 @@ class WorkerLoop {
         else this.#writer.send(F.RESUME);
       },
     };
-    this.#worker = new WorkerClass(context);
-    this.#routes = buildWorkerRoutes(this.#worker);
-    this.#heartbeat();
-    setInterval(() => this.#heartbeat(), init.heartbeatInterval);
-    await this.#worker.setup();
-    this.#ready = true;
-    this.#writer.send(F.READY);
   }
 
   #heartbeat() {
@@ -163,7 +187,17 @@ class WorkerLoop {
   }
 
   #request(wire: WireRequest, body: Uint8Array) {
+    // Log records made while handling a request carry its trace id.
+    if (wire.x !== undefined) withContext({ requestId: wire.x }, () => this.#handle(wire, body));
+    else this.#handle(wire, body);
+  }
+
+  #handle(wire: WireRequest, body: Uint8Array) {
     const id = wire.i;
+    if (this.#app !== undefined) {
+      this.#appRequest(wire, body);
+      return;
+    }
     const match = this.#routes.match(wire.m, wire.p);
     if (match === undefined) {
       this.#writer.send(F.RESPONSE, { i: id, s: 404 }, NOT_FOUND);
@@ -191,6 +225,35 @@ class WorkerLoop {
     } else {
       this.#finish(id, result);
     }
+  }
+
+  /** App pools: the request as a web `Request` without the mount prefix, to the app's `fetch`. */
+  #appRequest(wire: WireRequest, body: Uint8Array) {
+    const id = wire.i;
+    const request = new WorkerRequest(wire, body, {});
+    this.#inflight.set(id, { request });
+    const raw = wire.r ?? wire.p;
+    const rest = raw.slice(this.#init.mount?.length ?? 0);
+    const path = rest.startsWith("/") ? rest : "/" + rest;
+    const headers = request.headers;
+    const url = `http://${headers.get("host") ?? "localhost"}${path}${wire.q ? "?" + wire.q : ""}`;
+    let result: unknown;
+    try {
+      const hasBody = body.length > 0 && wire.m !== "GET" && wire.m !== "HEAD";
+      result = this.#app!.fetch(
+        new Request(url, { method: wire.m, headers, body: hasBody ? body as BodyInit : null, signal: request.signal }),
+      );
+    } catch (error) {
+      this.#fail(id, request, error);
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => {
+        if (value instanceof Response) this.#finish(id, value);
+        else this.#fail(id, request, new TypeError(`The app's fetch() returned ${typeof value}, not a Response`));
+      },
+      (error) => this.#fail(id, request, error),
+    );
   }
 
   #fail(id: number, request: WorkerRequest, error: unknown) {
@@ -336,11 +399,24 @@ class WorkerLoop {
   }
 }
 
-/** Imports a `module` pool's worker class, with an error naming the module and the export. */
-export async function importWorkerClass(init: InitMessage): Promise<WorkerClass> {
+/** Imports a `module` pool's worker class (or, for app pools, its app), with an error naming the module and the export. */
+export async function importWorkerClass(init: InitMessage): Promise<WorkerClass | FetchApp> {
   if (!init.module || !init.export) throw new Error(`Pool "${init.pool}" has no worker module`);
   const mod = await import(init.module) as Record<string, unknown>;
   const cls = mod[init.export];
+  if (init.mount !== undefined) {
+    if (
+      cls === null || typeof cls !== "object" && typeof cls !== "function" ||
+      typeof (cls as FetchApp).fetch !== "function"
+    ) {
+      throw new Error(
+        `Cannot start app "${init.pool}": module "${init.module}" has no ${
+          init.export === "default" ? "default export" : `export "${init.export}"`
+        } with a fetch(request) method`,
+      );
+    }
+    return cls as FetchApp;
+  }
   if (typeof cls !== "function") {
     throw new Error(
       `Cannot start pool "${init.pool}": worker module "${init.module}" does not export "${init.export}"`,
@@ -355,7 +431,7 @@ export async function importWorkerClass(init: InitMessage): Promise<WorkerClass>
  * dispatcher is gone). Never returns.
  */
 export async function runWorkerProcess(
-  resolveClass: (init: InitMessage) => WorkerClass | Promise<WorkerClass>,
+  resolveClass: (init: InitMessage) => WorkerClass | FetchApp | Promise<WorkerClass | FetchApp>,
 ): Promise<never> {
   const runtime = await loadRuntime();
   const channel = runtime.parentChannel();
@@ -395,11 +471,10 @@ export async function runWorkerProcess(
   captureConsole(emit);
   channel.redirectStdout((text) => emit("info", text.replace(/\n$/, ""), "stdout"));
   const log = getLogger(category);
-  let WorkerClass: WorkerClass;
   try {
-    WorkerClass = await resolveClass(init);
+    const target = await resolveClass(init);
     loop = new WorkerLoop(runtime, writer, init);
-    const started = loop.start(WorkerClass);
+    const started = loop.start(target);
     for (const [type, header, body] of early) loop.onFrame(type, header, body);
     await started;
   } catch (error) {
