@@ -1,0 +1,292 @@
+/**
+ * The `forkyard` command line: serve a module (a `Dispatcher`, a `Worker`
+ * class or a web-standard fetch app) or a `forkyard.json` config file.
+ *
+ * @module
+ */
+
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
+import { AppPool, WorkerPool, type WorkerPoolOptions } from "./pool.ts";
+import { Worker, type WorkerClass } from "./worker.ts";
+import type { Runtime } from "./runtime.ts";
+
+/** The version printed by `forkyard --version`. */
+export const VERSION = "0.1.0";
+
+const HELP = `forkyard ${VERSION}: run HTTP handlers across a supervised pool of worker processes
+
+Usage:
+  forkyard serve <module>[:export] [options]   serve a module: a Dispatcher, a Worker class,
+                                               or an app with fetch(request) (e.g. a Hono app)
+  forkyard serve <config.json> [options]       serve pools and apps described in a config file
+  forkyard --help | --version
+
+Options:
+  --port <n>       port to listen on (default 8080, or the config's)
+  --host <addr>    address to listen on (default 0.0.0.0, or the config's)
+  --workers <n>    worker processes per pool
+
+Runs as: deno run -A jsr:@forkyard/forkyard/cli | bunx forkyard | npx forkyard
+Config file reference: see README.md ("Config file").`;
+
+/** A usage or configuration error: printed as one line, exit status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Parsed command line. */
+export interface CliArgs {
+  /** `serve`, `help` or `version`. */
+  command: "serve" | "help" | "version";
+  /** What to serve. */
+  target?: string;
+  /** `--port`. */
+  port?: number;
+  /** `--host`. */
+  host?: string;
+  /** `--workers`. */
+  workers?: number;
+}
+
+function intArg(name: string, value: string | undefined, min: number, max: number): number {
+  if (value === undefined || !/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${name} needs an integer from ${min} to ${max}, got ${JSON.stringify(value ?? "")}`);
+  }
+  return Number(value);
+}
+
+/** Parses `forkyard` arguments; throws {@linkcode UsageError}. */
+export function parseArgs(argv: string[]): CliArgs {
+  const out: CliArgs = { command: "help" };
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf("=");
+    const [flag, inline] = arg.startsWith("--") && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case "-h":
+      case "--help":
+        return { command: "help" };
+      case "-v":
+      case "--version":
+        return { command: "version" };
+      case "--port":
+        out.port = intArg("--port", value(), 0, 65535);
+        break;
+      case "--host":
+      case "--hostname": {
+        const host = value();
+        if (!host) throw new UsageError(`${flag} needs an address`);
+        out.host = host;
+        break;
+      }
+      case "--workers":
+        out.workers = intArg("--workers", value(), 1, 1024);
+        break;
+      default:
+        if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg} (see forkyard --help)`);
+        rest.push(arg);
+    }
+  }
+  if (rest.length === 0) return out;
+  if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
+  if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);
+  return { ...out, command: "serve", target: rest[1] };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+const CONFIG_KEYS = [
+  "port",
+  "hostname",
+  "staticRoutes",
+  "shutdownTimeout",
+  "maxPending",
+  "maxBodySize",
+  "tls",
+  "pools",
+  "apps",
+];
+
+/**
+ * Builds a dispatcher from a `forkyard.json` object. Paths are relative to
+ * `baseDir`. Throws {@linkcode UsageError} naming the bad key.
+ */
+export function dispatcherFromConfig(config: unknown, baseDir: string, source = "config"): Dispatcher {
+  const at = (key: string, message: string) => new UsageError(`${source}: ${key}: ${message}`);
+  if (!isObject(config)) throw new UsageError(`${source}: expected a JSON object`);
+  for (const key of Object.keys(config)) {
+    if (!CONFIG_KEYS.includes(key)) throw at(key, `unknown key (expected one of ${CONFIG_KEYS.join(", ")})`);
+  }
+  const path = (key: string, value: unknown): string => {
+    if (typeof value !== "string" || value === "") throw at(key, "expected a path");
+    const full = isAbsolute(value) ? value : resolve(baseDir, value);
+    if (!existsSync(full)) throw at(key, `cannot find "${value}"`);
+    return full;
+  };
+  const pools: WorkerPool[] = [];
+  const poolList = (key: "pools" | "apps") => {
+    const list = config[key] ?? [];
+    if (!Array.isArray(list)) throw at(key, "expected an array");
+    return list.map((item, i) => {
+      if (!isObject(item)) throw at(`${key}[${i}]`, "expected an object");
+      return [`${key}[${i}]`, item] as const;
+    });
+  };
+  for (const [key, item] of poolList("pools")) {
+    const { module, export: name, ...options } = item;
+    const file = path(`${key}.module`, module);
+    if (typeof name !== "string" || name === "") {
+      throw at(`${key}.export`, "expected the name of the Worker class export");
+    }
+    try {
+      pools.push(new WorkerPool(name, { ...options as WorkerPoolOptions, module: pathToFileURL(file) }));
+    } catch (error) {
+      throw at(key, (error as Error).message);
+    }
+  }
+  for (const [key, item] of poolList("apps")) {
+    const { mount, module, ...options } = item;
+    const file = path(`${key}.module`, module);
+    try {
+      pools.push(new AppPool(mount as string, pathToFileURL(file), options as WorkerPoolOptions));
+    } catch (error) {
+      throw at(key, (error as Error).message);
+    }
+  }
+  const options: DispatcherOptions = { pools };
+  for (const key of ["port", "hostname", "shutdownTimeout", "maxPending", "maxBodySize"] as const) {
+    if (config[key] !== undefined) (options as Record<string, unknown>)[key] = config[key];
+  }
+  if (config.staticRoutes !== undefined) {
+    if (!isObject(config.staticRoutes)) throw at("staticRoutes", 'expected an object of "/prefix/": "directory"');
+    options.staticRoutes = Object.fromEntries(
+      Object.entries(config.staticRoutes).map(([prefix, dir]) => [prefix, path(`staticRoutes["${prefix}"]`, dir)]),
+    );
+  }
+  if (config.tls !== undefined) {
+    const tls = config.tls;
+    if (!isObject(tls)) throw at("tls", "expected { cert, key } file paths");
+    for (const k of Object.keys(tls)) if (k !== "cert" && k !== "key") throw at(`tls.${k}`, "unknown key");
+    options.tls = {
+      cert: readFileSync(path("tls.cert", tls.cert), "utf8"),
+      key: readFileSync(path("tls.key", tls.key), "utf8"),
+    };
+  }
+  try {
+    return new Dispatcher(options);
+  } catch (error) {
+    throw new UsageError(`${source}: ${(error as Error).message}`);
+  }
+}
+
+/** Imports every pool's module once so that a missing export stops the start with a clear error. */
+async function checkExports(dispatcher: Dispatcher, source: string): Promise<void> {
+  for (const [i, pool] of dispatcher.pools.entries()) {
+    const { module, export: name } = pool.options;
+    if (module === null) continue;
+    const mod = await import(module) as Record<string, unknown>;
+    const value = mod[name];
+    const key = pool.mount !== null ? `apps (mount "${pool.mount || "/"}")` : `pools[${i}]`;
+    if (pool.mount !== null) {
+      if (
+        value === null || (typeof value !== "object" && typeof value !== "function") ||
+        typeof (value as { fetch?: unknown }).fetch !== "function"
+      ) {
+        throw new UsageError(`${source}: ${key}: "${module}" has no export "${name}" with a fetch(request) method`);
+      }
+    } else if (typeof value !== "function" || !(value.prototype instanceof Worker)) {
+      throw new UsageError(`${source}: ${key}.export: "${module}" has no Worker class export "${name}"`);
+    }
+  }
+}
+
+/** Loads what `forkyard serve <target>` names and returns the dispatcher to run. */
+export async function dispatcherFor(target: string, args: CliArgs): Promise<Dispatcher> {
+  let dispatcher: Dispatcher;
+  if (target.endsWith(".json")) {
+    const file = resolve(target);
+    if (!existsSync(file)) throw new UsageError(`cannot find config file "${target}"`);
+    let config: unknown;
+    try {
+      config = JSON.parse(readFileSync(file, "utf8"));
+    } catch (error) {
+      throw new UsageError(`${target}: invalid JSON (${(error as Error).message})`);
+    }
+    dispatcher = dispatcherFromConfig(config, dirname(file), target);
+    await checkExports(dispatcher, target);
+  } else {
+    // "./app.ts" or "./app.ts:exportName"
+    const colon = target.lastIndexOf(":");
+    const hasExport = colon > 1 && !target.slice(colon).includes("/");
+    const modulePath = hasExport ? target.slice(0, colon) : target;
+    const exportName = hasExport ? target.slice(colon + 1) : undefined;
+    const file = resolve(modulePath);
+    if (!existsSync(file)) throw new UsageError(`cannot find module "${modulePath}"`);
+    const url = pathToFileURL(file);
+    const mod = await import(url.href) as Record<string, unknown>;
+    const found = exportName !== undefined
+      ? mod[exportName]
+      : mod.default ?? Object.values(mod).find((v) => v instanceof Dispatcher);
+    if (found === undefined) {
+      throw new UsageError(`module "${modulePath}" has no ${exportName ? `export "${exportName}"` : "default export"}`);
+    }
+    if (found instanceof Dispatcher) {
+      dispatcher = found;
+    } else if (typeof found === "function" && found.prototype instanceof Worker) {
+      const name = exportName ?? (Object.entries(mod).find(([, v]) => v === found)?.[0] ?? "default");
+      dispatcher = new Dispatcher({
+        pools: [new WorkerPool((found as WorkerClass).name, { module: url, export: name, workers: args.workers })],
+      });
+    } else if (
+      (typeof found === "object" || typeof found === "function") &&
+      typeof (found as { fetch?: unknown }).fetch === "function"
+    ) {
+      dispatcher = new Dispatcher({
+        pools: [new AppPool("/", url, { export: exportName ?? "default", workers: args.workers })],
+      });
+    } else {
+      throw new UsageError(
+        `module "${modulePath}" exports neither a Dispatcher, a Worker class nor an app with fetch(request)`,
+      );
+    }
+  }
+  const opts = dispatcher.options as { port: number; hostname: string };
+  if (args.port !== undefined) opts.port = args.port;
+  if (args.host !== undefined) opts.hostname = args.host;
+  if (args.workers !== undefined) { for (const pool of dispatcher.pools) pool.scale(args.workers); }
+  return dispatcher;
+}
+
+/** Runs the command line; resolves with the exit status. */
+export async function main(argv: string[], runtime: Runtime): Promise<number> {
+  try {
+    const args = parseArgs(argv);
+    if (args.command === "help") {
+      console.log(HELP);
+      return 0;
+    }
+    if (args.command === "version") {
+      console.log(VERSION);
+      return 0;
+    }
+    const dispatcher = await dispatcherFor(args.target!, args);
+    await dispatcher.run();
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      runtime.writeStderr(`forkyard: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}

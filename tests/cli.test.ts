@@ -1,0 +1,121 @@
+// The forkyard command line: serving modules and config files, and its errors.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { fixture, getJson, runtime, start } from "./helpers.ts";
+
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+
+/** Starts `forkyard serve ...` on a free port; resolves with its base URL once it listens. */
+async function serve(...args: string[]) {
+  const proc = start(CLI, ["serve", ...args, "--port", "0", "--host", "127.0.0.1"]);
+  const line = await proc.waitStderr(/Listening on http:\/\/127\.0\.0\.1:\d+/);
+  return { proc, url: line.replace(/^Listening on /, "") };
+}
+
+async function fails(args: string[]): Promise<string> {
+  const proc = start(CLI, args);
+  const status = await proc.exited;
+  assert.deepEqual(status, { code: 2, signal: null }, proc.stderr());
+  const lines = proc.stderr().trim().split("\n");
+  assert.equal(lines.length, 1, proc.stderr());
+  return lines[0];
+}
+
+describe(`forkyard CLI (${runtime.name})`, () => {
+  test("--version and --help", async () => {
+    const v = start(CLI, ["--version"]);
+    assert.equal((await v.exited).code, 0);
+    assert.equal(v.stdout().trim(), "0.1.0");
+    const h = start(CLI, ["--help"]);
+    assert.equal((await h.exited).code, 0);
+    assert.match(h.stdout(), /forkyard serve <module>/);
+  });
+
+  test("serve a fetch app module: it runs in a worker pool at /", async () => {
+    const { proc, url } = await serve(fixture("users_app.ts"), "--workers", "2");
+    try {
+      assert.deepEqual((await getJson(`${url}/42`)).body, { path: "/42", id: "42" });
+      const pids = new Set<number>();
+      for (let i = 0; i < 6; i++) pids.add((await getJson(`${url}/`)).body.pid);
+      assert.equal(pids.size, 2);
+      assert.ok(!pids.has(proc.pid));
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0);
+    }
+  });
+
+  test("serve a module exporting a Dispatcher, and module:export of a Worker class", async () => {
+    const a = await serve(fixture("cli_dispatcher.ts"));
+    try {
+      const res = await getJson(`${a.url}/echo/hi`);
+      assert.equal(res.body.echo, "hi");
+      assert.notEqual(res.body.pid, a.proc.pid);
+    } finally {
+      a.proc.child.kill("SIGTERM");
+      assert.equal((await a.proc.exited).code, 0);
+    }
+    const b = await serve(`${fixture("cli_dispatcher.ts")}:EchoWorker`);
+    try {
+      assert.equal((await getJson(`${b.url}/echo/there`)).body.echo, "there");
+    } finally {
+      b.proc.child.kill("SIGTERM");
+      await b.proc.exited;
+    }
+  });
+
+  test("serve a config file: worker pool, two apps, static files", async () => {
+    const { proc, url } = await serve(fixture("config/forkyard.json"));
+    try {
+      assert.equal((await getJson(`${url}/echo/cfg`)).body.echo, "cfg");
+      assert.deepEqual((await getJson(`${url}/users/5`)).body, { path: "/5", id: "5" });
+      assert.deepEqual((await getJson(`${url}/plain/x`)).body, { plain: true, path: "/x", method: "GET" });
+      assert.equal(await (await fetch(`${url}/static/style.css`)).text(), "body{}\n");
+      assert.equal((await getJson(`${url}/nothing`)).status, 404);
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0);
+    }
+  });
+
+  test("bad input exits 2 with one line naming the key or path; nothing starts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-cli-"));
+    const write = (name: string, config: unknown) => {
+      const file = join(dir, name);
+      writeFileSync(file, typeof config === "string" ? config : JSON.stringify(config));
+      return file;
+    };
+    const app = fixture("plain_app.ts");
+    assert.match(await fails(["serve", write("a.json", { prot: 1 })]), /a\.json: prot: unknown key/);
+    assert.match(
+      await fails(["serve", write("b.json", { apps: [{ mount: "/a", module: app, workerz: 2 }] })]),
+      /b\.json: apps\[0\]: Unknown WorkerPool option "workerz"/,
+    );
+    assert.match(
+      await fails(["serve", write("c.json", { pools: [{ module: app, export: "X", timeout: "5" }] })]),
+      /c\.json: pools\[0\]: Invalid WorkerPool option "timeout": "5"/,
+    );
+    assert.match(
+      await fails(["serve", write("d.json", { apps: [{ mount: "/a", module: "./missing.ts" }] })]),
+      /d\.json: apps\[0\]\.module: cannot find "\.\/missing\.ts"/,
+    );
+    assert.match(
+      await fails(["serve", write("e.json", { pools: [{ module: app, export: "Nope", routes: ["/x"] }] })]),
+      /e\.json: pools\[0\]\.export: .* has no Worker class export "Nope"/,
+    );
+    assert.match(await fails(["serve", write("f.json", "{oops")]), /f\.json: invalid JSON/);
+    assert.match(
+      await fails(["serve", write("g.json", { port: "80" })]),
+      /g\.json: Invalid Dispatcher option "port": "80"/,
+    );
+    assert.match(await fails(["serve", join(dir, "none.ts")]), /cannot find module/);
+    assert.match(await fails(["serve", `${app}:missing`]), /has no export "missing"/);
+    assert.match(await fails(["serve", fixture("echo_child.ts"), "--port", "-1"]), /--port/);
+    assert.match(await fails(["serve", app, "--bogus"]), /unknown option --bogus/);
+    assert.match(await fails(["launch", app]), /unknown command "launch"/);
+  });
+});
