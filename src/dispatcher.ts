@@ -65,6 +65,9 @@ const EMPTY: Uint8Array = new Uint8Array(0);
 const decoder = new TextDecoder();
 const TICK_MS = 100;
 const TRACE_ID = /^[\w.:@/+=-]+$/;
+/** Generated trace ids: a random per-process prefix and a counter (a UUID per request costs more). */
+const TRACE_PREFIX = crypto.randomUUID().slice(0, 18);
+let traceCounter = 0;
 
 /** Whether this process was started by a dispatcher as one of its workers. */
 function inWorkerProcess(runtime: Runtime): boolean {
@@ -420,7 +423,9 @@ export class Dispatcher {
       else headers.push(k, v);
     }
     // Request tracing: keep a sane incoming X-Request-ID, else make one.
-    if (trace === null || trace.length > 200 || !TRACE_ID.test(trace)) trace = crypto.randomUUID();
+    if (trace === null || trace.length > 200 || !TRACE_ID.test(trace)) {
+      trace = TRACE_PREFIX + "-" + (++traceCounter).toString(36);
+    }
     headers.push("x-request-id", trace);
     const id = this.#nextId++;
     const wire: WireRequest = { i: id, m: method, p: path, q: rawQuery, h: headers, x: trace };

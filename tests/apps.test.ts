@@ -63,10 +63,10 @@ describe(`app pools, tracing and middleware (${runtime.name})`, () => {
   test("without X-Request-ID (or with a malformed one) one is generated", async () => {
     const res = await getJson(`${app.url}/w/trace`);
     const id = res.headers.get("x-request-id");
-    assert.match(id ?? "", /^[0-9a-f-]{36}$/);
+    assert.match(id ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-z]+$/);
     assert.equal(res.body.traceId, id);
     const bad = await getJson(`${app.url}/w/trace`, { headers: { "x-request-id": "a b\tc" } });
-    assert.match(bad.body.traceId, /^[0-9a-f-]{36}$/);
+    assert.match(bad.body.traceId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-z]+$/);
   });
 
   test("middleware runs before routing: CORS, secure headers, compression, rate limit", async () => {
