@@ -40,8 +40,20 @@ export {
 export { ApiHandler, type ApiHandlerClass, Worker, type WorkerClass, type WorkerContext } from "./src/worker.ts";
 export { WorkerRequest } from "./src/request.ts";
 export { Client, RejectRequest } from "./src/client.ts";
-export { api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";
+export { type AnyFunction, api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";
 export { sse, type SSEEvent, type SSEStream } from "./src/sse.ts";
 export type { WorkerLogger } from "./src/logging.ts";
 export type { FetchApp } from "./src/worker_loop.ts";
 export type { LogLevel, LogRecord } from "@logtape/logtape";
+export type {
+  ChildProcess,
+  ExitStatus,
+  HttpServer,
+  ParentChannel,
+  Runtime,
+  RuntimeName,
+  ServeOptions,
+  SignalName,
+  SpawnOptions,
+  StaticOptions,
+} from "./src/runtime.ts";

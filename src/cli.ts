@@ -13,6 +13,8 @@ import { AppPool, WorkerPool, type WorkerPoolOptions } from "./pool.ts";
 import { Worker, type WorkerClass } from "./worker.ts";
 import type { Runtime } from "./runtime.ts";
 
+export type { Runtime };
+
 /** The version printed by `forkyard --version`. */
 export const VERSION = "0.1.0";
 
@@ -34,6 +36,11 @@ Config file reference: see README.md ("Config file").`;
 
 /** A usage or configuration error: printed as one line, exit status 2. */
 export class UsageError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, naming the key, option or path.
+   */
   constructor(message: string) {
     super(message);
     this.name = "UsageError";

@@ -153,6 +153,8 @@ export class RejectRequest extends Error {
   readonly data: unknown;
 
   /**
+   * Creates a rejection.
+   *
    * @param data Body to send; `{"error": "Forbidden"}` by default.
    * @param status HTTP status; 403 by default.
    */

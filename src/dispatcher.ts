@@ -157,7 +157,11 @@ export class Dispatcher {
   #done!: () => void;
   #finished = new Promise<void>((resolve) => (this.#done = resolve));
 
-  /** @param options Dispatcher options; bad values throw `TypeError` or `RangeError` naming the option. */
+  /**
+   * Creates a dispatcher; nothing starts until {@linkcode Dispatcher.run}.
+   *
+   * @param options Dispatcher options; bad values throw `TypeError` or `RangeError` naming the option.
+   */
   constructor(options: DispatcherOptions = {}) {
     if (typeof options !== "object" || options === null) throw new TypeError("Dispatcher options must be an object");
     checkKeys("Dispatcher", options, DISPATCHER_OPTIONS);

@@ -327,6 +327,8 @@ export class WorkerPool {
   #config: { value: unknown } | undefined;
 
   /**
+   * Creates a pool; its processes start when the dispatcher runs.
+   *
    * @param workerClass The `Worker` subclass; with the `module` option, its export name may be given instead.
    * @param options Pool options.
    */
@@ -1352,6 +1354,8 @@ export class AppPool extends WorkerPool {
   override readonly mount: string;
 
   /**
+   * Creates an app pool; its processes start when the dispatcher runs.
+   *
    * @param mount Path prefix served by the app, e.g. `"/api/users"` (or `"/"`).
    * @param module Module whose default export has `fetch(request)`.
    * @param options Pool options.

@@ -95,8 +95,9 @@ export const API_ROUTES: unique symbol = Symbol.for("forkyard.api");
 /** Marker for `@sync` routes. */
 export const SYNC_ROUTES: unique symbol = Symbol.for("forkyard.sync");
 
+/** Any function: what a route decorator accepts. */
 // deno-lint-ignore no-explicit-any
-type AnyFunction = (...args: any[]) => any;
+export type AnyFunction = (...args: any[]) => any;
 
 /**
  * A method decorator (TC39) that can also be called on a function directly:
