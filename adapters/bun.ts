@@ -5,7 +5,6 @@
  */
 
 import process from "node:process";
-import { serveStatic } from "hono/bun";
 import type { MiddlewareHandler } from "hono";
 import type {
   ChildProcess,
@@ -18,6 +17,7 @@ import type {
   SpawnOptions,
   StaticOptions,
 } from "../src/runtime.ts";
+import { pump } from "./streams.ts";
 import { childEnv, redirectProcessStdout } from "./node_like.ts";
 
 /** The parts of Bun's API this adapter uses. */
@@ -63,21 +63,6 @@ interface BunApi {
   main: string;
 }
 const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
-
-async function pump(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      onChunk(value);
-    }
-  } catch {
-    // the pipe broke: the same as end of file
-  } finally {
-    reader.releaseLock();
-  }
-}
 
 function spawn(options: SpawnOptions): ChildProcess {
   const proc = Bun.spawn({
@@ -178,8 +163,10 @@ export const runtime: Runtime = {
     return () => process.off(signal, handler);
   },
   serve,
-  serveStatic: (options: StaticOptions): MiddlewareHandler =>
-    serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath }),
+  serveStatic: async (options: StaticOptions): Promise<MiddlewareHandler> => {
+    const { serveStatic } = await import("hono/bun");
+    return serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath });
+  },
   env: (name) => process.env[name],
   mainModule: () => Bun.main,
   args: () => process.argv.slice(2),

@@ -4,7 +4,6 @@
  * @module
  */
 
-import { serveStatic } from "hono/deno";
 import type { MiddlewareHandler } from "hono";
 import type {
   ChildProcess,
@@ -17,6 +16,7 @@ import type {
   SpawnOptions,
   StaticOptions,
 } from "../src/runtime.ts";
+import { pump } from "./streams.ts";
 
 const PERMISSIONS = ["read", "write", "net", "env", "run", "sys", "ffi", "import"] as const;
 
@@ -30,21 +30,6 @@ function permissionFlags(): string[] {
   const flags = granted.map((name) => `--allow-${name}`);
   if (!granted.includes("env")) flags.push("--allow-env=FORKYARD_WORKER,FORKYARD_POOL,FORKYARD_LOG_LEVEL");
   return flags;
-}
-
-async function pump(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      onChunk(value);
-    }
-  } catch {
-    // the pipe broke: the same as end of file
-  } finally {
-    reader.releaseLock();
-  }
 }
 
 function spawn(options: SpawnOptions): ChildProcess {
@@ -159,8 +144,10 @@ export const runtime: Runtime = {
     return () => Deno.removeSignalListener(signal, handler);
   },
   serve,
-  serveStatic: (options: StaticOptions): MiddlewareHandler =>
-    serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath }),
+  serveStatic: async (options: StaticOptions): Promise<MiddlewareHandler> => {
+    const { serveStatic } = await import("hono/deno");
+    return serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath });
+  },
   env: (name) => {
     try {
       return Deno.env.get(name);

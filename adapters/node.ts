@@ -9,8 +9,6 @@ import { spawn as spawnProcess } from "node:child_process";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
-import { serve as honoServe } from "@hono/node-server";
-import { serveStatic } from "@hono/node-server/serve-static";
 import type { MiddlewareHandler } from "hono";
 import type {
   ChildProcess,
@@ -38,8 +36,10 @@ function spawn(options: SpawnOptions): ChildProcess {
   return spawnNodeLike(spawnProcess, options);
 }
 
-function serve(options: ServeOptions): Promise<HttpServer> {
-  return new Promise((resolve, reject) => {
+async function serve(options: ServeOptions): Promise<HttpServer> {
+  // Loaded here, not at the top: worker processes never serve HTTP.
+  const { serve: honoServe } = await import("@hono/node-server");
+  return await new Promise((resolve, reject) => {
     const server = honoServe(
       {
         fetch: (request: Request, env: { incoming: { socket: { remoteAddress?: string } } }) =>
@@ -86,8 +86,10 @@ export const runtime: Runtime = {
     return () => process.off(signal, handler);
   },
   serve,
-  serveStatic: (options: StaticOptions): MiddlewareHandler =>
-    serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath }),
+  serveStatic: async (options: StaticOptions): Promise<MiddlewareHandler> => {
+    const { serveStatic } = await import("@hono/node-server/serve-static");
+    return serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath });
+  },
   env: (name) => process.env[name],
   mainModule: () => process.argv[1],
   args: () => process.argv.slice(2),

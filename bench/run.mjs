@@ -412,9 +412,10 @@ two servers measured in the same run; absolute numbers vary between machines and
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.
-- Kill -9 to serving: SIGKILL to the only worker, then one request; its answer time (it waits in the
-  dispatcher's queue until the replacement is ready). Bare spawn-to-ready: spawning the runtime on a
-  script that prints one line.
+- Kill -9 to serving: SIGKILL to the only worker, then requests one after another until one answers 200
+  (until the dispatcher sees the death a request may get 502; after it, requests wait in the queue for
+  the replacement); median of 3. Bare spawn-to-ready: spawning the runtime (Node: with \`--import tsx\`,
+  as the workers run) on a script that prints one line; median of 3.
 
 | runtime | scenario | result | ratio | target | met |
 | --- | --- | --- | --- | --- | --- |

@@ -5,8 +5,7 @@
  * @module
  */
 
-import { Hono, type MiddlewareHandler } from "hono";
-import { etag } from "hono/etag";
+import type { Hono, MiddlewareHandler } from "hono";
 import { getLogger, type LogRecord } from "@logtape/logtape";
 import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
 import { loadRuntime } from "./detect.ts";
@@ -271,7 +270,7 @@ export class Dispatcher {
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
     this.#runtime = runtime;
     configureDefaultLogging(runtime);
-    const app = this.#buildApp(runtime);
+    const app = await this.#buildApp(runtime);
     // Without middleware or static files, Hono would only route everything to #handle: skip it.
     const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
     for (const pool of this.pools) {
@@ -332,7 +331,9 @@ export class Dispatcher {
     });
   }
 
-  #buildApp(runtime: Runtime): Hono<{ Bindings: { remote: () => string } }> {
+  async #buildApp(runtime: Runtime): Promise<Hono<{ Bindings: { remote: () => string } }>> {
+    // Loaded here, not at the top: worker processes re-run the main module and never route HTTP.
+    const [{ Hono }, { etag }] = await Promise.all([import("hono"), import("hono/etag")]);
     const app = new Hono<{ Bindings: { remote: () => string } }>();
     app.onError((error) => {
       this.#log.error("Request failed in the dispatcher: {error}", { error });
@@ -344,12 +345,12 @@ export class Dispatcher {
       app.use(
         `${base}/*`,
         etag(),
-        runtime.serveStatic({
+        await runtime.serveStatic({
           root: dir,
           rewriteRequestPath: (path) => path.slice(base.length) || "/",
         }),
       );
-      if (base !== "") app.use(base, etag(), runtime.serveStatic({ root: dir, rewriteRequestPath: () => "/" }));
+      if (base !== "") app.use(base, etag(), await runtime.serveStatic({ root: dir, rewriteRequestPath: () => "/" }));
     }
     app.all("*", (c) => this.#handle(c.req.raw, c.env.remote));
     return app;

@@ -119,8 +119,8 @@ export interface Runtime {
   onSignal(signal: SignalName, handler: () => void): () => void;
   /** Starts an HTTP(S) server. */
   serve(options: ServeOptions): Promise<HttpServer>;
-  /** Hono middleware serving files from a directory. */
-  serveStatic(options: StaticOptions): MiddlewareHandler;
+  /** Hono middleware serving files from a directory (loaded on first use: workers never need it). */
+  serveStatic(options: StaticOptions): Promise<MiddlewareHandler>;
   /** Reads an environment variable. */
   env(name: string): string | undefined;
   /** The path or URL of the main module. */
