@@ -88,6 +88,11 @@ describe(`faults under load (${runtime.name})`, () => {
       await app.waitStderr(/<2>forkyard\.worker\.BrokenWorker[^\n]*database unreachable/);
       await app.waitStderr(/at .*setup/);
       await app.waitStderr(/Pool BrokenWorker is degraded/, 10_000);
+      // exponential backoff per slot: restartDelay 20, then doubling
+      const delays = [...app.stderr().matchAll(/BrokenWorker \(pid \d+\) [^\n]*restarting in (\d+) ms/g)].map((m) =>
+        Number(m[1])
+      );
+      assert.deepEqual(delays.slice(0, 3), [20, 40, 80]);
       const t0 = Date.now();
       const res = await getJson(`${app.url}/broken/hello`);
       assert.equal(res.status, 503);
@@ -143,6 +148,29 @@ describe(`faults under load (${runtime.name})`, () => {
       assert.deepEqual(statuses(acc), [200]);
       const ws = await poolWorkers(app.url);
       assert.ok(ws.every((w) => w.restarts === 0), "recycling counted as a crash");
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("maxMemoryMb: a worker over the limit is replaced gracefully, zero non-2xx", async () => {
+    const app = await startApp("app.ts", { MAX_MEMORY_MB: "300" });
+    try {
+      const run = load(app.url, CONCURRENCY - 2, "/api/slow/10");
+      const hog = await getJson(`${app.url}/api/hog/320`);
+      assert.equal(hog.status, 200);
+      await app.waitStderr(
+        new RegExp(`Replacing worker \\d of pool main \\(pid ${hog.body.pid}\\): memory \\d+ MiB over maxMemoryMb`),
+      );
+      assert.ok(
+        await eventually(async () => !(await poolWorkers(app.url)).some((w) => w.pid === hog.body.pid), 10_000),
+        "the worker over the limit was not replaced",
+      );
+      assert.ok(await eventually(() => !alive(hog.body.pid), 5000), "the old worker did not stop");
+      const acc = await run.stop("maxMemoryMb");
+      assert.equal(acc.answered, acc.sent);
+      assert.deepEqual(statuses(acc), [200]);
+      assert.ok((await poolWorkers(app.url)).every((w) => w.alive && w.restarts === 0));
     } finally {
       await app.stop();
     }
