@@ -90,3 +90,22 @@ describe(`routing (${runtime.name})`, () => {
     assert.equal(t.match("GET", "/c"), undefined);
   });
 });
+
+describe(`package metadata (${runtime.name})`, () => {
+  test("deno.json, jsr.json, package.json and the CLI agree on name, version and license", async () => {
+    const { readFileSync } = await import("node:fs");
+    const read = (f: string) => JSON.parse(readFileSync(new URL(`../${f}`, import.meta.url), "utf8"));
+    const deno = read("deno.json");
+    const jsr = read("jsr.json");
+    const npm = read("package.json");
+    const { VERSION } = await import("../cli.ts");
+    assert.equal(jsr.name, "@forkyard/forkyard");
+    assert.equal(deno.name, jsr.name);
+    assert.equal(npm.name, "forkyard");
+    for (const v of [deno.version, jsr.version, npm.version]) assert.equal(v, VERSION);
+    assert.deepEqual(deno.exports, jsr.exports);
+    assert.equal(jsr.license, "MIT");
+    assert.equal(npm.license, "MIT");
+    assert.equal(npm.bin.forkyard, "dist/cli.js");
+  });
+});
