@@ -5,6 +5,8 @@ import { fileURLToPath } from "node:url";
 import { alive, eventually, fixture, getJson, httpsGet, poolWorkers, runtime, startApp } from "./helpers.ts";
 
 const mainWorkers = (url: string) => poolWorkers(url, "main");
+/** Requests the app fixture's dispatcher holds for its pools (answered by a @sync route, so not counted). */
+const pending = async (url: string): Promise<number> => (await getJson(`${url}/sync/status`)).body.pending;
 
 describe(`worker lifecycle (${runtime.name})`, () => {
   test("a worker that exits is replaced; the other keeps its pid", async () => {
@@ -118,7 +120,7 @@ describe(`worker lifecycle (${runtime.name})`, () => {
     const app = await startApp("app.ts", { MAX_PENDING: "2" });
     try {
       const slow = [getJson(`${app.url}/api/slow/400`), getJson(`${app.url}/api/slow/400`)];
-      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await eventually(async () => (await pending(app.url)) === 2, 5000), "requests not pending");
       const over = await getJson(`${app.url}/api/pid`);
       assert.equal(over.status, 503);
       assert.deepEqual(over.body, { error: "Too many requests" });
@@ -161,7 +163,7 @@ describe(`shutdown (${runtime.name})`, () => {
     const app = await startApp("app.ts");
     const workers = (await mainWorkers(app.url)).map((w) => w.pid);
     const inflight = getJson(`${app.url}/api/slow/400`);
-    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await eventually(async () => (await pending(app.url)) === 1, 5000), "request not in flight");
     app.child.kill("SIGTERM");
     const res = await inflight;
     assert.equal(res.status, 200);
@@ -173,7 +175,7 @@ describe(`shutdown (${runtime.name})`, () => {
   test("requests still pending after shutdownTimeout get 503 Server shutting down", async () => {
     const app = await startApp("app.ts", { SHUTDOWN_TIMEOUT: "200" });
     const inflight = getJson(`${app.url}/api/slow/650`);
-    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await eventually(async () => (await pending(app.url)) === 1, 5000), "request not in flight");
     const t0 = Date.now();
     app.child.kill("SIGTERM");
     const res = await inflight;
