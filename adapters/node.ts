@@ -7,6 +7,7 @@
 
 import { spawn as spawnProcess } from "node:child_process";
 import { createServer as createHttpsServer } from "node:https";
+import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
 import type { MiddlewareHandler } from "hono";
@@ -20,7 +21,7 @@ import type {
   SpawnOptions,
   StaticOptions,
 } from "../src/runtime.ts";
-import { childEnv, processChannel, spawnNodeLike } from "./node_like.ts";
+import { childEnv, processChannel, spawnNodeLike, spillDir } from "./node_like.ts";
 
 /** Node flags that must not reach a worker process. */
 const DROP_FLAG = /^--(test|inspect|watch|eval|print|input-type|check)/;
@@ -30,6 +31,33 @@ function selfCommand(script: string): string[] {
     !DROP_FLAG.test(flag) && !(i > 0 && DROP_FLAG.test(all[i - 1]) && !flag.startsWith("-"))
   );
   return [process.execPath, ...flags, script];
+}
+
+/**
+ * Reads a request body straight from Node's IncomingMessage: much cheaper than
+ * the web-stream adapter behind `request.arrayBuffer()` for large bodies.
+ */
+function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    incoming.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        incoming.removeAllListeners("data");
+        incoming.resume();
+        resolve(null);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    incoming.once("end", () => {
+      if (size > limit) return;
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      resolve(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+    });
+    incoming.once("error", reject);
+  });
 }
 
 function spawn(options: SpawnOptions): ChildProcess {
@@ -42,8 +70,14 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
   return await new Promise((resolve, reject) => {
     const server = honoServe(
       {
-        fetch: (request: Request, env: { incoming: { socket: { remoteAddress?: string } } }) =>
-          options.fetch(request, () => env.incoming.socket.remoteAddress ?? ""),
+        fetch: (request: Request, env: unknown) => {
+          const incoming = (env as { incoming: IncomingMessage }).incoming;
+          return options.fetch(
+            request,
+            () => incoming.socket.remoteAddress ?? "",
+            (limit) => readIncoming(incoming, limit),
+          );
+        },
         port: options.port,
         hostname: options.hostname,
         ...(options.tls
@@ -95,6 +129,7 @@ export const runtime: Runtime = {
   args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
+  spillDir,
   rss: () => process.memoryUsage.rss(),
   exit: (code) => process.exit(code),
 };

@@ -304,7 +304,7 @@ export class Dispatcher {
         hostname: this.options.hostname,
         tls: this.options.tls ?? undefined,
         fetch: direct
-          ? (request, remote) => this.#handleSafely(request, remote)
+          ? (request, remote, readBody) => this.#handleSafely(request, remote, readBody)
           : (request, remote) => app.fetch(request, { remote }),
       });
     } catch (error) {
@@ -356,14 +356,22 @@ export class Dispatcher {
     return app;
   }
 
-  #handleSafely(request: Request, remote: () => string): Promise<Response> {
-    return this.#handle(request, remote).catch((error) => {
+  #handleSafely(
+    request: Request,
+    remote: () => string,
+    fastBody?: (limit: number) => Promise<Uint8Array | null>,
+  ): Promise<Response> {
+    return this.#handle(request, remote, fastBody).catch((error) => {
       this.#log.error("Request failed in the dispatcher: {error}", { error });
       return errorResponse(500, "Internal server error");
     });
   }
 
-  async #handle(request: Request, remote: () => string): Promise<Response> {
+  async #handle(
+    request: Request,
+    remote: () => string,
+    fastBody?: (limit: number) => Promise<Uint8Array | null>,
+  ): Promise<Response> {
     const url = request.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const q = url.indexOf("?", pathStart);
@@ -392,7 +400,9 @@ export class Dispatcher {
     if (this.#stopping) return errorResponse(503, "Server shutting down");
     let body = EMPTY;
     if (method !== "GET" && method !== "HEAD") {
-      const read = await readBody(request, this.options.maxBodySize);
+      const read = fastBody
+        ? await fastBody(this.options.maxBodySize)
+        : await readBody(request, this.options.maxBodySize);
       if (read === null) return errorResponse(413, "Payload too large");
       body = read;
     }

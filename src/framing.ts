@@ -8,6 +8,7 @@
  * @module
  */
 
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { setImmediate } from "node:timers";
 
 /** First byte of every frame; anything else on the channel is garbage. */
@@ -37,6 +38,23 @@ export const F = {
 } as const;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
+/** Bodies from this size on go through a spill file when the runtime offers a directory. */
+export const SPILL_THRESHOLD = 256 * 1024;
+/** Set on a frame's type when its body was written to a file whose path is the frame's body. */
+const SPILLED = 0x80;
+
+/**
+ * Where a {@linkcode FrameWriter} may put large bodies: a file in a memory-backed
+ * directory is one copy in and one out, where a 64 KiB pipe needs many round trips.
+ */
+export interface SpillOptions {
+  /** Directory, e.g. /dev/shm. */
+  dir: string;
+  /** File name prefix; names must be unique per writer. */
+  prefix: string;
+  /** Bodies from this many bytes on go through a file. */
+  threshold: number;
+}
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -117,9 +135,10 @@ export class FrameDecoder {
           throw new ChannelError("frame header is not JSON");
         }
       }
-      const body = blen > 0 ? buf.subarray(off + PREFIX + hlen, end) : EMPTY;
+      let body = blen > 0 ? buf.subarray(off + PREFIX + hlen, end) : EMPTY;
       off = end;
-      this.#onFrame(type, header, body);
+      if (type & SPILLED) body = unspill(body);
+      this.#onFrame(type & ~SPILLED, header, body);
     }
     return off;
   }
@@ -155,6 +174,23 @@ function encodeText(text: string, buf: Uint8Array, at: number): number {
   return encoder.encodeInto(text, buf.subarray(at)).written;
 }
 
+/** File name prefix of the spill files `pid` writes (for `to`, when given). */
+export function spillPrefix(pid: number, to?: number): string {
+  return to === undefined ? `forkyard-${pid}-` : `forkyard-${pid}-${to}-`;
+}
+
+/** Reads and removes the file a spilled frame names. */
+function unspill(pathBytes: Uint8Array): Uint8Array {
+  const path = decoder.decode(pathBytes);
+  try {
+    const data = readFileSync(path);
+    unlinkSync(path);
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  } catch (error) {
+    throw new ChannelError(`cannot read spilled body ${path}: ${(error as Error).message}`);
+  }
+}
+
 function readU32(buf: Uint8Array, at: number): number {
   return ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
 }
@@ -180,13 +216,20 @@ export class FrameWriter {
   #blocked: Promise<void> | undefined;
   #sink: ByteSink;
   #closed = false;
+  #spill: SpillOptions | undefined;
+  #spilled = 0;
   #flushNow = () => {
     this.#scheduled = false;
     this.#flush();
   };
 
-  constructor(sink: ByteSink) {
+  /**
+   * @param sink Where the bytes go.
+   * @param spill Where large bodies may go instead (see {@linkcode SpillOptions}).
+   */
+  constructor(sink: ByteSink, spill?: SpillOptions) {
     this.#sink = sink;
+    this.#spill = spill;
   }
 
   #reserve(n: number) {
@@ -209,6 +252,18 @@ export class FrameWriter {
   /** Queues one frame. `header` is JSON-encoded; `body` is sent as is. */
   send(type: number, header?: unknown, body: Uint8Array = EMPTY): void {
     if (this.#closed) return;
+    const spill = this.#spill;
+    if (spill !== undefined && body.length >= spill.threshold) {
+      const path = `${spill.dir}/${spill.prefix}${++this.#spilled}`;
+      try {
+        writeFileSync(path, body);
+        type |= SPILLED;
+        body = encoder.encode(path);
+      } catch {
+        // no room or no permission: the pipe carries it
+        this.#spill = undefined;
+      }
+    }
     const json = header === undefined ? "" : JSON.stringify(header);
     const blen = body.length;
     const inline = blen < LARGE_BODY;

@@ -9,7 +9,16 @@ import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
 import { type Client, errorResponse } from "./client.ts";
-import { type ChannelError, F, FrameDecoder, FrameWriter } from "./framing.ts";
+import { readdirSync, rmSync } from "node:fs";
+import {
+  type ChannelError,
+  F,
+  FrameDecoder,
+  FrameWriter,
+  SPILL_THRESHOLD,
+  type SpillOptions,
+  spillPrefix,
+} from "./framing.ts";
 import { fromWire, isLogLevel, type WireRecord } from "./logging.ts";
 import { decodeBody, type WireRequest } from "./request.ts";
 import { compilePoolRoute } from "./routing.ts";
@@ -259,10 +268,10 @@ class WorkerProcess {
   reason: string | null = null;
   stderrTail = "";
 
-  constructor(slot: Slot, child: ChildProcess, now: number) {
+  constructor(slot: Slot, child: ChildProcess, now: number, spill: SpillOptions | undefined) {
     this.slot = slot;
     this.child = child;
-    this.writer = new FrameWriter((data) => child.write(data));
+    this.writer = new FrameWriter((data) => child.write(data), spill);
     this.startedAt = now;
     this.lastSeen = now;
     this.idleSince = now;
@@ -584,7 +593,11 @@ export class Supervisor {
       slot.delay = Math.min(Math.max(slot.delay * 2, 1), MAX_RESTART_DELAY);
       return;
     }
-    worker = new WorkerProcess(slot, child, now);
+    const dir = this.#host.runtime.spillDir();
+    const spill = dir === null
+      ? undefined
+      : { dir, prefix: spillPrefix(this.#host.runtime.pid, child.pid), threshold: SPILL_THRESHOLD };
+    worker = new WorkerProcess(slot, child, now, spill);
     if (opts.maxRequests > 0) {
       worker.maxServed = opts.maxRequests + Math.floor(Math.random() * (opts.maxRequestsJitter + 1));
     }
@@ -967,6 +980,7 @@ export class Supervisor {
     const wasState = worker.state;
     worker.state = DEAD;
     worker.writer.close();
+    this.#removeSpills(worker.child.pid);
     this.#failInflight(worker);
     const slot = worker.slot;
     if (slot.standby === worker) {
@@ -1023,6 +1037,21 @@ export class Supervisor {
     }, slot.delay);
     this.#timers.add(timer);
     slot.delay = Math.min(Math.max(slot.delay * 2, 1), MAX_RESTART_DELAY);
+  }
+
+  /** Removes spill files a dead worker wrote, or that were written for it and never read. */
+  #removeSpills(pid: number) {
+    const dir = this.#host.runtime.spillDir();
+    if (dir === null) return;
+    const mine = spillPrefix(this.#host.runtime.pid, pid);
+    const theirs = spillPrefix(pid);
+    try {
+      for (const name of readdirSync(dir)) {
+        if (name.startsWith(mine) || name.startsWith(theirs)) rmSync(`${dir}/${name}`, { force: true });
+      }
+    } catch {
+      // nothing to clean
+    }
   }
 
   #failQueued(response: () => Response) {

@@ -75,8 +75,16 @@ export interface ParentChannel {
 
 /** Options for {@linkcode Runtime.serve}. */
 export interface ServeOptions {
-  /** Handles one request; `remoteAddress()` tells the peer's IP address. */
-  fetch: (request: Request, remoteAddress: () => string) => Response | Promise<Response>;
+  /**
+   * Handles one request; `remoteAddress()` tells the peer's IP address.
+   * `readBody`, when the adapter has it, reads the request body faster than
+   * `request.arrayBuffer()` (`null` when it is larger than `limit`); use one or the other.
+   */
+  fetch: (
+    request: Request,
+    remoteAddress: () => string,
+    readBody?: (limit: number) => Promise<Uint8Array | null>,
+  ) => Response | Promise<Response>;
   /** TCP port; 0 picks a free one. */
   port: number;
   /** Address to listen on. */
@@ -131,6 +139,11 @@ export interface Runtime {
   stderrIsTerminal(): boolean;
   /** Writes text to stderr synchronously. */
   writeStderr(text: string): void;
+  /**
+   * A memory-backed directory both sides of a channel may write and read
+   * large bodies through, or `null` (then bodies go through the pipes).
+   */
+  spillDir(): string | null;
   /** Resident set size of this process in bytes. */
   rss(): number;
   /** Ends this process. */

@@ -8,7 +8,7 @@
 import { format } from "node:util";
 import { getLogger, type LogLevel, type Sink, withContext } from "@logtape/logtape";
 import { loadRuntime } from "./detect.ts";
-import { F, FrameDecoder, FrameWriter } from "./framing.ts";
+import { F, FrameDecoder, FrameWriter, SPILL_THRESHOLD, spillPrefix } from "./framing.ts";
 import { configureWorkerLogging, toWire, type WireRecord, workerLogger } from "./logging.ts";
 import { ABORT, type WireRequest, WorkerRequest } from "./request.ts";
 import { API_ROUTES, decoratedMethods, joinPattern, RouteTable } from "./routing.ts";
@@ -435,7 +435,11 @@ export async function runWorkerProcess(
 ): Promise<never> {
   const runtime = await loadRuntime();
   const channel = runtime.parentChannel();
-  const writer = new FrameWriter((data) => channel.write(data));
+  const dir = runtime.spillDir();
+  const writer = new FrameWriter(
+    (data) => channel.write(data),
+    dir === null ? undefined : { dir, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
+  );
   let loop: WorkerLoop | undefined;
   const early: [number, unknown, Uint8Array][] = [];
   let gotInit!: (init: InitMessage) => void;

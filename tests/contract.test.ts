@@ -1,7 +1,7 @@
 // The runtime adapter contract: the same tests on Deno, Bun and Node, with real child processes.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { F, FrameDecoder, FrameWriter } from "../src/framing.ts";
 import { alive, eventually, fixture, httpsGet, runtime, start } from "./helpers.ts";
 
@@ -53,6 +53,31 @@ describe(`runtime adapter (${runtime.name})`, () => {
     await until(2);
     assert.equal(frames[1].body.length, payload.length);
     assert.ok(Buffer.from(frames[1].body).equals(Buffer.from(payload)), "payload differs");
+    child.closeStdin();
+    await child.exited;
+  });
+
+  test("a body spilled to a file arrives byte-exact and the file is removed", async (t) => {
+    const dir = runtime.spillDir();
+    if (dir === null) return t.skip("no spill directory on this machine");
+    const frames: Uint8Array[] = [];
+    let got = () => {};
+    const decoder = new FrameDecoder((_type, _header, body) => {
+      frames.push(body.slice());
+      got();
+    });
+    const child = runtime.spawn({
+      cmd: [...runtime.selfCommand(fixture("echo_child.ts")), "echo"],
+      onStdout: (chunk) => decoder.push(chunk),
+      onStderr: () => {},
+    });
+    const prefix = `forkyard-test-${runtime.pid}-`;
+    const writer = new FrameWriter((data) => child.write(data), { dir, prefix, threshold: 1024 });
+    const payload = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 13) & 255);
+    writer.send(F.CHUNK, { spilled: true }, payload);
+    await new Promise<void>((resolve) => (got = () => frames.length >= 2 && resolve()));
+    assert.ok(Buffer.from(frames[1]).equals(Buffer.from(payload)), "payload differs");
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith(prefix)), []);
     child.closeStdin();
     await child.exited;
   });
