@@ -9,6 +9,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import { join } from "node:path";
 
@@ -61,6 +62,18 @@ async function stop(s) {
   const t = setTimeout(() => s.child.kill("SIGKILL"), 15_000);
   await exited;
   clearTimeout(t);
+}
+
+/** A port nothing listens on right now (node:cluster's primary needs a fixed one). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 function unit(v, u) {
@@ -250,7 +263,7 @@ for (const rt of runtimes) {
       ...(rt === "node"
         ? {
           cluster: await start([...RUN[rt], server("cluster.ts")], {
-            PORT: String(20000 + Math.floor(Math.random() * 20000)),
+            PORT: String(await freePort()),
             WORKERS: "2",
           }),
         }
