@@ -722,9 +722,7 @@ export class Supervisor {
     this.#timeouts.delete(p.requestId);
     const response = buildResponse(h, body, p.wire.x);
     this.#deliver(p, response);
-    if (worker.maxServed > 0 && worker.served >= worker.maxServed && worker.state === READY) {
-      this.#replace(worker.slot, `served ${worker.served} requests (maxRequests)`);
-    }
+    this.#recycleIfDue(worker);
     if (this.#host.answered && p.client !== null) {
       const info = responseInfo(response.status, response.headers, body);
       queueMicrotask(() => this.#host.answered!(info, p));
@@ -765,7 +763,8 @@ export class Supervisor {
       // the client cancelled already
     }
     this.#host.finished(p);
-    this.#checkRecycle(worker);
+    this.#recycleIfDue(worker);
+    this.#next(worker);
   }
 
   /** Answers a pending request; `finish` false keeps it pending (a stream has begun). */
@@ -894,7 +893,14 @@ export class Supervisor {
     worker.writer.send(F.REQUEST, p.wire, p.body);
   }
 
-  /** A request left `worker`: give it the next one, or recycle it. */
+  /** Starts replacing `worker` once it has answered `maxRequests` (plus its jitter). */
+  #recycleIfDue(worker: WorkerProcess) {
+    if (worker.maxServed > 0 && worker.served >= worker.maxServed && worker.state === READY) {
+      this.#replace(worker.slot, `served ${worker.served} requests (maxRequests)`);
+    }
+  }
+
+  /** A request left `worker`: give it the next one, or stop it when it is draining and idle. */
   #next(worker: WorkerProcess) {
     if (worker.inflight.size === 0) worker.idleSince = Date.now();
     if (worker.state === READY) {
@@ -902,10 +908,6 @@ export class Supervisor {
     } else if (worker.state === DRAINING && worker.inflight.size === 0) {
       worker.writer.send(F.STOP);
     }
-  }
-
-  #checkRecycle(worker: WorkerProcess) {
-    if (worker.state === DRAINING && worker.inflight.size === 0) worker.writer.send(F.STOP);
   }
 
   #drain() {
