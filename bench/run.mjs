@@ -36,6 +36,12 @@ function ensureWrk() {
   execFileSync("apt-get", ["install", "-y", "-qq", "wrk"], { stdio: "inherit" });
 }
 
+/** Every server started, so that none outlives this script, even when it fails. */
+const started = new Set();
+process.on("exit", () => {
+  for (const child of started) child.kill("SIGKILL");
+});
+
 /** Starts a server process and resolves once it printed {"port": N}. */
 function start(cmd, env = {}) {
   return new Promise((resolve, reject) => {
@@ -51,7 +57,11 @@ function start(cmd, env = {}) {
       const m = /\{"port":(\d+)\}/.exec(out);
       if (m) resolve({ child, port: Number(m[1]), url: `http://127.0.0.1:${m[1]}` });
     });
-    child.on("exit", (code) => reject(new Error(`${cmd.join(" ")} exited ${code}: ${err}`)));
+    started.add(child);
+    child.on("exit", (code) => {
+      started.delete(child);
+      reject(new Error(`${cmd.join(" ")} exited ${code}: ${err}`));
+    });
   });
 }
 
