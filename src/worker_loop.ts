@@ -5,6 +5,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { format } from "node:util";
 import { getLogger, type LogLevel, type Sink, withContext } from "@logtape/logtape";
 import { loadRuntime } from "./detect.ts";
@@ -335,7 +336,8 @@ class WorkerLoop {
         return;
       }
       let next: Promise<ReadableStreamReadResult<Uint8Array>> | undefined = reader.read();
-      const second = await Promise.race([next, new Promise<typeof TICK>((r) => setTimeout(r, 0, TICK))]);
+      // A body that is already complete finishes within this turn's microtasks: wait one turn, not a timer.
+      const second = await Promise.race([next, new Promise<typeof TICK>((r) => setImmediate(r, TICK))]);
       if (second !== TICK && second.done) {
         if (this.#inflight.has(id)) this.#writer.send(F.RESPONSE, head, first.value);
         done();
