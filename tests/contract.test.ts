@@ -1,6 +1,7 @@
 // The runtime adapter contract: the same tests on Deno, Bun and Node, with real child processes.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { readdirSync, readFileSync } from "node:fs";
 import { F, FrameDecoder, FrameWriter } from "../src/framing.ts";
 import { alive, eventually, fixture, httpsGet, runtime, start } from "./helpers.ts";
@@ -33,6 +34,9 @@ describe(`runtime adapter (${runtime.name})`, () => {
     const n = 10_000;
     for (let i = 0; i < n; i++) writer.send(F.REQUEST, { n: i, s: "é✓" }, new Uint8Array([i & 255, (i >> 8) & 255]));
     await until(n + 1);
+    // Deno on Linux with every permission talks to its children over a Unix socket.
+    const socket = runtime.name === "deno" && process.platform === "linux";
+    assert.deepEqual(frames[0].header, { channel: socket ? "socket" : "pipes" });
     assert.equal(frames.length, n + 1);
     for (let i = 0; i < n; i++) {
       const f = frames[i + 1];
@@ -111,6 +115,18 @@ describe(`runtime adapter (${runtime.name})`, () => {
     const t0 = Date.now();
     assert.ok(await eventually(() => !alive(child), 2000), `child ${child} still alive after 2 s`);
     assert.ok(Date.now() - t0 <= 2100);
+  });
+
+  test("the channel also works over plain pipes (Deno without full permissions uses them)", async () => {
+    const script = fixture("roundtrip.ts");
+    // On Deno, limited permissions rule out the socket channel; Bun and Node always use the pipes.
+    const cmd = runtime.name === "deno"
+      ? [runtime.selfCommand(script)[0], "run", "--allow-read", "--allow-env", "--allow-run", script]
+      : runtime.selfCommand(script);
+    let out = "";
+    const child = runtime.spawn({ cmd, onStdout: (c) => (out += new TextDecoder().decode(c)), onStderr: () => {} });
+    assert.deepEqual(await child.exited, { code: 0, signal: null });
+    assert.deepEqual(JSON.parse(out), { frames: 1000, ok: true, code: 0, channel: "pipes" });
   });
 
   test("detects garbage on the channel", () => {
