@@ -203,7 +203,7 @@ async function killToServing(s) {
     times.push(performance.now() - t0);
     const now = await getJson(`${s.url}/pids`);
     if (now.workers[0] === workers[0]) throw new Error("worker was not replaced");
-    await sleep(300);
+    await sleep(1000);
   }
   return median(times);
 }
@@ -261,6 +261,14 @@ for (const rt of runtimes) {
     r.kill = await killToServing(servers.w1);
     console.log(`  kill -9 to serving: ${r.kill.toFixed(0)} ms`);
     for (const s of Object.values(servers)) await stop(s);
+  }
+  {
+    // The same with a spare process per pool (option `spares`), started once the worker is ready.
+    const s = await forkyard(rt, 1, { SPARES: "1" });
+    await sleep(1000);
+    r.killSpare = await killToServing(s);
+    console.log(`  kill -9 to serving, spares 1: ${r.killSpare.toFixed(0)} ms`);
+    await stop(s);
   }
   r.bare = await spawnToReady(rt);
   console.log(`  bare spawn-to-ready: ${r.bare.ms.toFixed(0)} ms, idle RSS ${r.bare.rss.toFixed(1)} MiB`);
@@ -397,6 +405,14 @@ for (const rt of runtimes) {
     ratio(r.kill, r.bare.ms).toFixed(2),
     "≤ 3",
     check(ratio(r.kill, r.bare.ms) <= 3),
+  );
+  row(
+    rt,
+    "kill -9 of a worker to serving again, spares: 1",
+    `${r.killSpare.toFixed(0)} ms`,
+    ratio(r.killSpare, r.bare.ms).toFixed(2),
+    "≤ 3",
+    check(ratio(r.killSpare, r.bare.ms) <= 3),
   );
   row(rt, "dispatcher RSS, idle", `${r.idle.dispatcher.toFixed(1)} MiB`, "", "", "");
   row(

@@ -75,6 +75,13 @@ export interface WorkerPoolOptions {
   scaleUpDelay?: number;
   /** An elastic pool above `minWorkers` stops a worker that had no request for this long. @default {60000} */
   idleTimeout?: number;
+  /**
+   * Processes started ahead of need, with the runtime and program loaded, waiting to
+   * take a slot: a crashed, stuck or recycled worker is then replaced in the time
+   * its `setup()` takes instead of a whole process start. Each costs the memory of
+   * an idle process. @default {0}
+   */
+  spares?: number;
   /** Module that exports the worker class; workers then load it instead of re-running the main module. */
   module?: string | URL;
   /** Name of the export in `module` holding the worker class. @default {the class name} */
@@ -103,6 +110,7 @@ const POOL_OPTIONS = [
   "maxWorkers",
   "scaleUpDelay",
   "idleTimeout",
+  "spares",
   "kwargs",
   "name",
   "module",
@@ -147,6 +155,8 @@ export interface PoolStatus {
   queueSize: number;
   /** Whether the pool answers 503 because its workers keep failing. */
   degraded: boolean;
+  /** Process ids of the processes started ahead of need, waiting to replace a worker (option `spares`). */
+  spares: number[];
 }
 
 /** A request sent to a pool with {@linkcode WorkerPool.send}, without waiting for the answer. */
@@ -239,6 +249,16 @@ const STARTING = "starting";
 const READY = "ready";
 const DRAINING = "draining";
 const DEAD = "down";
+
+/**
+ * A started process before and after it is given a slot. A spare waits, with
+ * its program loaded, for the INIT frame that makes it a worker.
+ */
+interface Launched {
+  child: ChildProcess;
+  /** The worker it became; `null` while it is a spare. */
+  worker: WorkerProcess | null;
+}
 
 /** A running worker process as its supervisor sees it. */
 class WorkerProcess {
@@ -397,6 +417,7 @@ export class WorkerPool {
       maxWorkers,
       scaleUpDelay: intOption(what, "scaleUpDelay", options.scaleUpDelay, 500, 0, max),
       idleTimeout: intOption(what, "idleTimeout", options.idleTimeout, 60_000, 1, max),
+      spares: intOption(what, "spares", options.spares, 0, 0, 64),
       maxRequests: intOption(what, "maxRequests", options.maxRequests, 0, 0),
       maxRequestsJitter: intOption(what, "maxRequestsJitter", options.maxRequestsJitter, 0, 0),
       maxMemoryMb: intOption(what, "maxMemoryMb", options.maxMemoryMb, 0, 0),
@@ -438,7 +459,7 @@ export class WorkerPool {
   /** Workers, queue and health of the pool. */
   status(): PoolStatus {
     if (this.#supervisor) return this.#supervisor.status();
-    return { name: this.name, workers: [], queueSize: 0, degraded: false };
+    return { name: this.name, workers: [], queueSize: 0, degraded: false, spares: [] };
   }
 
   /**
@@ -513,6 +534,8 @@ export class Supervisor {
   #exits = new Set<Promise<unknown>>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #traceAfter: boolean;
+  /** Processes started ahead of need (see `spares`), oldest first. */
+  #spares: Launched[] = [];
 
   constructor(pool: WorkerPool, host: PoolHost) {
     this.pool = pool;
@@ -570,38 +593,92 @@ export class Supervisor {
     return [...runtime.selfCommand(runtime.mainModule()), ...runtime.args()];
   }
 
+  /** Starts a process; it becomes a worker when {@linkcode #spawn} gives it a slot and sends INIT. */
+  #launch(): Launched {
+    const launched: Launched = { child: null as unknown as ChildProcess, worker: null };
+    const decoder = new FrameDecoder((type, header, body) => this.#onFrame(launched.worker!, type, header, body));
+    launched.child = this.#host.runtime.spawn({
+      cmd: this.#command(),
+      env: { FORKYARD_WORKER: "1" },
+      onStdout: (chunk) => {
+        const worker = launched.worker;
+        if (worker === null) {
+          // A spare has nothing to say before its INIT.
+          this.#dropSpare(launched, "wrote to its channel before it was given work");
+          return;
+        }
+        if (worker.state === DEAD) return;
+        try {
+          decoder.push(chunk);
+        } catch (error) {
+          this.#kill(worker, `wrote garbage to its channel (${(error as ChannelError).message})`, "SIGKILL");
+        }
+      },
+      onStderr: (chunk) => {
+        if (launched.worker !== null) this.#onStderr(launched.worker, chunk);
+        else this.#log.error("{line}", { line: new TextDecoder().decode(chunk).trimEnd(), pid: launched.child.pid });
+      },
+    });
+    const exit = launched.child.exited.then((status) => {
+      if (launched.worker !== null) this.#onExit(launched.worker, status);
+      else this.#dropSpare(launched, status.signal ? `signal ${status.signal}` : `code ${status.code}`);
+    });
+    this.#exits.add(exit);
+    exit.finally(() => this.#exits.delete(exit));
+    return launched;
+  }
+
+  /** Keeps `spares` processes waiting; called when a worker became ready, so a broken program does not spawn in a loop. */
+  #topUpSpares() {
+    while (!this.#stopping && this.#spares.length < this.pool.options.spares) {
+      try {
+        this.#spares.push(this.#launch());
+      } catch (error) {
+        this.#log.error("Cannot start a spare process for pool {pool}: {error}", { pool: this.pool.name, error });
+        return;
+      }
+    }
+  }
+
+  #dropSpare(launched: Launched, reason: string) {
+    const i = this.#spares.indexOf(launched);
+    if (i < 0) return;
+    this.#spares.splice(i, 1);
+    launched.child.kill("SIGKILL");
+    if (!this.#stopping) {
+      this.#log.warning("A spare process of pool {pool} (pid {pid}) ended before it was needed: {reason}", {
+        pool: this.pool.name,
+        pid: launched.child.pid,
+        reason,
+      });
+    }
+  }
+
   #spawn(slot: Slot, standby = false) {
     const now = Date.now();
     const opts = this.pool.options;
-    // deno-lint-ignore prefer-const
-    let worker: WorkerProcess;
-    const decoder = new FrameDecoder((type, header, body) => this.#onFrame(worker, type, header, body));
-    let child: ChildProcess;
-    try {
-      child = this.#host.runtime.spawn({
-        cmd: this.#command(),
-        env: { FORKYARD_WORKER: "1" },
-        onStdout: (chunk) => {
-          if (worker.state === DEAD) return;
-          try {
-            decoder.push(chunk);
-          } catch (error) {
-            this.#kill(worker, `wrote garbage to its channel (${(error as ChannelError).message})`, "SIGKILL");
-          }
-        },
-        onStderr: (chunk) => this.#onStderr(worker, chunk),
-      });
-    } catch (error) {
-      this.#log.error("Cannot start worker {id} of pool {pool}: {error}", { id: slot.id, pool: this.pool.name, error });
-      slot.respawnAt = now + slot.delay;
-      slot.delay = Math.min(Math.max(slot.delay * 2, 1), MAX_RESTART_DELAY);
-      return;
+    let launched = this.#spares.shift();
+    if (launched === undefined) {
+      try {
+        launched = this.#launch();
+      } catch (error) {
+        this.#log.error("Cannot start worker {id} of pool {pool}: {error}", {
+          id: slot.id,
+          pool: this.pool.name,
+          error,
+        });
+        slot.respawnAt = now + slot.delay;
+        slot.delay = Math.min(Math.max(slot.delay * 2, 1), MAX_RESTART_DELAY);
+        return;
+      }
     }
+    const child = launched.child;
     const dir = this.#host.runtime.spillDir();
     const spill = dir === null
       ? undefined
       : { dir, prefix: spillPrefix(this.#host.runtime.pid, child.pid), threshold: SPILL_THRESHOLD };
-    worker = new WorkerProcess(slot, child, now, spill);
+    const worker = new WorkerProcess(slot, child, now, spill);
+    launched.worker = worker;
     if (opts.maxRequests > 0) {
       worker.maxServed = opts.maxRequests + Math.floor(Math.random() * (opts.maxRequestsJitter + 1));
     }
@@ -622,9 +699,6 @@ export class Supervisor {
       ...(this.pool.mount !== null ? { mount: this.pool.mount } : {}),
     };
     worker.writer.send(F.INIT, init);
-    const exit = child.exited.then((status) => this.#onExit(worker, status));
-    this.#exits.add(exit);
-    exit.finally(() => this.#exits.delete(exit));
   }
 
   #onStderr(worker: WorkerProcess, chunk: Uint8Array) {
@@ -709,6 +783,7 @@ export class Supervisor {
     }
     const config = this.pool.lastConfig;
     if (config) worker.writer.send(F.CONFIG, { c: config.value });
+    this.#topUpSpares();
     this.#log.debug("Worker {id} of pool {pool} ready (pid {pid})", {
       id: worker.slot.id,
       pool: this.pool.name,
@@ -1267,11 +1342,15 @@ export class Supervisor {
     for (const w of workers) {
       w.writer.send(F.STOP);
     }
+    // Spares wait for INIT; end of their channel ends them.
+    const spares = this.#spares.splice(0).map((s) => s.child);
+    for (const c of spares) c.closeStdin();
     const all = Promise.all([...this.#exits]);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, graceMs, true)));
     if (await Promise.race([all.then(() => false), timedOut])) {
       for (const w of workers) w.child.kill("SIGKILL");
+      for (const c of spares) c.kill("SIGKILL");
       await all;
     }
     clearTimeout(timer);
@@ -1302,6 +1381,7 @@ export class Supervisor {
       }),
       queueSize: this.queueSize,
       degraded: this.degraded,
+      spares: this.#spares.map((s) => s.child.pid),
     };
   }
 }

@@ -50,7 +50,7 @@ describe(`configuration errors (${runtime.name})`, () => {
   });
 
   test("status() before run() lists no workers", () => {
-    assert.deepEqual(new WorkerPool(W).status(), { name: "W", workers: [], queueSize: 0, degraded: false });
+    assert.deepEqual(new WorkerPool(W).status(), { name: "W", workers: [], queueSize: 0, degraded: false, spares: [] });
   });
 });
 

@@ -84,6 +84,48 @@ describe(`worker lifecycle (${runtime.name})`, () => {
     }
   });
 
+  test("spares: a spare process takes a dead worker's slot and id, and a new spare is started", async () => {
+    const app = await startApp("app.ts", { SPARES: "1" });
+    const spares = async (): Promise<number[]> =>
+      (await getJson(`${app.url}/sync/status`)).body.pools.find((p: { name: string }) => p.name === "main").spares;
+    try {
+      assert.ok(await eventually(async () => (await spares()).length === 1, 5000), "no spare started");
+      const [spare] = await spares();
+      assert.ok(alive(spare));
+      // The spare is not a worker yet: requests never reach it.
+      const before = await mainWorkers(app.url);
+      assert.ok(!before.some((w) => w.pid === spare));
+      const { body } = await getJson(`${app.url}/api/exit`);
+      const dead = body.exiting as number;
+      const slot = before.find((w) => w.pid === dead)!.id;
+      assert.ok(
+        await eventually(async () => (await mainWorkers(app.url)).find((w) => w.id === slot)?.pid === spare, 5000),
+        "the spare did not take the slot",
+      );
+      // It runs setup() with the slot's workerId and serves.
+      assert.ok(
+        await eventually(async () => {
+          const { body } = await getJson(`${app.url}/api/pid`);
+          return body.pid === spare && body.workerId === slot;
+        }, 5000),
+        "the spare never answered as the slot's worker",
+      );
+      // A new spare replaces the one used.
+      assert.ok(
+        await eventually(async () => {
+          const now = await spares();
+          return now.length === 1 && now[0] !== spare;
+        }, 5000),
+        "no new spare",
+      );
+      const [next] = await spares();
+      assert.equal((await app.stop()).code, 0);
+      assert.ok(await eventually(() => !alive(next), 2000), "the spare outlived the dispatcher");
+    } finally {
+      await app.stop();
+    }
+  });
+
   test("sendConfig is replayed to a worker started later", async () => {
     const app = await startApp("app.ts");
     try {

@@ -1,4 +1,4 @@
-// The same handlers behind a forkyard dispatcher with WORKERS worker processes.
+// The same handlers behind a forkyard dispatcher with WORKERS worker processes (and SPARES spares).
 import process from "node:process";
 import {
   api,
@@ -64,6 +64,7 @@ await new BenchDispatcher({
       timeout: 120_000,
       queueWarning: 0,
       restartDelay: 0,
+      spares: Number(process.env.SPARES ?? 0),
     }),
   ],
 }).run();
