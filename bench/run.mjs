@@ -308,6 +308,11 @@ for (const rt of runtimes) {
     r.pending = await rssWithPending(s, 10_000);
     console.log(`  dispatcher RSS with ${r.pending.pending} pending: ${r.pending.rss.toFixed(1)} MiB`);
     await stop(s);
+    // The floor: the runtime's own server holding as many requests open.
+    const b = await start([...RUN[rt], server("baseline.ts")]);
+    r.pendingBase = await rssWithPending(b, 10_000);
+    console.log(`  in-process server RSS with ${r.pendingBase.pending} pending: ${r.pendingBase.rss.toFixed(1)} MiB`);
+    await stop(b);
   }
 }
 
@@ -415,6 +420,14 @@ for (const rt of runtimes) {
     check(ratio(r.killSpare, r.bare.ms) <= 3),
   );
   row(rt, "dispatcher RSS, idle", `${r.idle.dispatcher.toFixed(1)} MiB`, "", "", "");
+  row(
+    rt,
+    `in-process server RSS, ${r.pendingBase.pending} pending (floor)`,
+    `${r.pendingBase.rss.toFixed(1)} MiB`,
+    "",
+    "",
+    "",
+  );
   row(
     rt,
     `dispatcher RSS, ${r.pending.pending} pending`,

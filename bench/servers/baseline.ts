@@ -5,6 +5,12 @@ import process from "node:process";
 import { burn } from "./baseline_burn.ts";
 
 const body = JSON.stringify({ hello: "world" });
+/** Requests to /slow not answered yet (the RSS-with-pending baseline). */
+let pending = 0;
+const slow = () => {
+  pending++;
+  return new Promise<void>((resolve) => setTimeout(resolve, 60_000)).then(() => pending--);
+};
 
 async function handle(req: Request): Promise<Response> {
   const path = new URL(req.url).pathname;
@@ -16,6 +22,12 @@ async function handle(req: Request): Promise<Response> {
   if (path === "/echo") {
     return new Response(await req.arrayBuffer(), { headers: { "content-type": "application/octet-stream" } });
   }
+  if (path === "/slow") {
+    await slow();
+    return new Response(null, { status: 204 });
+  }
+  if (path === "/pending") return Response.json({ pending });
+  if (path === "/pids") return Response.json({ dispatcher: process.pid, workers: [] });
   return new Response("not found", { status: 404 });
 }
 
@@ -40,6 +52,11 @@ if (g.Deno) {
         "end",
         () => res.writeHead(200, { "content-type": "application/octet-stream" }).end(Buffer.concat(chunks)),
       );
+    } else if (req.url === "/slow") {
+      slow().then(() => res.writeHead(204).end());
+    } else if (req.url === "/pending" || req.url === "/pids") {
+      const answer = req.url === "/pending" ? { pending } : { dispatcher: process.pid, workers: [] };
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
     } else res.writeHead(404).end("not found");
   });
   server.listen(
