@@ -48,6 +48,7 @@ export type { LogLevel, LogRecord } from "@logtape/logtape";
 export type {
   ChildProcess,
   ExitStatus,
+  FastRequest,
   HttpServer,
   ParentChannel,
   Runtime,

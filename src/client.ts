@@ -67,13 +67,14 @@ export class Client {
     body: Uint8Array,
     data: unknown,
     remote: () => string,
+    contentType: string | null = request.headers.get("content-type"),
   ) {
     this.request = request;
     this.method = request.method;
     this.path = path;
     this.#rawQuery = rawQuery;
     this.body = body;
-    this.contentType = request.headers.get("content-type");
+    this.contentType = contentType;
     this.#data = data;
     this.#remote = remote;
   }

@@ -77,20 +77,27 @@ export interface ParentChannel {
 export interface ServeOptions {
   /**
    * Handles one request; `remoteAddress()` tells the peer's IP address.
-   * `readBody`, when the adapter has it, reads the request body faster than
-   * `request.arrayBuffer()` (`null` when it is larger than `limit`); use one or the other.
+   * `fast`, when the adapter has it, reads the request without building the
+   * web `Request`'s body stream and `Headers` (see {@linkcode FastRequest}).
    */
-  fetch: (
-    request: Request,
-    remoteAddress: () => string,
-    readBody?: (limit: number) => Promise<Uint8Array | null>,
-  ) => Response | Promise<Response>;
+  fetch: (request: Request, remoteAddress: () => string, fast?: FastRequest) => Response | Promise<Response>;
   /** TCP port; 0 picks a free one. */
   port: number;
   /** Address to listen on. */
   hostname: string;
   /** PEM certificate and key for HTTPS. */
   tls?: { cert: string; key: string };
+}
+
+/**
+ * Cheaper ways to read a request than its web `Request`, offered by adapters
+ * whose server builds the `Request` lazily (@hono/node-server on Node).
+ */
+export interface FastRequest {
+  /** Reads the body (`null` when it is larger than `limit`); use this or `request.arrayBuffer()`, not both. */
+  readBody(limit: number): Promise<Uint8Array | null>;
+  /** The request headers as a flat `[name, value, ...]` list with lower-case names; repeated headers repeat. */
+  headers(): string[];
 }
 
 /** A listening HTTP server. */

@@ -1,6 +1,7 @@
 // The seed's API end to end: a real dispatcher process, real worker processes, real HTTP.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { request } from "node:http";
 import { type App, getJson, runtime, startApp } from "./helpers.ts";
 
 describe(`dispatcher and workers (${runtime.name})`, () => {
@@ -73,6 +74,27 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
     assert.equal(res.body.header, "hdr");
     assert.equal(typeof res.body.requestId, "number");
     assert.ok(res.body.requestId > 0);
+  });
+
+  test("a header sent twice, in any case, reaches the worker as one joined value", async () => {
+    // node:http sends an array value as repeated lines, which fetch() would have joined already.
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = request(`${app.url}/api/echo`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Test": ["one", "two"] },
+      }, (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve(text));
+      });
+      req.on("error", reject);
+      req.end('{"x":1}');
+    });
+    const echoed = JSON.parse(body);
+    assert.equal(echoed.header, "one, two");
+    assert.equal(echoed.contentType, "application/json");
+    assert.deepEqual(echoed.data, { x: 1 });
   });
 
   test("form bodies are parsed, other bodies arrive as bytes, no body is null", async () => {
