@@ -78,8 +78,9 @@ export interface WorkerPoolOptions {
   /**
    * Processes started ahead of need, with the runtime and program loaded, waiting to
    * take a slot: a crashed, stuck or recycled worker is then replaced in the time
-   * its `setup()` takes instead of a whole process start. Each costs the memory of
-   * an idle process. @default {0}
+   * its `setup()` takes instead of a whole process start. (With `module`, that module
+   * is imported once the spare gets its slot.) Each costs the memory of an idle
+   * process. @default {0}
    */
   spares?: number;
   /** Module that exports the worker class; workers then load it instead of re-running the main module. */
