@@ -537,6 +537,8 @@ export class Supervisor {
   #traceAfter: boolean;
   /** Processes started ahead of need (see `spares`), oldest first. */
   #spares: Launched[] = [];
+  /** Wait before replacing a spare that died unused; doubles per death, reset when a worker gets ready. */
+  #spareDelay = 0;
 
   constructor(pool: WorkerPool, host: PoolHost) {
     this.pool = pool;
@@ -646,13 +648,22 @@ export class Supervisor {
     if (i < 0) return;
     this.#spares.splice(i, 1);
     launched.child.kill("SIGKILL");
-    if (!this.#stopping) {
-      this.#log.warning("A spare process of pool {pool} (pid {pid}) ended before it was needed: {reason}", {
+    if (this.#stopping) return;
+    this.#spareDelay = Math.min(Math.max(this.#spareDelay * 2, this.pool.options.restartDelay, 1), MAX_RESTART_DELAY);
+    this.#log.warning(
+      "A spare process of pool {pool} (pid {pid}) ended before it was needed: {reason}; another in {delay} ms",
+      {
         pool: this.pool.name,
         pid: launched.child.pid,
         reason,
-      });
-    }
+        delay: this.#spareDelay,
+      },
+    );
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#topUpSpares();
+    }, this.#spareDelay);
+    this.#timers.add(timer);
   }
 
   #spawn(slot: Slot, standby = false) {
@@ -784,6 +795,7 @@ export class Supervisor {
     }
     const config = this.pool.lastConfig;
     if (config) worker.writer.send(F.CONFIG, { c: config.value });
+    this.#spareDelay = 0;
     this.#topUpSpares();
     this.#log.debug("Worker {id} of pool {pool} ready (pid {pid})", {
       id: worker.slot.id,

@@ -1,6 +1,7 @@
 // Process lifecycle: crashes, stuck workers, garbage, degraded pools, shutdown, orphans.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { alive, eventually, fixture, getJson, httpsGet, poolWorkers, runtime, startApp } from "./helpers.ts";
 
@@ -84,7 +85,7 @@ describe(`worker lifecycle (${runtime.name})`, () => {
     }
   });
 
-  test("spares: a spare process takes a dead worker's slot and id, and a new spare is started", async () => {
+  test("spares: a spare takes a dead worker's slot and id; used or dead spares are replaced", async () => {
     const app = await startApp("app.ts", { SPARES: "1" });
     const spares = async (): Promise<number[]> =>
       (await getJson(`${app.url}/sync/status`)).body.pools.find((p: { name: string }) => p.name === "main").spares;
@@ -118,9 +119,20 @@ describe(`worker lifecycle (${runtime.name})`, () => {
         }, 5000),
         "no new spare",
       );
+      // A spare that dies unused is logged and replaced.
       const [next] = await spares();
+      process.kill(next, "SIGKILL");
+      await app.waitStderr(/spare process of pool main \(pid \d+\) ended before it was needed: signal SIGKILL/);
+      assert.ok(
+        await eventually(async () => {
+          const now = await spares();
+          return now.length === 1 && now[0] !== next;
+        }, 5000),
+        "the dead spare was not replaced",
+      );
+      const [last] = await spares();
       assert.equal((await app.stop()).code, 0);
-      assert.ok(await eventually(() => !alive(next), 2000), "the spare outlived the dispatcher");
+      assert.ok(await eventually(() => !alive(last), 2000), "the spare outlived the dispatcher");
     } finally {
       await app.stop();
     }
