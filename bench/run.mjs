@@ -162,6 +162,22 @@ async function interleaved(servers, path, opts = {}) {
   return stats;
 }
 
+/**
+ * The floor of the dispatcher design on this runtime: its own server forwarding a 16-byte message
+ * per request to a child that echoes it, batched per event-loop turn, with no parsing (bench/floor/).
+ */
+async function floors(rt) {
+  const floor = (name) => join(root, "bench", "floor", name);
+  if (rt === "deno") {
+    return {
+      floorStdio: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "stdio" }),
+      floorUnix: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "unix" }),
+    };
+  }
+  if (rt === "bun") return { floorStdio: await start([...RUN.bun, floor("bun_forward.ts")]) };
+  return {};
+}
+
 async function forkyard(rt, workers, env = {}) {
   const s = await start([...RUN[rt], server("forkyard.ts")], { WORKERS: String(workers), ...env });
   s.pids = async () => {
@@ -251,6 +267,7 @@ for (const rt of runtimes) {
       baseline: await start([...RUN[rt], server("baseline.ts")]),
       w1: await forkyard(rt, 1),
       w2: await forkyard(rt, 2),
+      ...(await floors(rt)),
     };
     r.idle = {
       dispatcher: rssMiB((await getJson(`${servers.w1.url}/pids`)).dispatcher),
@@ -337,6 +354,18 @@ for (const rt of runtimes) {
     check(ratio(w1, base) >= target),
   );
   row(rt, "tiny JSON, forkyard 2 workers", `${fmt(r.json.w2).text} req/s`, ratio(w2, base).toFixed(2), "", "");
+  for (const [key, label] of [["floorStdio", "stdio"], ["floorUnix", "Unix socket"]]) {
+    if (!r.json[key]) continue;
+    const f = fmt(r.json[key]);
+    row(
+      rt,
+      `tiny JSON, floor: bare forwarder over ${label}, no parsing`,
+      `${f.text} req/s`,
+      ratio(f.median, base).toFixed(2),
+      "",
+      "",
+    );
+  }
   const baseCpu = median(r.json.baseline.map((s) => s.cpu[0]));
   const dispCpu = median(r.json.w1.map((s) => s.cpu[0]));
   const workCpu = median(r.json.w1.map((s) => s.cpu[1]));
