@@ -432,22 +432,10 @@ for (const rt of runtimes) {
     );
   }
   row(rt, "bare runtime spawn-to-ready", `${r.bare.ms.toFixed(0)} ms`, "1.00", "", "");
-  row(
-    rt,
-    "kill -9 of a worker to serving again",
-    `${r.kill.toFixed(0)} ms`,
-    ratio(r.kill, r.bare.ms).toFixed(2),
-    "≤ 3",
-    check(ratio(r.kill, r.bare.ms) <= 3),
-  );
-  row(
-    rt,
-    "kill -9 of a worker to serving again, spares: 1",
-    `${r.killSpare.toFixed(0)} ms`,
-    ratio(r.killSpare, r.bare.ms).toFixed(2),
-    "≤ 3",
-    check(ratio(r.killSpare, r.bare.ms) <= 3),
-  );
+  for (const [ms, label] of [[r.kill, ""], [r.killSpare, ", spares: 1"]]) {
+    const x = ratio(ms, r.bare.ms);
+    row(rt, `kill -9 of a worker to serving again${label}`, `${ms.toFixed(0)} ms`, x.toFixed(2), "≤ 3", check(x <= 3));
+  }
   row(rt, "dispatcher RSS, idle", `${r.idle.dispatcher.toFixed(1)} MiB`, "", "", "");
   row(
     rt,

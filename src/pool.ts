@@ -598,9 +598,9 @@ export class Supervisor {
 
   /** Starts a process; it becomes a worker when {@linkcode #spawn} gives it a slot and sends INIT. */
   #launch(): Launched {
-    const launched: Launched = { child: null as unknown as ChildProcess, worker: null };
     const decoder = new FrameDecoder((type, header, body) => this.#onFrame(launched.worker!, type, header, body));
-    launched.child = this.#host.runtime.spawn({
+    // The callbacks run only after spawn() returned, when `launched` exists.
+    const child: ChildProcess = this.#host.runtime.spawn({
       cmd: this.#command(),
       env: { FORKYARD_WORKER: "1" },
       onStdout: (chunk) => {
@@ -619,10 +619,11 @@ export class Supervisor {
       },
       onStderr: (chunk) => {
         if (launched.worker !== null) this.#onStderr(launched.worker, chunk);
-        else this.#log.error("{line}", { line: new TextDecoder().decode(chunk).trimEnd(), pid: launched.child.pid });
+        else this.#log.error("{line}", { line: new TextDecoder().decode(chunk).trimEnd(), pid: child.pid });
       },
     });
-    const exit = launched.child.exited.then((status) => {
+    const launched: Launched = { child, worker: null };
+    const exit = child.exited.then((status) => {
       if (launched.worker !== null) this.#onExit(launched.worker, status);
       else this.#dropSpare(launched, status.signal ? `signal ${status.signal}` : `code ${status.code}`);
     });

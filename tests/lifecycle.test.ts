@@ -89,6 +89,12 @@ describe(`worker lifecycle (${runtime.name})`, () => {
     const app = await startApp("app.ts", { SPARES: "1" });
     const spares = async (): Promise<number[]> =>
       (await getJson(`${app.url}/sync/status`)).body.pools.find((p: { name: string }) => p.name === "main").spares;
+    /** Whether a spare other than `old` is waiting, within 5 s. */
+    const replaced = (old: number) =>
+      eventually(async () => {
+        const now = await spares();
+        return now.length === 1 && now[0] !== old;
+      }, 5000);
     try {
       assert.ok(await eventually(async () => (await spares()).length === 1, 5000), "no spare started");
       const [spare] = await spares();
@@ -112,24 +118,12 @@ describe(`worker lifecycle (${runtime.name})`, () => {
         "the spare never answered as the slot's worker",
       );
       // A new spare replaces the one used.
-      assert.ok(
-        await eventually(async () => {
-          const now = await spares();
-          return now.length === 1 && now[0] !== spare;
-        }, 5000),
-        "no new spare",
-      );
+      assert.ok(await replaced(spare), "no new spare");
       // A spare that dies unused is logged and replaced.
       const [next] = await spares();
       process.kill(next, "SIGKILL");
       await app.waitStderr(/spare process of pool main \(pid \d+\) ended before it was needed: signal SIGKILL/);
-      assert.ok(
-        await eventually(async () => {
-          const now = await spares();
-          return now.length === 1 && now[0] !== next;
-        }, 5000),
-        "the dead spare was not replaced",
-      );
+      assert.ok(await replaced(next), "the dead spare was not replaced");
       const [last] = await spares();
       assert.equal((await app.stop()).code, 0);
       assert.ok(await eventually(() => !alive(last), 2000), "the spare outlived the dispatcher");
