@@ -56,5 +56,6 @@ export type {
   ServeOptions,
   SignalName,
   SpawnOptions,
+  SpillFiles,
   StaticOptions,
 } from "./src/runtime.ts";

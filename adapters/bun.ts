@@ -61,6 +61,7 @@ interface BunApi {
   stdin: { stream(): ReadableStream<Uint8Array> };
   stdout: { writer(): FileSink };
   main: string;
+  inspect(value: unknown): string;
 }
 const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
 
@@ -173,7 +174,8 @@ export const runtime: Runtime = {
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
   // Bun's pipes move large bodies as fast as a spill file does (measured with bench/run.mjs's echo): keep them.
-  spillDir: () => null,
+  spill: () => null,
+  inspect: (value) => Bun.inspect(value),
   rss: () => process.memoryUsage.rss(),
   exit: (code) => process.exit(code),
 };

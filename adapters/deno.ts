@@ -14,6 +14,7 @@ import type {
   ServeOptions,
   SignalName,
   SpawnOptions,
+  SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
 import { pump } from "./streams.ts";
@@ -315,6 +316,39 @@ function serve(options: ServeOptions): Promise<HttpServer> {
   });
 }
 
+let spillFiles: SpillFiles | null | undefined;
+
+function denoSpill(): SpillFiles | null {
+  // Only with full read and write permission, which children inherit: both ends can use the files.
+  const full = (name: "read" | "write") => Deno.permissions.querySync({ name }).state === "granted";
+  if (!full("read") || !full("write")) return null;
+  const dir = "/dev/shm";
+  try {
+    if (!Deno.statSync(dir).isDirectory) return null;
+  } catch {
+    return null;
+  }
+  return {
+    dir,
+    write: (path, data) => Deno.writeFileSync(path, data),
+    take: (path) => {
+      const data = Deno.readFileSync(path);
+      Deno.removeSync(path);
+      return data;
+    },
+    remove: (prefixes) => {
+      for (const entry of Deno.readDirSync(dir)) {
+        if (!prefixes.some((p) => entry.name.startsWith(p))) continue;
+        try {
+          Deno.removeSync(`${dir}/${entry.name}`);
+        } catch {
+          // gone already
+        }
+      }
+    },
+  };
+}
+
 /** The Deno implementation of {@linkcode Runtime}. */
 export const runtime: Runtime = {
   name: "deno",
@@ -346,16 +380,8 @@ export const runtime: Runtime = {
     let off = 0;
     while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
   },
-  spillDir: () => {
-    // Only with full read and write permission, which children inherit: both ends can use the files.
-    const full = (name: "read" | "write") => Deno.permissions.querySync({ name }).state === "granted";
-    if (!full("read") || !full("write")) return null;
-    try {
-      return Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : null;
-    } catch {
-      return null;
-    }
-  },
+  spill: () => (spillFiles ??= denoSpill()),
+  inspect: (value) => Deno.inspect(value),
   rss: () => Deno.memoryUsage().rss,
   exit: (code) => Deno.exit(code),
 };

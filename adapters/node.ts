@@ -10,6 +10,8 @@ import { createServer as createHttpsServer } from "node:https";
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
+import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { inspect } from "node:util";
 import type { MiddlewareHandler } from "hono";
 import type {
   ChildProcess,
@@ -19,9 +21,10 @@ import type {
   ServeOptions,
   SignalName,
   SpawnOptions,
+  SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
-import { childEnv, processChannel, spawnNodeLike, spillDir } from "./node_like.ts";
+import { childEnv, processChannel, spawnNodeLike } from "./node_like.ts";
 
 /** Node flags that must not reach a worker process. */
 const DROP_FLAG = /^--(test|inspect|watch|eval|print|input-type|check)/;
@@ -121,6 +124,25 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
   });
 }
 
+let spillFiles: SpillFiles | null | undefined;
+
+function nodeSpill(dir: string): SpillFiles {
+  return {
+    dir,
+    write: (path, data) => writeFileSync(path, data),
+    take: (path) => {
+      const data = readFileSync(path);
+      unlinkSync(path);
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    },
+    remove: (prefixes) => {
+      for (const name of readdirSync(dir)) {
+        if (prefixes.some((p) => name.startsWith(p))) rmSync(`${dir}/${name}`, { force: true });
+      }
+    },
+  };
+}
+
 /** The Node.js implementation of {@linkcode Runtime}. */
 export const runtime: Runtime = {
   name: "node",
@@ -142,7 +164,8 @@ export const runtime: Runtime = {
   args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
-  spillDir,
+  spill: () => (spillFiles ??= existsSync("/dev/shm") ? nodeSpill("/dev/shm") : null),
+  inspect: (value) => inspect(value),
   rss: () => process.memoryUsage.rss(),
   exit: (code) => process.exit(code),
 };

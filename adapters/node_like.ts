@@ -6,16 +6,10 @@
  */
 
 import type { spawn as spawnProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import type process from "node:process";
 import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions } from "../src/runtime.ts";
 
 type Process = typeof process;
-
-/** /dev/shm when this machine has it (Linux), else `null`. */
-export function spillDir(): string | null {
-  return existsSync("/dev/shm") ? "/dev/shm" : null;
-}
 
 /** The environment for a child: ours, plus `extra`, minus the test runner's markers. */
 export function childEnv(env: Record<string, string | undefined>, extra?: Record<string, string>) {

@@ -6,10 +6,9 @@
  */
 
 import type { Hono, MiddlewareHandler } from "hono";
-import { getLogger, type LogRecord } from "@logtape/logtape";
+import type { Logger, LogRecord } from "@logtape/logtape";
 import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
 import { loadRuntime } from "./detect.ts";
-import { configureDefaultLogging } from "./logging.ts";
 import { checkKeys, intOption, stringOption } from "./options.ts";
 import { Pending, type PendingRequest, Supervisor, type WorkerPool, type WorkerResponse } from "./pool.ts";
 import { isJsonType, mediaType, type WireRequest } from "./request.ts";
@@ -157,7 +156,9 @@ export class Dispatcher {
   #drained: (() => void) | undefined;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #ticks = 0;
-  #log = getLogger(["forkyard", "dispatcher"]);
+  /** LogTape, loaded by run(): worker processes never load it unless their program does. */
+  #logtape!: typeof import("./logtape.ts");
+  #log!: Logger;
   #hasCheck: boolean;
   #hasOnResponse: boolean;
   #done!: () => void;
@@ -235,7 +236,7 @@ export class Dispatcher {
 
   /** Receives every worker log record; the default writes it through LogTape. */
   onLog(record: LogRecord): void {
-    getLogger(record.category).emit(record);
+    this.#logtape.getLogger(record.category).emit(record);
   }
 
   /** Called once the server listens; the default logs the address. */
@@ -276,7 +277,9 @@ export class Dispatcher {
     if (inWorkerProcess(runtime)) return this.#runWorker();
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
     this.#runtime = runtime;
-    configureDefaultLogging(runtime);
+    this.#logtape = await import("./logtape.ts");
+    this.#logtape.configureDefaultLogging(runtime);
+    this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
     const app = await this.#buildApp(runtime);
     // Without middleware or static files, Hono would only route everything to #handle: skip it.
     const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
@@ -286,6 +289,7 @@ export class Dispatcher {
         finished: (p) => this.#finish(p),
         answered: this.#hasOnResponse ? (response, p) => this.#answered(response, p) : undefined,
         log: (record) => this.#onWorkerLog(record),
+        logger: this.#logtape.getLogger(["forkyard", "pool", pool.name]),
       });
       pool.attach(supervisor);
       this.#supervisors.push(supervisor);

@@ -8,8 +8,7 @@
  * @module
  */
 
-import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
-import { setImmediate } from "node:timers";
+import type { SpillFiles } from "./runtime.ts";
 
 /** First byte of every frame; anything else on the channel is garbage. */
 export const MAGIC = 0xf5;
@@ -48,8 +47,8 @@ const SPILLED = 0x80;
  * directory is one copy in and one out, where a 64 KiB pipe needs many round trips.
  */
 export interface SpillOptions {
-  /** Directory, e.g. /dev/shm. */
-  dir: string;
+  /** The runtime's spill files (see {@linkcode SpillFiles}). */
+  files: SpillFiles;
   /** File name prefix; names must be unique per writer. */
   prefix: string;
   /** Bodies from this many bytes on go through a file. */
@@ -77,9 +76,15 @@ export class FrameDecoder {
   #frame: Uint8Array | null = null;
   #filled = 0;
   #onFrame: FrameHandler;
+  #spill: SpillFiles | null;
 
-  constructor(onFrame: FrameHandler) {
+  /**
+   * @param onFrame Called once per whole frame.
+   * @param spill Reads bodies the other side wrote to files (a spilled frame without it is a channel error).
+   */
+  constructor(onFrame: FrameHandler, spill: SpillFiles | null = null) {
     this.#onFrame = onFrame;
+    this.#spill = spill;
   }
 
   /** Feeds a chunk; throws {@linkcode ChannelError} on garbage. */
@@ -137,7 +142,7 @@ export class FrameDecoder {
       }
       let body = blen > 0 ? buf.subarray(off + PREFIX + hlen, end) : EMPTY;
       off = end;
-      if (type & SPILLED) body = unspill(body);
+      if (type & SPILLED) body = unspill(this.#spill, body);
       this.#onFrame(type & ~SPILLED, header, body);
     }
     return off;
@@ -180,12 +185,11 @@ export function spillPrefix(pid: number, to?: number): string {
 }
 
 /** Reads and removes the file a spilled frame names. */
-function unspill(pathBytes: Uint8Array): Uint8Array {
+function unspill(spill: SpillFiles | null, pathBytes: Uint8Array): Uint8Array {
   const path = decoder.decode(pathBytes);
+  if (spill === null) throw new ChannelError(`spilled body ${path} on a channel without spill files`);
   try {
-    const data = readFileSync(path);
-    unlinkSync(path);
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return spill.take(path);
   } catch (error) {
     throw new ChannelError(`cannot read spilled body ${path}: ${(error as Error).message}`);
   }
@@ -254,9 +258,9 @@ export class FrameWriter {
     if (this.#closed) return;
     const spill = this.#spill;
     if (spill !== undefined && body.length >= spill.threshold) {
-      const path = `${spill.dir}/${spill.prefix}${++this.#spilled}`;
+      const path = `${spill.files.dir}/${spill.prefix}${++this.#spilled}`;
       try {
-        writeFileSync(path, body);
+        spill.files.write(path, body);
         type |= SPILLED;
         body = encoder.encode(path);
       } catch {

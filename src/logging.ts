@@ -1,22 +1,13 @@
 /**
- * Logging: the `this.log` of workers, the wire form of log records, and the
- * dispatcher's default LogTape sink (colour on a terminal, syslog priority
- * prefixes otherwise).
+ * Logging without LogTape itself: the `this.log` of workers, the wire form of
+ * log records, printf-style formatting and the dispatcher's line format.
+ * Worker processes load only this; LogTape is loaded by the dispatcher (see
+ * `logtape.ts`) and by a worker only when the program uses it.
  *
  * @module
  */
 
-import { AsyncLocalStorage } from "node:async_hooks";
-import { format } from "node:util";
-import {
-  configureSync,
-  getConfig,
-  getLogger,
-  type Logger,
-  type LogLevel,
-  type LogRecord,
-  type Sink,
-} from "@logtape/logtape";
+import type { LogLevel, LogRecord } from "@logtape/logtape";
 import type { Runtime } from "./runtime.ts";
 
 /** The log levels, lowest first. */
@@ -51,16 +42,138 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** Wraps a LogTape logger with the seed's two message styles. */
-export function workerLogger(logger: Logger): WorkerLogger {
-  const at = (level: LogLevel) => (message: string, ...args: unknown[]) => {
-    if (!logger.isEnabledFor(level)) return;
-    if (args.length === 1 && isPlainObject(args[0]) && !message.includes("%")) {
-      logger[level === "warning" ? "warn" : level](message, args[0]);
-      return;
+/** Renders one value of a log message (`inspect` is the runtime's, see {@linkcode Runtime.inspect}). */
+export type Inspect = (value: unknown) => string;
+
+/**
+ * printf-style formatting as `console.log` does it: `%s %d %i %f %j %o %O %c %%`,
+ * with the arguments left over appended, separated by spaces.
+ */
+export function format(inspect: Inspect, args: readonly unknown[]): string {
+  if (args.length === 0) return "";
+  const first = args[0];
+  let out = "";
+  let next = 1;
+  if (typeof first === "string") {
+    let last = 0;
+    for (let i = first.indexOf("%"); i !== -1 && i + 1 < first.length; i = first.indexOf("%", i)) {
+      const c = first[i + 1];
+      let piece: string | undefined;
+      if (c === "%") piece = "%";
+      else if (next < args.length) {
+        const arg = args[next];
+        if (c === "s") {
+          piece = typeof arg === "string" ? arg : typeof arg === "object" && arg !== null ? inspect(arg) : String(arg);
+        } else if (c === "d" || c === "i") {
+          piece = typeof arg === "bigint" ? `${arg}n` : String(c === "d" ? Number(arg) : parseInt(String(arg), 10));
+        } else if (c === "f") piece = String(parseFloat(String(arg)));
+        else if (c === "j") piece = safeJson(arg);
+        else if (c === "o" || c === "O") piece = inspect(arg);
+        else if (c === "c") piece = "";
+        if (piece !== undefined && c !== "%") next++;
+      }
+      if (piece === undefined) {
+        i += 1;
+        continue;
+      }
+      out += first.slice(last, i) + piece;
+      last = i += 2;
     }
-    const text = args.length === 0 ? message : format(message, ...args);
-    logger.emit({ level, message: [text], rawMessage: text, timestamp: Date.now(), properties: {} });
+    out += first.slice(last);
+  } else {
+    out = inspect(first);
+  }
+  for (; next < args.length; next++) {
+    const arg = args[next];
+    out += " " + (typeof arg === "string" ? arg : inspect(arg));
+  }
+  return out;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? "undefined";
+  } catch {
+    return "[Circular]";
+  }
+}
+
+/**
+ * Renders a LogTape message template: `{name}` (or `{a.b}`) takes a property,
+ * `{{` and `}}` are literal braces. An unknown property renders as `undefined`.
+ */
+export function renderTemplate(template: string, properties: Record<string, unknown>, inspect: Inspect): string {
+  let out = "";
+  let i = 0;
+  while (i < template.length) {
+    const open = template.indexOf("{", i);
+    const close = template.indexOf("}", i);
+    if (close !== -1 && (open === -1 || close < open)) {
+      out += template.slice(i, close + 1);
+      i = template[close + 1] === "}" ? close + 2 : close + 1;
+      continue;
+    }
+    if (open === -1) break;
+    out += template.slice(i, open);
+    if (template[open + 1] === "{") {
+      out += "{";
+      i = open + 2;
+      continue;
+    }
+    const end = template.indexOf("}", open);
+    if (end === -1) {
+      out += template.slice(open);
+      return out;
+    }
+    const key = template.slice(open + 1, end).trim();
+    let value: unknown = key in properties ? properties[key] : undefined;
+    if (value === undefined && key.includes(".")) {
+      value = properties;
+      for (const part of key.split(".")) value = (value as Record<string, unknown> | undefined)?.[part];
+    }
+    out += renderValue(value, inspect);
+    i = end + 1;
+  }
+  return out + template.slice(i);
+}
+
+/** Numeric order of the levels, for "this level or above" checks. */
+export const LEVEL_RANK: Readonly<Record<LogLevel, number>> = {
+  trace: 0,
+  debug: 1,
+  info: 2,
+  warning: 3,
+  error: 4,
+  fatal: 5,
+};
+
+/**
+ * A worker's logger, writing wire records through `send`. `context` returns the
+ * properties of the current request (its `requestId`) or `undefined`.
+ */
+export function workerLogger(
+  category: readonly string[],
+  lowest: LogLevel,
+  send: (record: WireRecord) => void,
+  context: () => Record<string, unknown> | undefined,
+  inspect: Inspect,
+): WorkerLogger {
+  const at = (level: LogLevel) => {
+    if (LEVEL_RANK[level] < LEVEL_RANK[lowest]) return () => {};
+    return (message: string, ...args: unknown[]) => {
+      let m: string;
+      let p: Record<string, unknown>;
+      if (args.length === 1 && isPlainObject(args[0]) && !message.includes("%")) {
+        p = args[0];
+        m = renderTemplate(message, p, inspect);
+      } else {
+        m = args.length === 0 ? message : format(inspect, [message, ...args]);
+        p = {};
+      }
+      const ctx = context();
+      if (ctx !== undefined) p = { ...ctx, ...p };
+      send({ c: category, l: level, m, t: Date.now(), p: jsonSafe(p) as Record<string, unknown> });
+    };
   };
   return {
     debug: at("debug"),
@@ -85,10 +198,10 @@ export interface WireRecord {
   p: Record<string, unknown>;
 }
 
-function renderValue(value: unknown): string {
+function renderValue(value: unknown, inspect: Inspect): string {
   if (typeof value === "string") return value;
   if (value instanceof Error) return value.stack ?? `${value.name}: ${value.message}`;
-  return format("%o", value);
+  return inspect(value);
 }
 
 function jsonSafe(value: unknown, depth = 0): unknown {
@@ -106,11 +219,16 @@ function jsonSafe(value: unknown, depth = 0): unknown {
   return out;
 }
 
-/** Turns a LogTape record into its wire form. */
-export function toWire(record: LogRecord): WireRecord {
+/** Renders a LogTape record's message parts to text. */
+export function renderMessage(parts: readonly unknown[], inspect: Inspect): string {
   let m = "";
-  const parts = record.message;
-  for (let i = 0; i < parts.length; i++) m += i % 2 === 0 ? String(parts[i]) : renderValue(parts[i]);
+  for (let i = 0; i < parts.length; i++) m += i % 2 === 0 ? String(parts[i]) : renderValue(parts[i], inspect);
+  return m;
+}
+
+/** Turns a LogTape record into its wire form. */
+export function toWire(record: LogRecord, inspect: Inspect): WireRecord {
+  const m = renderMessage(record.message, inspect);
   return {
     c: record.category,
     l: record.level,
@@ -130,19 +248,6 @@ export function fromWire(wire: WireRecord, extra: Record<string, unknown>): LogR
     timestamp: wire.t,
     properties: { ...wire.p, ...extra },
   };
-}
-
-/** Routes every LogTape record of this (worker) process to `sink`, from `lowestLevel` up. */
-export function configureWorkerLogging(sink: Sink, lowestLevel: LogLevel): void {
-  configureSync({
-    reset: true,
-    contextLocalStorage: new AsyncLocalStorage(),
-    sinks: { channel: sink },
-    loggers: [
-      { category: [], lowestLevel, sinks: ["channel"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["channel"], parentSinks: "override" },
-    ],
-  });
 }
 
 const SYSLOG: Record<LogLevel, string> = {
@@ -180,10 +285,8 @@ export function pickLogStyle(runtime: Runtime): LogStyle {
 }
 
 /** Formats one record as a single line of text in the given style. */
-export function formatRecord(record: LogRecord, style: LogStyle): string {
-  let message = "";
-  const parts = record.message;
-  for (let i = 0; i < parts.length; i++) message += i % 2 === 0 ? String(parts[i]) : renderValue(parts[i]);
+export function formatRecord(record: LogRecord, style: LogStyle, inspect: Inspect): string {
+  const message = renderMessage(record.message, inspect);
   const requestId = record.properties.requestId;
   const category = record.category.join(".") + (typeof requestId === "string" ? ` [${requestId}]` : "");
   if (style === "syslog") {
@@ -196,28 +299,20 @@ export function formatRecord(record: LogRecord, style: LogStyle): string {
   return `${on}${line}${off}\n`;
 }
 
-/** The dispatcher's default sink: one line per record on stderr. */
-export function defaultSink(runtime: Runtime): Sink {
-  const style = pickLogStyle(runtime);
-  return (record) => runtime.writeStderr(formatRecord(record, style));
+/** Where LogTape keeps its root logger: present once a program has made any logger. */
+const ROOT_LOGGER = Symbol.for("logtape.rootLogger");
+
+/** Whether LogTape is loaded and has made a logger in this process (without loading it: that is what `logtape.ts` is for). */
+export function programUsesLogTape(): boolean {
+  return ROOT_LOGGER in globalThis;
 }
 
-/**
- * Configures LogTape for the dispatcher process unless the application has
- * configured it already. Returns whether it did.
- */
-export function configureDefaultLogging(runtime: Runtime): boolean {
-  if (getConfig() !== null) return false;
-  configureSync({
-    sinks: { forkyard: defaultSink(runtime) },
-    loggers: [
-      { category: ["forkyard"], lowestLevel: "info", sinks: ["forkyard"] },
-      { category: ["forkyard", "worker"], lowestLevel: "trace", sinks: ["forkyard"], parentSinks: "override" },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["forkyard"] },
-    ],
-  });
-  return true;
+/** Something that carries per-request properties across `await`s (an AsyncLocalStorage). */
+export interface ContextStorage {
+  /** The current properties, if any. */
+  getStore(): Record<string, unknown> | undefined;
+  /** Runs `callback` with `store` as the current properties. */
+  run<T>(store: Record<string, unknown>, callback: () => T): T;
 }
 
-export { getLogger };
 export type { LogLevel, LogRecord };

@@ -7,9 +7,8 @@
 
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
+import type { Logger, LogLevel, LogRecord } from "@logtape/logtape";
 import { type Client, errorResponse } from "./client.ts";
-import { readdirSync, rmSync } from "node:fs";
 import {
   type ChannelError,
   F,
@@ -205,6 +204,8 @@ export interface PoolHost {
   answered?: (response: WorkerResponse, pending: Pending) => void;
   /** A worker's log record. */
   log(record: LogRecord): void;
+  /** The pool's own logger (LogTape is the dispatcher's to load). */
+  logger: Logger;
 }
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
@@ -546,7 +547,7 @@ export class Supervisor {
     // Deno converts a headers record slowly (about 2 µs for two entries); setting the one varying
     // header afterwards is cheaper there. @hono/node-server's light Response wants the record.
     this.#traceAfter = host.runtime.name === "deno";
-    this.#log = getLogger(["forkyard", "pool", pool.name]);
+    this.#log = host.logger;
   }
 
   start(): void {
@@ -598,7 +599,10 @@ export class Supervisor {
 
   /** Starts a process; it becomes a worker when {@linkcode #spawn} gives it a slot and sends INIT. */
   #launch(): Launched {
-    const decoder = new FrameDecoder((type, header, body) => this.#onFrame(launched.worker!, type, header, body));
+    const decoder = new FrameDecoder(
+      (type, header, body) => this.#onFrame(launched.worker!, type, header, body),
+      this.#host.runtime.spill(),
+    );
     // The callbacks run only after spawn() returned, when `launched` exists.
     const child: ChildProcess = this.#host.runtime.spawn({
       cmd: this.#command(),
@@ -686,10 +690,10 @@ export class Supervisor {
       }
     }
     const child = launched.child;
-    const dir = this.#host.runtime.spillDir();
-    const spill = dir === null
+    const files = this.#host.runtime.spill();
+    const spill = files === null
       ? undefined
-      : { dir, prefix: spillPrefix(this.#host.runtime.pid, child.pid), threshold: SPILL_THRESHOLD };
+      : { files, prefix: spillPrefix(this.#host.runtime.pid, child.pid), threshold: SPILL_THRESHOLD };
     const worker = new WorkerProcess(slot, child, now, spill);
     launched.worker = worker;
     if (opts.maxRequests > 0) {
@@ -1136,14 +1140,8 @@ export class Supervisor {
 
   /** Removes spill files a dead worker wrote, or that were written for it and never read. */
   #removeSpills(pid: number) {
-    const dir = this.#host.runtime.spillDir();
-    if (dir === null) return;
-    const mine = spillPrefix(this.#host.runtime.pid, pid);
-    const theirs = spillPrefix(pid);
     try {
-      for (const name of readdirSync(dir)) {
-        if (name.startsWith(mine) || name.startsWith(theirs)) rmSync(`${dir}/${name}`, { force: true });
-      }
+      this.#host.runtime.spill()?.remove([spillPrefix(this.#host.runtime.pid, pid), spillPrefix(pid)]);
     } catch {
       // nothing to clean
     }

@@ -100,6 +100,18 @@ export interface FastRequest {
   headers(): string[];
 }
 
+/** Files in a memory-backed directory that carry large bodies between processes. */
+export interface SpillFiles {
+  /** The directory, e.g. /dev/shm. */
+  readonly dir: string;
+  /** Writes a file (throws when there is no room or no permission). */
+  write(path: string, data: Uint8Array): void;
+  /** Reads a file and removes it. */
+  take(path: string): Uint8Array;
+  /** Removes the files in `dir` whose names start with one of `prefixes`. */
+  remove(prefixes: readonly string[]): void;
+}
+
 /** A listening HTTP server. */
 export interface HttpServer {
   /** The port actually bound. */
@@ -150,7 +162,9 @@ export interface Runtime {
    * A memory-backed directory both sides of a channel may write and read
    * large bodies through, or `null` (then bodies go through the pipes).
    */
-  spillDir(): string | null;
+  spill(): SpillFiles | null;
+  /** Renders a value for a log line, as the runtime's `console.log` would. */
+  inspect(value: unknown): string;
   /** Resident set size of this process in bytes. */
   rss(): number;
   /** Ends this process. */

@@ -5,12 +5,19 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
-import { format } from "node:util";
-import { getLogger, type LogLevel, type Sink, withContext } from "@logtape/logtape";
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { LogLevel } from "@logtape/logtape";
 import { loadRuntime } from "./detect.ts";
 import { F, FrameDecoder, FrameWriter, SPILL_THRESHOLD, spillPrefix } from "./framing.ts";
-import { configureWorkerLogging, toWire, type WireRecord, workerLogger } from "./logging.ts";
+import {
+  format,
+  LEVEL_RANK,
+  programUsesLogTape,
+  toWire,
+  type WireRecord,
+  type WorkerLogger,
+  workerLogger,
+} from "./logging.ts";
 import { ABORT, type WireRequest, WorkerRequest } from "./request.ts";
 import { API_ROUTES, decoratedMethods, joinPattern, RouteTable } from "./routing.ts";
 import type { Runtime } from "./runtime.ts";
@@ -99,20 +106,28 @@ class WorkerLoop {
   #served = 0;
   #ready = false;
   #stopping = false;
-  #log;
+  #log: WorkerLogger;
+  #context: AsyncLocalStorage<Record<string, unknown>>;
 
-  constructor(runtime: Runtime, writer: FrameWriter, init: InitMessage) {
+  constructor(
+    runtime: Runtime,
+    writer: FrameWriter,
+    init: InitMessage,
+    log: WorkerLogger,
+    context: AsyncLocalStorage<Record<string, unknown>>,
+  ) {
     this.#runtime = runtime;
     this.#writer = writer;
     this.#init = init;
-    this.#log = getLogger(["forkyard", "worker", init.pool]);
+    this.#log = log;
+    this.#context = context;
   }
 
   async start(target: WorkerClass | FetchApp): Promise<void> {
     const init = this.#init;
     if (typeof target !== "function") {
       this.#app = target;
-      this.#worker = new (class AppWorker extends WorkerBase {})(this.#context());
+      this.#worker = new (class AppWorker extends WorkerBase {})(this.#workerContext());
       this.#routes = new RouteTable();
       this.#heartbeat();
       setInterval(() => this.#heartbeat(), init.heartbeatInterval);
@@ -121,7 +136,7 @@ class WorkerLoop {
       return;
     }
     const WorkerClass = target;
-    this.#worker = new WorkerClass(this.#context());
+    this.#worker = new WorkerClass(this.#workerContext());
     this.#routes = buildWorkerRoutes(this.#worker);
     this.#heartbeat();
     setInterval(() => this.#heartbeat(), init.heartbeatInterval);
@@ -130,13 +145,13 @@ class WorkerLoop {
     this.#writer.send(F.READY);
   }
 
-  #context(): WorkerContext {
+  #workerContext(): WorkerContext {
     const init = this.#init;
     return {
       workerId: init.id,
       poolName: init.pool,
       kwargs: init.kwargs,
-      log: workerLogger(this.#log),
+      log: this.#log,
       control: (message) => {
         if (message === "keepAlive") this.#writer.send(F.KEEPALIVE);
         else if (message === "pause") this.#writer.send(F.PAUSE);
@@ -189,7 +204,7 @@ class WorkerLoop {
 
   #request(wire: WireRequest, body: Uint8Array) {
     // Log records made while handling a request carry its trace id.
-    if (wire.x !== undefined) withContext({ requestId: wire.x }, () => this.#handle(wire, body));
+    if (wire.x !== undefined) this.#context.run({ requestId: wire.x }, () => this.#handle(wire, body));
     else this.#handle(wire, body);
   }
 
@@ -437,10 +452,10 @@ export async function runWorkerProcess(
 ): Promise<never> {
   const runtime = await loadRuntime();
   const channel = runtime.parentChannel();
-  const dir = runtime.spillDir();
+  const files = runtime.spill();
   const writer = new FrameWriter(
     (data) => channel.write(data),
-    dir === null ? undefined : { dir, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
+    files === null ? undefined : { files, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
   );
   let loop: WorkerLoop | undefined;
   const early: [number, unknown, Uint8Array][] = [];
@@ -450,7 +465,7 @@ export async function runWorkerProcess(
     if (type === F.INIT) gotInit(header as InitMessage);
     else if (loop) loop.onFrame(type, header, body);
     else early.push([type, header, body.slice()]);
-  });
+  }, files);
   channel.start(
     (chunk) => {
       try {
@@ -468,21 +483,29 @@ export async function runWorkerProcess(
   runtime.onSignal("SIGHUP", () => {});
   const init = await initReceived;
   const category = ["forkyard", "worker", init.pool];
+  const inspect = (value: unknown) => runtime.inspect(value);
+  const send = (record: WireRecord) => writer.send(F.LOG, record);
+  // Log records made while handling a request carry its trace id (and LogTape's withContext properties).
+  const context = new AsyncLocalStorage<Record<string, unknown>>();
+  const current = () => context.getStore();
+  const lowest = LEVEL_RANK[init.logLevel];
   const emit = (level: LogLevel, text: string, source: string) => {
-    const record: WireRecord = { c: [...category, source], l: level, m: text, t: Date.now(), p: {} };
-    writer.send(F.LOG, record);
+    if (LEVEL_RANK[level] < lowest) return;
+    const ctx = current();
+    send({ c: [...category, source], l: level, m: text, t: Date.now(), p: ctx === undefined ? {} : { ...ctx } });
   };
-  const sink: Sink = (record) => writer.send(F.LOG, toWire(record));
-  configureWorkerLogging(sink, init.logLevel);
-  captureConsole(emit);
+  captureConsole((level, args) => emit(level, format(inspect, args), "console"));
   channel.redirectStdout((text) => emit("info", text.replace(/\n$/, ""), "stdout"));
-  const log = getLogger(category);
+  const log = workerLogger(category, init.logLevel, send, current, inspect);
+  const bridge = logTapeBridge(init.logLevel, send, context, inspect);
   try {
     const target = await resolveClass(init);
-    loop = new WorkerLoop(runtime, writer, init);
+    await bridge();
+    loop = new WorkerLoop(runtime, writer, init, log, context);
     const started = loop.start(target);
     for (const [type, header, body] of early) loop.onFrame(type, header, body);
     await started;
+    await bridge();
   } catch (error) {
     log.fatal("Worker {id} of pool {pool} failed to start: {error}", { id: init.id, pool: init.pool, error });
     await writer.drain();
@@ -491,7 +514,31 @@ export async function runWorkerProcess(
   return new Promise<never>(() => {});
 }
 
-function captureConsole(emit: (level: LogLevel, text: string, source: string) => void) {
+/**
+ * Forwards the program's own LogTape records, as the worker's are: LogTape is
+ * loaded and configured only once the program has made a LogTape logger, which
+ * is checked after the worker's module is loaded, after `setup()`, and then
+ * every few seconds (records made before that are LogTape's to drop).
+ */
+function logTapeBridge(
+  lowest: LogLevel,
+  send: (record: WireRecord) => void,
+  context: AsyncLocalStorage<Record<string, unknown>>,
+  inspect: (value: unknown) => string,
+): () => Promise<void> {
+  let done = false;
+  const check = async () => {
+    if (done || !programUsesLogTape()) return;
+    done = true;
+    clearInterval(timer);
+    const { configureWorkerLogging } = await import("./logtape.ts");
+    configureWorkerLogging((record) => send(toWire(record, inspect)), lowest, context);
+  };
+  const timer = setInterval(check, 2000);
+  return check;
+}
+
+function captureConsole(emit: (level: LogLevel, args: unknown[]) => void) {
   const levels: [string, LogLevel][] = [
     ["log", "info"],
     ["info", "info"],
@@ -501,7 +548,5 @@ function captureConsole(emit: (level: LogLevel, text: string, source: string) =>
     ["error", "error"],
   ];
   const target = console as unknown as Record<string, (...args: unknown[]) => void>;
-  for (const [name, level] of levels) {
-    target[name] = (...args: unknown[]) => emit(level, format(...args), "console");
-  }
+  for (const [name, level] of levels) target[name] = (...args: unknown[]) => emit(level, args);
 }

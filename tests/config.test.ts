@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { api, Dispatcher, sync, Worker, WorkerPool } from "../mod.ts";
 import { compilePattern, compilePoolRoute, RouteTable } from "../src/routing.ts";
+import { format, renderTemplate } from "../src/logging.ts";
 import { runtime } from "./helpers.ts";
 
 class W extends Worker {}
@@ -88,6 +89,33 @@ describe(`routing (${runtime.name})`, () => {
     assert.deepEqual(t.match("POST", "/a/1")?.allow, ["DELETE", "GET", "HEAD"]);
     assert.equal(t.match("PATCH", "/b")?.route?.target, "any");
     assert.equal(t.match("GET", "/c"), undefined);
+  });
+});
+
+describe(`log messages (${runtime.name})`, () => {
+  const inspect = (value: unknown) => `<${JSON.stringify(value)}>`;
+
+  test("printf style: each directive, %% and leftover arguments", () => {
+    assert.equal(
+      format(inspect, ["%s|%d|%i|%f|%j|%o|%O|%c|%%", "a", "7", "7.9", "1.5", { j: 1 }, [1], 2, "css"]),
+      'a|7|7|1.5|{"j":1}|<[1]>|<2>||%',
+    );
+    assert.equal(format(inspect, ["n=%d", 3n]), "n=3n");
+    assert.equal(format(inspect, ["%s and %s", "one"]), "one and %s");
+    assert.equal(format(inspect, ["%x %s", "y", "z"]), "%x y z");
+    assert.equal(format(inspect, ["a", { b: 1 }, "c"]), 'a <{"b":1}> c');
+    assert.equal(format(inspect, [{ b: 1 }, 2]), '<{"b":1}> <2>');
+    assert.equal(format(inspect, ["trailing %"]), "trailing %");
+  });
+
+  test("placeholders: properties, dotted paths, escaped braces, errors", () => {
+    assert.equal(
+      renderTemplate("item {id} of {user.name}", { id: 4, user: { name: "ann" } }, inspect),
+      "item <4> of ann",
+    );
+    assert.equal(renderTemplate("{{literal}} {missing} }} {", {}, inspect), "{literal} <undefined> } {");
+    const error = new Error("boom");
+    assert.equal(renderTemplate("failed: {error}", { error }, inspect), `failed: ${error.stack}`);
   });
 });
 

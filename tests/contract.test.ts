@@ -62,8 +62,9 @@ describe(`runtime adapter (${runtime.name})`, () => {
   });
 
   test("a body spilled to a file arrives byte-exact and the file is removed", async (t) => {
-    const dir = runtime.spillDir();
-    if (dir === null) return t.skip("no spill directory on this machine");
+    const files = runtime.spill();
+    if (files === null) return t.skip("no spill directory on this machine");
+    const dir = files.dir;
     const frames: Uint8Array[] = [];
     let got = () => {};
     const decoder = new FrameDecoder((_type, _header, body) => {
@@ -76,7 +77,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
       onStderr: () => {},
     });
     const prefix = `forkyard-test-${runtime.pid}-`;
-    const writer = new FrameWriter((data) => child.write(data), { dir, prefix, threshold: 1024 });
+    const writer = new FrameWriter((data) => child.write(data), { files, prefix, threshold: 1024 });
     const payload = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 13) & 255);
     writer.send(F.CHUNK, { spilled: true }, payload);
     await new Promise<void>((resolve) => (got = () => frames.length >= 2 && resolve()));
