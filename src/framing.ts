@@ -135,7 +135,7 @@ export class FrameDecoder {
       let header: unknown = undefined;
       if (hlen > 0) {
         try {
-          header = JSON.parse(decodeText(buf, off + PREFIX, off + PREFIX + hlen));
+          header = JSON.parse(decoder.decode(buf.subarray(off + PREFIX, off + PREFIX + hlen)));
         } catch {
           throw new ChannelError("frame header is not JSON");
         }
@@ -147,36 +147,6 @@ export class FrameDecoder {
     }
     return off;
   }
-}
-
-/**
- * Decodes UTF-8. Headers are short and mostly ASCII: decoding those in JS
- * avoids a call into the runtime (an op in Deno) per frame.
- */
-function decodeText(buf: Uint8Array, start: number, end: number): string {
-  if (end - start > 256) return decoder.decode(buf.subarray(start, end));
-  let out = "";
-  for (let i = start; i < end; i++) {
-    const c = buf[i];
-    if (c > 127) return decoder.decode(buf.subarray(start, end));
-    out += String.fromCharCode(c);
-  }
-  return out;
-}
-
-/** Encodes `text` into `buf` at `at` as UTF-8; returns the byte count. ASCII is written in JS (see decodeText). */
-function encodeText(text: string, buf: Uint8Array, at: number): number {
-  const n = text.length;
-  if (n <= 256) {
-    let i = 0;
-    for (; i < n; i++) {
-      const c = text.charCodeAt(i);
-      if (c > 127) break;
-      buf[at + i] = c;
-    }
-    if (i === n) return n;
-  }
-  return encoder.encodeInto(text, buf.subarray(at)).written;
 }
 
 /** File name prefix of the spill files `pid` writes (for `to`, when given). */
@@ -274,7 +244,7 @@ export class FrameWriter {
     this.#reserve(PREFIX + json.length * 3 + (inline ? blen : 0));
     const buf = this.#buf;
     const start = this.#len;
-    const hlen = json.length === 0 ? 0 : encodeText(json, buf, start + PREFIX);
+    const hlen = json.length === 0 ? 0 : encoder.encodeInto(json, buf.subarray(start + PREFIX)).written;
     buf[start] = MAGIC;
     buf[start + 1] = type;
     buf[start + 2] = hlen >>> 24;
