@@ -330,11 +330,26 @@ function denoSpill(): SpillFiles | null {
   }
   return {
     dir,
-    write: (path, data) => Deno.writeFileSync(path, data),
-    take: (path) => {
-      const data = Deno.readFileSync(path);
-      Deno.removeSync(path);
+    write: (path, data) => {
+      using file = Deno.openSync(path, { write: true, create: true, mode: 0o600 });
+      for (let off = 0; off < data.length;) off += file.writeSync(data.subarray(off));
+    },
+    read: (path, length) => {
+      using file = Deno.openSync(path);
+      const data = new Uint8Array(length);
+      for (let off = 0; off < length;) {
+        const n = file.readSync(data.subarray(off));
+        if (n === null) throw new Error(`${path} ends after ${off} of ${length} bytes`);
+        off += n;
+      }
       return data;
+    },
+    unlink: (path) => {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // gone already
+      }
     },
     remove: (prefixes) => {
       for (const entry of Deno.readDirSync(dir)) {

@@ -10,7 +10,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
-import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readdirSync, readSync, rmSync, writeSync } from "node:fs";
 import { inspect } from "node:util";
 import type { MiddlewareHandler } from "hono";
 import type {
@@ -129,12 +129,29 @@ let spillFiles: SpillFiles | null | undefined;
 function nodeSpill(dir: string): SpillFiles {
   return {
     dir,
-    write: (path, data) => writeFileSync(path, data),
-    take: (path) => {
-      const data = readFileSync(path);
-      unlinkSync(path);
-      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    write: (path, data) => {
+      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+      try {
+        for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off, off);
+      } finally {
+        closeSync(fd);
+      }
     },
+    read: (path, length) => {
+      const fd = openSync(path, "r");
+      try {
+        const data = new Uint8Array(length);
+        for (let off = 0; off < length;) {
+          const n = readSync(fd, data, off, length - off, off);
+          if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
+          off += n;
+        }
+        return data;
+      } finally {
+        closeSync(fd);
+      }
+    },
+    unlink: (path) => rmSync(path, { force: true }),
     remove: (prefixes) => {
       for (const name of readdirSync(dir)) {
         if (prefixes.some((p) => name.startsWith(p))) rmSync(`${dir}/${name}`, { force: true });

@@ -24,6 +24,8 @@ export const F = {
   CONFIG: 3,
   CANCEL: 4,
   STOP: 5,
+  /** The dispatcher read one of the worker's spill files (`{ p: path }`): the worker may write it again. */
+  RELEASE: 6,
   READY: 32,
   HEARTBEAT: 33,
   RESPONSE: 34,
@@ -34,17 +36,27 @@ export const F = {
   KEEPALIVE: 39,
   PAUSE: 40,
   RESUME: 41,
+  /** The worker read one of the dispatcher's spill files (`{ p: path }`). */
+  RELEASED: 42,
 } as const;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 /** Bodies from this size on go through a spill file when the runtime offers a directory. */
 export const SPILL_THRESHOLD = 256 * 1024;
-/** Set on a frame's type when its body was written to a file whose path is the frame's body. */
+/**
+ * Set on a frame's type when its body was written to a file. The frame's body is
+ * then the body's length (u32) followed by the file's path.
+ */
 const SPILLED = 0x80;
+/** Read spill files kept per writer for later bodies, and the largest file kept. */
+const SPILL_KEEP = 4;
+const SPILL_KEEP_SIZE = 8 * 1024 * 1024;
 
 /**
  * Where a {@linkcode FrameWriter} may put large bodies: a file in a memory-backed
  * directory is one copy in and one out, where a 64 KiB pipe needs many round trips.
+ * The reader tells the writer when it has read a file ({@linkcode FrameWriter.release}),
+ * and the writer writes it again for a later body.
  */
 export interface SpillOptions {
   /** The runtime's spill files (see {@linkcode SpillFiles}). */
@@ -77,14 +89,18 @@ export class FrameDecoder {
   #filled = 0;
   #onFrame: FrameHandler;
   #spill: SpillFiles | null;
+  #onSpillRead: (path: string) => void;
 
   /**
    * @param onFrame Called once per whole frame.
    * @param spill Reads bodies the other side wrote to files (a spilled frame without it is a channel error).
+   * @param onSpillRead Called with a spill file's path once it is read, to tell the writer
+   *   (default: remove the file).
    */
-  constructor(onFrame: FrameHandler, spill: SpillFiles | null = null) {
+  constructor(onFrame: FrameHandler, spill: SpillFiles | null = null, onSpillRead?: (path: string) => void) {
     this.#onFrame = onFrame;
     this.#spill = spill;
+    this.#onSpillRead = onSpillRead ?? ((path) => spill?.unlink(path));
   }
 
   /** Feeds a chunk; throws {@linkcode ChannelError} on garbage. */
@@ -142,10 +158,24 @@ export class FrameDecoder {
       }
       let body = blen > 0 ? buf.subarray(off + PREFIX + hlen, end) : EMPTY;
       off = end;
-      if (type & SPILLED) body = unspill(this.#spill, body);
+      if (type & SPILLED) body = this.#unspill(body);
       this.#onFrame(type & ~SPILLED, header, body);
     }
     return off;
+  }
+
+  /** Reads the body a spilled frame names. */
+  #unspill(ref: Uint8Array): Uint8Array {
+    const path = ref.length > 4 ? decoder.decode(ref.subarray(4)) : "";
+    if (this.#spill === null) throw new ChannelError(`spilled body ${path} on a channel without spill files`);
+    let body: Uint8Array;
+    try {
+      body = this.#spill.read(path, readU32(ref, 0));
+    } catch (error) {
+      throw new ChannelError(`cannot read spilled body ${path}: ${(error as Error).message}`);
+    }
+    this.#onSpillRead(path);
+    return body;
   }
 }
 
@@ -154,15 +184,11 @@ export function spillPrefix(pid: number, to?: number): string {
   return to === undefined ? `forkyard-${pid}-` : `forkyard-${pid}-${to}-`;
 }
 
-/** Reads and removes the file a spilled frame names. */
-function unspill(spill: SpillFiles | null, pathBytes: Uint8Array): Uint8Array {
-  const path = decoder.decode(pathBytes);
-  if (spill === null) throw new ChannelError(`spilled body ${path} on a channel without spill files`);
-  try {
-    return spill.take(path);
-  } catch (error) {
-    throw new ChannelError(`cannot read spilled body ${path}: ${(error as Error).message}`);
-  }
+function writeU32(buf: Uint8Array, at: number, value: number): void {
+  buf[at] = value >>> 24;
+  buf[at + 1] = (value >>> 16) & 255;
+  buf[at + 2] = (value >>> 8) & 255;
+  buf[at + 3] = value & 255;
 }
 
 function readU32(buf: Uint8Array, at: number): number {
@@ -192,6 +218,10 @@ export class FrameWriter {
   #closed = false;
   #spill: SpillOptions | undefined;
   #spilled = 0;
+  /** Spill files written and not yet read, with the largest size each has had. */
+  #unread = new Map<string, number>();
+  /** Spill files read by the other side, ready to be written again. */
+  #free: [path: string, size: number][] = [];
   #flushNow = () => {
     this.#scheduled = false;
     this.#flush();
@@ -228,13 +258,18 @@ export class FrameWriter {
     if (this.#closed) return;
     const spill = this.#spill;
     if (spill !== undefined && body.length >= spill.threshold) {
-      const path = `${spill.files.dir}/${spill.prefix}${++this.#spilled}`;
+      const [path, size] = this.#free.pop() ?? [`${spill.files.dir}/${spill.prefix}${++this.#spilled}`, 0];
       try {
         spill.files.write(path, body);
+        this.#unread.set(path, Math.max(size, body.length));
         type |= SPILLED;
-        body = encoder.encode(path);
+        const ref = new Uint8Array(4 + path.length * 3);
+        const n = encoder.encodeInto(path, ref.subarray(4)).written;
+        writeU32(ref, 0, body.length);
+        body = ref.subarray(0, 4 + n);
       } catch {
         // no room or no permission: the pipe carries it
+        spill.files.unlink(path);
         this.#spill = undefined;
       }
     }
@@ -247,14 +282,8 @@ export class FrameWriter {
     const hlen = json.length === 0 ? 0 : encoder.encodeInto(json, buf.subarray(start + PREFIX)).written;
     buf[start] = MAGIC;
     buf[start + 1] = type;
-    buf[start + 2] = hlen >>> 24;
-    buf[start + 3] = (hlen >>> 16) & 255;
-    buf[start + 4] = (hlen >>> 8) & 255;
-    buf[start + 5] = hlen & 255;
-    buf[start + 6] = blen >>> 24;
-    buf[start + 7] = (blen >>> 16) & 255;
-    buf[start + 8] = (blen >>> 8) & 255;
-    buf[start + 9] = blen & 255;
+    writeU32(buf, start + 2, hlen);
+    writeU32(buf, start + 6, blen);
     this.#len = start + PREFIX + hlen;
     if (inline) {
       if (blen > 0) buf.set(body, this.#len);
@@ -288,6 +317,22 @@ export class FrameWriter {
         this.#blocked = undefined;
         this.#flush();
       });
+    }
+  }
+
+  /**
+   * The other side has read the spill file `path`: keep it for a later body
+   * (up to a few, and none larger than 8 MiB) or remove it. Paths this writer
+   * is not waiting on are ignored.
+   */
+  release(path: string): void {
+    const size = this.#unread.get(path);
+    if (size === undefined) return;
+    this.#unread.delete(path);
+    if (this.#spill !== undefined && this.#free.length < SPILL_KEEP && size <= SPILL_KEEP_SIZE) {
+      this.#free.push([path, size]);
+    } else {
+      this.#spill?.files.unlink(path);
     }
   }
 

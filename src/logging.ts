@@ -204,7 +204,8 @@ function renderValue(value: unknown, inspect: Inspect): string {
   return inspect(value);
 }
 
-function jsonSafe(value: unknown, depth = 0): unknown {
+/** A copy of `value` that JSON can carry (errors, bigints, bytes and deep objects turned into plain values). */
+export function jsonSafe(value: unknown, depth = 0): unknown {
   if (value === null || typeof value === "number" || typeof value === "boolean" || typeof value === "string") {
     return value;
   }

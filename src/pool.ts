@@ -602,6 +602,7 @@ export class Supervisor {
     const decoder = new FrameDecoder(
       (type, header, body) => this.#onFrame(launched.worker!, type, header, body),
       this.#host.runtime.spill(),
+      (path) => launched.worker!.writer.send(F.RELEASE, { p: path }),
     );
     // The callbacks run only after spawn() returned, when `launched` exists.
     const child: ChildProcess = this.#host.runtime.spawn({
@@ -765,6 +766,9 @@ export class Supervisor {
         return;
       case F.PAUSE:
         worker.paused = true;
+        return;
+      case F.RELEASED:
+        worker.writer.release(header.p);
         return;
       case F.RESUME:
         worker.paused = false;

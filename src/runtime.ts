@@ -100,14 +100,20 @@ export interface FastRequest {
   headers(): string[];
 }
 
-/** Files in a memory-backed directory that carry large bodies between processes. */
+/**
+ * Files in a memory-backed directory that carry large bodies between processes.
+ * A file is written again for later bodies without being truncated, so that it
+ * keeps its memory pages: allocating them is most of the cost of a new file.
+ */
 export interface SpillFiles {
   /** The directory, e.g. /dev/shm. */
   readonly dir: string;
-  /** Writes a file (throws when there is no room or no permission). */
+  /** Writes `data` at the start of a file, creating it if needed and never truncating it. */
   write(path: string, data: Uint8Array): void;
-  /** Reads a file and removes it. */
-  take(path: string): Uint8Array;
+  /** Reads the first `length` bytes of a file. */
+  read(path: string, length: number): Uint8Array;
+  /** Removes one file; a missing file is not an error. */
+  unlink(path: string): void;
   /** Removes the files in `dir` whose names start with one of `prefixes`. */
   remove(prefixes: readonly string[]): void;
 }

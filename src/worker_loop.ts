@@ -11,6 +11,7 @@ import { loadRuntime } from "./detect.ts";
 import { F, FrameDecoder, FrameWriter, SPILL_THRESHOLD, spillPrefix } from "./framing.ts";
 import {
   format,
+  jsonSafe,
   LEVEL_RANK,
   programUsesLogTape,
   toWire,
@@ -461,11 +462,16 @@ export async function runWorkerProcess(
   const early: [number, unknown, Uint8Array][] = [];
   let gotInit!: (init: InitMessage) => void;
   const initReceived = new Promise<InitMessage>((resolve) => (gotInit = resolve));
-  const decoder = new FrameDecoder((type, header, body) => {
-    if (type === F.INIT) gotInit(header as InitMessage);
-    else if (loop) loop.onFrame(type, header, body);
-    else early.push([type, header, body.slice()]);
-  }, files);
+  const decoder = new FrameDecoder(
+    (type, header, body) => {
+      if (type === F.INIT) gotInit(header as InitMessage);
+      else if (type === F.RELEASE) writer.release((header as { p: string }).p);
+      else if (loop) loop.onFrame(type, header, body);
+      else early.push([type, header, body.slice()]);
+    },
+    files,
+    (path) => writer.send(F.RELEASED, { p: path }),
+  );
   channel.start(
     (chunk) => {
       try {
@@ -492,7 +498,13 @@ export async function runWorkerProcess(
   const emit = (level: LogLevel, text: string, source: string) => {
     if (LEVEL_RANK[level] < lowest) return;
     const ctx = current();
-    send({ c: [...category, source], l: level, m: text, t: Date.now(), p: ctx === undefined ? {} : { ...ctx } });
+    send({
+      c: [...category, source],
+      l: level,
+      m: text,
+      t: Date.now(),
+      p: ctx === undefined ? {} : jsonSafe(ctx) as Record<string, unknown>,
+    });
   };
   captureConsole((level, args) => emit(level, format(inspect, args), "console"));
   channel.redirectStdout((text) => emit("info", text.replace(/\n$/, ""), "stdout"));

@@ -61,30 +61,60 @@ describe(`runtime adapter (${runtime.name})`, () => {
     await child.exited;
   });
 
-  test("a body spilled to a file arrives byte-exact and the file is removed", async (t) => {
+  test("spilled bodies arrive byte-exact, and a file the reader released is written again", async (t) => {
     const files = runtime.spill();
     if (files === null) return t.skip("no spill directory on this machine");
-    const dir = files.dir;
-    const frames: Uint8Array[] = [];
-    let got = () => {};
-    const decoder = new FrameDecoder((_type, _header, body) => {
-      frames.push(body.slice());
-      got();
+    const prefix = `forkyard-test-${runtime.pid}-`;
+    const ours = () => readdirSync(files.dir).filter((n) => n.startsWith(prefix));
+    const echoed: Uint8Array[] = [];
+    const released: string[] = [];
+    let check = () => {};
+    const decoder = new FrameDecoder((type, header, body) => {
+      // The child echoes each frame and reports each spill file it read (RELEASED).
+      if (type === F.RELEASED) {
+        released.push(header.p);
+        writer.release(header.p);
+      } else if (type === F.CHUNK) echoed.push(body.slice());
+      check();
     });
     const child = runtime.spawn({
       cmd: [...runtime.selfCommand(fixture("echo_child.ts")), "echo"],
       onStdout: (chunk) => decoder.push(chunk),
       onStderr: () => {},
     });
-    const prefix = `forkyard-test-${runtime.pid}-`;
     const writer = new FrameWriter((data) => child.write(data), { files, prefix, threshold: 1024 });
-    const payload = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 13) & 255);
-    writer.send(F.CHUNK, { spilled: true }, payload);
-    await new Promise<void>((resolve) => (got = () => frames.length >= 2 && resolve()));
-    assert.ok(Buffer.from(frames[1]).equals(Buffer.from(payload)), "payload differs");
-    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith(prefix)), []);
+    const roundTrip = (payload: Uint8Array) => {
+      const want = echoed.length + 1;
+      writer.send(F.CHUNK, {}, payload);
+      return new Promise<Uint8Array>((resolve) => {
+        check = () => echoed.length >= want && released.length >= want && resolve(echoed[want - 1]);
+      });
+    };
+    const big = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 13) & 255);
+    assert.ok(Buffer.from(await roundTrip(big)).equals(Buffer.from(big)), "2 MiB payload differs");
+    assert.equal(ours().length, 1, "the released file is kept for the next body");
+    // A shorter body in the same, longer file: the reader must stop at the body's length.
+    const small = new Uint8Array(300 * 1024).map((_, i) => (i * 7 + 1) & 255);
+    assert.ok(Buffer.from(await roundTrip(small)).equals(Buffer.from(small)), "300 KiB payload differs");
+    assert.deepEqual(released[0], released[1], "the second body went through the same file");
+    assert.equal(ours().length, 1);
     child.closeStdin();
     await child.exited;
+    files.remove([prefix]);
+    assert.deepEqual(ours(), []);
+  });
+
+  test("a reader without a release callback removes each spill file it read", async (t) => {
+    const files = runtime.spill();
+    if (files === null) return t.skip("no spill directory on this machine");
+    const prefix = `forkyard-test-${runtime.pid}-plain-`;
+    const bodies: Uint8Array[] = [];
+    const writer = new FrameWriter((data) => void decoder.push(data.slice()), { files, prefix, threshold: 16 });
+    const decoder = new FrameDecoder((_type, _header, body) => bodies.push(body), files);
+    writer.send(F.CHUNK, {}, new Uint8Array(64).fill(9));
+    await writer.drain();
+    assert.deepEqual([...bodies[0]], new Array(64).fill(9));
+    assert.deepEqual(readdirSync(files.dir).filter((n) => n.startsWith(prefix)), []);
   });
 
   test("reports SIGTERM and SIGKILL as signals", async () => {
