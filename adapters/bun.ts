@@ -15,10 +15,11 @@ import type {
   ServeOptions,
   SignalName,
   SpawnOptions,
+  SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
 import { pump } from "./streams.ts";
-import { childEnv, redirectProcessStdout } from "./node_like.ts";
+import { childEnv, fsSpill, redirectProcessStdout } from "./node_like.ts";
 
 /** The parts of Bun's API this adapter uses. */
 interface FileSink {
@@ -152,6 +153,8 @@ function serve(options: ServeOptions): Promise<HttpServer> {
   });
 }
 
+let spillFiles: SpillFiles | null | undefined;
+
 /** The Bun implementation of {@linkcode Runtime}. */
 export const runtime: Runtime = {
   name: "bun",
@@ -173,8 +176,9 @@ export const runtime: Runtime = {
   args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
-  // Bun's pipes move large bodies as fast as a spill file does (measured with bench/run.mjs's echo): keep them.
-  spill: () => null,
+  // node:fs is loaded when a body first spills (it costs a Bun process about 4 MiB). Without /dev/shm (macOS),
+  // the first write fails and the writer keeps to the channel.
+  spill: () => (spillFiles ??= fsSpill("/dev/shm", () => process.getBuiltinModule("node:fs"))),
   inspect: (value) => Bun.inspect(value),
   rss: () => process.memoryUsage.rss(),
   exit: (code) => process.exit(code),

@@ -10,7 +10,8 @@ import { createServer as createHttpsServer } from "node:https";
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
-import { closeSync, constants, existsSync, openSync, readdirSync, readSync, rmSync, writeSync } from "node:fs";
+import * as fs from "node:fs";
+import { existsSync } from "node:fs";
 import { inspect } from "node:util";
 import type { MiddlewareHandler } from "hono";
 import type {
@@ -24,7 +25,7 @@ import type {
   SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
-import { childEnv, processChannel, spawnNodeLike } from "./node_like.ts";
+import { childEnv, fsSpill, processChannel, spawnNodeLike } from "./node_like.ts";
 
 /** Node flags that must not reach a worker process. */
 const DROP_FLAG = /^--(test|inspect|watch|eval|print|input-type|check)/;
@@ -126,40 +127,6 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
 
 let spillFiles: SpillFiles | null | undefined;
 
-function nodeSpill(dir: string): SpillFiles {
-  return {
-    dir,
-    write: (path, data) => {
-      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
-      try {
-        for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off, off);
-      } finally {
-        closeSync(fd);
-      }
-    },
-    read: (path, length) => {
-      const fd = openSync(path, "r");
-      try {
-        const data = new Uint8Array(length);
-        for (let off = 0; off < length;) {
-          const n = readSync(fd, data, off, length - off, off);
-          if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
-          off += n;
-        }
-        return data;
-      } finally {
-        closeSync(fd);
-      }
-    },
-    unlink: (path) => rmSync(path, { force: true }),
-    remove: (prefixes) => {
-      for (const name of readdirSync(dir)) {
-        if (prefixes.some((p) => name.startsWith(p))) rmSync(`${dir}/${name}`, { force: true });
-      }
-    },
-  };
-}
-
 /** The Node.js implementation of {@linkcode Runtime}. */
 export const runtime: Runtime = {
   name: "node",
@@ -181,7 +148,7 @@ export const runtime: Runtime = {
   args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
-  spill: () => (spillFiles ??= existsSync("/dev/shm") ? nodeSpill("/dev/shm") : null),
+  spill: () => (spillFiles ??= existsSync("/dev/shm") ? fsSpill("/dev/shm", () => fs) : null),
   inspect: (value) => inspect(value),
   rss: () => process.memoryUsage.rss(),
   exit: (code) => process.exit(code),

@@ -7,9 +7,48 @@
 
 import type { spawn as spawnProcess } from "node:child_process";
 import type process from "node:process";
-import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions } from "../src/runtime.ts";
+import type * as Fs from "node:fs";
+import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions, SpillFiles } from "../src/runtime.ts";
 
 type Process = typeof process;
+
+/** Spill files in `dir` through `node:fs`, which `fs()` returns (Bun loads it only once a body spills). */
+export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
+  return {
+    dir,
+    write: (path, data) => {
+      const { closeSync, constants, openSync, writeSync } = fs();
+      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+      try {
+        for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off, off);
+      } finally {
+        closeSync(fd);
+      }
+    },
+    read: (path, length) => {
+      const { closeSync, openSync, readSync } = fs();
+      const fd = openSync(path, "r");
+      try {
+        const data = new Uint8Array(length);
+        for (let off = 0; off < length;) {
+          const n = readSync(fd, data, off, length - off, off);
+          if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
+          off += n;
+        }
+        return data;
+      } finally {
+        closeSync(fd);
+      }
+    },
+    unlink: (path) => fs().rmSync(path, { force: true }),
+    remove: (prefixes) => {
+      const { readdirSync, rmSync } = fs();
+      for (const name of readdirSync(dir)) {
+        if (prefixes.some((p) => name.startsWith(p))) rmSync(`${dir}/${name}`, { force: true });
+      }
+    },
+  };
+}
 
 /** The environment for a child: ours, plus `extra`, minus the test runner's markers. */
 export function childEnv(env: Record<string, string | undefined>, extra?: Record<string, string>) {
