@@ -6,7 +6,7 @@
  */
 
 import type { Hono, MiddlewareHandler } from "hono";
-import type { Logger, LogRecord } from "@logtape/logtape";
+import type { LogRecord } from "@logtape/logtape";
 import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
 import { loadRuntime } from "./detect.ts";
 import { checkKeys, intOption, stringOption } from "./options.ts";
@@ -66,6 +66,8 @@ const TRACE_ID = /^[\w.:@/+=-]+$/;
 /** Generated trace ids: a random per-process prefix and a counter (a UUID per request costs more). */
 const TRACE_PREFIX = crypto.randomUUID().slice(0, 18);
 let traceCounter = 0;
+
+type LogMethod = (message: string, properties?: Record<string, unknown>) => void;
 
 /** Whether this process was started by a dispatcher as one of its workers. */
 function inWorkerProcess(runtime: Runtime): boolean {
@@ -158,7 +160,11 @@ export class Dispatcher {
   #ticks = 0;
   /** LogTape, loaded by run(): worker processes never load it unless their program does. */
   #logtape!: typeof import("./logtape.ts");
-  #log!: Logger;
+  /** Before run() has loaded LogTape (a stop() or reload() that early), messages go to stderr. */
+  #log: { info: LogMethod; error: LogMethod } = {
+    info: (message) => console.error(message),
+    error: (message) => console.error(message),
+  };
   #hasCheck: boolean;
   #hasOnResponse: boolean;
   #done!: () => void;

@@ -12,7 +12,6 @@ import { F, FrameDecoder, FrameWriter, SPILL_THRESHOLD, spillPrefix } from "./fr
 import {
   format,
   jsonSafe,
-  LEVEL_RANK,
   programUsesLogTape,
   toWire,
   type WireRecord,
@@ -494,9 +493,8 @@ export async function runWorkerProcess(
   // Log records made while handling a request carry its trace id (and LogTape's withContext properties).
   const context = new AsyncLocalStorage<Record<string, unknown>>();
   const current = () => context.getStore();
-  const lowest = LEVEL_RANK[init.logLevel];
+  // console.* and stdout are not filtered by logLevel: they are the program's plain output.
   const emit = (level: LogLevel, text: string, source: string) => {
-    if (LEVEL_RANK[level] < lowest) return;
     const ctx = current();
     send({
       c: [...category, source],

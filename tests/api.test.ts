@@ -250,6 +250,7 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
     await app.waitStderr(/placeholder 42/);
     await app.waitStderr(/printf 7 and x/);
     await app.waitStderr(/console says hi/);
+    await app.waitStderr(/console\.debug is not filtered by logLevel/);
     await app.waitStderr(/a stray stdout write/);
     assert.doesNotMatch(app.stderr(), /debug is filtered out/);
     // not a terminal here: syslog priority prefixes

@@ -50,6 +50,10 @@ describe(`configuration errors (${runtime.name})`, () => {
     assert.throws(() => api("/x", "GE T"), /Invalid HTTP method/);
   });
 
+  test("stop() before run() resolves (LogTape is loaded only by run())", async () => {
+    await new Dispatcher({ port: 0 }).stop();
+  });
+
   test("status() before run() lists no workers", () => {
     assert.deepEqual(new WorkerPool(W).status(), { name: "W", workers: [], queueSize: 0, degraded: false, spares: [] });
   });
