@@ -373,14 +373,26 @@ export class Dispatcher {
     return app;
   }
 
-  #handleSafely(request: Request, remote: () => string, fast?: FastRequest): Promise<Response> {
-    return this.#handle(request, remote, fast).catch((error) => {
-      this.#log.error("Request failed in the dispatcher: {error}", { error });
-      return errorResponse(500, "Internal server error");
-    });
+  #handleSafely(request: Request, remote: () => string, fast?: FastRequest): Response | Promise<Response> {
+    try {
+      return this.#handle(request, remote, fast);
+    } catch (error) {
+      return this.#failed(error);
+    }
   }
 
-  async #handle(request: Request, remote: () => string, fast?: FastRequest): Promise<Response> {
+  #failed = (error: unknown): Response => {
+    this.#log.error("Request failed in the dispatcher: {error}", { error });
+    return errorResponse(500, "Internal server error");
+  };
+
+  /**
+   * Answers one request. Without a body to read and without `doCheck`, it runs
+   * synchronously up to the pool and returns the pool's promise itself: each
+   * promise layer more cost the dispatcher about 1.3 µs per request on Deno.
+   * The asynchronous paths catch their own errors.
+   */
+  #handle(request: Request, remote: () => string, fast?: FastRequest): Response | Promise<Response> {
     const url = request.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const q = url.indexOf("?", pathStart);
@@ -407,14 +419,36 @@ export class Dispatcher {
       }
     }
     if (this.#stopping) return errorResponse(503, "Server shutting down");
-    let body = EMPTY;
     if (method !== "GET" && method !== "HEAD") {
-      const read = fast
-        ? await fast.readBody(this.options.maxBodySize)
-        : await readBody(request, this.options.maxBodySize);
-      if (read === null) return errorResponse(413, "Payload too large");
-      body = read;
+      return this.#withBody(request, remote, fast, path, rawPath, rawQuery).catch(this.#failed);
     }
+    return this.#prepare(request, remote, fast, path, rawPath, rawQuery, EMPTY);
+  }
+
+  async #withBody(
+    request: Request,
+    remote: () => string,
+    fast: FastRequest | undefined,
+    path: string,
+    rawPath: string,
+    rawQuery: string,
+  ): Promise<Response> {
+    const limit = this.options.maxBodySize;
+    const body = fast ? await fast.readBody(limit) : await readBody(request, limit);
+    if (body === null) return errorResponse(413, "Payload too large");
+    return this.#prepare(request, remote, fast, path, rawPath, rawQuery, body);
+  }
+
+  /** Collects the headers to forward, decodes a JSON body and runs `doCheck` when there is one. */
+  #prepare(
+    request: Request,
+    remote: () => string,
+    fast: FastRequest | undefined,
+    path: string,
+    rawPath: string,
+    rawQuery: string,
+    body: Uint8Array,
+  ): Response | Promise<Response> {
     // The headers forwarded to the worker; x-request-id is handled apart.
     const raw = fast ? fast.headers() : flatHeaders(request.headers);
     const headers: string[] = [];
@@ -438,16 +472,25 @@ export class Dispatcher {
       }
     }
     const client = new Client(request, path, rawQuery, body, data, remote, contentType);
-    if (this.#hasCheck) {
-      try {
-        await this.doCheck(client);
-      } catch (error) {
-        if (error instanceof RejectRequest) return client.response ?? error.getResponse();
-        this.#log.error("doCheck() failed: {error}", { error });
-        return errorResponse(500, "Internal server error");
-      }
-      if (client.response !== undefined) return client.response;
+    if (this.#hasCheck) return this.#check(client, rawPath, headers, trace).catch(this.#failed);
+    return this.#forward(client, rawPath, headers, trace);
+  }
+
+  async #check(client: Client, rawPath: string, headers: string[], trace: string | null): Promise<Response> {
+    try {
+      await this.doCheck(client);
+    } catch (error) {
+      if (error instanceof RejectRequest) return client.response ?? error.getResponse();
+      this.#log.error("doCheck() failed: {error}", { error });
+      return errorResponse(500, "Internal server error");
     }
+    if (client.response !== undefined) return client.response;
+    return this.#forward(client, rawPath, headers, trace);
+  }
+
+  /** Hands the request to its pool; the promise is the worker's answer and never rejects. */
+  #forward(client: Client, rawPath: string, headers: string[], trace: string | null): Response | Promise<Response> {
+    const path = client.path;
     const pool = this.findPool(path);
     if (pool === undefined) return errorResponse(404, "Not found");
     if (this.#pending >= this.options.maxPending) return errorResponse(503, "Too many requests");
@@ -459,13 +502,14 @@ export class Dispatcher {
     }
     headers.push("x-request-id", trace);
     const id = this.#nextId++;
-    const wire: WireRequest = { i: id, m: method, p: path, q: rawQuery, h: headers, x: trace };
-    if (contentType !== null) wire.t = contentType;
+    const wire: WireRequest = { i: id, m: client.method, p: path, q: client.rawQuery, h: headers, x: trace };
+    if (client.contentType !== null) wire.t = client.contentType;
     if (rawPath !== path) wire.r = rawPath;
     this.#pending++;
-    return new Promise<Response>((resolve) => {
-      supervisor.submit(new Pending(id, client, pool, wire, body, resolve));
-    });
+    let resolve!: (response: Response) => void;
+    const answer = new Promise<Response>((r) => (resolve = r));
+    supervisor.submit(new Pending(id, client, pool, wire, client.body, resolve));
+    return answer;
   }
 
   async #runSync(name: string, client: Client, params: PathParams): Promise<Response> {
