@@ -2,7 +2,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { AppPool } from "../mod.ts";
-import { type App, getJson, runtime, startApp } from "./helpers.ts";
+import { type App, getJson, runtime, sleep, startApp } from "./helpers.ts";
 
 describe(`app pools, tracing and middleware (${runtime.name})`, () => {
   let app: App;
@@ -58,6 +58,17 @@ describe(`app pools, tracing and middleware (${runtime.name})`, () => {
     assert.deepEqual(w.body, { traceId: given + "w", header: given + "w" });
     assert.equal(w.headers.get("x-request-id"), given + "w");
     await app.waitStderr(new RegExp(`\\[${given}w\\]: worker saw ${given}w`));
+  });
+
+  test("a program's LogTape logger made first inside a handler is forwarded once the worker notices it", async () => {
+    // The worker checks for LogTape every 2 s; until then such records are LogTape's to drop. Poll for up to 10 s.
+    const done = /late-app \[late-(\d+)\]: a record from a logger made late/;
+    for (let i = 0; i < 40 && !done.test(app.stderr()); i++) {
+      const res = await getJson(`${app.url}/w/late-logtape`, { headers: { "x-request-id": `late-${i}` } });
+      assert.deepEqual(res.body, { ok: true });
+      await sleep(250);
+    }
+    assert.match(app.stderr(), done);
   });
 
   test("without X-Request-ID (or with a malformed one) one is generated", async () => {
