@@ -62,7 +62,9 @@ try {
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)[1]);
     const d = (cpu(pids.dispatcher) - d0) / n;
     const w = pids.workers.map((pid, i) => ((cpu(pid) - w0[i]) / n).toFixed(1));
-    out.push(`${rps.toFixed(0)} req/s, dispatcher ${d.toFixed(1)} µs` + (w.length ? `, workers ${w.join(" ")} µs` : ""));
+    out.push(
+      `${rps.toFixed(0)} req/s, dispatcher ${d.toFixed(1)} µs` + (w.length ? `, workers ${w.join(" ")} µs` : ""),
+    );
   }
   console.log(`${rt} ${file} ${path}\n  ${out.join("\n  ")}`);
 } finally {
