@@ -168,6 +168,11 @@ export class FrameDecoder {
   #unspill(ref: Uint8Array): Uint8Array {
     const path = ref.length > 4 ? decoder.decode(ref.subarray(4)) : "";
     if (this.#spill === null) throw new ChannelError(`spilled body ${path} on a channel without spill files`);
+    // Only forkyard's own files in the spill directory: a peer cannot make this side read anything else.
+    const name = path.slice(this.#spill.dir.length + 1);
+    if (!path.startsWith(this.#spill.dir + "/") || !name.startsWith("forkyard-") || name.includes("/")) {
+      throw new ChannelError(`spilled body names ${path}, not a spill file`);
+    }
     let body: Uint8Array;
     try {
       body = this.#spill.read(path, readU32(ref, 0));
@@ -268,9 +273,13 @@ export class FrameWriter {
         writeU32(ref, 0, body.length);
         body = ref.subarray(0, 4 + n);
       } catch {
-        // no room or no permission: the pipe carries it
-        spill.files.unlink(path);
+        // no room or no permission: the channel carries it from now on
         this.#spill = undefined;
+        try {
+          spill.files.unlink(path);
+        } catch {
+          // nothing was written
+        }
       }
     }
     const json = header === undefined ? "" : JSON.stringify(header);

@@ -165,6 +165,28 @@ describe(`runtime adapter (${runtime.name})`, () => {
     assert.throws(() => decoder.push(new TextEncoder().encode("hello world, not a frame")), /bad frame start byte/);
   });
 
+  test("a spilled frame naming a file that is not a spill file is a channel error, and nothing is read", (t) => {
+    const files = runtime.spill();
+    if (files === null) return t.skip("no spill directory on this machine");
+    const spilled = (path: string) => {
+      const name = new TextEncoder().encode(path);
+      const frame = new Uint8Array(10 + 4 + name.length);
+      const view = new DataView(frame.buffer);
+      frame[0] = 0xf5;
+      frame[1] = F.CHUNK | 0x80;
+      view.setUint32(6, 4 + name.length);
+      view.setUint32(10, 5);
+      frame.set(name, 14);
+      return frame;
+    };
+    let frames = 0;
+    for (const path of ["/etc/passwd", `${files.dir}/../etc/passwd`, `${files.dir}/other-file`]) {
+      const decoder = new FrameDecoder(() => frames++, files, () => assert.fail("nothing was read"));
+      assert.throws(() => decoder.push(spilled(path)), /not a spill file/);
+    }
+    assert.equal(frames, 0);
+  });
+
   describe("serve()", () => {
     const closers: (() => Promise<void>)[] = [];
     after(async () => {
