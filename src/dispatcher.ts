@@ -67,6 +67,16 @@ const TRACE_ID = /^[\w.:@/+=-]+$/;
 const TRACE_PREFIX = crypto.randomUUID().slice(0, 18);
 let traceCounter = 0;
 
+/** A request as #handle parsed it, on its way to #prepare (after its body is read, when it has one). */
+interface Incoming {
+  request: Request;
+  remote: () => string;
+  fast: FastRequest | undefined;
+  path: string;
+  rawPath: string;
+  rawQuery: string;
+}
+
 type LogMethod = (message: string, properties?: Record<string, unknown>) => void;
 
 /** Whether this process was started by a dispatcher as one of its workers. */
@@ -420,35 +430,21 @@ export class Dispatcher {
     }
     if (this.#stopping) return errorResponse(503, "Server shutting down");
     if (method !== "GET" && method !== "HEAD") {
-      return this.#withBody(request, remote, fast, path, rawPath, rawQuery).catch(this.#failed);
+      return this.#withBody({ request, remote, fast, path, rawPath, rawQuery }).catch(this.#failed);
     }
-    return this.#prepare(request, remote, fast, path, rawPath, rawQuery, EMPTY);
+    return this.#prepare({ request, remote, fast, path, rawPath, rawQuery }, EMPTY);
   }
 
-  async #withBody(
-    request: Request,
-    remote: () => string,
-    fast: FastRequest | undefined,
-    path: string,
-    rawPath: string,
-    rawQuery: string,
-  ): Promise<Response> {
+  async #withBody(incoming: Incoming): Promise<Response> {
     const limit = this.options.maxBodySize;
-    const body = fast ? await fast.readBody(limit) : await readBody(request, limit);
+    const body = incoming.fast ? await incoming.fast.readBody(limit) : await readBody(incoming.request, limit);
     if (body === null) return errorResponse(413, "Payload too large");
-    return this.#prepare(request, remote, fast, path, rawPath, rawQuery, body);
+    return this.#prepare(incoming, body);
   }
 
   /** Collects the headers to forward, decodes a JSON body and runs `doCheck` when there is one. */
-  #prepare(
-    request: Request,
-    remote: () => string,
-    fast: FastRequest | undefined,
-    path: string,
-    rawPath: string,
-    rawQuery: string,
-    body: Uint8Array,
-  ): Response | Promise<Response> {
+  #prepare(incoming: Incoming, body: Uint8Array): Response | Promise<Response> {
+    const { request, remote, fast, path, rawPath, rawQuery } = incoming;
     // The headers forwarded to the worker; x-request-id is handled apart.
     const raw = fast ? fast.headers() : flatHeaders(request.headers);
     const headers: string[] = [];

@@ -147,6 +147,18 @@ export const LEVEL_RANK: Readonly<Record<LogLevel, number>> = {
   fatal: 5,
 };
 
+/** A wire record made now; the request context's properties (`requestId`, ...) come first. */
+export function wireRecord(
+  category: readonly string[],
+  level: LogLevel,
+  message: string,
+  properties: Record<string, unknown>,
+  context: Record<string, unknown> | undefined,
+): WireRecord {
+  const p = context === undefined ? properties : { ...context, ...properties };
+  return { c: category, l: level, m: message, t: Date.now(), p: jsonSafe(p) as Record<string, unknown> };
+}
+
 /**
  * A worker's logger, writing wire records through `send`. `context` returns the
  * properties of the current request (its `requestId`) or `undefined`.
@@ -170,9 +182,7 @@ export function workerLogger(
         m = args.length === 0 ? message : format(inspect, [message, ...args]);
         p = {};
       }
-      const ctx = context();
-      if (ctx !== undefined) p = { ...ctx, ...p };
-      send({ c: category, l: level, m, t: Date.now(), p: jsonSafe(p) as Record<string, unknown> });
+      send(wireRecord(category, level, m, p, context()));
     };
   };
   return {
@@ -205,7 +215,7 @@ function renderValue(value: unknown, inspect: Inspect): string {
 }
 
 /** A copy of `value` that JSON can carry (errors, bigints, bytes and deep objects turned into plain values). */
-export function jsonSafe(value: unknown, depth = 0): unknown {
+function jsonSafe(value: unknown, depth = 0): unknown {
   if (value === null || typeof value === "number" || typeof value === "boolean" || typeof value === "string") {
     return value;
   }

@@ -11,10 +11,10 @@ import { loadRuntime } from "./detect.ts";
 import { F, FrameDecoder, FrameWriter, SPILL_THRESHOLD, spillPrefix } from "./framing.ts";
 import {
   format,
-  jsonSafe,
   programUsesLogTape,
   toWire,
   type WireRecord,
+  wireRecord,
   type WorkerLogger,
   workerLogger,
 } from "./logging.ts";
@@ -494,16 +494,8 @@ export async function runWorkerProcess(
   const context = new AsyncLocalStorage<Record<string, unknown>>();
   const current = () => context.getStore();
   // console.* and stdout are not filtered by logLevel: they are the program's plain output.
-  const emit = (level: LogLevel, text: string, source: string) => {
-    const ctx = current();
-    send({
-      c: [...category, source],
-      l: level,
-      m: text,
-      t: Date.now(),
-      p: ctx === undefined ? {} : jsonSafe(ctx) as Record<string, unknown>,
-    });
-  };
+  const emit = (level: LogLevel, text: string, source: string) =>
+    send(wireRecord([...category, source], level, text, {}, current()));
   captureConsole((level, args) => emit(level, format(inspect, args), "console"));
   channel.redirectStdout((text) => emit("info", text.replace(/\n$/, ""), "stdout"));
   const log = workerLogger(category, init.logLevel, send, current, inspect);
