@@ -14,6 +14,19 @@ export function detectRuntime(): RuntimeName {
   return "node";
 }
 
+/**
+ * The working directory, and whether paths are Windows paths. Synchronous: pool
+ * options are resolved in constructors, before an adapter is loaded.
+ */
+export function workingDirectory(): { cwd: string; windows: boolean } {
+  const host = globalThis as {
+    Deno?: { cwd(): string; build: { os: string } };
+    process?: { cwd(): string; platform: string };
+  };
+  if (host.Deno) return { cwd: host.Deno.cwd(), windows: host.Deno.build.os === "windows" };
+  return { cwd: host.process!.cwd(), windows: host.process!.platform === "win32" };
+}
+
 let loaded: Promise<Runtime> | undefined;
 
 /** Loads the adapter for the current runtime (once). */

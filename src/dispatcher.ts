@@ -10,10 +10,11 @@ import type { LogRecord } from "@logtape/logtape";
 import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
 import { loadRuntime } from "./detect.ts";
 import { checkKeys, intOption, stringOption } from "./options.ts";
-import { Pending, type PendingRequest, Supervisor, type WorkerPool, type WorkerResponse } from "./pool.ts";
+import { Pending, type PendingRequest, type WorkerPool, type WorkerResponse } from "./pool.ts";
 import { isJsonType, mediaType, type WireRequest } from "./request.ts";
 import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "./routing.ts";
 import type { FastRequest, HttpServer, Runtime } from "./runtime.ts";
+import type { Supervisor } from "./supervisor.ts";
 import { importWorkerClass, runWorkerProcess } from "./worker_loop.ts";
 
 /** Options of a {@linkcode Dispatcher}. Durations are milliseconds. */
@@ -293,7 +294,9 @@ export class Dispatcher {
     if (inWorkerProcess(runtime)) return this.#runWorker();
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
     this.#runtime = runtime;
-    this.#logtape = await import("./logtape.ts");
+    // Loaded here, not at the top: worker processes re-run the program and need neither.
+    const [logtape, { Supervisor }] = await Promise.all([import("./logtape.ts"), import("./supervisor.ts")]);
+    this.#logtape = logtape;
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
     const app = await this.#buildApp(runtime);
