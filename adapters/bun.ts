@@ -29,6 +29,8 @@ interface FileSink {
 }
 interface BunSubprocess {
   pid: number;
+  /** Extra pipes (index 3 on) as file descriptors the caller owns. */
+  stdio: (number | null)[];
   stdin: FileSink;
   stdout: ReadableStream<Uint8Array>;
   stderr: ReadableStream<Uint8Array>;
@@ -47,10 +49,9 @@ interface BunApi {
     cmd: string[];
     cwd?: string;
     env: Record<string, string>;
-    stdin: "pipe";
-    stdout: "pipe";
-    stderr: "pipe";
+    stdio: ["pipe", "pipe", "pipe", "pipe"] | ["pipe", "pipe", "pipe"];
   }): BunSubprocess;
+  file(fd: number): { stream(): ReadableStream<Uint8Array>; writer(): FileSink };
   serve(options: {
     port: number;
     hostname: string;
@@ -66,16 +67,28 @@ interface BunApi {
 }
 const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
 
+/**
+ * Set in a child's environment: the file descriptor of the pipe its frames go
+ * out on. Bun gives every child a fourth pipe for them, so that stdout stays a
+ * plain text stream: patching `process.stdout` to keep stray writes off the
+ * channel would cost each worker about 9 ms, the time Bun takes to create it.
+ */
+const CHANNEL_FD_ENV = "FORKYARD_CHANNEL_FD";
+const CHANNEL_FD = 3;
+
 function spawn(options: SpawnOptions): ChildProcess {
+  const { onText } = options;
   const proc = Bun.spawn({
     cmd: [...options.cmd],
     cwd: options.cwd,
-    env: childEnv(process.env, options.env),
-    stdin: "pipe",
-    stdout: "pipe",
-    stderr: "pipe",
+    env: childEnv(process.env, onText ? { ...options.env, [CHANNEL_FD_ENV]: String(CHANNEL_FD) } : options.env),
+    stdio: onText ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
   });
-  const streams = Promise.all([pump(proc.stdout, options.onStdout), pump(proc.stderr, options.onStderr)]);
+  const streams = Promise.all([
+    pump(proc.stdout, onText ?? options.onStdout),
+    pump(proc.stderr, options.onStderr),
+    onText ? readFd(proc.stdio[CHANNEL_FD]!, options.onStdout) : undefined,
+  ]);
   const exited = Promise.all([proc.exited, streams]).then((): ExitStatus =>
     proc.signalCode ? { code: null, signal: proc.signalCode } : { code: proc.exitCode, signal: null }
   );
@@ -109,8 +122,22 @@ function spawn(options: SpawnOptions): ChildProcess {
   };
 }
 
+/** Reads a pipe Bun handed over to its end, then closes it (`Subprocess.stdio` transfers ownership). */
+async function readFd(fd: number, onChunk: (chunk: Uint8Array) => void) {
+  await pump(Bun.file(fd).stream(), onChunk);
+  try {
+    process.getBuiltinModule("node:fs").closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
 function parentChannel(): ParentChannel {
-  const sink = Bun.stdout.writer();
+  // Single use: not for this worker's own children.
+  const fd = Number(process.env[CHANNEL_FD_ENV]);
+  delete process.env[CHANNEL_FD_ENV];
+  const ownPipe = fd > 2;
+  const sink = ownPipe ? Bun.file(fd).writer() : Bun.stdout.writer();
   let last: Promise<void> = Promise.resolve();
   return {
     start(onData, onEnd) {
@@ -131,7 +158,8 @@ function parentChannel(): ParentChannel {
     },
     flush: () => last,
     redirectStdout(onText) {
-      redirectProcessStdout(process, onText);
+      // With its own pipe, the channel is safe from stdout, which the dispatcher reads as text.
+      if (!ownPipe) redirectProcessStdout(process, onText);
     },
   };
 }

@@ -38,8 +38,17 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Working directory; the current one by default. */
   cwd?: string;
-  /** Called with every chunk the child writes to its stdout. */
+  /**
+   * Called with every chunk of the child's channel: what it writes to its
+   * stdout, or, when `onText` is given and the adapter can, to a pipe of its
+   * own (Bun: fd 3).
+   */
   onStdout: (chunk: Uint8Array) => void;
+  /**
+   * Lets the adapter give the channel its own pipe (Bun does); this is then
+   * called with what the child writes to its stdout, as plain text.
+   */
+  onText?: (chunk: Uint8Array) => void;
   /** Called with every chunk the child writes to its stderr. */
   onStderr: (chunk: Uint8Array) => void;
 }
@@ -69,7 +78,11 @@ export interface ParentChannel {
   write(data: Uint8Array): Promise<void> | undefined;
   /** Resolves when everything written so far has been handed to the OS. */
   flush(): Promise<void>;
-  /** Diverts every other write to this process's stdout to `onText`, so nothing else reaches the channel. */
+  /**
+   * Diverts every other write to this process's stdout to `onText`, so nothing
+   * else reaches the channel; does nothing when the channel has its own pipe
+   * (the parent then reads stdout as text, see `SpawnOptions.onText`).
+   */
   redirectStdout(onText: (text: string) => void): void;
 }
 

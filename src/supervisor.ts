@@ -93,7 +93,8 @@ export class WorkerProcess {
   /** When the process last had nothing to do, for elastic shrinking. */
   idleSince: number;
   reason: string | null = null;
-  stderrTail = "";
+  /** The unfinished last line of stderr, and of stdout when the channel has its own pipe. */
+  readonly tails = { stderr: "", stdout: "" };
 
   constructor(slot: Slot, child: ChildProcess, now: number, spill: SpillOptions | undefined) {
     this.slot = slot;
@@ -227,8 +228,12 @@ export class Supervisor {
         }
       },
       onStderr: (chunk) => {
-        if (launched.worker !== null) this.#onStderr(launched.worker, chunk);
+        if (launched.worker !== null) this.#onOutput(launched.worker, chunk, "stderr");
         else this.#log.error("{line}", { line: new TextDecoder().decode(chunk).trimEnd(), pid: child.pid });
+      },
+      onText: (chunk) => {
+        if (launched.worker !== null) this.#onOutput(launched.worker, chunk, "stdout");
+        else this.#log.info("{line}", { line: new TextDecoder().decode(chunk).trimEnd(), pid: child.pid });
       },
     });
     const launched: Launched = { child, worker: null };
@@ -323,13 +328,16 @@ export class Supervisor {
     worker.writer.send(F.INIT, init);
   }
 
-  #onStderr(worker: WorkerProcess, chunk: Uint8Array) {
-    const text = worker.stderrTail + new TextDecoder().decode(chunk);
+  /** Lines a worker wrote to stderr (logged as errors), or to stdout when its channel has its own pipe (info). */
+  #onOutput(worker: WorkerProcess, chunk: Uint8Array, stream: "stderr" | "stdout") {
+    const text = worker.tails[stream] + new TextDecoder().decode(chunk);
     const lines = text.split("\n");
-    worker.stderrTail = lines.pop() ?? "";
+    worker.tails[stream] = lines.pop() ?? "";
     for (const line of lines) {
       if (line.trim() === "") continue;
-      this.#log.error("{line}", { line, workerId: worker.slot.id, pid: worker.child.pid, stream: "stderr" });
+      const properties = { line, workerId: worker.slot.id, pid: worker.child.pid, stream };
+      if (stream === "stderr") this.#log.error("{line}", properties);
+      else this.#log.info("{line}", properties);
     }
   }
 

@@ -176,7 +176,7 @@ describe(`faults under load (${runtime.name})`, () => {
     }
   });
 
-  test("a worker writing garbage to its stdout: replaced, nothing else affected", async () => {
+  test("a worker writing garbage on its channel: replaced, nothing else affected", async () => {
     const app = await startApp("app.ts");
     try {
       const run = load(app.url, CONCURRENCY - 2, "/api/slow/20");
