@@ -69,9 +69,9 @@ const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
 
 /**
  * Set in a child's environment: the file descriptor of the pipe its frames go
- * out on. Bun gives every child a fourth pipe for them, so that stdout stays a
- * plain text stream: patching `process.stdout` to keep stray writes off the
- * channel would cost each worker about 9 ms, the time Bun takes to create it.
+ * out on. A spawner that takes stdout as text (`SpawnOptions.onText`, as the
+ * supervisor does) gets a fourth pipe for the frames, so that stray writes
+ * need no patched `process.stdout`: creating it costs a Bun process ~9 ms.
  */
 const CHANNEL_FD_ENV = "FORKYARD_CHANNEL_FD";
 const CHANNEL_FD = 3;

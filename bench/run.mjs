@@ -478,6 +478,8 @@ two servers measured in the same run; absolute numbers vary between machines and
 - Servers (\`bench/servers/\`): \`baseline.ts\` serves the same routes in one process with the runtime's own
   server (\`Deno.serve\`, \`Bun.serve\`, \`node:http\`); \`forkyard.ts\` serves them from a \`WorkerPool\`;
   \`cluster.ts\` is \`node:cluster\` with 2 \`node:http\` workers. The CPU-bound route burns 2 ms per request.
+  \`forkyard.ts\` reads its settings with \`Deno.env\` on Deno, not \`node:process\`: its workers re-run it, and
+  the first use of \`node:process\` starts Deno's Node layer, about 10 ms more per worker start.
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.

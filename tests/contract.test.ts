@@ -48,6 +48,40 @@ describe(`runtime adapter (${runtime.name})`, () => {
     assert.deepEqual(await child.exited, { code: 0, signal: null });
   });
 
+  test("a spawner taking stdout as text (onText) gets stray writes there or framed, never raw on the channel", async () => {
+    const frames: { type: number; header: any }[] = [];
+    let text = "";
+    let echoed!: () => void;
+    const gotEcho = new Promise<void>((resolve) => (echoed = resolve));
+    const decoder = new FrameDecoder((type, header) => {
+      frames.push({ type, header });
+      if (type === F.REQUEST) echoed();
+    });
+    const child = runtime.spawn({
+      cmd: [...runtime.selfCommand(fixture("echo_child.ts")), "text"],
+      onStdout: (chunk) => decoder.push(chunk),
+      onText: (chunk) => (text += new TextDecoder().decode(chunk)),
+      onStderr: () => {},
+    });
+    new FrameWriter((data) => child.write(data)).send(F.REQUEST, { n: 1 });
+    await gotEcho;
+    child.closeStdin();
+    assert.deepEqual(await child.exited, { code: 0, signal: null });
+    const logs = frames.filter((f) => f.type === F.LOG).map((f) => f.header.text);
+    if (runtime.name === "bun") {
+      // Bun gives the frames a pipe of their own (fd 3): stdout is left alone, and arrives as text.
+      assert.equal(frames[0].header.channel, "own pipe");
+      assert.equal(text, "plain text\n");
+      assert.deepEqual(logs, []);
+    } else {
+      // Deno and Node keep the channel on stdout (or Deno's socket) and divert the write into a frame.
+      assert.notEqual(frames[0].header.channel, "own pipe");
+      assert.equal(text, "");
+      assert.deepEqual(logs, ["plain text\n"]);
+    }
+    assert.deepEqual(frames.find((f) => f.type === F.REQUEST)?.header, { n: 1 });
+  });
+
   test("carries a 1 MiB binary payload byte-exact", async () => {
     const { child, writer, frames, until } = echoChild();
     await until(1);
