@@ -29,7 +29,11 @@ export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
       const { closeSync, openSync, readSync } = fs();
       const fd = openSync(path, "r");
       try {
-        const data = new Uint8Array(length);
+        // Not zero-filled: every byte is read over (zeroing 1 MiB was 7% of a Bun dispatcher's time under 1 MiB echo).
+        const buf = (globalThis as unknown as { Buffer: { allocUnsafe(n: number): Uint8Array } }).Buffer.allocUnsafe(
+          length,
+        );
+        const data = new Uint8Array(buf.buffer, buf.byteOffset, length);
         for (let off = 0; off < length;) {
           const n = readSync(fd, data, off, length - off, off);
           if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
