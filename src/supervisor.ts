@@ -212,7 +212,10 @@ export class Supervisor {
     // The callbacks run only after spawn() returned, when `launched` exists.
     const child: ChildProcess = this.#host.runtime.spawn({
       cmd: this.#command(),
-      env: { FORKYARD_WORKER: "1" },
+      // A `module` pool's module is named at spawn, so that a process (a spare above all) loads it before its INIT.
+      env: this.pool.options.module === null
+        ? { FORKYARD_WORKER: "1" }
+        : { FORKYARD_WORKER: "1", FORKYARD_MODULE: this.pool.options.module },
       onStdout: (chunk) => {
         const worker = launched.worker;
         if (worker === null) {

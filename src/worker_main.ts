@@ -5,6 +5,11 @@
  * @module
  */
 
+import { loadRuntime } from "./detect.ts";
 import { importWorkerClass, runWorkerProcess } from "./worker_loop.ts";
 
+// Load the pool's module at once, not after INIT: a spare then waits with it loaded, and takes over a dead
+// worker's slot for the cost of setup() alone. A failure shows again, with its message, when INIT imports it.
+const preload = (await loadRuntime()).env("FORKYARD_MODULE");
+if (preload) import(preload).catch(() => {});
 await runWorkerProcess(importWorkerClass);

@@ -2,6 +2,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { alive, eventually, fixture, getJson, httpsGet, poolWorkers, runtime, startApp } from "./helpers.ts";
 
@@ -129,6 +132,36 @@ describe(`worker lifecycle (${runtime.name})`, () => {
       assert.ok(await eventually(() => !alive(last), 2000), "the spare outlived the dispatcher");
     } finally {
       await app.stop();
+    }
+  });
+
+  test("a spare of a module pool has the module loaded before it takes over", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-loaded-"));
+    const app = await startApp("faulty.ts", { COMPUTE_SPARES: "1", LOADED_DIR: dir });
+    const compute = async () =>
+      (await getJson(`${app.url}/sync/status`)).body.pools.find((p: { name: string }) => p.name === "ComputeWorker");
+    try {
+      assert.ok(await eventually(async () => (await compute()).spares.length === 1, 5000), "no spare started");
+      const { spares: [spare], workers: [worker] } = await compute();
+      // The spare has had no INIT, so nothing told it which pool it serves but FORKYARD_MODULE.
+      assert.ok(
+        await eventually(() => existsSync(join(dir, String(spare))), 5000),
+        "the spare did not load the module",
+      );
+      const first = await getJson(`${app.url}/compute/loaded`);
+      assert.equal(first.body.pid, worker.pid);
+      const killedAt = Date.now();
+      process.kill(worker.pid, "SIGKILL");
+      assert.ok(
+        await eventually(async () => (await getJson(`${app.url}/compute/loaded`)).body.pid === spare, 5000),
+        "the spare never answered",
+      );
+      // Loaded while it waited as a spare, not after the kill gave it the slot.
+      const { body } = await getJson(`${app.url}/compute/loaded`);
+      assert.ok(body.loadedAt < killedAt, `module loaded ${body.loadedAt - killedAt} ms after the kill`);
+    } finally {
+      await app.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
