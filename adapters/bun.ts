@@ -19,7 +19,7 @@ import type {
   StaticOptions,
 } from "../src/runtime.ts";
 import { pump } from "./streams.ts";
-import { childEnv, fsSpill, redirectProcessStdout } from "./node_like.ts";
+import { childEnv, fsSpill, processAlive, redirectProcessStdout } from "./node_like.ts";
 
 /** The parts of Bun's API this adapter uses. */
 interface FileSink {
@@ -209,5 +209,6 @@ export const runtime: Runtime = {
   spill: () => (spillFiles ??= fsSpill("/dev/shm", () => process.getBuiltinModule("node:fs"))),
   inspect: (value) => Bun.inspect(value),
   rss: () => process.memoryUsage.rss(),
+  alive: (pid) => processAlive(process, pid),
   exit: (code) => process.exit(code),
 };

@@ -361,6 +361,7 @@ function denoSpill(): SpillFiles | null {
         }
       }
     },
+    list: () => [...Deno.readDirSync(dir)].map((entry) => entry.name).filter((name) => name.startsWith("forkyard-")),
   };
 }
 
@@ -398,5 +399,13 @@ export const runtime: Runtime = {
   spill: () => (spillFiles ??= denoSpill()),
   inspect: (value) => Deno.inspect(value),
   rss: () => Deno.memoryUsage().rss,
+  // Deno cannot send signal 0; /proc answers on Linux, and elsewhere every process counts as alive.
+  alive: (pid) => {
+    try {
+      return Deno.build.os !== "linux" || Deno.statSync(`/proc/${pid}`).isDirectory;
+    } catch (error) {
+      return !(error instanceof Deno.errors.NotFound);
+    }
+  },
   exit: (code) => Deno.exit(code),
 };

@@ -25,7 +25,7 @@ import type {
   SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
-import { childEnv, fsSpill, processChannel, spawnNodeLike } from "./node_like.ts";
+import { childEnv, fsSpill, processAlive, processChannel, spawnNodeLike } from "./node_like.ts";
 
 /** Node flags that must not reach a worker process. */
 const DROP_FLAG = /^--(test|inspect|watch|eval|print|input-type|check)/;
@@ -151,6 +151,7 @@ export const runtime: Runtime = {
   spill: () => (spillFiles ??= existsSync("/dev/shm") ? fsSpill("/dev/shm", () => fs) : null),
   inspect: (value) => inspect(value),
   rss: () => process.memoryUsage.rss(),
+  alive: (pid) => processAlive(process, pid),
   exit: (code) => process.exit(code),
 };
 

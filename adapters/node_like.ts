@@ -51,7 +51,18 @@ export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
         if (prefixes.some((p) => name.startsWith(p))) rmSync(`${dir}/${name}`, { force: true });
       }
     },
+    list: () => fs().readdirSync(dir).filter((name) => name.startsWith("forkyard-")),
   };
+}
+
+/** Whether process `pid` exists: signal 0 checks without sending anything (EPERM: it exists, not ours). */
+export function processAlive(proc: Process, pid: number): boolean {
+  try {
+    proc.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === "EPERM";
+  }
 }
 
 /** The environment for a child: ours, plus `extra`, minus the test runner's markers. */

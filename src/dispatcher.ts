@@ -9,6 +9,7 @@ import type { Hono, MiddlewareHandler } from "hono";
 import type { LogRecord } from "@logtape/logtape";
 import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
 import { loadRuntime } from "./detect.ts";
+import { removeOrphanSpills } from "./framing.ts";
 import { checkKeys, intOption, stringOption } from "./options.ts";
 import { Pending, type PendingRequest, type WorkerPool, type WorkerResponse } from "./pool.ts";
 import { isJsonType, mediaType, type WireRequest } from "./request.ts";
@@ -299,6 +300,7 @@ export class Dispatcher {
     this.#logtape = logtape;
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
+    this.#removeOrphanSpills(runtime);
     const app = await this.#buildApp(runtime);
     // Without middleware or static files, Hono would only route everything to #handle: skip it.
     const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
@@ -350,6 +352,18 @@ export class Dispatcher {
     });
     await this.#finished;
     for (const off of unlisten) off();
+  }
+
+  /** Spill files (memory, in /dev/shm) that a dispatcher killed with SIGKILL, and its workers, left behind. */
+  #removeOrphanSpills(runtime: Runtime) {
+    const files = runtime.spill();
+    if (files === null) return;
+    try {
+      const count = removeOrphanSpills(files, (pid) => runtime.alive(pid));
+      if (count > 0) this.#log.info("Removed the spill files of {count} processes that no longer run", { count });
+    } catch (error) {
+      this.#log.error("Could not look for stale spill files in {dir}: {error}", { dir: files.dir, error });
+    }
   }
 
   #runWorker(): Promise<void> {

@@ -189,6 +189,22 @@ export function spillPrefix(pid: number, to?: number): string {
   return to === undefined ? `forkyard-${pid}-` : `forkyard-${pid}-${to}-`;
 }
 
+/**
+ * Removes spill files whose writer no longer runs: a dispatcher killed with
+ * SIGKILL cannot remove its own and its workers' (up to 4 kept files of up to
+ * 8 MiB per direction and worker, in memory-backed /dev/shm). Returns how many
+ * writers' files were removed.
+ */
+export function removeOrphanSpills(files: SpillFiles, alive: (pid: number) => boolean): number {
+  const dead = new Set<number>();
+  for (const name of files.list()) {
+    const pid = Number(/^forkyard-(\d+)-/.exec(name)?.[1]);
+    if (pid > 0 && !alive(pid)) dead.add(pid);
+  }
+  if (dead.size > 0) files.remove([...dead].map((pid) => spillPrefix(pid)));
+  return dead.size;
+}
+
 function writeU32(buf: Uint8Array, at: number, value: number): void {
   buf[at] = value >>> 24;
   buf[at + 1] = (value >>> 16) & 255;

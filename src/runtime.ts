@@ -129,6 +129,8 @@ export interface SpillFiles {
   unlink(path: string): void;
   /** Removes the files in `dir` whose names start with one of `prefixes`. */
   remove(prefixes: readonly string[]): void;
+  /** The names of the spill files (`forkyard-*`) in `dir`. */
+  list(): string[];
 }
 
 /** A listening HTTP server. */
@@ -186,6 +188,8 @@ export interface Runtime {
   inspect(value: unknown): string;
   /** Resident set size of this process in bytes. */
   rss(): number;
+  /** Whether a process with this pid exists (`true` when that cannot be told). */
+  alive(pid: number): boolean;
   /** Ends this process. */
   exit(code: number): never;
 }

@@ -2,7 +2,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -264,6 +264,36 @@ describe(`shutdown (${runtime.name})`, () => {
     assert.deepEqual(res.body, { error: "Server shutting down" });
     assert.ok(Date.now() - t0 < 550, "answered after the request would have finished");
     assert.equal((await app.exited).code, 0);
+  });
+
+  test("spill files a dispatcher killed with SIGKILL left in /dev/shm are removed when a dispatcher starts", {
+    skip: !existsSync("/dev/shm"),
+  }, async () => {
+    const first = await startApp("app.ts");
+    const pid = first.child.pid;
+    const left = () => readdirSync("/dev/shm").filter((name) => name.startsWith(`forkyard-${pid}-`));
+    // Over the spill threshold: the body goes through a file, which the dispatcher keeps for the next one.
+    const res = await fetch(`${first.url}/api/echo`, {
+      method: "POST",
+      body: new Uint8Array(512 * 1024).fill(7),
+      headers: { "content-type": "application/octet-stream" },
+    });
+    assert.deepEqual((await res.json()).data, { bytes: 512 * 1024 });
+    assert.ok(left().length > 0, "the dispatcher kept no spill file");
+    first.child.kill("SIGKILL");
+    await first.exited;
+    assert.ok(left().length > 0);
+    // A file of a process that still runs (this one) is left alone.
+    const live = `/dev/shm/forkyard-${process.pid}-0-test`;
+    writeFileSync(live, "x");
+    const second = await startApp("app.ts");
+    try {
+      assert.deepEqual(left(), []);
+      assert.ok(existsSync(live), "a live process's spill file was removed");
+    } finally {
+      await second.stop();
+      rmSync(live, { force: true });
+    }
   });
 
   test("when the dispatcher is killed with SIGKILL, no worker is left after 2 s", async () => {
