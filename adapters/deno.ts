@@ -29,7 +29,7 @@ function permissionFlags(): string[] {
   const granted = PERMISSIONS.filter((name) => Deno.permissions.querySync({ name }).state === "granted");
   if (granted.length === PERMISSIONS.length) return ["--allow-all"];
   const flags = granted.map((name) => `--allow-${name}`);
-  if (!granted.includes("env")) flags.push("--allow-env=FORKYARD_WORKER,FORKYARD_POOL,FORKYARD_LOG_LEVEL");
+  if (!granted.includes("env")) flags.push("--allow-env=FORKYARD_WORKER,FORKYARD_MODULE");
   return flags;
 }
 
