@@ -351,16 +351,6 @@ function denoSpill(): SpillFiles | null {
         // gone already
       }
     },
-    remove: (prefixes) => {
-      for (const entry of Deno.readDirSync(dir)) {
-        if (!prefixes.some((p) => entry.name.startsWith(p))) continue;
-        try {
-          Deno.removeSync(`${dir}/${entry.name}`);
-        } catch {
-          // gone already
-        }
-      }
-    },
     list: () => [...Deno.readDirSync(dir)].map((entry) => entry.name).filter((name) => name.startsWith("forkyard-")),
   };
 }

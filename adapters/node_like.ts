@@ -45,12 +45,6 @@ export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
       }
     },
     unlink: (path) => fs().rmSync(path, { force: true }),
-    remove: (prefixes) => {
-      const { readdirSync, rmSync } = fs();
-      for (const name of readdirSync(dir)) {
-        if (prefixes.some((p) => name.startsWith(p))) rmSync(`${dir}/${name}`, { force: true });
-      }
-    },
     list: () => fs().readdirSync(dir).filter((name) => name.startsWith("forkyard-")),
   };
 }

@@ -201,8 +201,15 @@ export function removeOrphanSpills(files: SpillFiles, alive: (pid: number) => bo
     const pid = Number(/^forkyard-(\d+)-/.exec(name)?.[1]);
     if (pid > 0 && !alive(pid)) dead.add(pid);
   }
-  if (dead.size > 0) files.remove([...dead].map((pid) => spillPrefix(pid)));
+  if (dead.size > 0) removeSpills(files, [...dead].map((pid) => spillPrefix(pid)));
   return dead.size;
+}
+
+/** Removes the spill files whose names start with one of `prefixes`. */
+export function removeSpills(files: SpillFiles, prefixes: readonly string[]): void {
+  for (const name of files.list()) {
+    if (prefixes.some((p) => name.startsWith(p))) files.unlink(`${files.dir}/${name}`);
+  }
 }
 
 function writeU32(buf: Uint8Array, at: number, value: number): void {

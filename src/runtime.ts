@@ -127,8 +127,6 @@ export interface SpillFiles {
   read(path: string, length: number): Uint8Array;
   /** Removes one file; a missing file is not an error. */
   unlink(path: string): void;
-  /** Removes the files in `dir` whose names start with one of `prefixes`. */
-  remove(prefixes: readonly string[]): void;
   /** The names of the spill files (`forkyard-*`) in `dir`. */
   list(): string[];
 }

@@ -13,6 +13,7 @@ import {
   F,
   FrameDecoder,
   FrameWriter,
+  removeSpills,
   SPILL_THRESHOLD,
   type SpillOptions,
   spillPrefix,
@@ -759,8 +760,10 @@ export class Supervisor {
 
   /** Removes spill files a dead worker wrote, or that were written for it and never read. */
   #removeSpills(pid: number) {
+    const files = this.#host.runtime.spill();
+    if (files === null) return;
     try {
-      this.#host.runtime.spill()?.remove([spillPrefix(this.#host.runtime.pid, pid), spillPrefix(pid)]);
+      removeSpills(files, [spillPrefix(this.#host.runtime.pid, pid), spillPrefix(pid)]);
     } catch {
       // nothing to clean
     }

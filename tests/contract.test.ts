@@ -3,7 +3,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { readdirSync, readFileSync } from "node:fs";
-import { F, FrameDecoder, FrameWriter } from "../src/framing.ts";
+import { F, FrameDecoder, FrameWriter, removeSpills } from "../src/framing.ts";
 import { alive, eventually, fixture, httpsGet, runtime, start } from "./helpers.ts";
 
 function echoChild() {
@@ -134,7 +134,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
     assert.equal(ours().length, 1);
     child.closeStdin();
     await child.exited;
-    files.remove([prefix]);
+    removeSpills(files, [prefix]);
     assert.deepEqual(ours(), []);
   });
 
