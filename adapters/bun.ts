@@ -19,7 +19,7 @@ import type {
   StaticOptions,
 } from "../src/runtime.ts";
 import { pump } from "./streams.ts";
-import { childEnv, fsSpill, processAlive, redirectProcessStdout } from "./node_like.ts";
+import { CHANNEL_FD, fsSpill, processAlive, redirectProcessStdout, spawnEnv, takeChannelFd } from "./node_like.ts";
 
 /** The parts of Bun's API this adapter uses. */
 interface FileSink {
@@ -67,21 +67,12 @@ interface BunApi {
 }
 const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
 
-/**
- * Set in a child's environment: the file descriptor of the pipe its frames go
- * out on. A spawner that takes stdout as text (`SpawnOptions.onText`, as the
- * supervisor does) gets a fourth pipe for the frames, so that stray writes
- * need no patched `process.stdout`: creating it costs a Bun process ~9 ms.
- */
-const CHANNEL_FD_ENV = "FORKYARD_CHANNEL_FD";
-const CHANNEL_FD = 3;
-
 function spawn(options: SpawnOptions): ChildProcess {
   const { onText } = options;
   const proc = Bun.spawn({
     cmd: [...options.cmd],
     cwd: options.cwd,
-    env: childEnv(process.env, onText ? { ...options.env, [CHANNEL_FD_ENV]: String(CHANNEL_FD) } : options.env),
+    env: spawnEnv(options),
     stdio: onText ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
   });
   const streams = Promise.all([
@@ -133,10 +124,9 @@ async function readFd(fd: number, onChunk: (chunk: Uint8Array) => void) {
 }
 
 function parentChannel(): ParentChannel {
-  // Single use: not for this worker's own children.
-  const fd = Number(process.env[CHANNEL_FD_ENV]);
-  delete process.env[CHANNEL_FD_ENV];
-  const ownPipe = fd > 2;
+  // A pipe of its own (see CHANNEL_FD_ENV): creating process.stdout, to patch it, would cost a Bun process ~9 ms.
+  const fd = takeChannelFd(process);
+  const ownPipe = fd !== null;
   const sink = ownPipe ? Bun.file(fd).writer() : Bun.stdout.writer();
   let last: Promise<void> = Promise.resolve();
   return {

@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import process from "node:process";
 import * as fs from "node:fs";
 import { existsSync } from "node:fs";
+import { Socket } from "node:net";
 import { inspect } from "node:util";
 import type { MiddlewareHandler } from "hono";
 import type {
@@ -25,7 +26,7 @@ import type {
   SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
-import { childEnv, fsSpill, processAlive, processChannel, spawnNodeLike } from "./node_like.ts";
+import { childEnv, fsSpill, processAlive, processChannel, spawnNodeLike, takeChannelFd } from "./node_like.ts";
 
 /** Node flags that must not reach a worker process. */
 const DROP_FLAG = /^--(test|inspect|watch|eval|print|input-type|check)/;
@@ -125,6 +126,12 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
   });
 }
 
+/** The worker's end: frames go out on a pipe of their own when the dispatcher gave one (see `CHANNEL_FD_ENV`). */
+function parentChannel(): ParentChannel {
+  const fd = takeChannelFd(process);
+  return processChannel(process, fd === null ? undefined : new Socket({ fd, readable: false, writable: true }));
+}
+
 let spillFiles: SpillFiles | null | undefined;
 
 /** The Node.js implementation of {@linkcode Runtime}. */
@@ -133,7 +140,7 @@ export const runtime: Runtime = {
   pid: process.pid,
   selfCommand,
   spawn,
-  parentChannel: (): ParentChannel => processChannel(process),
+  parentChannel,
   onSignal(signal: SignalName, handler: () => void): () => void {
     process.on(signal, handler);
     return () => process.off(signal, handler);

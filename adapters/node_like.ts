@@ -8,6 +8,7 @@
 import type { spawn as spawnProcess } from "node:child_process";
 import type process from "node:process";
 import type * as Fs from "node:fs";
+import type { Readable } from "node:stream";
 import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions, SpillFiles } from "../src/runtime.ts";
 
 type Process = typeof process;
@@ -68,20 +69,49 @@ export function childEnv(env: Record<string, string | undefined>, extra?: Record
   return Object.assign(out, extra);
 }
 
-/** Spawns a child with `node:child_process.spawn` and all stdio piped. */
+/**
+ * Set in a child's environment: the file descriptor of the pipe its frames go
+ * out on. A spawner that takes stdout as text (`SpawnOptions.onText`, as the
+ * supervisor does) gives the child this fourth pipe, so that its stdout stays a
+ * plain stream: writes that bypass `process.stdout` (native code, `--trace-gc`)
+ * cannot break the channel, and nothing needs patching.
+ */
+export const CHANNEL_FD_ENV = "FORKYARD_CHANNEL_FD";
+/** The channel pipe's descriptor in a child spawned with `onText`. */
+export const CHANNEL_FD = 3;
+
+/** The environment for a child of `options`: ours, its extra variables, and the channel pipe's descriptor. */
+export function spawnEnv(options: SpawnOptions): Record<string, string> {
+  const extra = options.onText ? { ...options.env, [CHANNEL_FD_ENV]: String(CHANNEL_FD) } : options.env;
+  return childEnv(globalThis.process.env, extra);
+}
+
+/** The channel pipe this process was given, if any. Single use: it is not for this process's own children. */
+export function takeChannelFd(proc: Process): number | null {
+  const fd = Number(proc.env[CHANNEL_FD_ENV]);
+  delete proc.env[CHANNEL_FD_ENV];
+  return fd > 2 ? fd : null;
+}
+
+/** Spawns a child with `node:child_process.spawn` and all stdio piped (plus the channel pipe with `onText`). */
 export function spawnNodeLike(spawn: typeof spawnProcess, options: SpawnOptions): ChildProcess {
   const [command, ...args] = options.cmd;
+  const { onText } = options;
   const child = spawn(command, args, {
     cwd: options.cwd,
-    env: childEnv(globalThis.process.env, options.env),
-    stdio: ["pipe", "pipe", "pipe"],
+    env: spawnEnv(options),
+    stdio: onText ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
   });
-  child.stdout!.on("data", options.onStdout);
+  if (onText) {
+    (child.stdio[CHANNEL_FD] as Readable).on("data", options.onStdout);
+    child.stdout!.on("data", onText);
+  } else child.stdout!.on("data", options.onStdout);
   child.stderr!.on("data", options.onStderr);
   // A write after the child died raises EPIPE on the stream; exit handling reports the death.
   child.stdin!.on("error", () => {});
   const exited = new Promise<ExitStatus>((resolve) => {
     child.once("error", () => resolve({ code: 127, signal: null }));
+    // "close": the process exited and every pipe, the channel's too, has been read to its end.
     child.once("close", (code, signal) => resolve({ code: signal ? null : code, signal }));
   });
   return {
@@ -106,12 +136,22 @@ export function spawnNodeLike(spawn: typeof spawnProcess, options: SpawnOptions)
   };
 }
 
-/** `process.stdin`/`process.stdout` as a {@linkcode ParentChannel}. */
-export function processChannel(proc: Process): ParentChannel {
-  const stdout = proc.stdout;
-  const rawWrite = stdout.write.bind(stdout) as (data: Uint8Array, cb?: (err?: Error | null) => void) => boolean;
+/** What {@linkcode processChannel} writes frames to: `process.stdout`, or a socket on the channel pipe. */
+export interface FrameOut {
+  write(data: Uint8Array, cb?: (err?: Error | null) => void): boolean;
+  on(event: "error", listener: () => void): unknown;
+}
+
+/**
+ * `process.stdin` and `own` (a pipe of the channel's own, see {@linkcode CHANNEL_FD_ENV})
+ * or else `process.stdout` as a {@linkcode ParentChannel}.
+ */
+export function processChannel(proc: Process, own?: FrameOut): ParentChannel {
+  // Bound before redirectStdout() may replace process.stdout.write.
+  const out: FrameOut = own ?? proc.stdout;
+  const rawWrite = out.write.bind(out);
   let last: Promise<void> = Promise.resolve();
-  stdout.on("error", () => {});
+  out.on("error", () => {});
   return {
     start(onData, onEnd) {
       let ended = false;
@@ -134,7 +174,8 @@ export function processChannel(proc: Process): ParentChannel {
     },
     flush: () => last,
     redirectStdout(onText) {
-      redirectProcessStdout(proc, onText);
+      // With its own pipe, the channel is safe from stdout, which the parent reads as text.
+      if (own === undefined) redirectProcessStdout(proc, onText);
     },
   };
 }

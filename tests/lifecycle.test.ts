@@ -88,6 +88,23 @@ describe(`worker lifecycle (${runtime.name})`, () => {
     }
   });
 
+  test("a worker's raw writes to fd 1 (native code, --trace-gc) are logged; its channel is unharmed", async (t) => {
+    if (runtime.name === "deno") return t.skip("Deno workers keep stdout for frames or patch it: see Known gaps");
+    const app = await startApp("app.ts");
+    try {
+      const first = await getJson(`${app.url}/api/raw-stdout`);
+      assert.equal(first.status, 200);
+      await app.waitStderr(/raw line on fd 1/);
+      // the same process answers again: it was not killed for garbage
+      const again = await Promise.all([1, 2, 3, 4].map(() => getJson(`${app.url}/api/raw-stdout`)));
+      assert.ok(again.some((r) => r.body.pid === first.body.pid), "the worker was replaced");
+      assert.ok(again.every((r) => r.status === 200));
+      assert.doesNotMatch(app.stderr(), /wrote garbage/);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
   test("spares: a spare takes a dead worker's slot and id; used or dead spares are replaced", async () => {
     const app = await startApp("app.ts", { SPARES: "1" });
     const spares = async (): Promise<number[]> =>
