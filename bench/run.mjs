@@ -164,7 +164,9 @@ async function interleaved(servers, path, opts = {}) {
 
 /**
  * The floor of the dispatcher design on this runtime: its own server forwarding a 16-byte message
- * per request to a child that echoes it, batched per event-loop turn, with no parsing (bench/floor/).
+ * per request to a child that echoes it, batched per event-loop turn, with no parsing (bench/floor/);
+ * and the same forwarder doing only the protocol's work (forkyard's frames, request fields read,
+ * answer with status and two headers) over the channel forkyard uses there, with no supervision.
  */
 async function floors(rt) {
   const floor = (name) => join(root, "bench", "floor", name);
@@ -172,9 +174,15 @@ async function floors(rt) {
     return {
       floorStdio: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "stdio" }),
       floorUnix: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "unix" }),
+      floorProtocol: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "unix", PROTOCOL: "1" }),
     };
   }
-  if (rt === "bun") return { floorStdio: await start([...RUN.bun, floor("bun_forward.ts")]) };
+  if (rt === "bun") {
+    return {
+      floorStdio: await start([...RUN.bun, floor("bun_forward.ts")]),
+      floorProtocol: await start([...RUN.bun, floor("bun_forward.ts")], { PROTOCOL: "1" }),
+    };
+  }
   return {};
 }
 
@@ -366,6 +374,18 @@ for (const rt of runtimes) {
       "",
     );
   }
+  if (r.json.floorProtocol) {
+    const f = fmt(r.json.floorProtocol);
+    const label = rt === "deno" ? "Unix socket" : "pipes";
+    row(
+      rt,
+      `tiny JSON, floor: forwarder with forkyard's frames over ${label}, no supervision`,
+      `${f.text} req/s`,
+      ratio(f.median, base).toFixed(2),
+      "",
+      "",
+    );
+  }
   const baseCpu = median(r.json.baseline.map((s) => s.cpu[0]));
   const dispCpu = median(r.json.w1.map((s) => s.cpu[0]));
   const workCpu = median(r.json.w1.map((s) => s.cpu[1]));
@@ -379,6 +399,13 @@ for (const rt of runtimes) {
     check(ratio(dispCpu, baseCpu) <= 1.5),
   );
   row(rt, "CPU µs/request: worker", workCpu.toFixed(1), ratio(workCpu, baseCpu).toFixed(2), "", "");
+  for (
+    const [key, label] of [["floorStdio", "bare forwarder"], ["floorProtocol", "forwarder with forkyard's frames"]]
+  ) {
+    if (!r.json[key]) continue;
+    const c = median(r.json[key].map((s) => s.cpu[0]));
+    row(rt, `CPU µs/request: floor, ${label}`, c.toFixed(1), ratio(c, baseCpu).toFixed(2), "", "");
+  }
   const single = fmt(r.cpu.single);
   const c2 = fmt(r.cpu.w2);
   row(
@@ -480,6 +507,11 @@ two servers measured in the same run; absolute numbers vary between machines and
   \`cluster.ts\` is \`node:cluster\` with 2 \`node:http\` workers. The CPU-bound route burns 2 ms per request.
   \`forkyard.ts\` reads its settings with \`Deno.env\` on Deno, not \`node:process\`: its workers re-run it, and
   the first use of \`node:process\` starts Deno's Node layer, about 10 ms more per worker start.
+- Floors (\`bench/floor/\`, Deno and Bun): the runtime's own server forwarding each request to a child that
+  echoes bytes back, batched once per event-loop turn. The bare forwarder sends 16 bytes and parses nothing;
+  the forwarder with forkyard's frames reads the request's method, path and headers, sends them as one
+  frame (\`src/framing.ts\`), parses the echoed frame and answers with a status and two headers
+  (\`content-type\`, \`x-request-id\`), as forkyard's dispatcher does, with no routing and no supervision.
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.

@@ -1,8 +1,10 @@
 // The floor for a dispatcher on Bun: Bun.serve forwards a 16-byte message per request to a
-// child that echoes it back over its stdin/stdout, batched once per event-loop turn, no parsing.
+// child that echoes it back over its stdin/stdout, batched once per event-loop turn, no parsing;
+// with PROTOCOL=1, forkyard's frames instead (see forwarder.ts), and TRACE_HEADER=0 answers those
+// without the x-request-id header.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import process from "node:process";
-import { forwarder } from "./forwarder.ts";
+import { forwarder, protocolForwarder } from "./forwarder.ts";
 
 interface Proc {
   stdin: { write(b: Uint8Array): number; flush(): unknown };
@@ -11,19 +13,20 @@ interface Proc {
 const Bun = (globalThis as unknown as {
   Bun: {
     spawn(cmd: string[], o: { stdin: "pipe"; stdout: "pipe" }): Proc;
-    serve(o: { port: number; hostname: string; fetch(): Promise<Response> }): { port: number };
+    serve(o: { port: number; hostname: string; fetch(request: Request): Promise<Response> }): { port: number };
   };
 }).Bun;
 const child = Bun.spawn([process.execPath, new URL("./bun_echo_child.ts", import.meta.url).pathname], {
   stdin: "pipe",
   stdout: "pipe",
 });
-const f = forwarder((bytes) => {
+const write = (bytes: Uint8Array) => {
   child.stdin.write(bytes);
   child.stdin.flush();
-});
+};
+const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEADER !== "0") : forwarder(write);
 (async () => {
-  for await (const chunk of child.stdout) f.onBytes(chunk.length);
+  for await (const chunk of child.stdout) f.onChunk(chunk);
 })();
 const server = Bun.serve({ port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1", fetch: f.handle });
 console.log(JSON.stringify({ port: server.port }));

@@ -1,12 +1,16 @@
 // The floor for a dispatcher on Deno: Deno.serve forwards a 16-byte message per request to a
 // child that echoes it back, batched once per event-loop turn, with no parsing at all.
-// CHANNEL=stdio (the child's stdin/stdout) or CHANNEL=unix (an abstract Unix socket).
+// CHANNEL=stdio (the child's stdin/stdout) or CHANNEL=unix (an abstract Unix socket); with
+// PROTOCOL=1, forkyard's frames instead of 16 bytes (see forwarder.ts), and TRACE_HEADER=0 answers
+// those without the x-request-id header.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
-import { forwarder } from "./forwarder.ts";
+import { forwarder, protocolForwarder } from "./forwarder.ts";
 
 const channel = Deno.env.get("CHANNEL") ?? "stdio";
+const trace = Deno.env.get("TRACE_HEADER") !== "0";
+const make = Deno.env.get("PROTOCOL") ? (w: (b: Uint8Array) => void) => protocolForwarder(w, trace) : forwarder;
 const child = new URL("./deno_echo_child.ts", import.meta.url).pathname;
-let f: ReturnType<typeof forwarder>;
+let f: { handle(request: Request): Promise<Response>; onChunk(chunk: Uint8Array): void };
 if (channel === "unix") {
   // Abstract namespace: a leading NUL, which cannot travel in an environment variable (the child adds it).
   const address = `\0forkyard-floor-${Deno.pid}`;
@@ -18,14 +22,14 @@ if (channel === "unix") {
     .spawn();
   const conn = await listener.accept();
   let busy = Promise.resolve();
-  f = forwarder((bytes) => {
+  f = make((bytes) => {
     busy = busy.then(async () => {
       for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
     });
   });
   (async () => {
     const buf = new Uint8Array(65536);
-    for (let n; (n = await conn.read(buf)) !== null;) f.onBytes(n);
+    for (let n; (n = await conn.read(buf)) !== null;) f.onChunk(buf.subarray(0, n));
   })();
 } else {
   const proc = new Deno.Command(Deno.execPath(), {
@@ -35,9 +39,9 @@ if (channel === "unix") {
     stdout: "piped",
   }).spawn();
   const writer = proc.stdin.getWriter();
-  f = forwarder((bytes) => void writer.write(bytes));
+  f = make((bytes) => void writer.write(bytes));
   (async () => {
-    for await (const chunk of proc.stdout) f.onBytes(chunk.length);
+    for await (const chunk of proc.stdout) f.onChunk(chunk);
   })();
 }
 const server = Deno.serve({ port: Number(Deno.env.get("PORT") ?? 0), hostname: "127.0.0.1", onListen() {} }, f.handle);

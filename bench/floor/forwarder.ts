@@ -1,6 +1,10 @@
-// What both floor servers do per request, apart from the channel: keep one pending answer,
-// send 16 bytes to the child once per event-loop turn, and answer once per 16 bytes echoed back.
+// What both floor servers do per request, apart from the channel. The bare forwarder keeps one
+// pending answer, sends 16 bytes to the child once per event-loop turn, and answers once per 16 bytes
+// echoed back. The protocol forwarder (PROTOCOL=1) adds the work no dispatcher can skip: it reads the
+// request's method, path and headers, sends them as one forkyard frame (src/framing.ts, coalesced per
+// turn), parses each echoed frame, and answers with a status and two headers, as forkyard does.
 import { setImmediate } from "node:timers";
+import { F, FrameDecoder, FrameWriter } from "../../src/framing.ts";
 
 const body = JSON.stringify({ hello: "world" });
 
@@ -27,8 +31,9 @@ export function forwarder(write: (bytes: Uint8Array) => void) {
           setImmediate(flush);
         }
       }),
-    onBytes(n: number) {
-      carry += n;
+    /** Bytes the child echoed. */
+    onChunk(chunk: Uint8Array) {
+      carry += chunk.length;
       for (; carry >= 16; carry -= 16) {
         waiting[head++](new Response(body, { headers: { "content-type": "application/json" } }));
       }
@@ -37,5 +42,47 @@ export function forwarder(write: (bytes: Uint8Array) => void) {
         head = 0;
       }
     },
+  };
+}
+
+/**
+ * The protocol forwarder (see the top of this file): `write` sends bytes to the child; feed what it echoes
+ * to `onChunk`. With `traceHeader` false it answers with `content-type` alone, to show what the second
+ * header costs (on Deno, any second header leaves `Deno.serve`'s static fast path).
+ */
+export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeader = true) {
+  const waiting = new Map<number, (r: Response) => void>();
+  let next = 0;
+  const writer = new FrameWriter((bytes) => {
+    write(bytes);
+    return undefined;
+  });
+  const decoder = new FrameDecoder((_type, header: { i: number; x: string }) => {
+    const resolve = waiting.get(header.i)!;
+    waiting.delete(header.i);
+    const headers: Record<string, string> = traceHeader
+      ? { "content-type": "application/json", "x-request-id": header.x }
+      : { "content-type": "application/json" };
+    resolve(new Response(body, { headers }));
+  });
+  return {
+    handle: (request: Request): Promise<Response> => {
+      const url = request.url;
+      const start = url.indexOf("/", url.indexOf("//") + 2);
+      const q = url.indexOf("?", start);
+      const headers: string[] = [];
+      request.headers.forEach((v, k) => headers.push(k, v));
+      const i = ++next;
+      writer.send(F.REQUEST, {
+        i,
+        m: request.method,
+        p: q < 0 ? url.slice(start) : url.slice(start, q),
+        q: q < 0 ? "" : url.slice(q + 1),
+        h: headers,
+        x: `t-${i}`,
+      });
+      return new Promise((resolve) => waiting.set(i, resolve));
+    },
+    onChunk: (chunk: Uint8Array) => decoder.push(chunk),
   };
 }
