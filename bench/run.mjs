@@ -183,7 +183,10 @@ async function floors(rt) {
       floorProtocol: await start([...RUN.bun, floor("bun_forward.ts")], { PROTOCOL: "1" }),
     };
   }
-  return {};
+  return {
+    floorStdio: await start([...RUN.node, floor("node_forward.ts")]),
+    floorProtocol: await start([...RUN.node, floor("node_forward.ts")], { PROTOCOL: "1" }),
+  };
 }
 
 async function forkyard(rt, workers, env = {}) {
@@ -362,7 +365,7 @@ for (const rt of runtimes) {
     check(ratio(w1, base) >= target),
   );
   row(rt, "tiny JSON, forkyard 2 workers", `${fmt(r.json.w2).text} req/s`, ratio(w2, base).toFixed(2), "", "");
-  for (const [key, label] of [["floorStdio", "stdio"], ["floorUnix", "Unix socket"]]) {
+  for (const [key, label] of [["floorStdio", rt === "deno" ? "stdio" : "pipes"], ["floorUnix", "Unix socket"]]) {
     if (!r.json[key]) continue;
     const f = fmt(r.json[key]);
     row(
@@ -507,8 +510,8 @@ two servers measured in the same run; absolute numbers vary between machines and
   \`cluster.ts\` is \`node:cluster\` with 2 \`node:http\` workers. The CPU-bound route burns 2 ms per request.
   \`forkyard.ts\` reads its settings with \`Deno.env\` on Deno, not \`node:process\`: its workers re-run it, and
   the first use of \`node:process\` starts Deno's Node layer, about 10 ms more per worker start.
-- Floors (\`bench/floor/\`, Deno and Bun): the runtime's own server forwarding each request to a child that
-  echoes bytes back, batched once per event-loop turn. The bare forwarder sends 16 bytes and parses nothing;
+- Floors (\`bench/floor/\`): the runtime's own server (on Node \`@hono/node-server\`, as forkyard's dispatcher
+  uses there) forwarding each request to a child that echoes bytes back, batched once per event-loop turn. The bare forwarder sends 16 bytes and parses nothing;
   the forwarder with forkyard's frames reads the request's method, path and headers, sends them as one
   frame (\`src/framing.ts\`), parses the echoed frame and answers with a status and two headers
   (\`content-type\`, \`x-request-id\`), as forkyard's dispatcher does, with no routing and no supervision.

@@ -1,0 +1,29 @@
+// The floor for a dispatcher on Node: @hono/node-server (as forkyard's dispatcher serves on Node)
+// forwards a 16-byte message per request to a child that echoes it back over its stdin and a pipe
+// of its own (fd 3, as forkyard's Node workers write), batched once per event-loop turn, no parsing;
+// with PROTOCOL=1, forkyard's frames instead (see forwarder.ts), and TRACE_HEADER=0 answers those
+// without the x-request-id header. Prints {"port": N} when listening. Run by bench/run.mjs.
+import { spawn } from "node:child_process";
+import process from "node:process";
+import type { Readable } from "node:stream";
+import { serve } from "@hono/node-server";
+import { forwarder, protocolForwarder } from "./forwarder.ts";
+
+const child = spawn(
+  process.execPath,
+  [...process.execArgv, new URL("./node_echo_child.ts", import.meta.url).pathname],
+  {
+    stdio: ["pipe", "inherit", "inherit", "pipe"],
+  },
+);
+const write = (bytes: Uint8Array) => void child.stdin!.write(bytes);
+const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEADER !== "0") : forwarder(write);
+(child.stdio[3] as Readable).on("data", (chunk: Uint8Array) => f.onChunk(chunk));
+const server = serve({ fetch: f.handle, port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1" }, (info) => {
+  console.log(JSON.stringify({ port: info.port }));
+});
+process.on("SIGTERM", () => {
+  child.kill();
+  server.close();
+  process.exit(0);
+});
