@@ -185,9 +185,10 @@ function spawn(options: SpawnOptions): ChildProcess {
     stderr: "piped",
   }).spawn();
   let done = false;
-  // A worker on a socket channel diverts its stdout into log records, so nothing
-  // but the channel's bytes reach onStdout; a child that never connects keeps using stdout.
-  const streams = Promise.all([pump(child.stdout, options.onStdout), pump(child.stderr, options.onStderr)]);
+  // On a socket channel, stdout carries no frames: a spawner taking it as text (onText) gets it so, and
+  // writes that bypass Deno.stdout (a Node-API addon, V8 tracing) cannot break the channel.
+  const onStdout = sockets !== null && options.onText ? options.onText : options.onStdout;
+  const streams = Promise.all([pump(child.stdout, onStdout), pump(child.stderr, options.onStderr)]);
   const channelRead = sockets === null ? Promise.resolve() : conn.then((c) => c && readConn(c, options.onStdout));
   const exited = child.status.then((status) => {
     done = true;

@@ -40,12 +40,12 @@ export interface SpawnOptions {
   cwd?: string;
   /**
    * Called with every chunk of the child's channel: what it writes to its
-   * stdout, or, when `onText` is given and the adapter can, to a pipe of its
-   * own (Bun: fd 3).
+   * stdout, or, when `onText` is given and the adapter can, to a pipe or socket
+   * of its own (Bun and Node: fd 3; Deno: its socket channel).
    */
   onStdout: (chunk: Uint8Array) => void;
   /**
-   * Lets the adapter give the channel its own pipe (Bun does); this is then
+   * Lets the adapter give the channel a pipe or socket of its own; this is then
    * called with what the child writes to its stdout, as plain text.
    */
   onText?: (chunk: Uint8Array) => void;

@@ -25,7 +25,12 @@ export interface Proc {
   exited: Promise<ExitStatus>;
 }
 
-export function start(script: string, args: string[] = [], env: Record<string, string> = {}): Proc {
+export function start(
+  script: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+  cmd: string[] = runtime.selfCommand(script),
+): Proc {
   let out = "";
   let err = "";
   const waiters = new Set<() => void>();
@@ -34,7 +39,7 @@ export function start(script: string, args: string[] = [], env: Record<string, s
   };
   const decoder = new TextDecoder();
   const child = runtime.spawn({
-    cmd: [...runtime.selfCommand(script), ...args],
+    cmd: [...cmd, ...args],
     env: { NO_COLOR: "1", ...env },
     onStdout: (chunk) => {
       out += decoder.decode(chunk);
@@ -111,8 +116,29 @@ export interface App extends Proc {
   stop(): Promise<ExitStatus>;
 }
 
-export async function startApp(name: string, env: Record<string, string> = {}): Promise<App> {
-  const proc = start(fixture(name), [], { PORT: "0", ...env });
+/**
+ * Starts a dispatcher fixture. `pipes`: on Deno, with fewer than all permissions, so that the channel runs over
+ * the worker's stdin and stdout instead of a socket (Bun and Node: the same start either way).
+ */
+export async function startApp(
+  name: string,
+  env: Record<string, string> = {},
+  { pipes = false }: { pipes?: boolean } = {},
+): Promise<App> {
+  const script = fixture(name);
+  const cmd = pipes && runtime.name === "deno"
+    ? [
+      runtime.selfCommand(script)[0],
+      "run",
+      "--allow-read",
+      "--allow-env",
+      "--allow-run",
+      "--allow-net",
+      "--allow-sys",
+      script,
+    ]
+    : runtime.selfCommand(script);
+  const proc = start(script, [], { PORT: "0", ...env }, cmd);
   const { port } = await proc.line<{ port: number }>((v) => typeof v.port === "number");
   return {
     ...proc,
