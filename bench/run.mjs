@@ -189,6 +189,17 @@ async function floors(rt) {
   };
 }
 
+/** The floors of `rt` (see floors()) in table order, each with its label. */
+function floorLabels(rt) {
+  const pipes = rt === "deno" ? "stdio" : "pipes";
+  const channel = rt === "deno" ? "Unix socket" : "pipes";
+  return [
+    ["floorStdio", `bare forwarder over ${pipes}, no parsing`],
+    ["floorUnix", "bare forwarder over Unix socket, no parsing"],
+    ["floorProtocol", `forwarder with forkyard's frames over ${channel}, no supervision`],
+  ];
+}
+
 async function forkyard(rt, workers, env = {}) {
   const s = await start([...RUN[rt], server("forkyard.ts")], { WORKERS: String(workers), ...env });
   s.pids = async () => {
@@ -365,29 +376,10 @@ for (const rt of runtimes) {
     check(ratio(w1, base) >= target),
   );
   row(rt, "tiny JSON, forkyard 2 workers", `${fmt(r.json.w2).text} req/s`, ratio(w2, base).toFixed(2), "", "");
-  for (const [key, label] of [["floorStdio", rt === "deno" ? "stdio" : "pipes"], ["floorUnix", "Unix socket"]]) {
-    if (!r.json[key]) continue;
+  const floorRows = floorLabels(rt).filter(([key]) => r.json[key]);
+  for (const [key, label] of floorRows) {
     const f = fmt(r.json[key]);
-    row(
-      rt,
-      `tiny JSON, floor: bare forwarder over ${label}, no parsing`,
-      `${f.text} req/s`,
-      ratio(f.median, base).toFixed(2),
-      "",
-      "",
-    );
-  }
-  if (r.json.floorProtocol) {
-    const f = fmt(r.json.floorProtocol);
-    const label = rt === "deno" ? "Unix socket" : "pipes";
-    row(
-      rt,
-      `tiny JSON, floor: forwarder with forkyard's frames over ${label}, no supervision`,
-      `${f.text} req/s`,
-      ratio(f.median, base).toFixed(2),
-      "",
-      "",
-    );
+    row(rt, `tiny JSON, floor: ${label}`, `${f.text} req/s`, ratio(f.median, base).toFixed(2), "", "");
   }
   const baseCpu = median(r.json.baseline.map((s) => s.cpu[0]));
   const dispCpu = median(r.json.w1.map((s) => s.cpu[0]));
@@ -402,10 +394,7 @@ for (const rt of runtimes) {
     check(ratio(dispCpu, baseCpu) <= 1.5),
   );
   row(rt, "CPU µs/request: worker", workCpu.toFixed(1), ratio(workCpu, baseCpu).toFixed(2), "", "");
-  for (
-    const [key, label] of [["floorStdio", "bare forwarder"], ["floorProtocol", "forwarder with forkyard's frames"]]
-  ) {
-    if (!r.json[key]) continue;
+  for (const [key, label] of floorRows) {
     const c = median(r.json[key].map((s) => s.cpu[0]));
     row(rt, `CPU µs/request: floor, ${label}`, c.toFixed(1), ratio(c, baseCpu).toFixed(2), "", "");
   }
@@ -511,10 +500,11 @@ two servers measured in the same run; absolute numbers vary between machines and
   \`forkyard.ts\` reads its settings with \`Deno.env\` on Deno, not \`node:process\`: its workers re-run it, and
   the first use of \`node:process\` starts Deno's Node layer, about 10 ms more per worker start.
 - Floors (\`bench/floor/\`): the runtime's own server (on Node \`@hono/node-server\`, as forkyard's dispatcher
-  uses there) forwarding each request to a child that echoes bytes back, batched once per event-loop turn. The bare forwarder sends 16 bytes and parses nothing;
-  the forwarder with forkyard's frames reads the request's method, path and headers, sends them as one
-  frame (\`src/framing.ts\`), parses the echoed frame and answers with a status and two headers
-  (\`content-type\`, \`x-request-id\`), as forkyard's dispatcher does, with no routing and no supervision.
+  uses there) forwarding each request to a child that echoes bytes back, batched once per event-loop turn.
+  The bare forwarder sends 16 bytes and parses nothing; the forwarder with forkyard's frames reads the
+  request's method, path and headers, sends them as one frame (\`src/framing.ts\`), parses the echoed frame
+  and answers with a status and two headers (\`content-type\`, \`x-request-id\`), as forkyard's dispatcher
+  does, with no routing and no supervision.
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { readdirSync, readFileSync } from "node:fs";
 import { F, FrameDecoder, FrameWriter, removeSpills } from "../src/framing.ts";
-import { alive, eventually, fixture, httpsGet, runtime, start } from "./helpers.ts";
+import { alive, eventually, fixture, httpsGet, pipesCommand, runtime, start } from "./helpers.ts";
 
 function echoChild() {
   const frames: { type: number; header: any; body: Uint8Array }[] = [];
@@ -184,10 +184,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
 
   test("the channel also works over plain pipes (Deno without full permissions uses them)", async () => {
     const script = fixture("roundtrip.ts");
-    // On Deno, limited permissions rule out the socket channel; Bun and Node always use the pipes.
-    const cmd = runtime.name === "deno"
-      ? [runtime.selfCommand(script)[0], "run", "--allow-read", "--allow-env", "--allow-run", script]
-      : runtime.selfCommand(script);
+    const cmd = pipesCommand(script);
     let out = "";
     const child = runtime.spawn({ cmd, onStdout: (c) => (out += new TextDecoder().decode(c)), onStderr: () => {} });
     assert.deepEqual(await child.exited, { code: 0, signal: null });

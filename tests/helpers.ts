@@ -117,6 +117,16 @@ export interface App extends Proc {
 }
 
 /**
+ * The command that runs `script` with its channels over pipes: on Deno with fewer than all permissions (no write,
+ * ffi or import), which rules out the socket channel; Bun and Node always use pipes.
+ */
+export function pipesCommand(script: string): string[] {
+  if (runtime.name !== "deno") return runtime.selfCommand(script);
+  const allow = ["read", "env", "run", "net", "sys"].map((p) => `--allow-${p}`);
+  return [runtime.selfCommand(script)[0], "run", ...allow, script];
+}
+
+/**
  * Starts a dispatcher fixture. `pipes`: on Deno, with fewer than all permissions, so that the channel runs over
  * the worker's stdin and stdout instead of a socket (Bun and Node: the same start either way).
  */
@@ -126,19 +136,7 @@ export async function startApp(
   { pipes = false }: { pipes?: boolean } = {},
 ): Promise<App> {
   const script = fixture(name);
-  const cmd = pipes && runtime.name === "deno"
-    ? [
-      runtime.selfCommand(script)[0],
-      "run",
-      "--allow-read",
-      "--allow-env",
-      "--allow-run",
-      "--allow-net",
-      "--allow-sys",
-      script,
-    ]
-    : runtime.selfCommand(script);
-  const proc = start(script, [], { PORT: "0", ...env }, cmd);
+  const proc = start(script, [], { PORT: "0", ...env }, pipes ? pipesCommand(script) : runtime.selfCommand(script));
   const { port } = await proc.line<{ port: number }>((v) => typeof v.port === "number");
   return {
     ...proc,
