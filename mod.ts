@@ -46,9 +46,9 @@ export type { WorkerLogger } from "./src/logging.ts";
 export type { FetchApp } from "./src/worker_loop.ts";
 export type { LogLevel, LogRecord } from "@logtape/logtape";
 export type {
+  AdapterRequest,
   ChildProcess,
   ExitStatus,
-  FastRequest,
   HttpServer,
   ParentChannel,
   Runtime,

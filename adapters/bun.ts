@@ -7,6 +7,7 @@
 import process from "node:process";
 import type { MiddlewareHandler } from "hono";
 import type {
+  AdapterRequest,
   ChildProcess,
   ExitStatus,
   HttpServer,
@@ -154,6 +155,21 @@ function parentChannel(): ParentChannel {
   };
 }
 
+/** The peer of one request, read only when asked for. */
+class BunRequest implements AdapterRequest {
+  #request: Request;
+  #server: BunServer;
+
+  constructor(request: Request, server: BunServer) {
+    this.#request = request;
+    this.#server = server;
+  }
+
+  remoteAddress(): string {
+    return this.#server.requestIP(this.#request)?.address ?? "";
+  }
+}
+
 function serve(options: ServeOptions): Promise<HttpServer> {
   const server = Bun.serve({
     port: options.port,
@@ -161,7 +177,7 @@ function serve(options: ServeOptions): Promise<HttpServer> {
     // Streams such as Server-Sent Events may stay quiet for long; the dispatcher owns timeouts.
     idleTimeout: 0,
     ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
-    fetch: (request, srv) => options.fetch(request, () => srv.requestIP(request)?.address ?? ""),
+    fetch: (request, srv) => options.fetch(request, new BunRequest(request, srv)),
     error: () => Response.json({ error: "Internal server error" }, { status: 500 }),
   });
   return Promise.resolve({

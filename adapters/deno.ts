@@ -6,6 +6,7 @@
 
 import type { MiddlewareHandler } from "hono";
 import type {
+  AdapterRequest,
   ChildProcess,
   ExitStatus,
   HttpServer,
@@ -293,6 +294,19 @@ function redirectStdout(onText: (text: string) => void): void {
   };
 }
 
+/** The peer of one request, read only when asked for. */
+class DenoRequest implements AdapterRequest {
+  #info: Deno.ServeHandlerInfo;
+
+  constructor(info: Deno.ServeHandlerInfo) {
+    this.#info = info;
+  }
+
+  remoteAddress(): string {
+    return (this.#info.remoteAddr as Deno.NetAddr).hostname;
+  }
+}
+
 function serve(options: ServeOptions): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
     try {
@@ -304,7 +318,7 @@ function serve(options: ServeOptions): Promise<HttpServer> {
           onListen: () => {},
           onError: () => Response.json({ error: "Internal server error" }, { status: 500 }),
         },
-        (request, info) => options.fetch(request, () => (info.remoteAddr as Deno.NetAddr).hostname),
+        (request, info) => options.fetch(request, new DenoRequest(info)),
       );
       resolve({
         port: server.addr.port,

@@ -16,6 +16,7 @@ import { Socket } from "node:net";
 import { inspect } from "node:util";
 import type { MiddlewareHandler } from "hono";
 import type {
+  AdapterRequest,
   ChildProcess,
   HttpServer,
   ParentChannel,
@@ -39,44 +40,48 @@ function selfCommand(script: string): string[] {
 }
 
 /**
- * Reads a request body straight from Node's IncomingMessage: much cheaper than
- * the web-stream adapter behind `request.arrayBuffer()` for large bodies.
+ * What the dispatcher may read of one request besides its web `Request`, straight from Node's IncomingMessage:
+ * the raw header list and the body without building the `Request`'s `Headers` and body stream (reading
+ * `request.headers` makes @hono/node-server build a full web Request, about 7 KB and CPU, for every request).
  */
-function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    incoming.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        incoming.removeAllListeners("data");
-        incoming.resume();
-        resolve(null);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    incoming.once("end", () => {
-      if (size > limit) return;
-      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      resolve(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
-    });
-    incoming.once("error", reject);
-  });
-}
+class NodeRequest implements AdapterRequest {
+  #incoming: IncomingMessage;
 
-/**
- * Node's raw header list with lower-case names. Reading `request.headers` instead
- * would make @hono/node-server build a full web Request (about 7 KB each, and
- * CPU) for every request the dispatcher forwards.
- */
-function lowerCaseNames(raw: string[]): string[] {
-  const out = new Array<string>(raw.length);
-  for (let i = 0; i < raw.length; i += 2) {
-    out[i] = raw[i].toLowerCase();
-    out[i + 1] = raw[i + 1];
+  constructor(incoming: IncomingMessage) {
+    this.#incoming = incoming;
   }
-  return out;
+
+  remoteAddress(): string {
+    return this.#incoming.socket.remoteAddress ?? "";
+  }
+
+  rawHeaders(): string[] {
+    return this.#incoming.rawHeaders;
+  }
+
+  readBody(limit: number): Promise<Uint8Array | null> {
+    const incoming = this.#incoming;
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      incoming.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > limit) {
+          incoming.removeAllListeners("data");
+          incoming.resume();
+          resolve(null);
+          return;
+        }
+        chunks.push(chunk);
+      });
+      incoming.once("end", () => {
+        if (size > limit) return;
+        const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+        resolve(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+      });
+      incoming.once("error", reject);
+    });
+  }
 }
 
 function spawn(options: SpawnOptions): ChildProcess {
@@ -103,13 +108,8 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
   return await new Promise((resolve, reject) => {
     const server = honoServe(
       {
-        fetch: (request: Request, env: unknown) => {
-          const incoming = (env as { incoming: IncomingMessage }).incoming;
-          return options.fetch(request, () => incoming.socket.remoteAddress ?? "", {
-            readBody: (limit) => readIncoming(incoming, limit),
-            headers: () => lowerCaseNames(incoming.rawHeaders),
-          });
-        },
+        fetch: (request: Request, env: unknown) =>
+          options.fetch(request, new NodeRequest((env as { incoming: IncomingMessage }).incoming)),
         port: options.port,
         hostname: options.hostname,
         ...(options.tls

@@ -53,7 +53,7 @@ export class Client {
   /** The `Content-Type` header, or `null`. */
   readonly contentType: string | null;
   #rawQuery: string;
-  #remote: () => string;
+  #peer: { remoteAddress(): string };
   #query?: Record<string, string> | null;
   #data: unknown;
   #cookies?: Record<string, string>;
@@ -66,7 +66,7 @@ export class Client {
     rawQuery: string,
     body: Uint8Array,
     data: unknown,
-    remote: () => string,
+    peer: { remoteAddress(): string },
     contentType: string | null = request.headers.get("content-type"),
   ) {
     this.request = request;
@@ -76,7 +76,7 @@ export class Client {
     this.body = body;
     this.contentType = contentType;
     this.#data = data;
-    this.#remote = remote;
+    this.#peer = peer;
   }
 
   /** Request headers. */
@@ -109,7 +109,7 @@ export class Client {
 
   /** The peer's IP address. */
   get remoteAddress(): string {
-    return this.#remote();
+    return this.#peer.remoteAddress();
   }
 
   /**

@@ -14,7 +14,7 @@ import { checkKeys, intOption, stringOption } from "./options.ts";
 import { Pending, type PendingRequest, type WorkerPool, type WorkerResponse } from "./pool.ts";
 import { isJsonType, mediaType, type WireRequest } from "./request.ts";
 import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "./routing.ts";
-import type { FastRequest, HttpServer, Runtime } from "./runtime.ts";
+import type { AdapterRequest, HttpServer, Runtime } from "./runtime.ts";
 import type { Supervisor } from "./supervisor.ts";
 import { importWorkerClass, runWorkerProcess } from "./worker_loop.ts";
 
@@ -72,8 +72,7 @@ let traceCounter = 0;
 /** A request as #handle parsed it, on its way to #prepare (after its body is read, when it has one). */
 interface Incoming {
   request: Request;
-  remote: () => string;
-  fast: FastRequest | undefined;
+  extras: AdapterRequest;
   path: string;
   rawPath: string;
   rawQuery: string;
@@ -86,7 +85,6 @@ function inWorkerProcess(runtime: Runtime): boolean {
   return runtime.env("FORKYARD_WORKER") === "1";
 }
 
-/** Reads a request body, stopping at `limit` bytes; `null` when it is larger. */
 /** `headers` as a flat `[name, value, ...]` list. forEach, not for-of: Deno's Headers iterator costs ~1.5 µs more. */
 function flatHeaders(headers: Headers): string[] {
   const out: string[] = [];
@@ -94,6 +92,7 @@ function flatHeaders(headers: Headers): string[] {
   return out;
 }
 
+/** Reads a request body, stopping at `limit` bytes; `null` when it is larger. */
 async function readBody(request: Request, limit: number): Promise<Uint8Array | null> {
   const length = request.headers.get("content-length");
   if (length !== null && Number(length) > limit) return null;
@@ -336,8 +335,8 @@ export class Dispatcher {
         hostname: this.options.hostname,
         tls: this.options.tls ?? undefined,
         fetch: direct
-          ? (request, remote, fast) => this.#handleSafely(request, remote, fast)
-          : (request, remote) => app.fetch(request, { remote }),
+          ? (request, extras) => this.#handleSafely(request, extras)
+          : (request, extras) => app.fetch(request, { extras }),
       });
     } catch (error) {
       for (const off of unlisten) off();
@@ -375,10 +374,10 @@ export class Dispatcher {
     });
   }
 
-  async #buildApp(runtime: Runtime): Promise<Hono<{ Bindings: { remote: () => string } }>> {
+  async #buildApp(runtime: Runtime): Promise<Hono<{ Bindings: { extras: AdapterRequest } }>> {
     // Loaded here, not at the top: worker processes re-run the main module and never route HTTP.
     const [{ Hono }, { etag }] = await Promise.all([import("hono"), import("hono/etag")]);
-    const app = new Hono<{ Bindings: { remote: () => string } }>();
+    const app = new Hono<{ Bindings: { extras: AdapterRequest } }>();
     app.onError((error) => {
       this.#log.error("Request failed in the dispatcher: {error}", { error });
       return errorResponse(500, "Internal server error");
@@ -396,13 +395,13 @@ export class Dispatcher {
       );
       if (base !== "") app.use(base, etag(), await runtime.serveStatic({ root: dir, rewriteRequestPath: () => "/" }));
     }
-    app.all("*", (c) => this.#handle(c.req.raw, c.env.remote));
+    app.all("*", (c) => this.#handle(c.req.raw, c.env.extras));
     return app;
   }
 
-  #handleSafely(request: Request, remote: () => string, fast?: FastRequest): Response | Promise<Response> {
+  #handleSafely(request: Request, extras: AdapterRequest): Response | Promise<Response> {
     try {
-      return this.#handle(request, remote, fast);
+      return this.#handle(request, extras);
     } catch (error) {
       return this.#failed(error);
     }
@@ -419,7 +418,7 @@ export class Dispatcher {
    * promise layer more cost the dispatcher about 1.3 µs per request on Deno.
    * The asynchronous paths catch their own errors.
    */
-  #handle(request: Request, remote: () => string, fast?: FastRequest): Response | Promise<Response> {
+  #handle(request: Request, extras: AdapterRequest): Response | Promise<Response> {
     const url = request.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const q = url.indexOf("?", pathStart);
@@ -440,36 +439,38 @@ export class Dispatcher {
         if (match.allow) return errorResponse(405, "Method not allowed", { allow: match.allow.join(", ") });
         return this.#runSync(
           match.route.target,
-          new Client(request, path, rawQuery, EMPTY, undefined, remote),
+          new Client(request, path, rawQuery, EMPTY, undefined, extras),
           match.params,
         );
       }
     }
     if (this.#stopping) return errorResponse(503, "Server shutting down");
     if (method !== "GET" && method !== "HEAD") {
-      return this.#withBody({ request, remote, fast, path, rawPath, rawQuery }).catch(this.#failed);
+      return this.#withBody({ request, extras, path, rawPath, rawQuery }).catch(this.#failed);
     }
-    return this.#prepare({ request, remote, fast, path, rawPath, rawQuery }, EMPTY);
+    return this.#prepare({ request, extras, path, rawPath, rawQuery }, EMPTY);
   }
 
   async #withBody(incoming: Incoming): Promise<Response> {
     const limit = this.options.maxBodySize;
-    const body = incoming.fast ? await incoming.fast.readBody(limit) : await readBody(incoming.request, limit);
+    const extras = incoming.extras;
+    const body = extras.readBody ? await extras.readBody(limit) : await readBody(incoming.request, limit);
     if (body === null) return errorResponse(413, "Payload too large");
     return this.#prepare(incoming, body);
   }
 
   /** Collects the headers to forward, decodes a JSON body and runs `doCheck` when there is one. */
   #prepare(incoming: Incoming, body: Uint8Array): Response | Promise<Response> {
-    const { request, remote, fast, path, rawPath, rawQuery } = incoming;
-    // The headers forwarded to the worker; x-request-id is handled apart.
-    const raw = fast ? fast.headers() : flatHeaders(request.headers);
+    const { request, extras, path, rawPath, rawQuery } = incoming;
+    // The headers forwarded to the worker, names in lower case; x-request-id is handled apart.
+    const raw = extras.rawHeaders ? extras.rawHeaders() : flatHeaders(request.headers);
+    const lower = extras.rawHeaders !== undefined;
     const headers: string[] = [];
     let trace: string | null = null;
     let contentType: string | null = null;
     for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i];
-      // Repeated headers (only FastRequest repeats them) are joined as Headers would join them.
+      const k = lower ? raw[i].toLowerCase() : raw[i];
+      // Repeated headers (only rawHeaders() repeats them) are joined as Headers would join them.
       if (k === "x-request-id") trace = trace === null ? raw[i + 1] : `${trace}, ${raw[i + 1]}`;
       else {
         if (k === "content-type" && contentType === null) contentType = raw[i + 1];
@@ -484,7 +485,7 @@ export class Dispatcher {
         return errorResponse(400, "Invalid JSON");
       }
     }
-    const client = new Client(request, path, rawQuery, body, data, remote, contentType);
+    const client = new Client(request, path, rawQuery, body, data, extras, contentType);
     if (this.#hasCheck) return this.#check(client, rawPath, headers, trace).catch(this.#failed);
     return this.#forward(client, rawPath, headers, trace);
   }
