@@ -8,6 +8,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { LogLevel } from "@logtape/logtape";
 import { loadRuntime } from "./detect.ts";
+import { IdTable } from "./id_table.ts";
 import { F, FrameDecoder, FrameWriter, SPILL_THRESHOLD, spillPrefix } from "./framing.ts";
 import {
   format,
@@ -102,7 +103,7 @@ class WorkerLoop {
   #worker!: Worker;
   #routes!: RouteTable<Target>;
   #app: FetchApp | undefined;
-  #inflight = new Map<number, Inflight>();
+  #inflight = new IdTable<Inflight>();
   #served = 0;
   #ready = false;
   #stopping = false;
@@ -161,12 +162,7 @@ class WorkerLoop {
   }
 
   #heartbeat() {
-    const first = this.#inflight.keys().next();
-    this.#writer.send(F.HEARTBEAT, {
-      r: this.#runtime.rss(),
-      n: this.#served,
-      c: first.done ? null : first.value,
-    });
+    this.#writer.send(F.HEARTBEAT, { r: this.#runtime.rss(), n: this.#served });
     if (!this.#ready) return;
     try {
       const idle = this.#worker.onIdle();
