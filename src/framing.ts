@@ -229,6 +229,8 @@ export type ByteSink = (data: Uint8Array) => Promise<void> | undefined;
 /** Bodies from this size on are handed to the sink as they are instead of being copied. */
 const LARGE_BODY = 64 * 1024;
 const BUFFER_SIZE = 64 * 1024;
+/** String bodies whose UTF-8 form may be shorter than this are encoded straight into the buffer. */
+const SMALL_TEXT = 16 * 1024;
 
 /**
  * Encodes frames into a buffer and hands the bytes to the sink once per
@@ -281,9 +283,19 @@ export class FrameWriter {
     this.#start = this.#len;
   }
 
-  /** Queues one frame. `header` is JSON-encoded; `body` is sent as is. */
-  send(type: number, header?: unknown, body: Uint8Array = EMPTY): void {
+  /**
+   * Queues one frame. `header` is JSON-encoded; `body` is sent as is, or, given as a string, UTF-8 encoded
+   * straight into the buffer (small ones: no intermediate bytes).
+   */
+  send(type: number, header?: unknown, body: Uint8Array | string = EMPTY): void {
     if (this.#closed) return;
+    if (typeof body === "string") {
+      if (body.length * 3 < SMALL_TEXT) {
+        this.#sendText(type, header, body);
+        return;
+      }
+      body = encoder.encode(body);
+    }
     const spill = this.#spill;
     if (spill !== undefined && body.length >= spill.threshold) {
       const [path, size] = this.#free.pop() ?? [`${spill.files.dir}/${spill.prefix}${++this.#spilled}`, 0];
@@ -324,6 +336,26 @@ export class FrameWriter {
       this.#cut();
       this.#parts.push(body);
     }
+    this.#schedule();
+  }
+
+  /** A frame whose body is a short string, encoded in place after the header. */
+  #sendText(type: number, header: unknown, text: string) {
+    const json = header === undefined ? "" : JSON.stringify(header);
+    this.#reserve(PREFIX + (json.length + text.length) * 3);
+    const buf = this.#buf;
+    const start = this.#len;
+    const hlen = json.length === 0 ? 0 : encoder.encodeInto(json, buf.subarray(start + PREFIX)).written;
+    const blen = encoder.encodeInto(text, buf.subarray(start + PREFIX + hlen)).written;
+    buf[start] = MAGIC;
+    buf[start + 1] = type;
+    writeU32(buf, start + 2, hlen);
+    writeU32(buf, start + 6, blen);
+    this.#len = start + PREFIX + hlen + blen;
+    this.#schedule();
+  }
+
+  #schedule() {
     if (!this.#scheduled && this.#blocked === undefined) {
       this.#scheduled = true;
       setImmediate(this.#flushNow);

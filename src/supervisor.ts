@@ -47,9 +47,9 @@ export interface PoolHost {
 }
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
-const JSON_HEADERS = { "content-type": "application/json" };
-const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" };
-const BINARY_HEADERS = { "content-type": "application/octet-stream" };
+const JSON_TYPE = "application/json";
+const TEXT_TYPE = "text/plain; charset=utf-8";
+const BINARY_TYPE = "application/octet-stream";
 const EMPTY: Uint8Array = new Uint8Array(0);
 const encoder = new TextEncoder();
 const KILL_GRACE = 2_000;
@@ -1064,8 +1064,11 @@ function buildResponse(
   let headers: Record<string, string> | Headers;
   if (kind === KIND.HEADERS) headers = headersFrom(h.h, trace);
   else {
-    headers = kind === KIND.JSON ? JSON_HEADERS : kind === KIND.TEXT ? TEXT_HEADERS : BINARY_HEADERS;
-    if (trace !== undefined && !traceAfter) headers = { ...headers, "x-request-id": trace };
+    const type = kind === KIND.JSON ? JSON_TYPE : kind === KIND.TEXT ? TEXT_TYPE : BINARY_TYPE;
+    // A literal: cheaper than spreading a shared object into a new one.
+    headers = trace !== undefined && !traceAfter
+      ? { "content-type": type, "x-request-id": trace }
+      : { "content-type": type };
   }
   const response = new Response(NULL_BODY.has(status) ? null : body as BodyInit, { status, headers });
   if (traceAfter && trace !== undefined && kind !== KIND.HEADERS) response.headers.set("x-request-id", trace);

@@ -301,7 +301,7 @@ class WorkerLoop {
     } else if (value instanceof ArrayBuffer) {
       this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.BINARY }, new Uint8Array(value));
     } else if (typeof value === "string") {
-      this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.TEXT }, encoder.encode(value));
+      this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.TEXT }, value);
     } else {
       let json: string | undefined;
       try {
@@ -317,7 +317,7 @@ class WorkerLoop {
       if (json === undefined) {
         this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
       } else {
-        this.#writer.send(F.RESPONSE, { i: id, s: 200 }, encoder.encode(json));
+        this.#writer.send(F.RESPONSE, { i: id, s: 200 }, json);
       }
     }
     this.#afterRequest();

@@ -138,6 +138,27 @@ describe(`runtime adapter (${runtime.name})`, () => {
     assert.deepEqual(ours(), []);
   });
 
+  test("string bodies, short (encoded in place) and long, arrive as their UTF-8 bytes between byte bodies", async () => {
+    const got: { type: number; header: unknown; body: string }[] = [];
+    const text = new TextDecoder();
+    const decoder = new FrameDecoder((type, header, body) => got.push({ type, header, body: text.decode(body) }));
+    const writer = new FrameWriter((data) => void decoder.push(data.slice()));
+    const long = "ü€".repeat(20_000); // 100,000 bytes of UTF-8: past the in-place limit and the 64 KiB buffer
+    const sent: [number, unknown, string][] = [
+      [F.RESPONSE, { i: 1 }, '{"hello":"wörld ✓"}'],
+      [F.CHUNK, undefined, "bytes"],
+      [F.RESPONSE, { i: 2 }, long],
+      [F.RESPONSE, { i: 3 }, ""],
+      [F.END, { i: 4 }, "tail 🙂"],
+    ];
+    for (const [type, header, body] of sent) {
+      if (type === F.CHUNK) writer.send(type, header, new TextEncoder().encode(body));
+      else writer.send(type, header, body);
+    }
+    await writer.drain();
+    assert.deepEqual(got.map((f) => [f.type, f.header, f.body]), sent);
+  });
+
   test("a reader without a release callback removes each spill file it read", async (t) => {
     const files = runtime.spill();
     if (files === null) return t.skip("no spill directory on this machine");
