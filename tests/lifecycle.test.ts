@@ -243,6 +243,26 @@ describe(`worker lifecycle (${runtime.name})`, () => {
     }
   });
 
+  test("a request waiting in the queue times out there with 504 while kept-alive requests hold the workers", async () => {
+    const app = await startApp("app.ts", { CONCURRENCY: "1" });
+    try {
+      // Both workers busy for 1.2 s, kept alive past the 700 ms timeout; the third request waits in the queue.
+      const busy = [getJson(`${app.url}/api/kept-alive`), getJson(`${app.url}/api/kept-alive`)];
+      assert.ok(await eventually(async () => (await pending(app.url)) === 2, 5000), "workers not busy");
+      const t0 = Date.now();
+      const queued = await getJson(`${app.url}/api/slow/5`);
+      const took = Date.now() - t0;
+      assert.equal(queued.status, 504);
+      assert.deepEqual(queued.body, { error: "Request timeout" });
+      assert.ok(took >= 600 && took < 1100, `504 after ${took} ms (timeout 700)`);
+      for (const r of await Promise.all(busy)) assert.deepEqual([r.status, r.body], [200, { done: true }]);
+      assert.ok(await eventually(async () => (await pending(app.url)) === 0, 5000), "requests left pending");
+      assert.equal((await getJson(`${app.url}/api/slow/5`)).status, 200);
+    } finally {
+      await app.stop();
+    }
+  });
+
   test("HTTPS with the tls option", async () => {
     const app = await startApp("app.ts", { TLS: "1" });
     try {
