@@ -196,6 +196,10 @@ export class Pending implements PendingRequest {
   readonly wire: WireRequest;
   readonly body: Uint8Array;
   resolve: ((response: Response) => void) | null;
+  /**
+   * When the request times out (`Date.now()` time); `Infinity` once it no longer can: answered with a failure,
+   * timed out already, or streaming. The supervisor's timeout walk and its queue both go by this.
+   */
   deadline = 0;
   worker: WorkerProcess | null = null;
   retried = false;
