@@ -514,7 +514,6 @@ export class Dispatcher {
     if (trace === null || trace.length > 200 || !TRACE_ID.test(trace)) {
       trace = TRACE_PREFIX + "-" + (++traceCounter).toString(36);
     }
-    headers.push("x-request-id", trace);
     const id = this.#nextId++;
     const wire: WireRequest = { i: id, m: client.method, p: path, q: client.rawQuery, h: headers, x: trace };
     if (client.contentType !== null) wire.t = client.contentType;

@@ -148,6 +148,8 @@ export class WorkerRequest {
       const h = new Headers();
       const list = this.#wire.h;
       for (let i = 0; i < list.length; i += 2) h.append(list[i], list[i + 1]);
+      // The trace id travels once, as `x`, not also in the header list.
+      if (this.#wire.x !== undefined) h.set("x-request-id", this.#wire.x);
       this.#headers = h;
     }
     return this.#headers;

@@ -78,6 +78,7 @@ describe(`app pools, tracing and middleware (${runtime.name})`, () => {
     assert.equal(res.body.traceId, id);
     const bad = await getJson(`${app.url}/w/trace`, { headers: { "x-request-id": "a b\tc" } });
     assert.match(bad.body.traceId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-z]+$/);
+    assert.equal(bad.body.header, bad.body.traceId, "the worker's x-request-id header is the generated id");
   });
 
   test("middleware runs before routing: CORS, secure headers, compression, rate limit", async () => {
