@@ -463,8 +463,8 @@ export class Dispatcher {
   #prepare(incoming: Incoming, body: Uint8Array): Response | Promise<Response> {
     const { request, extras, path, rawPath, rawQuery } = incoming;
     // The headers forwarded to the worker, names in lower case; x-request-id is handled apart.
-    const raw = extras.rawHeaders ? extras.rawHeaders() : flatHeaders(request.headers);
     const lower = extras.rawHeaders !== undefined;
+    const raw = lower ? extras.rawHeaders!() : flatHeaders(request.headers);
     const headers: string[] = [];
     let trace: string | null = null;
     let contentType: string | null = null;

@@ -625,7 +625,7 @@ export class Supervisor {
   #drain() {
     while (this.#queueHead < this.#queue.length) {
       const p = this.#queue[this.#queueHead];
-      if (p.deadline === Infinity || (p.resolve === null && p.client !== null)) {
+      if (p.deadline === Infinity) {
         // answered already (timed out)
         this.#queue[this.#queueHead++] = undefined as unknown as Pending;
         continue;
@@ -912,8 +912,6 @@ export class Supervisor {
       if (!worker.inflight.delete(p.requestId)) return;
       worker.busy--;
       worker.writer.send(F.CANCEL, { i: p.requestId, w: "timeout" });
-    } else if (p.resolve === null && p.client !== null) {
-      return;
     }
     this.#log.warning("Request {id} {method} {path} timed out after {timeout} ms", {
       requestId: p.wire.x,

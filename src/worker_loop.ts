@@ -104,7 +104,6 @@ class WorkerLoop {
   #routes!: RouteTable<Target>;
   #app: FetchApp | undefined;
   #inflight = new IdTable<Inflight>();
-  #served = 0;
   #ready = false;
   #stopping = false;
   #log: WorkerLogger;
@@ -162,7 +161,7 @@ class WorkerLoop {
   }
 
   #heartbeat() {
-    this.#writer.send(F.HEARTBEAT, { r: this.#runtime.rss(), n: this.#served });
+    this.#writer.send(F.HEARTBEAT, { r: this.#runtime.rss() });
     if (!this.#ready) return;
     try {
       const idle = this.#worker.onIdle();
@@ -280,7 +279,6 @@ class WorkerLoop {
       this.#log.error("onRequestError() failed: {error}", { error: hookError });
     }
     if (!this.#inflight.delete(id)) return;
-    this.#served++;
     this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
     this.#afterRequest();
   }
@@ -293,7 +291,6 @@ class WorkerLoop {
       return;
     }
     this.#inflight.delete(id);
-    this.#served++;
     if (value === undefined || value === null) {
       this.#writer.send(F.RESPONSE, { i: id, s: 204 });
     } else if (value instanceof Uint8Array) {
@@ -328,7 +325,6 @@ class WorkerLoop {
     const head = { i: id, s: response.status, k: KIND.HEADERS, h: flattenHeaders(response.headers) };
     const done = () => {
       if (this.#inflight.delete(id)) {
-        this.#served++;
         this.#afterRequest();
       }
     };

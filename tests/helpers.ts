@@ -1,4 +1,5 @@
 // Shared test helpers: start fixture programs as real processes and talk to them.
+import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { fileURLToPath } from "node:url";
@@ -202,6 +203,18 @@ export async function getJson(
     // not JSON
   }
   return { status: res.status, body, headers: res.headers };
+}
+
+/**
+ * GETs `url`, which must time out: 504 `{"error":"Request timeout"}` after between `atLeast` and `below` ms.
+ */
+export async function assertTimesOut(url: string, atLeast: number, below: number): Promise<void> {
+  const t0 = Date.now();
+  const res = await getJson(url);
+  const took = Date.now() - t0;
+  assert.equal(res.status, 504);
+  assert.deepEqual(res.body, { error: "Request timeout" });
+  assert.ok(took >= atLeast && took < below, `504 after ${took} ms, expected ${atLeast}-${below} ms`);
 }
 
 /** What a load run saw. */

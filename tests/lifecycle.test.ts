@@ -6,7 +6,17 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { alive, eventually, fixture, getJson, httpsGet, poolWorkers, runtime, startApp } from "./helpers.ts";
+import {
+  alive,
+  assertTimesOut,
+  eventually,
+  fixture,
+  getJson,
+  httpsGet,
+  poolWorkers,
+  runtime,
+  startApp,
+} from "./helpers.ts";
 
 const mainWorkers = (url: string) => poolWorkers(url, "main");
 /** Requests the app fixture's dispatcher holds for its pools (answered by a @sync route, so not counted). */
@@ -249,12 +259,7 @@ describe(`worker lifecycle (${runtime.name})`, () => {
       // Both workers busy for 1.2 s, kept alive past the 700 ms timeout; the third request waits in the queue.
       const busy = [getJson(`${app.url}/api/kept-alive`), getJson(`${app.url}/api/kept-alive`)];
       assert.ok(await eventually(async () => (await pending(app.url)) === 2, 5000), "workers not busy");
-      const t0 = Date.now();
-      const queued = await getJson(`${app.url}/api/slow/5`);
-      const took = Date.now() - t0;
-      assert.equal(queued.status, 504);
-      assert.deepEqual(queued.body, { error: "Request timeout" });
-      assert.ok(took >= 600 && took < 1100, `504 after ${took} ms (timeout 700)`);
+      await assertTimesOut(`${app.url}/api/slow/5`, 600, 1100); // the pool's timeout is 700 ms
       for (const r of await Promise.all(busy)) assert.deepEqual([r.status, r.body], [200, { done: true }]);
       assert.ok(await eventually(async () => (await pending(app.url)) === 0, 5000), "requests left pending");
       assert.equal((await getJson(`${app.url}/api/slow/5`)).status, 200);
