@@ -345,9 +345,9 @@ function denoSpill(): SpillFiles | null {
   }
   return {
     dir,
-    write: (path, data) => {
+    write: (path, chunks) => {
       using file = Deno.openSync(path, { write: true, create: true, mode: 0o600 });
-      for (let off = 0; off < data.length;) off += file.writeSync(data.subarray(off));
+      for (const data of chunks) for (let off = 0; off < data.length;) off += file.writeSync(data.subarray(off));
     },
     read: (path, length) => {
       using file = Deno.openSync(path);

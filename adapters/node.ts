@@ -59,10 +59,11 @@ class NodeRequest implements AdapterRequest {
     return this.#incoming.rawHeaders;
   }
 
-  readBody(limit: number): Promise<Uint8Array | null> {
+  readBody(limit: number): Promise<Uint8Array[] | null> {
     const incoming = this.#incoming;
     return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
+      // Plain views, not Buffers: a body reads the same on every runtime (Buffer's toString and toJSON differ).
+      const chunks: Uint8Array[] = [];
       let size = 0;
       incoming.on("data", (chunk: Buffer) => {
         size += chunk.length;
@@ -72,12 +73,10 @@ class NodeRequest implements AdapterRequest {
           resolve(null);
           return;
         }
-        chunks.push(chunk);
+        chunks.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
       });
       incoming.once("end", () => {
-        if (size > limit) return;
-        const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-        resolve(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+        if (size <= limit) resolve(chunks);
       });
       incoming.once("error", reject);
     });

@@ -17,11 +17,15 @@ type Process = typeof process;
 export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
   return {
     dir,
-    write: (path, data) => {
+    write: (path, chunks) => {
       const { closeSync, constants, openSync, writeSync } = fs();
       const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
       try {
-        for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off, off);
+        let at = 0;
+        for (const data of chunks) {
+          for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off, at + off);
+          at += data.length;
+        }
       } finally {
         closeSync(fd);
       }

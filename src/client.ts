@@ -4,6 +4,7 @@
  * @module
  */
 
+import { joinBody } from "./framing.ts";
 import { decodeBody, parseCookies, parseForm } from "./request.ts";
 
 const encoder = new TextEncoder();
@@ -48,11 +49,10 @@ export class Client {
   readonly method: string;
   /** Percent-decoded path. */
   readonly path: string;
-  /** Raw body bytes (empty for `@sync` routes, which do not read the body). */
-  readonly body: Uint8Array;
   /** The `Content-Type` header, or `null`. */
   readonly contentType: string | null;
   #rawQuery: string;
+  #body: Uint8Array | readonly Uint8Array[];
   #peer: { remoteAddress(): string };
   #query?: Record<string, string> | null;
   #data: unknown;
@@ -64,7 +64,7 @@ export class Client {
     request: Request,
     path: string,
     rawQuery: string,
-    body: Uint8Array,
+    body: Uint8Array | readonly Uint8Array[],
     data: unknown,
     peer: { remoteAddress(): string },
     contentType: string | null = request.headers.get("content-type"),
@@ -73,10 +73,17 @@ export class Client {
     this.method = request.method;
     this.path = path;
     this.#rawQuery = rawQuery;
-    this.body = body;
+    this.#body = body;
     this.contentType = contentType;
     this.#data = data;
     this.#peer = peer;
+  }
+
+  /** Raw body bytes (empty for `@sync` routes, which do not read the body). */
+  get body(): Uint8Array {
+    // Joined on first use: a body forwarded untouched is written out as the chunks it arrived in.
+    if (!(this.#body instanceof Uint8Array)) this.#body = joinBody(this.#body);
+    return this.#body;
   }
 
   /** Request headers. */

@@ -9,7 +9,7 @@ import type { Hono, MiddlewareHandler } from "hono";
 import type { LogRecord } from "@logtape/logtape";
 import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
 import { loadRuntime } from "./detect.ts";
-import { removeOrphanSpills } from "./framing.ts";
+import { type Body, bodyLength, joinBody, removeOrphanSpills } from "./framing.ts";
 import { checkKeys, intOption, stringOption } from "./options.ts";
 import { Pending, type PendingRequest, type WorkerPool, type WorkerResponse } from "./pool.ts";
 import { isJsonType, mediaType, type WireRequest } from "./request.ts";
@@ -92,14 +92,14 @@ function flatHeaders(headers: Headers): string[] {
   return out;
 }
 
-/** Reads a request body, stopping at `limit` bytes; `null` when it is larger. */
-async function readBody(request: Request, limit: number): Promise<Uint8Array | null> {
+/** Reads a request body as its chunks, stopping at `limit` bytes; `null` when it is larger. */
+async function readBody(request: Request, limit: number): Promise<Uint8Array[] | null> {
   const length = request.headers.get("content-length");
   if (length !== null && Number(length) > limit) return null;
-  if (request.body === null) return EMPTY;
+  if (request.body === null) return [];
   if (length !== null) {
     const buf = new Uint8Array(await request.arrayBuffer());
-    return buf.length > limit ? null : buf;
+    return buf.length > limit ? null : [buf];
   }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -114,14 +114,7 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array | n
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return chunks;
 }
 
 /**
@@ -460,7 +453,7 @@ export class Dispatcher {
   }
 
   /** Collects the headers to forward, decodes a JSON body and runs `doCheck` when there is one. */
-  #prepare(incoming: Incoming, body: Uint8Array): Response | Promise<Response> {
+  #prepare(incoming: Incoming, body: Body): Response | Promise<Response> {
     const { request, extras, path, rawPath, rawQuery } = incoming;
     // The headers forwarded to the worker, names in lower case; x-request-id is handled apart.
     const lower = extras.rawHeaders !== undefined;
@@ -478,7 +471,8 @@ export class Dispatcher {
       }
     }
     let data: unknown = undefined;
-    if (body.length > 0 && contentType !== null && isJsonType(mediaType(contentType))) {
+    if (contentType !== null && bodyLength(body) > 0 && isJsonType(mediaType(contentType))) {
+      body = joinBody(body); // parsing needs one buffer; the worker then gets the same one
       try {
         data = JSON.parse(decoder.decode(body));
       } catch {
@@ -486,11 +480,17 @@ export class Dispatcher {
       }
     }
     const client = new Client(request, path, rawQuery, body, data, extras, contentType);
-    if (this.#hasCheck) return this.#check(client, rawPath, headers, trace).catch(this.#failed);
-    return this.#forward(client, rawPath, headers, trace);
+    if (this.#hasCheck) return this.#check(client, body, rawPath, headers, trace).catch(this.#failed);
+    return this.#forward(client, body, rawPath, headers, trace);
   }
 
-  async #check(client: Client, rawPath: string, headers: string[], trace: string | null): Promise<Response> {
+  async #check(
+    client: Client,
+    body: Body,
+    rawPath: string,
+    headers: string[],
+    trace: string | null,
+  ): Promise<Response> {
     try {
       await this.doCheck(client);
     } catch (error) {
@@ -499,11 +499,17 @@ export class Dispatcher {
       return errorResponse(500, "Internal server error");
     }
     if (client.response !== undefined) return client.response;
-    return this.#forward(client, rawPath, headers, trace);
+    return this.#forward(client, body, rawPath, headers, trace);
   }
 
   /** Hands the request to its pool; the promise is the worker's answer and never rejects. */
-  #forward(client: Client, rawPath: string, headers: string[], trace: string | null): Response | Promise<Response> {
+  #forward(
+    client: Client,
+    body: Body,
+    rawPath: string,
+    headers: string[],
+    trace: string | null,
+  ): Response | Promise<Response> {
     const path = client.path;
     const pool = this.findPool(path);
     if (pool === undefined) return errorResponse(404, "Not found");
@@ -521,7 +527,7 @@ export class Dispatcher {
     this.#pending++;
     let resolve!: (response: Response) => void;
     const answer = new Promise<Response>((r) => (resolve = r));
-    supervisor.submit(new Pending(id, client, pool, wire, client.body, resolve));
+    supervisor.submit(new Pending(id, client, pool, wire, body, resolve));
     return answer;
   }
 

@@ -41,6 +41,34 @@ export const F = {
 } as const;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
+
+/**
+ * A body as one buffer, or as the chunks it arrived in. The dispatcher keeps a
+ * request body as its chunks: joining them would allocate a second copy of every
+ * large body only to write it out again.
+ */
+export type Body = Uint8Array | readonly Uint8Array[];
+
+/** The number of bytes in `body`. */
+export function bodyLength(body: Body): number {
+  if (body instanceof Uint8Array) return body.length;
+  let n = 0;
+  for (const chunk of body) n += chunk.length;
+  return n;
+}
+
+/** `body` as one buffer: itself, its only chunk, or its chunks copied into a new one. */
+export function joinBody(body: Body): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  if (body.length < 2) return body[0] ?? EMPTY;
+  const out = new Uint8Array(bodyLength(body));
+  let off = 0;
+  for (const chunk of body) {
+    out.set(chunk, off);
+    off += chunk.length;
+  }
+  return out;
+}
 /** Bodies from this size on go through a spill file when the runtime offers a directory. */
 export const SPILL_THRESHOLD = 256 * 1024;
 /**
@@ -284,10 +312,10 @@ export class FrameWriter {
   }
 
   /**
-   * Queues one frame. `header` is JSON-encoded; `body` is sent as is, or, given as a string, UTF-8 encoded
-   * straight into the buffer (small ones: no intermediate bytes).
+   * Queues one frame. `header` is JSON-encoded; `body` is sent as is (chunks in order, never joined into one
+   * buffer), or, given as a string, UTF-8 encoded straight into the buffer (small ones: no intermediate bytes).
    */
-  send(type: number, header?: unknown, body: Uint8Array | string = EMPTY): void {
+  send(type: number, header?: unknown, body: Body | string = EMPTY): void {
     if (this.#closed) return;
     if (typeof body === "string") {
       if (body.length * 3 < SMALL_TEXT) {
@@ -295,18 +323,20 @@ export class FrameWriter {
         return;
       }
       body = encoder.encode(body);
-    }
+    } else if (!(body instanceof Uint8Array) && body.length < 2) body = body[0] ?? EMPTY;
+    let blen = bodyLength(body);
     const spill = this.#spill;
-    if (spill !== undefined && body.length >= spill.threshold) {
+    if (spill !== undefined && blen >= spill.threshold) {
       const [path, size] = this.#free.pop() ?? [`${spill.files.dir}/${spill.prefix}${++this.#spilled}`, 0];
       try {
-        spill.files.write(path, body);
-        this.#unread.set(path, Math.max(size, body.length));
+        spill.files.write(path, body instanceof Uint8Array ? [body] : body);
+        this.#unread.set(path, Math.max(size, blen));
         type |= SPILLED;
         const ref = new Uint8Array(4 + path.length * 3);
         const n = encoder.encodeInto(path, ref.subarray(4)).written;
-        writeU32(ref, 0, body.length);
+        writeU32(ref, 0, blen);
         body = ref.subarray(0, 4 + n);
+        blen = body.length;
       } catch {
         // no room or no permission: the channel carries it from now on
         this.#spill = undefined;
@@ -318,7 +348,6 @@ export class FrameWriter {
       }
     }
     const json = header === undefined ? "" : JSON.stringify(header);
-    const blen = body.length;
     const inline = blen < LARGE_BODY;
     this.#reserve(PREFIX + json.length * 3 + (inline ? blen : 0));
     const buf = this.#buf;
@@ -330,11 +359,20 @@ export class FrameWriter {
     writeU32(buf, start + 6, blen);
     this.#len = start + PREFIX + hlen;
     if (inline) {
-      if (blen > 0) buf.set(body, this.#len);
+      if (body instanceof Uint8Array) {
+        if (blen > 0) buf.set(body, this.#len);
+      } else {
+        let off = this.#len;
+        for (const chunk of body) {
+          buf.set(chunk, off);
+          off += chunk.length;
+        }
+      }
       this.#len += blen;
     } else {
       this.#cut();
-      this.#parts.push(body);
+      if (body instanceof Uint8Array) this.#parts.push(body);
+      else for (const chunk of body) if (chunk.length > 0) this.#parts.push(chunk);
     }
     this.#schedule();
   }

@@ -11,6 +11,7 @@ import type { LogLevel } from "@logtape/logtape";
 import type { Client } from "./client.ts";
 import { workingDirectory } from "./detect.ts";
 import { isLogLevel } from "./logging.ts";
+import type { Body } from "./framing.ts";
 import type { WireRequest } from "./request.ts";
 import { compilePoolRoute } from "./routing.ts";
 import type { Supervisor, WorkerProcess } from "./supervisor.ts";
@@ -194,7 +195,7 @@ export class Pending implements PendingRequest {
   readonly client: Client | null;
   readonly pool: WorkerPool;
   readonly wire: WireRequest;
-  readonly body: Uint8Array;
+  readonly body: Body;
   resolve: ((response: Response) => void) | null;
   /**
    * When the request times out (`Date.now()` time); `Infinity` once it no longer can: answered with a failure,
@@ -210,7 +211,7 @@ export class Pending implements PendingRequest {
     client: Client | null,
     pool: WorkerPool,
     wire: WireRequest,
-    body: Uint8Array,
+    body: Body,
     resolve: ((response: Response) => void) | null,
   ) {
     this.requestId = id;

@@ -106,11 +106,11 @@ export interface AdapterRequest {
   /** The peer's IP address. */
   remoteAddress(): string;
   /**
-   * Reads the body (`null` when it is larger than `limit`) without the web `Request`'s body stream; offered by
-   * adapters whose server builds the `Request` lazily (@hono/node-server on Node). Use this or
-   * `request.arrayBuffer()`, not both.
+   * Reads the body as the chunks it arrived in, not joined (`null` when it is larger than `limit`), without the
+   * web `Request`'s body stream; offered by adapters whose server builds the `Request` lazily (@hono/node-server
+   * on Node). Use this or `request.arrayBuffer()`, not both.
    */
-  readBody?(limit: number): Promise<Uint8Array | null>;
+  readBody?(limit: number): Promise<Uint8Array[] | null>;
   /**
    * The request headers as a flat `[name, value, ...]` list, names in any case, repeated headers repeated,
    * without building the `Request`'s `Headers`; offered with `readBody`.
@@ -126,8 +126,8 @@ export interface AdapterRequest {
 export interface SpillFiles {
   /** The directory, e.g. /dev/shm. */
   readonly dir: string;
-  /** Writes `data` at the start of a file, creating it if needed and never truncating it. */
-  write(path: string, data: Uint8Array): void;
+  /** Writes `chunks`, in order, at the start of a file, creating it if needed and never truncating it. */
+  write(path: string, chunks: readonly Uint8Array[]): void;
   /** Reads the first `length` bytes of a file. */
   read(path: string, length: number): Uint8Array;
   /** Removes one file; a missing file is not an error. */

@@ -120,16 +120,20 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
     // shorter bodies: each answer must still be exactly its own body.
     const make = (size: number, seed: number) =>
       new Uint8Array(new ArrayBuffer(size)).map((_, i) => (i * 31 + seed) & 255);
-    const roundTrip = async (payload: Uint8Array<ArrayBuffer>) => {
-      const res = await fetch(`${app.url}/api/raw`, { method: "POST", body: payload });
-      assert.equal(res.status, 200);
+    const roundTrip = async (payload: Uint8Array<ArrayBuffer>, check = false) => {
+      // With x-body-sum, doCheck reads the whole body before the request goes on (see tests/fixtures/app.ts).
+      const headers = check ? { "x-body-sum": String(payload.reduce((a, b) => (a + b) % 65521, 0)) } : undefined;
+      const res = await fetch(`${app.url}/api/raw`, { method: "POST", body: payload, headers });
+      assert.equal(res.status, 200, await res.clone().text());
       assert.equal(res.headers.get("content-type"), "application/octet-stream");
       const back = new Uint8Array(await res.arrayBuffer());
       assert.equal(back.length, payload.length);
       assert.ok(Buffer.from(back).equals(Buffer.from(payload)), `${payload.length}-byte body differs`);
     };
-    for (const [size, seed] of [[256 * 1024, 7], [1000 * 1024, 8], [300 * 1024, 9], [1000, 10]]) {
+    // 100 KiB: past the frame buffer and below the spill threshold, the chunks it arrived in go on as they are.
+    for (const [size, seed] of [[256 * 1024, 7], [1000 * 1024, 8], [300 * 1024, 9], [1000, 10], [100 * 1024, 11]]) {
       await roundTrip(make(size, seed));
+      await roundTrip(make(size, seed + 1), true);
     }
     await Promise.all([600, 900, 300, 700].map((kib, i) => roundTrip(make(kib * 1024, i))));
   });

@@ -172,6 +172,35 @@ describe(`runtime adapter (${runtime.name})`, () => {
     assert.deepEqual(readdirSync(files.dir).filter((n) => n.startsWith(prefix)), []);
   });
 
+  test("bodies given as chunks arrive as their bytes in order: copied in, passed along, and spilled", async (t) => {
+    const files = runtime.spill();
+    const prefix = `forkyard-test-${runtime.pid}-chunks-`;
+    const pattern = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * seed + 3) & 255);
+    const cases = [
+      [pattern(10, 3), new Uint8Array(0), pattern(200, 5)], // small: copied into the frame buffer
+      [pattern(40_000, 7), pattern(50_000, 11), pattern(1, 13)], // past 64 KiB: each chunk passed along
+      [pattern(300_000, 17), pattern(100, 19)], // past the threshold: written to a file, when there are files
+      [pattern(7, 23)],
+      [],
+    ];
+    for (const spill of files === null ? [false] : [false, true]) {
+      const bodies: Uint8Array[] = [];
+      const decoder = new FrameDecoder((_type, _header, body) => bodies.push(body.slice()), files);
+      const writer = new FrameWriter(
+        (data) => void decoder.push(data.slice()),
+        spill ? { files: files!, prefix, threshold: 256 * 1024 } : undefined,
+      );
+      for (const chunks of cases) writer.send(F.CHUNK, { n: chunks.length }, chunks);
+      await writer.drain();
+      assert.equal(bodies.length, cases.length);
+      cases.forEach((chunks, i) => {
+        assert.ok(Buffer.from(bodies[i]).equals(Buffer.concat(chunks)), `body ${i} differs (spill: ${spill})`);
+      });
+    }
+    if (files === null) t.diagnostic("no spill directory on this machine: the spilled case did not run");
+    else assert.deepEqual(readdirSync(files.dir).filter((n) => n.startsWith(prefix)), []);
+  });
+
   test("reports SIGTERM and SIGKILL as signals", async () => {
     for (const signal of ["SIGTERM", "SIGKILL"] as const) {
       const { child, until } = echoChild();
@@ -273,8 +302,10 @@ describe(`runtime adapter (${runtime.name})`, () => {
           const pairs: string[] = [];
           for (let i = 0; i < raw.length; i += 2) pairs.push(`${raw[i].toLowerCase()}=${raw[i + 1]}`);
           const limit = Number(new URL(req.url).searchParams.get("limit"));
-          const body = await extras.readBody(limit);
-          seen.push({ pairs, body: body === null ? null : new TextDecoder().decode(body) });
+          const chunks = await extras.readBody(limit);
+          // Plain Uint8Arrays (not Node Buffers), in order.
+          assert.ok(chunks === null || chunks.every((c) => Object.getPrototypeOf(c) === Uint8Array.prototype));
+          seen.push({ pairs, body: chunks === null ? null : new TextDecoder().decode(Buffer.concat(chunks)) });
           return new Response("ok");
         },
       });
