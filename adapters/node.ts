@@ -7,7 +7,7 @@
 
 import { spawn as spawnProcess } from "node:child_process";
 import { createServer as createHttpsServer } from "node:https";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
 import * as fs from "node:fs";
@@ -46,9 +46,17 @@ function selfCommand(script: string): string[] {
  */
 class NodeRequest implements AdapterRequest {
   #incoming: IncomingMessage;
+  #outgoing: ServerResponse;
 
-  constructor(incoming: IncomingMessage) {
+  constructor(incoming: IncomingMessage, outgoing: ServerResponse) {
     this.#incoming = incoming;
+    this.#outgoing = outgoing;
+  }
+
+  afterResponse(listener: () => void): void {
+    // "close" comes after "finish" (the last byte handed to the kernel) or when the connection is destroyed,
+    // which cancels the writes still queued. If it came already, the listener never runs: nothing is reused.
+    this.#outgoing.once("close", listener);
   }
 
   remoteAddress(): string {
@@ -107,8 +115,10 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
   return await new Promise((resolve, reject) => {
     const server = honoServe(
       {
-        fetch: (request: Request, env: unknown) =>
-          options.fetch(request, new NodeRequest((env as { incoming: IncomingMessage }).incoming)),
+        fetch: (request: Request, env: unknown) => {
+          const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
+          return options.fetch(request, new NodeRequest(incoming, outgoing));
+        },
         port: options.port,
         hostname: options.hostname,
         ...(options.tls

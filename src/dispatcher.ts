@@ -454,7 +454,7 @@ export class Dispatcher {
 
   /** Collects the headers to forward, decodes a JSON body and runs `doCheck` when there is one. */
   #prepare(incoming: Incoming, body: Body): Response | Promise<Response> {
-    const { request, extras, path, rawPath, rawQuery } = incoming;
+    const { request, extras, path, rawQuery } = incoming;
     // The headers forwarded to the worker, names in lower case; x-request-id is handled apart.
     const lower = extras.rawHeaders !== undefined;
     const raw = lower ? extras.rawHeaders!() : flatHeaders(request.headers);
@@ -480,14 +480,14 @@ export class Dispatcher {
       }
     }
     const client = new Client(request, path, rawQuery, body, data, extras, contentType);
-    if (this.#hasCheck) return this.#check(client, body, rawPath, headers, trace).catch(this.#failed);
-    return this.#forward(client, body, rawPath, headers, trace);
+    if (this.#hasCheck) return this.#check(incoming, client, body, headers, trace).catch(this.#failed);
+    return this.#forward(incoming, client, body, headers, trace);
   }
 
   async #check(
+    incoming: Incoming,
     client: Client,
     body: Body,
-    rawPath: string,
     headers: string[],
     trace: string | null,
   ): Promise<Response> {
@@ -499,14 +499,14 @@ export class Dispatcher {
       return errorResponse(500, "Internal server error");
     }
     if (client.response !== undefined) return client.response;
-    return this.#forward(client, body, rawPath, headers, trace);
+    return this.#forward(incoming, client, body, headers, trace);
   }
 
   /** Hands the request to its pool; the promise is the worker's answer and never rejects. */
   #forward(
+    incoming: Incoming,
     client: Client,
     body: Body,
-    rawPath: string,
     headers: string[],
     trace: string | null,
   ): Response | Promise<Response> {
@@ -523,11 +523,11 @@ export class Dispatcher {
     const id = this.#nextId++;
     const wire: WireRequest = { i: id, m: client.method, p: path, q: client.rawQuery, h: headers, x: trace };
     if (client.contentType !== null) wire.t = client.contentType;
-    if (rawPath !== path) wire.r = rawPath;
+    if (incoming.rawPath !== path) wire.r = incoming.rawPath;
     this.#pending++;
     let resolve!: (response: Response) => void;
     const answer = new Promise<Response>((r) => (resolve = r));
-    supervisor.submit(new Pending(id, client, pool, wire, body, resolve));
+    supervisor.submit(new Pending(id, client, pool, wire, body, resolve, incoming.extras));
     return answer;
   }
 

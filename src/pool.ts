@@ -13,6 +13,7 @@ import { workingDirectory } from "./detect.ts";
 import { isLogLevel } from "./logging.ts";
 import type { Body } from "./framing.ts";
 import type { WireRequest } from "./request.ts";
+import type { AdapterRequest } from "./runtime.ts";
 import { compilePoolRoute } from "./routing.ts";
 import type { Supervisor, WorkerProcess } from "./supervisor.ts";
 import type { WorkerClass } from "./worker.ts";
@@ -196,6 +197,8 @@ export class Pending implements PendingRequest {
   readonly pool: WorkerPool;
   readonly wire: WireRequest;
   readonly body: Body;
+  /** What the adapter offers for the client's request; `null` for requests made with `WorkerPool.send`. */
+  readonly adapter: AdapterRequest | null;
   resolve: ((response: Response) => void) | null;
   /**
    * When the request times out (`Date.now()` time); `Infinity` once it no longer can: answered with a failure,
@@ -213,12 +216,14 @@ export class Pending implements PendingRequest {
     wire: WireRequest,
     body: Body,
     resolve: ((response: Response) => void) | null,
+    adapter: AdapterRequest | null = null,
   ) {
     this.requestId = id;
     this.client = client;
     this.pool = pool;
     this.wire = wire;
     this.body = body;
+    this.adapter = adapter;
     this.resolve = resolve;
   }
 }

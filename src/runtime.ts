@@ -116,6 +116,12 @@ export interface AdapterRequest {
    * without building the `Request`'s `Headers`; offered with `readBody`.
    */
   rawHeaders?(): string[];
+  /**
+   * Calls `listener` once the response to this request has been written out or its connection is gone: from
+   * then on the runtime reads none of the response body's bytes. Offered where the server writes a `Response`'s
+   * body bytes without copying them (@hono/node-server on Node); it lets the dispatcher reuse them.
+   */
+  afterResponse?(listener: () => void): void;
 }
 
 /**
@@ -130,6 +136,11 @@ export interface SpillFiles {
   write(path: string, chunks: readonly Uint8Array[]): void;
   /** Reads the first `length` bytes of a file. */
   read(path: string, length: number): Uint8Array;
+  /**
+   * Takes back bytes `read()` returned, which nothing reads or writes any more: a later `read()` may fill
+   * them again. Bytes `read()` did not return, or that were given back already, are ignored.
+   */
+  recycle?(data: Uint8Array): void;
   /** Removes one file; a missing file is not an error. */
   unlink(path: string): void;
   /** The names of the spill files (`forkyard-*`) in `dir`. */

@@ -442,6 +442,11 @@ export class Supervisor {
     if (this.#host.answered && p.client !== null) {
       const info = responseInfo(response.status, response.headers, body);
       queueMicrotask(() => this.#host.answered!(info, p));
+    } else if (body.length >= SPILL_THRESHOLD && p.adapter?.afterResponse !== undefined) {
+      // Read from a spill file (only those are this large): once written out, its bytes may take a later body.
+      // Not when onResponse() sees them: it may keep them.
+      const files = this.#host.runtime.spill()!;
+      p.adapter.afterResponse(() => files.recycle?.(body));
     }
     this.#next(worker);
   }

@@ -201,6 +201,27 @@ describe(`runtime adapter (${runtime.name})`, () => {
     else assert.deepEqual(readdirSync(files.dir).filter((n) => n.startsWith(prefix)), []);
   });
 
+  test("recycle(), where offered, refills only bytes read() returned, and hands each out once", (t) => {
+    const files = runtime.spill();
+    if (files?.recycle === undefined) return t.skip("this runtime's spill files reuse nothing");
+    const path = `${files.dir}/forkyard-test-${runtime.pid}-recycle`;
+    try {
+      files.write(path, [new Uint8Array(1000).fill(1)]);
+      const first = files.read(path, 1000);
+      files.recycle(first);
+      files.recycle(first); // twice: must not be handed out twice
+      files.recycle(new Uint8Array(1000)); // not read(): ignored
+      const again = files.read(path, 600); // shorter: fits the kept bytes
+      const other = files.read(path, 1000);
+      assert.equal(again.buffer, first.buffer, "the recycled bytes were not reused");
+      assert.notEqual(other.buffer, first.buffer, "bytes given back twice were handed out twice");
+      assert.equal(again.length, 600);
+      assert.deepEqual([...again], new Array(600).fill(1));
+    } finally {
+      files.unlink(path);
+    }
+  });
+
   test("reports SIGTERM and SIGKILL as signals", async () => {
     for (const signal of ["SIGTERM", "SIGKILL"] as const) {
       const { child, until } = echoChild();
