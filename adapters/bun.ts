@@ -168,6 +168,11 @@ class BunRequest implements AdapterRequest {
   remoteAddress(): string {
     return this.#server.requestIP(this.#request)?.address ?? "";
   }
+
+  afterResponse(listener: () => void): void {
+    // Bun's Response copied its body when it was made (the fetch standard's "copy of the bytes").
+    listener();
+  }
 }
 
 function serve(options: ServeOptions): Promise<HttpServer> {

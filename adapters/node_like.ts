@@ -10,29 +10,15 @@ import type process from "node:process";
 import type * as Fs from "node:fs";
 import type { Readable } from "node:stream";
 import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions, SpillFiles } from "../src/runtime.ts";
+import { ReadBuffers } from "./buffers.ts";
 
 type Process = typeof process;
 
-/** Buffers given back to {@linkcode fsSpill}'s reads and kept for later ones, and the largest kept. */
-const KEEP = 4;
-const KEEP_SIZE = 8 * 1024 * 1024;
-
 /** Spill files in `dir` through `node:fs`, which `fs()` returns (Bun loads it only once a body spills). */
 export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
-  // A fresh buffer per read costs more than the copy into it: on Node, every 1 MiB of fresh external memory
-  // pushes V8 towards a mark-compact (~40 a second in a dispatcher under 1 MiB echo). Buffers given back with
-  // recycle() are filled again; `lent` holds those out now, so a buffer is never handed out twice.
-  const lent = new WeakSet<ArrayBuffer>();
-  const kept: ArrayBuffer[] = [];
-  const take = (length: number): ArrayBuffer => {
-    for (let i = 0; i < kept.length; i++) {
-      if (kept[i].byteLength >= length) return kept.splice(i, 1)[0];
-    }
-    // Its own ArrayBuffer (allocUnsafe shares one among small buffers), not zero-filled: every byte is read over
-    // (zeroing 1 MiB was 7% of a Bun dispatcher's time under 1 MiB echo).
-    const Buffer = (globalThis as unknown as { Buffer: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
-    return Buffer.allocUnsafeSlow(length).buffer as ArrayBuffer;
-  };
+  // Not zero-filled: every byte is read over (zeroing 1 MiB was 7% of a Bun dispatcher's time under 1 MiB echo).
+  const Buffer = (globalThis as unknown as { Buffer: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
+  const buffers = new ReadBuffers((length) => Buffer.allocUnsafeSlow(length).buffer as ArrayBuffer);
   return {
     dir,
     write: (path, chunks) => {
@@ -52,23 +38,18 @@ export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
       const { closeSync, openSync, readSync } = fs();
       const fd = openSync(path, "r");
       try {
-        const data = new Uint8Array(take(length), 0, length);
+        const data = buffers.take(length);
         for (let off = 0; off < length;) {
           const n = readSync(fd, data, off, length - off, off);
           if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
           off += n;
         }
-        lent.add(data.buffer);
         return data;
       } finally {
         closeSync(fd);
       }
     },
-    recycle: (data) => {
-      const buffer = data.buffer as ArrayBuffer;
-      if (!lent.delete(buffer)) return;
-      if (kept.length < KEEP && buffer.byteLength <= KEEP_SIZE) kept.push(buffer);
-    },
+    recycle: (data) => buffers.give(data),
     unlink: (path) => fs().rmSync(path, { force: true }),
     list: () => fs().readdirSync(dir).filter((name) => name.startsWith("forkyard-")),
   };

@@ -117,9 +117,10 @@ export interface AdapterRequest {
    */
   rawHeaders?(): string[];
   /**
-   * Calls `listener` once the response to this request has been written out or its connection is gone: from
-   * then on the runtime reads none of the response body's bytes. Offered where the server writes a `Response`'s
-   * body bytes without copying them (@hono/node-server on Node); it lets the dispatcher reuse them.
+   * Calls `listener` once the runtime reads none of the bytes this request's `Response` was made with any more:
+   * at once where a `Response` copies its body when made, as the fetch standard says (Deno, Bun); once the
+   * response has been written out or its connection is gone where the server writes the bytes it was given
+   * (@hono/node-server on Node). The dispatcher then reads later bodies into them.
    */
   afterResponse?(listener: () => void): void;
 }
