@@ -168,8 +168,12 @@ async function interleaved(servers, path, opts = {}) {
  * and the same forwarder doing only the protocol's work (forkyard's frames, request fields read,
  * answer with status and two headers) over the channel forkyard uses there, with no supervision.
  */
-async function floors(rt) {
+async function floors(rt, only) {
   const floor = (name) => join(root, "bench", "floor", name);
+  if (only === "protocol") {
+    const env = { PROTOCOL: "1", ...(rt === "deno" ? { CHANNEL: "unix" } : {}) };
+    return { floorProtocol: await start([...RUN[rt], floor(`${rt}_forward.ts`)], env) };
+  }
   if (rt === "deno") {
     return {
       floorStdio: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "stdio" }),
@@ -334,7 +338,11 @@ for (const rt of runtimes) {
   }
   // POST echo, 64 KiB and 1 MiB
   {
-    const servers = { baseline: await start([...RUN[rt], server("baseline.ts")]), w1: await forkyard(rt, 1) };
+    const servers = {
+      baseline: await start([...RUN[rt], server("baseline.ts")]),
+      w1: await forkyard(rt, 1),
+      ...(await floors(rt, "protocol")),
+    };
     r.echo64 = await interleaved(servers, "/echo", { script: postScript(64 * 1024), conns: 8 });
     r.echo1m = await interleaved(servers, "/echo", { script: postScript(1024 * 1024), conns: 4 });
     for (const [k, v] of Object.entries(r.echo64)) console.log(`  echo 64 KiB ${k}: ${fmt(v).text} req/s`);
@@ -449,6 +457,11 @@ for (const rt of runtimes) {
       key === "echo1m" ? "≥ 0.5" : "",
       key === "echo1m" ? check(ratio(f, b) >= 0.5) : "",
     );
+    if (r[key].floorProtocol) {
+      const fl = fmt(r[key].floorProtocol).median;
+      const floorLabel = floorLabels(rt).find(([k]) => k === "floorProtocol")[1];
+      row(rt, `POST echo ${label}, floor: ${floorLabel}`, `${mbs(fl)} MiB/s`, ratio(fl, b).toFixed(2), "", "");
+    }
   }
   row(rt, "bare runtime spawn-to-ready", `${r.bare.ms.toFixed(0)} ms`, "1.00", "", "");
   for (const [ms, label] of [[r.kill, ""], [r.killSpare, ", spares: 1"]]) {
@@ -504,7 +517,9 @@ two servers measured in the same run; absolute numbers vary between machines and
   The bare forwarder sends 16 bytes and parses nothing; the forwarder with forkyard's frames reads the
   request's method, path and headers, sends them as one frame (\`src/framing.ts\`), parses the echoed frame
   and answers with a status and two headers (\`content-type\`, \`x-request-id\`), as forkyard's dispatcher
-  does, with no routing and no supervision.
+  does, with no routing and no supervision. Under POST echo it sends the body as forkyard does (large ones
+  through a spill file in /dev/shm, which the echoed frame names, so it reads back the file it wrote) and
+  answers with it; its child does no work, where forkyard's worker reads the body and writes it back.
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.

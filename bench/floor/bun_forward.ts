@@ -4,6 +4,7 @@
 // without the x-request-id header.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import process from "node:process";
+import { runtime } from "../../adapters/bun.ts";
 import { forwarder, protocolForwarder } from "./forwarder.ts";
 
 interface Proc {
@@ -24,9 +25,13 @@ const write = (bytes: Uint8Array) => {
   child.stdin.write(bytes);
   child.stdin.flush();
 };
-const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEADER !== "0") : forwarder(write);
+const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEADER !== "0", runtime) : forwarder(write);
 (async () => {
   for await (const chunk of child.stdout) f.onChunk(chunk);
 })();
-const server = Bun.serve({ port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1", fetch: f.handle });
+const server = Bun.serve({
+  port: Number(process.env.PORT ?? 0),
+  hostname: "127.0.0.1",
+  fetch: (request) => f.handle(request),
+});
 console.log(JSON.stringify({ port: server.port }));

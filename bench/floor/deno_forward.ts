@@ -4,11 +4,14 @@
 // PROTOCOL=1, forkyard's frames instead of 16 bytes (see forwarder.ts), and TRACE_HEADER=0 answers
 // those without the x-request-id header.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
+import { runtime } from "../../adapters/deno.ts";
 import { forwarder, protocolForwarder } from "./forwarder.ts";
 
 const channel = Deno.env.get("CHANNEL") ?? "stdio";
 const trace = Deno.env.get("TRACE_HEADER") !== "0";
-const make = Deno.env.get("PROTOCOL") ? (w: (b: Uint8Array) => void) => protocolForwarder(w, trace) : forwarder;
+const make = Deno.env.get("PROTOCOL")
+  ? (w: (b: Uint8Array) => void) => protocolForwarder(w, trace, runtime)
+  : forwarder;
 const child = new URL("./deno_echo_child.ts", import.meta.url).pathname;
 let f: { handle(request: Request): Promise<Response>; onChunk(chunk: Uint8Array): void };
 if (channel === "unix") {
@@ -44,5 +47,8 @@ if (channel === "unix") {
     for await (const chunk of proc.stdout) f.onChunk(chunk);
   })();
 }
-const server = Deno.serve({ port: Number(Deno.env.get("PORT") ?? 0), hostname: "127.0.0.1", onListen() {} }, f.handle);
+const server = Deno.serve(
+  { port: Number(Deno.env.get("PORT") ?? 0), hostname: "127.0.0.1", onListen() {} },
+  (request) => f.handle(request),
+);
 console.log(JSON.stringify({ port: server.addr.port }));

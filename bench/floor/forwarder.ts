@@ -4,10 +4,20 @@
 // request's method, path and headers, sends them as one forkyard frame (src/framing.ts, coalesced per
 // turn), parses each echoed frame, and answers with a status and two headers, as forkyard does.
 import { setImmediate } from "node:timers";
-import { F, FrameDecoder, FrameWriter } from "../../src/framing.ts";
+import {
+  type Body,
+  F,
+  FrameDecoder,
+  FrameWriter,
+  removeOrphanSpills,
+  SPILL_THRESHOLD,
+  spillPrefix,
+} from "../../src/framing.ts";
+import type { Runtime } from "../../src/runtime.ts";
 import { IdTable } from "../../src/id_table.ts";
 
-const body = JSON.stringify({ hello: "world" });
+const json = JSON.stringify({ hello: "world" });
+const EMPTY = new Uint8Array(0);
 
 /** `write` sends bytes to the child; feed what the child echoes to `onBytes`. */
 export function forwarder(write: (bytes: Uint8Array) => void) {
@@ -36,7 +46,7 @@ export function forwarder(write: (bytes: Uint8Array) => void) {
     onChunk(chunk: Uint8Array) {
       carry += chunk.length;
       for (; carry >= 16; carry -= 16) {
-        waiting[head++](new Response(body, { headers: { "content-type": "application/json" } }));
+        waiting[head++](new Response(json, { headers: { "content-type": "application/json" } }));
       }
       if (head === waiting.length) {
         waiting.length = 0;
@@ -47,43 +57,84 @@ export function forwarder(write: (bytes: Uint8Array) => void) {
 }
 
 /**
+ * How the Node forwarder reads a request body and learns that a response is written out; Deno and Bun use
+ * `request.arrayBuffer()`, and their `Response` copies its body when made.
+ */
+export interface NodeIO {
+  /** The request body as the chunks it arrived in. */
+  body(): Promise<Uint8Array[]>;
+  /** Calls back once the response has been written out (see `AdapterRequest.afterResponse`). */
+  after(listener: () => void): void;
+}
+
+/**
  * The protocol forwarder (see the top of this file): `write` sends bytes to the child; feed what it echoes
  * to `onChunk`. With `traceHeader` false it answers with `content-type` alone, to show what the second
- * header costs (on Deno, any second header leaves `Deno.serve`'s static fast path).
+ * header costs (on Deno, any second header leaves `Deno.serve`'s static fast path). Request bodies (POST)
+ * go as forkyard sends them: large ones through the runtime's spill files, which the echoed frame names, so the
+ * forwarder reads back the file it wrote, into bytes it reuses once the runtime no longer reads them. The
+ * answer is the echoed body.
  */
-export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeader = true) {
+export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeader: boolean, runtime: Runtime) {
+  const spill = runtime.spill();
+  // Files a floor killed earlier left behind (as a dispatcher does when it starts).
+  if (spill !== null) removeOrphanSpills(spill, runtime.alive);
   // The table forkyard keeps its requests in (a Map costs a Node dispatcher 1-2 µs a request in GC, see id_table.ts).
   const waiting = new IdTable<(r: Response) => void>();
+  const nodeIO = new IdTable<NodeIO>();
   let next = 0;
-  const writer = new FrameWriter((bytes) => {
-    write(bytes);
-    return undefined;
-  });
-  const decoder = new FrameDecoder((_type, header: { i: number; x: string }) => {
-    const resolve = waiting.get(header.i)!;
-    waiting.delete(header.i);
-    const headers: Record<string, string> = traceHeader
-      ? { "content-type": "application/json", "x-request-id": header.x }
-      : { "content-type": "application/json" };
-    resolve(new Response(body, { headers }));
-  });
+  const writer = new FrameWriter(
+    (bytes) => {
+      write(bytes);
+      return undefined;
+    },
+    spill === null ? undefined : { files: spill, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
+  );
+  const decoder = new FrameDecoder(
+    (_type, header: { i: number; x: string }, body) => {
+      const resolve = waiting.get(header.i)!;
+      waiting.delete(header.i);
+      const type = body.length === 0 ? "application/json" : "application/octet-stream";
+      const headers: Record<string, string> = traceHeader
+        ? { "content-type": type, "x-request-id": header.x }
+        : { "content-type": type };
+      resolve(new Response(body.length === 0 ? json : body as BodyInit, { headers }));
+      if (body.length === 0) return;
+      const io = nodeIO.get(header.i);
+      if (io === undefined) spill?.recycle?.(body);
+      else {
+        nodeIO.delete(header.i);
+        io.after(() => spill?.recycle?.(body));
+      }
+    },
+    spill,
+    (path) => writer.release(path),
+  );
+  const send = (request: Request, body: Body): Promise<Response> => {
+    const url = request.url;
+    const start = url.indexOf("/", url.indexOf("//") + 2);
+    const q = url.indexOf("?", start);
+    const headers: string[] = [];
+    request.headers.forEach((v, k) => headers.push(k, v));
+    const i = ++next;
+    writer.send(F.REQUEST, {
+      i,
+      m: request.method,
+      p: q < 0 ? url.slice(start) : url.slice(start, q),
+      q: q < 0 ? "" : url.slice(q + 1),
+      h: headers,
+      x: `t-${i}`,
+    }, body);
+    return new Promise((resolve) => waiting.set(i, resolve));
+  };
   return {
-    handle: (request: Request): Promise<Response> => {
-      const url = request.url;
-      const start = url.indexOf("/", url.indexOf("//") + 2);
-      const q = url.indexOf("?", start);
-      const headers: string[] = [];
-      request.headers.forEach((v, k) => headers.push(k, v));
-      const i = ++next;
-      writer.send(F.REQUEST, {
-        i,
-        m: request.method,
-        p: q < 0 ? url.slice(start) : url.slice(start, q),
-        q: q < 0 ? "" : url.slice(q + 1),
-        h: headers,
-        x: `t-${i}`,
+    handle: (request: Request, io?: NodeIO): Promise<Response> => {
+      if (request.method === "GET") return send(request, EMPTY);
+      if (io === undefined) return request.arrayBuffer().then((body) => send(request, new Uint8Array(body)));
+      return io.body().then((body) => {
+        nodeIO.set(next + 1, io);
+        return send(request, body);
       });
-      return new Promise((resolve) => waiting.set(i, resolve));
     },
     onChunk: (chunk: Uint8Array) => decoder.push(chunk),
   };

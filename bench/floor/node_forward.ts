@@ -7,7 +7,9 @@ import { spawn } from "node:child_process";
 import process from "node:process";
 import type { Readable } from "node:stream";
 import { serve } from "@hono/node-server";
-import { forwarder, protocolForwarder } from "./forwarder.ts";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { runtime } from "../../adapters/node.ts";
+import { forwarder, type NodeIO, protocolForwarder } from "./forwarder.ts";
 
 const child = spawn(
   process.execPath,
@@ -17,9 +19,23 @@ const child = spawn(
   },
 );
 const write = (bytes: Uint8Array) => void child.stdin!.write(bytes);
-const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEADER !== "0") : forwarder(write);
+const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEADER !== "0", runtime) : forwarder(write);
 (child.stdio[3] as Readable).on("data", (chunk: Uint8Array) => f.onChunk(chunk));
-const server = serve({ fetch: f.handle, port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1" }, (info) => {
+/** As forkyard's Node adapter: the body's chunks straight from the IncomingMessage, reuse after "close". */
+const nodeIO = (incoming: IncomingMessage, outgoing: ServerResponse): NodeIO => ({
+  body: () =>
+    new Promise((resolve) => {
+      const chunks: Uint8Array[] = [];
+      incoming.on("data", (c: Buffer) => chunks.push(c));
+      incoming.once("end", () => resolve(chunks));
+    }),
+  after: (listener) => void outgoing.once("close", listener),
+});
+const fetch = (request: Request, env: unknown) => {
+  const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
+  return f.handle(request, request.method === "GET" ? undefined : nodeIO(incoming, outgoing));
+};
+const server = serve({ fetch, port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1" }, (info) => {
   console.log(JSON.stringify({ port: info.port }));
 });
 process.on("SIGTERM", () => {
