@@ -138,6 +138,22 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
     await Promise.all([600, 900, 300, 700].map((kib, i) => roundTrip(make(kib * 1024, i))));
   });
 
+  test("a response body onResponse() keeps stays as it was while later large responses go through", async () => {
+    // Large response bodies are read into bytes that later responses reuse, unless onResponse() may keep them.
+    const sum = (bytes: Uint8Array) => String(bytes.reduce((a, b) => (a + b) % 65521, 0));
+    const kept = new Uint8Array(new ArrayBuffer(600 * 1024)).map((_, i) => (i * 13 + 5) & 255);
+    const first = await fetch(`${app.url}/api/raw`, { method: "POST", body: kept, headers: { "x-keep": "1" } });
+    assert.equal(first.status, 200);
+    await first.arrayBuffer();
+    for (let seed = 0; seed < 6; seed++) {
+      const other = new Uint8Array(new ArrayBuffer(600 * 1024)).fill(seed);
+      const res = await fetch(`${app.url}/api/raw`, { method: "POST", body: other });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    }
+    assert.deepEqual((await getJson(`${app.url}/sync/kept-sum`)).body, { sum: sum(kept) });
+  });
+
   test("strings are text/plain, undefined is 204", async () => {
     const text = await fetch(`${app.url}/api/text`);
     assert.equal(text.headers.get("content-type"), "text/plain; charset=utf-8");

@@ -110,13 +110,14 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
     spill,
     (path) => writer.release(path),
   );
-  const send = (request: Request, body: Body): Promise<Response> => {
+  const send = (request: Request, body: Body, io?: NodeIO): Promise<Response> => {
     const url = request.url;
     const start = url.indexOf("/", url.indexOf("//") + 2);
     const q = url.indexOf("?", start);
     const headers: string[] = [];
     request.headers.forEach((v, k) => headers.push(k, v));
     const i = ++next;
+    if (io !== undefined) nodeIO.set(i, io);
     writer.send(F.REQUEST, {
       i,
       m: request.method,
@@ -131,10 +132,7 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
     handle: (request: Request, io?: NodeIO): Promise<Response> => {
       if (request.method === "GET") return send(request, EMPTY);
       if (io === undefined) return request.arrayBuffer().then((body) => send(request, new Uint8Array(body)));
-      return io.body().then((body) => {
-        nodeIO.set(next + 1, io);
-        return send(request, body);
-      });
+      return io.body().then((body) => send(request, body, io));
     },
     onChunk: (chunk: Uint8Array) => decoder.push(chunk),
   };
