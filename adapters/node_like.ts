@@ -119,14 +119,18 @@ export function spawnNodeLike(spawn: typeof spawnProcess, options: SpawnOptions)
     // "close": the process exited and every pipe, the channel's too, has been read to its end.
     child.once("close", (code, signal) => resolve({ code: signal ? null : code, signal }));
   });
+  // One wait for "drain" however many writes find the pipe full: a listener pair per blocked write piled up
+  // past Node's limit of 10 (MaxListenersExceededWarning) when a flush handed over many large bodies at once.
+  let drained: Promise<void> | null = null;
   return {
     pid: child.pid ?? -1,
     write(data) {
       if (child.stdin!.write(data)) return undefined;
-      return new Promise<void>((resolve) => {
+      return drained ??= new Promise<void>((resolve) => {
         const done = () => {
           child.stdin!.off("close", done);
           child.stdin!.off("drain", done);
+          drained = null;
           resolve();
         };
         child.stdin!.once("drain", done);

@@ -222,6 +222,26 @@ describe(`runtime adapter (${runtime.name})`, () => {
     }
   });
 
+  test("many writes to a child that does not read wait without warnings, and all end when it dies", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    try {
+      const child = runtime.spawn({ cmd: ["sleep", "30"], onStdout: () => {}, onStderr: () => {} });
+      // 20 × 64 KiB: the pipe takes the first, the rest wait for it to drain.
+      const waits = Array.from({ length: 20 }, () => child.write(new Uint8Array(64 * 1024)));
+      const blocked = waits.filter((w) => w !== undefined);
+      assert.ok(blocked.length >= 15, `only ${blocked.length} writes waited`);
+      child.kill("SIGKILL");
+      await child.exited;
+      await Promise.all(blocked); // never settles if a wait outlives the pipe
+      await new Promise((r) => setTimeout(r, 0)); // warnings are emitted on the next tick
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   test("reports SIGTERM and SIGKILL as signals", async () => {
     for (const signal of ["SIGTERM", "SIGKILL"] as const) {
       const { child, until } = echoChild();
