@@ -18,7 +18,7 @@ import type {
   SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
-import { ReadBuffers } from "./buffers.ts";
+import { ReadBuffers, SPILL_BUFFERS } from "../src/buffers.ts";
 import { pump } from "./streams.ts";
 
 const PERMISSIONS = ["read", "write", "net", "env", "run", "sys", "ffi", "import"] as const;
@@ -349,7 +349,7 @@ function denoSpill(): SpillFiles | null {
   } catch {
     return null;
   }
-  const buffers = new ReadBuffers((length) => new ArrayBuffer(length));
+  const buffers = new ReadBuffers((length) => new ArrayBuffer(length), SPILL_BUFFERS);
   return {
     dir,
     write: (path, chunks) => {
@@ -366,7 +366,7 @@ function denoSpill(): SpillFiles | null {
       }
       return data;
     },
-    recycle: (data) => buffers.give(data),
+    recycle: (data) => void buffers.give(data),
     unlink: (path) => {
       try {
         Deno.removeSync(path);

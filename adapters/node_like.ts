@@ -10,7 +10,7 @@ import type process from "node:process";
 import type * as Fs from "node:fs";
 import type { Readable } from "node:stream";
 import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions, SpillFiles } from "../src/runtime.ts";
-import { ReadBuffers } from "./buffers.ts";
+import { ReadBuffers, SPILL_BUFFERS } from "../src/buffers.ts";
 
 type Process = typeof process;
 
@@ -18,7 +18,7 @@ type Process = typeof process;
 export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
   // Not zero-filled: every byte is read over (zeroing 1 MiB was 7% of a Bun dispatcher's time under 1 MiB echo).
   const Buffer = (globalThis as unknown as { Buffer: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
-  const buffers = new ReadBuffers((length) => Buffer.allocUnsafeSlow(length).buffer as ArrayBuffer);
+  const buffers = new ReadBuffers((length) => Buffer.allocUnsafeSlow(length).buffer as ArrayBuffer, SPILL_BUFFERS);
   return {
     dir,
     write: (path, chunks) => {
@@ -49,7 +49,7 @@ export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
         closeSync(fd);
       }
     },
-    recycle: (data) => buffers.give(data),
+    recycle: (data) => void buffers.give(data),
     unlink: (path) => fs().rmSync(path, { force: true }),
     list: () => fs().readdirSync(dir).filter((name) => name.startsWith("forkyard-")),
   };

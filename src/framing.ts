@@ -8,6 +8,7 @@
  * @module
  */
 
+import { ReadBuffers } from "./buffers.ts";
 import type { SpillFiles } from "./runtime.ts";
 
 /** First byte of every frame; anything else on the channel is garbage. */
@@ -105,8 +106,25 @@ export class ChannelError extends Error {
   }
 }
 
-/** Callback receiving one decoded frame. */
-export type FrameHandler = (type: number, header: any, body: Uint8Array) => void;
+/**
+ * Callback receiving one decoded frame. `lent`: the body's bytes are lent (a large frame, or a spilled body
+ * read into reused bytes); give them back with {@linkcode recycleBody} once nothing reads them, or drop them.
+ */
+export type FrameHandler = (type: number, header: any, body: Uint8Array, lent: boolean) => void;
+
+/** Frames from this size on that arrive over several reads are assembled in reused bytes. */
+const LENT_FRAME = 64 * 1024;
+/** Bytes of such frames kept per process for later ones. */
+const FRAME_BUFFERS = 4 * 1024 * 1024;
+const frameBuffers = new ReadBuffers((length) => new ArrayBuffer(length), FRAME_BUFFERS);
+
+/**
+ * Gives back a body a {@linkcode FrameHandler} got as lent, once nothing reads or writes it any more: a later
+ * frame or spill read may fill the same bytes. Bodies that were not lent, or were given back already, are ignored.
+ */
+export function recycleBody(body: Uint8Array, spill: SpillFiles | null): void {
+  if (!frameBuffers.give(body)) spill?.recycle?.(body);
+}
 
 /** Incremental decoder: feed it chunks, it calls back once per whole frame. */
 export class FrameDecoder {
@@ -114,6 +132,7 @@ export class FrameDecoder {
   #pending: Uint8Array = EMPTY;
   /** An unfinished frame whose size is known: filled in place, never re-copied. */
   #frame: Uint8Array | null = null;
+  #frameLent = false;
   #filled = 0;
   #onFrame: FrameHandler;
   #spill: SpillFiles | null;
@@ -141,7 +160,7 @@ export class FrameDecoder {
       this.#filled += take;
       if (this.#filled < frame.length) return;
       this.#frame = null;
-      this.#parse(frame);
+      this.#parse(frame, this.#frameLent);
       if (take === chunk.length) return;
       buf = chunk.subarray(take);
     } else if (this.#pending.length > 0) {
@@ -158,14 +177,19 @@ export class FrameDecoder {
       return;
     }
     // A frame larger than what arrived: allocate it whole once and fill it as chunks come.
-    const frame = new Uint8Array(PREFIX + readU32(tail, 2) + readU32(tail, 6));
+    const size = PREFIX + readU32(tail, 2) + readU32(tail, 6);
+    this.#frameLent = size >= LENT_FRAME;
+    const frame = this.#frameLent ? frameBuffers.take(size) : new Uint8Array(size);
     frame.set(tail, 0);
     this.#frame = frame;
     this.#filled = tail.length;
   }
 
-  /** Decodes every whole frame in `buf`; returns the offset of the first incomplete one. */
-  #parse(buf: Uint8Array): number {
+  /**
+   * Decodes every whole frame in `buf`; returns the offset of the first incomplete one. `lent`: `buf` is one
+   * frame assembled in lent bytes.
+   */
+  #parse(buf: Uint8Array, lent = false): number {
     let off = 0;
     const len = buf.length;
     while (len - off >= PREFIX) {
@@ -186,8 +210,11 @@ export class FrameDecoder {
       }
       let body = blen > 0 ? buf.subarray(off + PREFIX + hlen, end) : EMPTY;
       off = end;
-      if (type & SPILLED) body = this.#unspill(body);
-      this.#onFrame(type & ~SPILLED, header, body);
+      if (type & SPILLED) {
+        body = this.#unspill(body);
+        lent = this.#spill!.recycle !== undefined;
+      }
+      this.#onFrame(type & ~SPILLED, header, body, lent && blen > 0);
     }
     return off;
   }

@@ -13,6 +13,7 @@ import {
   F,
   FrameDecoder,
   FrameWriter,
+  recycleBody,
   removeSpills,
   SPILL_THRESHOLD,
   type SpillOptions,
@@ -206,7 +207,7 @@ export class Supervisor {
   /** Starts a process; it becomes a worker when {@linkcode #spawn} gives it a slot and sends INIT. */
   #launch(): Launched {
     const decoder = new FrameDecoder(
-      (type, header, body) => this.#onFrame(launched.worker!, type, header, body),
+      (type, header, body, lent) => this.#onFrame(launched.worker!, type, header, body, lent),
       this.#host.runtime.spill(),
       (path) => launched.worker!.writer.send(F.RELEASE, { p: path }),
     );
@@ -345,11 +346,11 @@ export class Supervisor {
     }
   }
 
-  #onFrame(worker: WorkerProcess, type: number, header: any, body: Uint8Array) {
+  #onFrame(worker: WorkerProcess, type: number, header: any, body: Uint8Array, lent: boolean) {
     worker.lastSeen = Date.now();
     switch (type) {
       case F.RESPONSE:
-        this.#onResponse(worker, header, body);
+        this.#onResponse(worker, header, body, lent);
         return;
       case F.HEARTBEAT:
         worker.rss = header.r;
@@ -430,9 +431,18 @@ export class Supervisor {
     this.#drain();
   }
 
-  #onResponse(worker: WorkerProcess, h: { i: number; s: number; k?: number; h?: string[] }, body: Uint8Array) {
+  #onResponse(
+    worker: WorkerProcess,
+    h: { i: number; s: number; k?: number; h?: string[] },
+    body: Uint8Array,
+    lent: boolean,
+  ) {
     const p = worker.inflight.get(h.i);
-    if (p === undefined) return; // timed out or cancelled: the client has its answer
+    if (p === undefined) {
+      // timed out or cancelled: the client has its answer
+      if (lent) recycleBody(body, this.#host.runtime.spill());
+      return;
+    }
     worker.inflight.delete(h.i);
     worker.busy--;
     worker.served++;
@@ -442,11 +452,11 @@ export class Supervisor {
     if (this.#host.answered && p.client !== null) {
       const info = responseInfo(response.status, response.headers, body);
       queueMicrotask(() => this.#host.answered!(info, p));
-    } else if (body.length >= SPILL_THRESHOLD && p.adapter?.afterResponse !== undefined) {
-      // Read from a spill file (only those are this large): once written out, its bytes may take a later body.
-      // Not when onResponse() sees them: it may keep them.
-      const files = this.#host.runtime.spill()!;
-      p.adapter.afterResponse(() => files.recycle?.(body));
+    } else if (lent && p.adapter?.afterResponse !== undefined) {
+      // Once the runtime no longer reads them, the bytes may take a later body; not when onResponse() sees
+      // them: it may keep them.
+      const files = this.#host.runtime.spill();
+      p.adapter.afterResponse(() => recycleBody(body, files));
     }
     this.#next(worker);
   }

@@ -8,8 +8,20 @@ import { type App, runtime, startApp } from "./helpers.ts";
 const MiB = 1024 * 1024;
 const pattern = (size: number, seed: number) => new Uint8Array(size).map((_, i) => (i * 31 + seed * 7) & 255);
 
-/** Sends a POST over a raw socket; resolves the socket once the response's head has begun to arrive, paused. */
-function postPaused(port: number, body: Uint8Array): Promise<{ socket: Socket; head: Buffer[] }> {
+/** A POST of `body` to /echo, as raw HTTP/1.1. */
+const rawPost = (body: Uint8Array) =>
+  Buffer.concat([
+    Buffer.from(
+      `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`,
+    ),
+    body,
+  ]);
+
+/**
+ * Sends POSTs one after another on one connection (pipelined) without reading the answers; resolves once the
+ * first answer has begun to arrive, with the socket paused.
+ */
+function postPaused(port: number, bodies: Uint8Array[]): Promise<{ socket: Socket; head: Buffer[] }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, "127.0.0.1");
     const head: Buffer[] = [];
@@ -19,27 +31,38 @@ function postPaused(port: number, body: Uint8Array): Promise<{ socket: Socket; h
       head.push(chunk);
       resolve({ socket, head });
     });
-    socket.write(
-      `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n` +
-        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
-    );
-    socket.write(body);
+    for (const body of bodies) socket.write(rawPost(body));
   });
 }
 
-/** Reads the rest of a paused response to its end and returns its body. */
-function finish(socket: Socket, head: Buffer[]): Promise<Buffer> {
+/** Reads the rest of a paused connection until `count` answers came or it ended; returns their bodies. */
+function finish(socket: Socket, head: Buffer[], count: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
-    const chunks = [...head];
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.once("error", reject);
-    socket.once("end", () => {
-      const all = Buffer.concat(chunks);
-      const split = all.indexOf("\r\n\r\n");
-      assert.match(all.subarray(0, split).toString(), /^HTTP\/1\.1 200/);
-      resolve(all.subarray(split + 4));
+    let data = Buffer.concat(head);
+    const bodies: Buffer[] = [];
+    const done = () => {
+      socket.destroy();
+      resolve(bodies);
+    };
+    const take = () => {
+      for (let split; bodies.length < count && (split = data.indexOf("\r\n\r\n")) >= 0;) {
+        const headText = data.subarray(0, split).toString();
+        const length = Number(/content-length: *(\d+)/i.exec(headText)?.[1]);
+        if (data.length < split + 4 + length) return;
+        assert.match(headText, /^HTTP\/1\.1 200/);
+        bodies.push(data.subarray(split + 4, split + 4 + length));
+        data = data.subarray(split + 4 + length);
+      }
+      if (bodies.length === count) done();
+    };
+    socket.on("data", (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      take();
     });
+    socket.once("end", done);
+    socket.once("error", reject);
     socket.resume();
+    take();
   });
 }
 
@@ -52,19 +75,28 @@ describe(`large bodies (${runtime.name})`, () => {
     await app?.stop();
   });
 
-  test("a response the client has not read keeps its bytes while later responses of its size go through", async () => {
-    // The held response cannot be written out while its client does not read (6 MiB is more than the socket
-    // buffers take): if its bytes were given back for reuse too early, the next responses would overwrite them.
-    const held = pattern(6 * MiB, 1);
+  test("responses the client has not read keep their bytes while later responses of their size go through", async () => {
+    // The held answers cannot be written out while their client does not read (6 MiB is more than the socket
+    // buffers take; the 200 KiB answer, pipelined behind it, waits in the server): if their bytes were given
+    // back for reuse too early, the next responses would overwrite them. 6 MiB bodies cross in spill files,
+    // 200 KiB ones as frames larger than one read from the channel: both are read into reused bytes. Only on
+    // Node does a 200 KiB answer wait pipelined: Deno's server answers the first of pipelined requests and
+    // closes, Bun's answers none of them (and both copy a Response's body when it is made, Node's does not).
+    const held = runtime.name === "node" ? [pattern(6 * MiB, 1), pattern(200 * 1024, 2)] : [pattern(6 * MiB, 1)];
     const { socket, head } = await postPaused(app.port, held);
-    for (let seed = 2; seed < 8; seed++) {
-      const body = pattern(6 * MiB, seed);
-      const res = await fetch(`${app.url}/echo`, { method: "POST", body });
-      assert.equal(res.status, 200);
-      assert.ok(Buffer.from(await res.arrayBuffer()).equals(body), `response ${seed} differs`);
+    for (let seed = 3; seed < 9; seed++) {
+      for (const size of [200 * 1024, 6 * MiB]) {
+        const body = pattern(size, seed);
+        const res = await fetch(`${app.url}/echo`, { method: "POST", body });
+        assert.equal(res.status, 200);
+        assert.ok(Buffer.from(await res.arrayBuffer()).equals(body), `response ${seed} of ${size} bytes differs`);
+      }
     }
-    const back = await finish(socket, head);
+    const back = await finish(socket, head, held.length);
     assert.equal(back.length, held.length);
-    assert.ok(back.equals(held), "the held response changed while it waited");
+    back.forEach((body, i) => {
+      assert.equal(body.length, held[i].length);
+      assert.ok(body.equals(held[i]), `held response ${i} changed while it waited`);
+    });
   });
 });

@@ -3,7 +3,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { readdirSync, readFileSync } from "node:fs";
-import { F, FrameDecoder, FrameWriter, removeSpills } from "../src/framing.ts";
+import { F, FrameDecoder, FrameWriter, recycleBody, removeSpills } from "../src/framing.ts";
 import { alive, eventually, fixture, httpsGet, pipesCommand, runtime, start } from "./helpers.ts";
 
 function echoChild() {
@@ -199,6 +199,34 @@ describe(`runtime adapter (${runtime.name})`, () => {
     }
     if (files === null) t.diagnostic("no spill directory on this machine: the spilled case did not run");
     else assert.deepEqual(readdirSync(files.dir).filter((n) => n.startsWith(prefix)), []);
+  });
+
+  test("frames of 64 KiB and more that span reads are lent, and their bytes are reused once given back", async () => {
+    const got: { body: Uint8Array; lent: boolean }[] = [];
+    const decoder = new FrameDecoder((_type, _header, body, lent) => got.push({ body, lent }));
+    const chunks: Uint8Array[] = [];
+    const writer = new FrameWriter((data) => void chunks.push(data.slice()));
+    const big = (seed: number) => new Uint8Array(100 * 1024).fill(seed);
+    writer.send(F.CHUNK, { n: 1 }, big(1));
+    writer.send(F.CHUNK, { n: 2 }, new Uint8Array(10).fill(2));
+    await writer.drain();
+    // In 1000-byte reads: every frame spans reads.
+    const feed = () => {
+      const all = Buffer.concat(chunks.splice(0));
+      for (let off = 0; off < all.length; off += 1000) decoder.push(all.subarray(off, off + 1000));
+    };
+    feed();
+    assert.deepEqual(got.map((f) => [f.body.length, f.lent]), [[100 * 1024, true], [10, false]]);
+    assert.ok(got[0].body.every((b) => b === 1));
+    recycleBody(got[0].body, null);
+    recycleBody(got[0].body, null); // twice: ignored
+    writer.send(F.CHUNK, { n: 3 }, big(3));
+    writer.send(F.CHUNK, { n: 4 }, big(4));
+    await writer.drain();
+    feed();
+    assert.equal(got[2].body.buffer, got[0].body.buffer, "the given-back bytes were not reused");
+    assert.notEqual(got[3].body.buffer, got[0].body.buffer, "bytes given back twice were lent twice");
+    assert.ok(got[2].body.every((b) => b === 3) && got[3].body.every((b) => b === 4));
   });
 
   test("recycle(), where offered, refills only bytes read() returned, and hands each out once", (t) => {

@@ -9,6 +9,7 @@ import {
   F,
   FrameDecoder,
   FrameWriter,
+  recycleBody,
   removeOrphanSpills,
   SPILL_THRESHOLD,
   spillPrefix,
@@ -91,7 +92,7 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
     spill === null ? undefined : { files: spill, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
   );
   const decoder = new FrameDecoder(
-    (_type, header: { i: number; x: string }, body) => {
+    (_type, header: { i: number; x: string }, body, lent) => {
       const resolve = waiting.get(header.i)!;
       waiting.delete(header.i);
       const type = body.length === 0 ? "application/json" : "application/octet-stream";
@@ -99,13 +100,11 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
         ? { "content-type": type, "x-request-id": header.x }
         : { "content-type": type };
       resolve(new Response(body.length === 0 ? json : body as BodyInit, { headers }));
-      if (body.length === 0) return;
       const io = nodeIO.get(header.i);
-      if (io === undefined) spill?.recycle?.(body);
-      else {
-        nodeIO.delete(header.i);
-        io.after(() => spill?.recycle?.(body));
-      }
+      if (io !== undefined) nodeIO.delete(header.i);
+      if (!lent) return;
+      if (io === undefined) recycleBody(body, spill);
+      else io.after(() => recycleBody(body, spill));
     },
     spill,
     (path) => writer.release(path),
