@@ -83,16 +83,19 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
   // The table forkyard keeps its requests in (a Map costs a Node dispatcher 1-2 µs a request in GC, see id_table.ts).
   const waiting = new IdTable<(r: Response) => void>();
   const nodeIO = new IdTable<NodeIO>();
+  const ownFiles = spillPrefix(runtime.pid);
   let next = 0;
   const writer = new FrameWriter(
     (bytes) => {
       write(bytes);
       return undefined;
     },
-    spill === null ? undefined : { files: spill, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
+    spill === null ? undefined : { files: spill, prefix: ownFiles, threshold: SPILL_THRESHOLD },
   );
   const decoder = new FrameDecoder(
-    (_type, header: { i: number; x: string }, body, lent) => {
+    (frameType, header: { i: number; x: string; p: string }, body, lent) => {
+      // A decoding child (node_decode_child.ts) read one of our files: it may take a later body.
+      if (frameType === F.RELEASED) return writer.release(header.p);
       const resolve = waiting.get(header.i)!;
       waiting.delete(header.i);
       const type = body.length === 0 ? "application/json" : "application/octet-stream";
@@ -107,7 +110,8 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
       else io.after(() => recycleBody(body, spill));
     },
     spill,
-    (path) => writer.release(path),
+    // The echo child hands back our own files; a decoding child writes files of its own, which it may reuse.
+    (path) => path.includes(`/${ownFiles}`) ? writer.release(path) : writer.send(F.RELEASE, { p: path }),
   );
   const send = (request: Request, body: Body, io?: NodeIO): Promise<Response> => {
     const url = request.url;

@@ -2,7 +2,8 @@
 // forwards a 16-byte message per request to a child that echoes it back over its stdin and a pipe
 // of its own (fd 3, as forkyard's Node workers write), batched once per event-loop turn, no parsing;
 // with PROTOCOL=1, forkyard's frames instead (see forwarder.ts), and TRACE_HEADER=0 answers those
-// without the x-request-id header. Prints {"port": N} when listening. Run by bench/run.mjs.
+// without the x-request-id header; CHILD=decode runs node_decode_child.ts, a child that does a worker's minimum.
+// Prints {"port": N} when listening. Run by bench/run.mjs.
 import { spawn } from "node:child_process";
 import process from "node:process";
 import type { Readable } from "node:stream";
@@ -13,7 +14,11 @@ import { forwarder, type NodeIO, protocolForwarder } from "./forwarder.ts";
 
 const child = spawn(
   process.execPath,
-  [...process.execArgv, new URL("./node_echo_child.ts", import.meta.url).pathname],
+  [
+    ...process.execArgv,
+    new URL(process.env.CHILD === "decode" ? "./node_decode_child.ts" : "./node_echo_child.ts", import.meta.url)
+      .pathname,
+  ],
   {
     stdio: ["pipe", "inherit", "inherit", "pipe"],
   },
