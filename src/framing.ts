@@ -209,12 +209,13 @@ export class FrameDecoder {
         }
       }
       let body = blen > 0 ? buf.subarray(off + PREFIX + hlen, end) : EMPTY;
+      let bodyLent = lent && blen > 0;
       off = end;
       if (type & SPILLED) {
         body = this.#unspill(body);
-        lent = this.#spill!.recycle !== undefined;
+        bodyLent = this.#spill!.recycle !== undefined;
       }
-      this.#onFrame(type & ~SPILLED, header, body, lent && blen > 0);
+      this.#onFrame(type & ~SPILLED, header, body, bodyLent);
     }
     return off;
   }

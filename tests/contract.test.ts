@@ -159,6 +159,22 @@ describe(`runtime adapter (${runtime.name})`, () => {
     assert.deepEqual(got.map((f) => [f.type, f.header, f.body]), sent);
   });
 
+  test("only a spilled body is lent among frames read together, not the frames after it", async (t) => {
+    const files = runtime.spill();
+    if (files?.recycle === undefined) return t.skip("this runtime's spill files lend nothing");
+    const prefix = `forkyard-test-${runtime.pid}-lent-`;
+    const got: [number, boolean][] = [];
+    const decoder = new FrameDecoder((_type, _header, body, lent) => got.push([body.length, lent]), files);
+    const chunks: Uint8Array[] = [];
+    const writer = new FrameWriter((data) => void chunks.push(data.slice()), { files, prefix, threshold: 1024 });
+    writer.send(F.CHUNK, {}, new Uint8Array(10));
+    writer.send(F.CHUNK, {}, new Uint8Array(2000)); // spilled
+    writer.send(F.CHUNK, {}, new Uint8Array(20));
+    await writer.drain();
+    decoder.push(Buffer.concat(chunks)); // one read holds all three
+    assert.deepEqual(got, [[10, false], [2000, true], [20, false]]);
+  });
+
   test("a reader without a release callback removes each spill file it read", async (t) => {
     const files = runtime.spill();
     if (files === null) return t.skip("no spill directory on this machine");
