@@ -170,9 +170,15 @@ async function interleaved(servers, path, opts = {}) {
  */
 async function floors(rt, only) {
   const floor = (name) => join(root, "bench", "floor", name);
+  // On Node, also the same forwarder with a child that does a worker's minimum (decodes every frame and sends it
+  // back): there the echo floor is above the targets, and this says how much of the rest a worker's own work costs.
+  const decode = async () =>
+    rt === "node"
+      ? { floorDecode: await start([...RUN.node, floor("node_forward.ts")], { PROTOCOL: "1", CHILD: "decode" }) }
+      : {};
   if (only === "protocol") {
     const env = { PROTOCOL: "1", ...(rt === "deno" ? { CHANNEL: "unix" } : {}) };
-    return { floorProtocol: await start([...RUN[rt], floor(`${rt}_forward.ts`)], env) };
+    return { floorProtocol: await start([...RUN[rt], floor(`${rt}_forward.ts`)], env), ...(await decode()) };
   }
   if (rt === "deno") {
     return {
@@ -190,6 +196,7 @@ async function floors(rt, only) {
   return {
     floorStdio: await start([...RUN.node, floor("node_forward.ts")]),
     floorProtocol: await start([...RUN.node, floor("node_forward.ts")], { PROTOCOL: "1" }),
+    ...(await decode()),
   };
 }
 
@@ -201,6 +208,7 @@ function floorLabels(rt) {
     ["floorStdio", `bare forwarder over ${pipes}, no parsing`],
     ["floorUnix", "bare forwarder over Unix socket, no parsing"],
     ["floorProtocol", `forwarder with forkyard's frames over ${channel}, no supervision`],
+    ["floorDecode", `the same, its child decoding and re-encoding every frame (a worker's minimum)`],
   ];
 }
 
@@ -457,9 +465,8 @@ for (const rt of runtimes) {
       key === "echo1m" ? "≥ 0.5" : "",
       key === "echo1m" ? check(ratio(f, b) >= 0.5) : "",
     );
-    if (r[key].floorProtocol) {
-      const fl = fmt(r[key].floorProtocol).median;
-      const floorLabel = floorLabels(rt).find(([k]) => k === "floorProtocol")[1];
+    for (const [floorKey, floorLabel] of floorLabels(rt).filter(([k]) => r[key][k])) {
+      const fl = fmt(r[key][floorKey]).median;
       row(rt, `POST echo ${label}, floor: ${floorLabel}`, `${mbs(fl)} MiB/s`, ratio(fl, b).toFixed(2), "", "");
     }
   }
@@ -520,6 +527,10 @@ two servers measured in the same run; absolute numbers vary between machines and
   does, with no routing and no supervision. Under POST echo it sends the body as forkyard does (large ones
   through a spill file in /dev/shm, which the echoed frame names, so it reads back the file it wrote) and
   answers with it; its child does no work, where forkyard's worker reads the body and writes it back.
+  On Node a third floor runs the same forwarder with a child that does a worker's minimum
+  (\`node_decode_child.ts\`): it decodes every frame (a spilled body read into bytes of its own, as a
+  worker must hand them to its handler) and sends it back (a large body through a spill file of its own),
+  with no routing, no handler and no supervision.
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.
