@@ -170,12 +170,12 @@ async function interleaved(servers, path, opts = {}) {
  */
 async function floors(rt, only) {
   const floor = (name) => join(root, "bench", "floor", name);
-  // On Node, also the same forwarder with a child that does a worker's minimum (decodes every frame and sends it
-  // back): there the echo floor is above the targets, and this says how much of the rest a worker's own work costs.
+  // On Node and Bun, also the same forwarder with a child that does a worker's minimum (decodes every frame and
+  // sends it back): how much of forkyard's gap to the echo floor a worker's own work explains.
   const decode = async () =>
-    rt === "node"
-      ? { floorDecode: await start([...RUN.node, floor("node_forward.ts")], { PROTOCOL: "1", CHILD: "decode" }) }
-      : {};
+    rt === "deno"
+      ? {}
+      : { floorDecode: await start([...RUN[rt], floor(`${rt}_forward.ts`)], { PROTOCOL: "1", CHILD: "decode" }) };
   if (only === "protocol") {
     const env = { PROTOCOL: "1", ...(rt === "deno" ? { CHANNEL: "unix" } : {}) };
     return { floorProtocol: await start([...RUN[rt], floor(`${rt}_forward.ts`)], env), ...(await decode()) };
@@ -527,10 +527,12 @@ two servers measured in the same run; absolute numbers vary between machines and
   does, with no routing and no supervision. Under POST echo it sends the body as forkyard does (large ones
   through a spill file in /dev/shm, which the echoed frame names, so it reads back the file it wrote) and
   answers with it; its child does no work, where forkyard's worker reads the body and writes it back.
-  On Node a third floor runs the same forwarder with a child that does a worker's minimum
-  (\`node_decode_child.ts\`): it decodes every frame (a spilled body read into bytes of its own, as a
+  On Node and Bun a third floor runs the same forwarder with a child that does a worker's minimum
+  (\`decode_child.ts\`, over the channel a worker of that runtime uses): it decodes every frame (a spilled body read into bytes of its own, as a
   worker must hand them to its handler) and sends it back (a large body through a spill file of its own),
-  with no routing, no handler and no supervision.
+  with no routing, no handler and no supervision. How to read them: a floor is what a dispatcher of this
+  design reaches on this machine without forkyard's routing and supervision; where a floor's ratio is
+  already short of a target, no tuning of forkyard meets that target here.
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.

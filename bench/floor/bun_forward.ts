@@ -1,7 +1,7 @@
 // The floor for a dispatcher on Bun: Bun.serve forwards a 16-byte message per request to a
 // child that echoes it back over its stdin/stdout, batched once per event-loop turn, no parsing;
 // with PROTOCOL=1, forkyard's frames instead (see forwarder.ts), and TRACE_HEADER=0 answers those
-// without the x-request-id header.
+// without the x-request-id header; CHILD=decode runs decode_child.ts, a child that does a worker's minimum.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import process from "node:process";
 import { runtime } from "../../adapters/bun.ts";
@@ -17,7 +17,8 @@ const Bun = (globalThis as unknown as {
     serve(o: { port: number; hostname: string; fetch(request: Request): Promise<Response> }): { port: number };
   };
 }).Bun;
-const child = Bun.spawn([process.execPath, new URL("./bun_echo_child.ts", import.meta.url).pathname], {
+const childFile = process.env.CHILD === "decode" ? "./decode_child.ts" : "./bun_echo_child.ts";
+const child = Bun.spawn([process.execPath, new URL(childFile, import.meta.url).pathname], {
   stdin: "pipe",
   stdout: "pipe",
 });

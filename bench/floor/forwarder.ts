@@ -94,7 +94,7 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
   );
   const decoder = new FrameDecoder(
     (frameType, header: { i: number; x: string; p: string }, body, lent) => {
-      // A decoding child (node_decode_child.ts) read one of our files: it may take a later body.
+      // A decoding child (decode_child.ts) read one of our files: it may take a later body.
       if (frameType === F.RELEASED) return writer.release(header.p);
       const resolve = waiting.get(header.i)!;
       waiting.delete(header.i);

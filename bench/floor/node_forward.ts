@@ -2,7 +2,7 @@
 // forwards a 16-byte message per request to a child that echoes it back over its stdin and a pipe
 // of its own (fd 3, as forkyard's Node workers write), batched once per event-loop turn, no parsing;
 // with PROTOCOL=1, forkyard's frames instead (see forwarder.ts), and TRACE_HEADER=0 answers those
-// without the x-request-id header; CHILD=decode runs node_decode_child.ts, a child that does a worker's minimum.
+// without the x-request-id header; CHILD=decode runs decode_child.ts, a child that does a worker's minimum.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import { spawn } from "node:child_process";
 import process from "node:process";
@@ -10,17 +10,17 @@ import type { Readable } from "node:stream";
 import { serve } from "@hono/node-server";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { runtime } from "../../adapters/node.ts";
+import { CHANNEL_FD_ENV } from "../../adapters/node_like.ts";
 import { forwarder, type NodeIO, protocolForwarder } from "./forwarder.ts";
 
+const decode = process.env.CHILD === "decode";
 const child = spawn(
   process.execPath,
-  [
-    ...process.execArgv,
-    new URL(process.env.CHILD === "decode" ? "./node_decode_child.ts" : "./node_echo_child.ts", import.meta.url)
-      .pathname,
-  ],
+  [...process.execArgv, new URL(decode ? "./decode_child.ts" : "./node_echo_child.ts", import.meta.url).pathname],
+  // The decoding child finds its channel pipe as a worker does.
   {
     stdio: ["pipe", "inherit", "inherit", "pipe"],
+    env: decode ? { ...process.env, [CHANNEL_FD_ENV]: "3" } : undefined,
   },
 );
 const write = (bytes: Uint8Array) => void child.stdin!.write(bytes);
