@@ -191,6 +191,7 @@ async function floors(rt, only) {
     return {
       floorStdio: await start([...RUN.bun, floor("bun_forward.ts")]),
       floorProtocol: await start([...RUN.bun, floor("bun_forward.ts")], { PROTOCOL: "1" }),
+      ...(await decode()),
     };
   }
   return {
