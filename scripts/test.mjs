@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the whole suite under `deno test`, `bun test` and `node --test` (Node 24 from
 // node_modules, with tsx for decorators), prints each runtime's counts, and fails when any
-// runtime fails or runs no test. Then checks `deno publish --dry-run` and `deno lint`.
+// runtime fails or runs no test. Then runs `deno lint`, `deno check` on tests, examples and benchmarks, and
+// `deno publish --dry-run`.
 //
 //   node scripts/test.mjs            all runtimes
 //   node scripts/test.mjs deno bun   some of them
@@ -75,11 +76,12 @@ for (const runtime of wanted) {
 
 if (!process.env.FORKYARD_TEST_FILES && wanted.length === 3) {
   for (
-    const [name, args] of [["deno lint", ["lint"]], ["deno publish --dry-run", [
-      "publish",
-      "--dry-run",
-      "--allow-dirty",
-    ]]]
+    const [name, args] of [
+      ["deno lint", ["lint"]],
+      // Type-checks what publishing does not: the tests, the examples and the benchmarks.
+      ["deno check", ["check", "tests", "examples", "bench"]],
+      ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
+    ]
   ) {
     console.log(`\n=== ${name}\n`);
     const { code } = await run(bin("deno"), args);

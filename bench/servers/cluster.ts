@@ -7,8 +7,8 @@ import { burn } from "./baseline_burn.ts";
 const body = JSON.stringify({ hello: "world" });
 const workers = Number(process.env.WORKERS ?? 2);
 if (cluster.isPrimary) {
+  // Workers inherit PORT from this process's environment.
   const port = Number(process.env.PORT);
-  cluster.setupPrimary({ env: { ...process.env, PORT: String(port) } });
   let ready = 0;
   for (let i = 0; i < workers; i++) {
     cluster.fork().on("listening", () => {
