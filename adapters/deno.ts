@@ -40,9 +40,13 @@ function allGranted(): boolean {
   return PERMISSIONS.every((name) => Deno.permissions.querySync({ name }).state === "granted");
 }
 
-/** Name of the variables that tell a worker where its socket channel is. */
-const CHANNEL_ENV = "FORKYARD_CHANNEL";
-const TOKEN_BYTES = 16;
+/**
+ * The variable that tells a worker where its socket channel is: `name:token`, the abstract socket's name without
+ * its leading NUL and the hex token the worker sends first.
+ */
+export const CHANNEL_ENV = "FORKYARD_CHANNEL";
+/** Bytes of that token. */
+export const TOKEN_BYTES = 16;
 
 /**
  * The channel to a worker goes over a Unix socket where one can be had (Linux,

@@ -170,33 +170,33 @@ async function interleaved(servers, path, opts = {}) {
  */
 async function floors(rt, only) {
   const floor = (name) => join(root, "bench", "floor", name);
-  // On Node and Bun, also the same forwarder with a child that does a worker's minimum (decodes every frame and
-  // sends it back): how much of forkyard's gap to the echo floor a worker's own work explains.
-  const decode = async () =>
-    rt === "deno"
-      ? {}
-      : { floorDecode: await start([...RUN[rt], floor(`${rt}_forward.ts`)], { PROTOCOL: "1", CHILD: "decode" }) };
+  const env = { PROTOCOL: "1", ...(rt === "deno" ? { CHANNEL: "unix" } : {}) };
+  // Also the same forwarder with a child that does a worker's minimum (decodes every frame and sends it back): how
+  // much of forkyard's gap to the echo floor a worker's own work explains.
+  const decode = async () => ({
+    floorDecode: await start([...RUN[rt], floor(`${rt}_forward.ts`)], { ...env, CHILD: "decode" }),
+  });
   if (only === "protocol") {
-    const env = { PROTOCOL: "1", ...(rt === "deno" ? { CHANNEL: "unix" } : {}) };
     return { floorProtocol: await start([...RUN[rt], floor(`${rt}_forward.ts`)], env), ...(await decode()) };
   }
   if (rt === "deno") {
     return {
       floorStdio: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "stdio" }),
       floorUnix: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "unix" }),
-      floorProtocol: await start([...RUN.deno, floor("deno_forward.ts")], { CHANNEL: "unix", PROTOCOL: "1" }),
+      floorProtocol: await start([...RUN.deno, floor("deno_forward.ts")], env),
+      ...(await decode()),
     };
   }
   if (rt === "bun") {
     return {
       floorStdio: await start([...RUN.bun, floor("bun_forward.ts")]),
-      floorProtocol: await start([...RUN.bun, floor("bun_forward.ts")], { PROTOCOL: "1" }),
+      floorProtocol: await start([...RUN.bun, floor("bun_forward.ts")], env),
       ...(await decode()),
     };
   }
   return {
     floorStdio: await start([...RUN.node, floor("node_forward.ts")]),
-    floorProtocol: await start([...RUN.node, floor("node_forward.ts")], { PROTOCOL: "1" }),
+    floorProtocol: await start([...RUN.node, floor("node_forward.ts")], env),
     ...(await decode()),
   };
 }
@@ -528,7 +528,7 @@ two servers measured in the same run; absolute numbers vary between machines and
   does, with no routing and no supervision. Under POST echo it sends the body as forkyard does (large ones
   through a spill file in /dev/shm, which the echoed frame names, so it reads back the file it wrote) and
   answers with it; its child does no work, where forkyard's worker reads the body and writes it back.
-  On Node and Bun a third floor runs the same forwarder with a child that does a worker's minimum
+  A third floor runs the same forwarder with a child that does a worker's minimum
   (\`decode_child.ts\`, over the channel a worker of that runtime uses): it decodes every frame (a spilled body read into bytes of its own, as a
   worker must hand them to its handler) and sends it back (a large body through a spill file of its own),
   with no routing, no handler and no supervision. How to read them: a floor is what a dispatcher of this

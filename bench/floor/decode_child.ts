@@ -1,10 +1,10 @@
-// A child for node_forward.ts and bun_forward.ts (CHILD=decode, with PROTOCOL=1) that does a worker's minimum and no
-// more, over the channel a worker of that runtime uses (the adapter's parentChannel(): on Node stdin and a pipe of
-// its own, on Bun stdin and stdout): it decodes every frame (a spilled body is read from its file into bytes of its
-// own, as a worker must hand its handler the body), and sends the frame back with the same header and body (a large
-// body through a spill file of its own). No routing, no handler, no JSON result, no supervision. Run by
-// bench/run.mjs as the "decoding" floor: how much of the gap between forkyard and the echo floor a worker's own work
-// explains.
+// A child for the floor forwarders (CHILD=decode, with PROTOCOL=1) that does a worker's minimum and no more, over
+// the channel a worker of that runtime uses (the adapter's parentChannel(): on Node stdin and a pipe of its own, on
+// Bun stdin and stdout, on Deno a Unix socket): it decodes every frame (a spilled body is read from its file into
+// bytes of its own, as a worker must hand its handler the body), and sends the frame back with the same header and
+// body (a large body through a spill file of its own). No routing, no handler, no JSON result, no supervision. Run
+// by bench/run.mjs as the "decoding" floor: how much of the gap between forkyard and the echo floor a worker's own
+// work explains.
 //   CHILD=decode PROTOCOL=1 node bench/probe.mjs node bench/floor/node_forward.ts /echo
 import process from "node:process";
 import { loadRuntime } from "../../src/detect.ts";

@@ -2,9 +2,10 @@
 // child that echoes it back, batched once per event-loop turn, with no parsing at all.
 // CHANNEL=stdio (the child's stdin/stdout) or CHANNEL=unix (an abstract Unix socket); with
 // PROTOCOL=1, forkyard's frames instead of 16 bytes (see forwarder.ts), and TRACE_HEADER=0 answers
-// those without the x-request-id header.
+// those without the x-request-id header; CHILD=decode (with CHANNEL=unix) runs decode_child.ts, a child that does a
+// worker's minimum and connects as a Deno worker does.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
-import { runtime } from "../../adapters/deno.ts";
+import { CHANNEL_ENV, runtime, TOKEN_BYTES } from "../../adapters/deno.ts";
 import { forwarder, protocolForwarder } from "./forwarder.ts";
 
 const channel = Deno.env.get("CHANNEL") ?? "stdio";
@@ -12,18 +13,20 @@ const trace = Deno.env.get("TRACE_HEADER") !== "0";
 const make = Deno.env.get("PROTOCOL")
   ? (w: (b: Uint8Array) => void) => protocolForwarder(w, trace, runtime)
   : forwarder;
-const child = new URL("./deno_echo_child.ts", import.meta.url).pathname;
+const decode = Deno.env.get("CHILD") === "decode";
+const child = new URL(decode ? "./decode_child.ts" : "./deno_echo_child.ts", import.meta.url).pathname;
 let f: { handle(request: Request): Promise<Response>; onChunk(chunk: Uint8Array): void };
 if (channel === "unix") {
   // Abstract namespace: a leading NUL, which cannot travel in an environment variable (the child adds it).
   const address = `\0forkyard-floor-${Deno.pid}`;
   const listener = Deno.listen({ transport: "unix", path: address });
-  new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", child],
-    env: { CHANNEL: channel, ADDRESS: address.slice(1) },
-  })
-    .spawn();
+  // The decoding child connects as a worker does: it finds the socket in CHANNEL_ENV and sends the token first.
+  const env: Record<string, string> = decode
+    ? { [CHANNEL_ENV]: `${address.slice(1)}:${"00".repeat(TOKEN_BYTES)}` }
+    : { CHANNEL: channel, ADDRESS: address.slice(1) };
+  new Deno.Command(Deno.execPath(), { args: ["run", "-A", child], env }).spawn();
   const conn = await listener.accept();
+  let token = decode ? TOKEN_BYTES : 0;
   let busy = Promise.resolve();
   f = make((bytes) => {
     busy = busy.then(async () => {
@@ -32,7 +35,11 @@ if (channel === "unix") {
   });
   (async () => {
     const buf = new Uint8Array(65536);
-    for (let n; (n = await conn.read(buf)) !== null;) f.onChunk(buf.subarray(0, n));
+    for (let n; (n = await conn.read(buf)) !== null;) {
+      const skip = Math.min(token, n);
+      token -= skip;
+      if (n > skip) f.onChunk(buf.subarray(skip, n));
+    }
   })();
 } else {
   const proc = new Deno.Command(Deno.execPath(), {
