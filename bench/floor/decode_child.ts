@@ -6,7 +6,6 @@
 // by bench/run.mjs as the "decoding" floor: how much of the gap between forkyard and the echo floor a worker's own
 // work explains.
 //   CHILD=decode PROTOCOL=1 node bench/probe.mjs node bench/floor/node_forward.ts /echo
-import process from "node:process";
 import { loadRuntime } from "../../src/detect.ts";
 import { F, FrameDecoder, FrameWriter, SPILL_THRESHOLD, spillPrefix } from "../../src/framing.ts";
 
@@ -15,7 +14,7 @@ const channel = runtime.parentChannel();
 const files = runtime.spill();
 const writer = new FrameWriter(
   (bytes) => channel.write(bytes),
-  files === null ? undefined : { files, prefix: spillPrefix(process.pid), threshold: SPILL_THRESHOLD },
+  files === null ? undefined : { files, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
 );
 const decoder = new FrameDecoder(
   (type, header, body) => {
@@ -25,4 +24,4 @@ const decoder = new FrameDecoder(
   files,
   (path) => writer.send(F.RELEASED, { p: path }),
 );
-channel.start((chunk) => decoder.push(chunk), () => process.exit(0));
+channel.start((chunk) => decoder.push(chunk), () => runtime.exit(0));
