@@ -21,7 +21,7 @@ import {
 } from "./logging.ts";
 import { ABORT, type WireRequest, WorkerRequest } from "./request.ts";
 import { API_ROUTES, decoratedMethods, joinPattern, RouteTable } from "./routing.ts";
-import type { Runtime } from "./runtime.ts";
+import type { ParentChannel, Runtime } from "./runtime.ts";
 import { type Worker, Worker as WorkerBase, type WorkerClass, type WorkerContext } from "./worker.ts";
 
 /** The first frame a worker receives. */
@@ -435,30 +435,25 @@ export async function importWorkerClass(init: InitMessage): Promise<WorkerClass 
 }
 
 /**
- * Runs this process as a worker: waits for the dispatcher's init frame, loads
- * the worker class, and serves until told to stop or until stdin closes (the
- * dispatcher is gone). Never returns.
+ * A worker process's end of the channel to its dispatcher: frames go out through `writer` (large bodies through
+ * spill files), frames come in to `onFrame`, except the dispatcher's word that it read a spill file, which the writer
+ * takes. Garbage on the channel exits the process with 70; the channel's end (the dispatcher is gone, so nobody can
+ * read the answers) exits it with 0.
  */
-export async function runWorkerProcess(
-  resolveClass: (init: InitMessage) => WorkerClass | FetchApp | Promise<WorkerClass | FetchApp>,
-): Promise<never> {
-  const runtime = await loadRuntime();
+export function openWorkerChannel(
+  runtime: Runtime,
+  onFrame: (type: number, header: unknown, body: Uint8Array) => void,
+): { channel: ParentChannel; writer: FrameWriter } {
   const channel = runtime.parentChannel();
   const files = runtime.spill();
   const writer = new FrameWriter(
     (data) => channel.write(data),
     files === null ? undefined : { files, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
   );
-  let loop: WorkerLoop | undefined;
-  const early: [number, unknown, Uint8Array][] = [];
-  let gotInit!: (init: InitMessage) => void;
-  const initReceived = new Promise<InitMessage>((resolve) => (gotInit = resolve));
   const decoder = new FrameDecoder(
     (type, header, body) => {
-      if (type === F.INIT) gotInit(header as InitMessage);
-      else if (type === F.RELEASE) writer.release((header as { p: string }).p);
-      else if (loop) loop.onFrame(type, header, body);
-      else early.push([type, header, body.slice()]);
+      if (type === F.RELEASE) writer.release((header as { p: string }).p);
+      else onFrame(type, header, body);
     },
     files,
     (path) => writer.send(F.RELEASED, { p: path }),
@@ -471,9 +466,29 @@ export async function runWorkerProcess(
         runtime.exit(70);
       }
     },
-    // End of stdin: the dispatcher is gone, so nobody can read our answers.
     () => runtime.exit(0),
   );
+  return { channel, writer };
+}
+
+/**
+ * Runs this process as a worker: waits for the dispatcher's init frame, loads
+ * the worker class, and serves until told to stop or until stdin closes (the
+ * dispatcher is gone). Never returns.
+ */
+export async function runWorkerProcess(
+  resolveClass: (init: InitMessage) => WorkerClass | FetchApp | Promise<WorkerClass | FetchApp>,
+): Promise<never> {
+  const runtime = await loadRuntime();
+  let loop: WorkerLoop | undefined;
+  const early: [number, unknown, Uint8Array][] = [];
+  let gotInit!: (init: InitMessage) => void;
+  const initReceived = new Promise<InitMessage>((resolve) => (gotInit = resolve));
+  const { channel, writer } = openWorkerChannel(runtime, (type, header, body) => {
+    if (type === F.INIT) gotInit(header as InitMessage);
+    else if (loop) loop.onFrame(type, header, body);
+    else early.push([type, header, body.slice()]);
+  });
   // Ctrl+C reaches the whole process group and SIGHUP means "reload" to the
   // dispatcher: a worker ignores both and waits for the dispatcher's word.
   runtime.onSignal("SIGINT", () => {});
