@@ -16,7 +16,7 @@ import { main } from "./src/cli.ts";
 import { loadRuntime } from "./src/detect.ts";
 
 export { dispatcherFor, dispatcherFromConfig, main, parseArgs, UsageError, VERSION } from "./src/cli.ts";
-export type { CliArgs } from "./src/cli.ts";
+export type { CliArgs, RunningDispatcher } from "./src/cli.ts";
 
 function isMain(): boolean {
   const meta = import.meta as ImportMeta & { main?: boolean };

@@ -38,7 +38,7 @@ export {
   type WorkerStatus,
 } from "./src/pool.ts";
 export { ApiHandler, type ApiHandlerClass, Worker, type WorkerClass, type WorkerContext } from "./src/worker.ts";
-export { WorkerRequest } from "./src/request.ts";
+export { InvalidBody, WorkerRequest } from "./src/request.ts";
 export { Client, RejectRequest } from "./src/client.ts";
 export { type AnyFunction, api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";
 export { sse, type SSEEvent, type SSEStream } from "./src/sse.ts";

@@ -194,11 +194,14 @@ function serve(options: ServeOptions): Promise<HttpServer> {
 
 let spillFiles: SpillFiles | null | undefined;
 
+/** Bun flags a worker must not get (watchers, debuggers); the rest (`--preload`, `--conditions`, ...) it needs. */
+const DROP_FLAG = /^--(watch|hot|inspect)/;
+
 /** The Bun implementation of {@linkcode Runtime}. */
 export const runtime: Runtime = {
   name: "bun",
   pid: process.pid,
-  selfCommand: (script) => [process.execPath, script],
+  selfCommand: (script) => [process.execPath, ...process.execArgv.filter((flag) => !DROP_FLAG.test(flag)), script],
   spawn,
   parentChannel,
   onSignal(signal: SignalName, handler: () => void): () => void {

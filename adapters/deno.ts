@@ -35,6 +35,32 @@ function permissionFlags(): string[] {
   return flags;
 }
 
+/** `deno run` flags a worker must not get: permissions (recomputed above), watchers and debuggers. */
+const DROP_FLAG = /^(-A$|--allow-|--watch|--hmr|--inspect)/;
+
+/**
+ * The flags this process was run with that affect loading and running (`--sloppy-imports`, `--config`,
+ * `--import-map`, `--unstable-*`, `--env-file`, `--v8-flags`, `--conditions`, `--preload`, ...), so that a worker
+ * loads the program as the dispatcher did. Deno has no `execArgv`: they are read from `/proc/self/cmdline`; where
+ * that cannot be read, or the process is not a `deno run` of its main module, there are none.
+ */
+function runFlags(): string[] {
+  let argv: string[];
+  try {
+    argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
+  } catch {
+    return [];
+  }
+  if (argv[argv.length - 1] === "") argv.pop();
+  const script = argv.length - Deno.args.length - 1;
+  if (script < 1 || !Deno.mainModule.endsWith(argv[script].replace(/^\.\//, ""))) return [];
+  const before = argv.slice(1, script);
+  const command = before.findIndex((arg) => !arg.startsWith("-"));
+  // `deno run FLAGS script` or `deno FLAGS script`; anything else (`deno test`, `deno eval`) is not a program run.
+  if (command >= 0 && (command !== 0 || before[0] !== "run")) return [];
+  return before.filter((arg) => arg !== "run" && !DROP_FLAG.test(arg));
+}
+
 /** Whether this process holds every permission (then so do its children). */
 function allGranted(): boolean {
   return PERMISSIONS.every((name) => Deno.permissions.querySync({ name }).state === "granted");
@@ -386,7 +412,7 @@ function denoSpill(): SpillFiles | null {
 export const runtime: Runtime = {
   name: "deno",
   pid: Deno.pid,
-  selfCommand: (script) => [Deno.execPath(), "run", ...permissionFlags(), script],
+  selfCommand: (script) => [Deno.execPath(), "run", ...permissionFlags(), ...runFlags(), script],
   spawn,
   parentChannel,
   onSignal(signal: SignalName, handler: () => void): () => void {

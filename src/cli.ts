@@ -8,7 +8,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
+import { adoptNextRun, Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
+import { firstLine, loadFailure } from "./startup_errors.ts";
 import { AppPool, WorkerPool, type WorkerPoolOptions } from "./pool.ts";
 import { Worker, type WorkerClass } from "./worker.ts";
 import type { Runtime } from "./runtime.ts";
@@ -217,8 +218,59 @@ async function checkExports(dispatcher: Dispatcher, source: string): Promise<voi
   }
 }
 
-/** Loads what `forkyard serve <target>` names and returns the dispatcher to run. */
-export async function dispatcherFor(target: string, args: CliArgs): Promise<Dispatcher> {
+/** A dispatcher the served module started itself while being imported, with the promise of its end. */
+export interface RunningDispatcher {
+  /** The dispatcher, with the command line's flags applied. */
+  dispatcher: Dispatcher;
+  /** Resolves when it has shut down. */
+  finished: Promise<void>;
+}
+
+/**
+ * Imports the module `forkyard serve` names. A module that runs its own dispatcher at import (`await new
+ * MyDispatcher(...).run()` at top level) is adopted: the command line's flags apply to that dispatcher, which is
+ * then the one running. A module that fails to load is a {@linkcode UsageError} of one line.
+ */
+async function importModule(
+  href: string,
+  modulePath: string,
+  args: CliArgs,
+  runtimeName: string,
+): Promise<{ mod: Record<string, unknown> } | { running: RunningDispatcher }> {
+  let adopted!: (running: RunningDispatcher) => void;
+  const adoption = new Promise<{ running: RunningDispatcher }>((
+    resolve,
+  ) => (adopted = (running) => resolve({ running })));
+  const release = adoptNextRun((dispatcher, finished) => {
+    applyArgs(dispatcher, args);
+    adopted({ dispatcher, finished });
+  });
+  try {
+    return await Promise.race([import(href).then((mod) => ({ mod: mod as Record<string, unknown> })), adoption]);
+  } catch (error) {
+    throw new UsageError(loadFailure(error, modulePath, runtimeName));
+  } finally {
+    release();
+  }
+}
+
+/** The command line's --port, --host and --workers, applied to a dispatcher that has not started. */
+function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
+  const opts = dispatcher.options as { port: number; hostname: string };
+  if (args.port !== undefined) opts.port = args.port;
+  if (args.host !== undefined) opts.hostname = args.host;
+  if (args.workers !== undefined) { for (const pool of dispatcher.pools) pool.scale(args.workers); }
+}
+
+/**
+ * Loads what `forkyard serve <target>` names: the dispatcher to run, or, for a module that ran its own at import,
+ * that one already running.
+ */
+export async function dispatcherFor(
+  target: string,
+  args: CliArgs,
+  runtimeName = "node",
+): Promise<Dispatcher | RunningDispatcher> {
   let dispatcher: Dispatcher;
   if (target.endsWith(".json")) {
     const file = resolve(target);
@@ -240,7 +292,9 @@ export async function dispatcherFor(target: string, args: CliArgs): Promise<Disp
     const file = resolve(modulePath);
     if (!existsSync(file)) throw new UsageError(`cannot find module "${modulePath}"`);
     const url = pathToFileURL(file);
-    const mod = await import(url.href) as Record<string, unknown>;
+    const loaded = await importModule(url.href, modulePath, args, runtimeName);
+    if ("running" in loaded) return loaded.running;
+    const mod = loaded.mod;
     const found = exportName !== undefined
       ? mod[exportName]
       : mod.default ?? Object.values(mod).find((v) => v instanceof Dispatcher);
@@ -267,10 +321,7 @@ export async function dispatcherFor(target: string, args: CliArgs): Promise<Disp
       );
     }
   }
-  const opts = dispatcher.options as { port: number; hostname: string };
-  if (args.port !== undefined) opts.port = args.port;
-  if (args.host !== undefined) opts.hostname = args.host;
-  if (args.workers !== undefined) { for (const pool of dispatcher.pools) pool.scale(args.workers); }
+  applyArgs(dispatcher, args);
   return dispatcher;
 }
 
@@ -286,14 +337,16 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
       console.log(VERSION);
       return 0;
     }
-    const dispatcher = await dispatcherFor(args.target!, args);
-    await dispatcher.run();
+    const served = await dispatcherFor(args.target!, args, runtime.name);
+    if (served instanceof Dispatcher) await served.run();
+    else await served.finished;
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
       runtime.writeStderr(`forkyard: ${error.message}\n`);
       return 2;
     }
-    throw error;
+    runtime.writeStderr(`forkyard: ${firstLine(error)}\n`);
+    return 1;
   }
 }

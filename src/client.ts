@@ -65,7 +65,6 @@ export class Client {
     path: string,
     rawQuery: string,
     body: Uint8Array | readonly Uint8Array[],
-    data: unknown,
     peer: { remoteAddress(): string },
     contentType: string | null = request.headers.get("content-type"),
   ) {
@@ -75,11 +74,10 @@ export class Client {
     this.#rawQuery = rawQuery;
     this.#body = body;
     this.contentType = contentType;
-    this.#data = data;
     this.#peer = peer;
   }
 
-  /** Raw body bytes (empty for `@sync` routes, which do not read the body). */
+  /** Raw body bytes, as the request carried them. */
   get body(): Uint8Array {
     // Joined on first use: a body forwarded untouched is written out as the chunks it arrived in.
     if (!(this.#body instanceof Uint8Array)) this.#body = joinBody(this.#body);
@@ -91,10 +89,15 @@ export class Client {
     return this.request.headers;
   }
 
-  /** Query parameters, or `null` when the URL has none. */
+  /** Query parameters (last value wins), or `null` when the URL has none. */
   get query(): Record<string, string> | null {
     if (this.#query === undefined) this.#query = this.#rawQuery ? parseForm(this.#rawQuery) : null;
     return this.#query;
+  }
+
+  /** Every query parameter, repeated ones included: `getAll("x")` is `["1", "2"]` for `?x=1&x=2`. */
+  get searchParams(): URLSearchParams {
+    return new URLSearchParams(this.#rawQuery);
   }
 
   /** The raw query string without `?`. */
@@ -102,7 +105,10 @@ export class Client {
     return this.#rawQuery;
   }
 
-  /** The body decoded like `WorkerRequest.data`: JSON, form object, bytes, or `null`. */
+  /**
+   * The body decoded like `WorkerRequest.data`: JSON, form object, bytes, or `null`. Decoded on first use only (the
+   * dispatcher never parses a body it forwards); malformed JSON throws `InvalidBody`, which answers 400.
+   */
   get data(): unknown {
     if (this.#data === undefined) this.#data = decodeBody(this.body, this.contentType);
     return this.#data;

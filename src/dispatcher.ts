@@ -9,11 +9,12 @@ import type { Hono, MiddlewareHandler } from "hono";
 import type { LogRecord } from "@logtape/logtape";
 import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
 import { loadRuntime } from "./detect.ts";
-import { type Body, bodyLength, joinBody, removeOrphanSpills } from "./framing.ts";
+import { listenFailure } from "./startup_errors.ts";
+import { type Body, removeOrphanSpills } from "./framing.ts";
 import { checkKeys, intOption, stringOption } from "./options.ts";
 import { Pending, type PendingRequest, type WorkerPool, type WorkerResponse } from "./pool.ts";
-import { isJsonType, mediaType, type WireRequest } from "./request.ts";
-import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "./routing.ts";
+import { InvalidBody, type WireRequest } from "./request.ts";
+import { decoratedMethods, type PathParams, RouteTable, samplePath, SYNC_ROUTES, workerRoutes } from "./routing.ts";
 import type { AdapterRequest, HttpServer, Runtime } from "./runtime.ts";
 import type { Supervisor } from "./supervisor.ts";
 import { importWorkerClass, runWorkerProcess } from "./worker_loop.ts";
@@ -61,13 +62,56 @@ export interface ListenInfo {
 
 type SyncTarget = (client: Client, params: PathParams) => unknown;
 
+/** Called by the command line's hook with a dispatcher whose `run()` began, and the promise of its end. */
+export type Adopter = (dispatcher: Dispatcher, finished: Promise<void>) => void;
+let adopter: Adopter | undefined;
+
+/**
+ * While set, the next `Dispatcher.run()` call hands its dispatcher to `hook` (once) before it starts anything:
+ * `forkyard serve` sets it while importing a module, so that a module that runs its own dispatcher at import gets
+ * the command line's flags instead of being run twice. Returns a function that unsets it.
+ */
+export function adoptNextRun(hook: Adopter): () => void {
+  adopter = hook;
+  return () => {
+    if (adopter === hook) adopter = undefined;
+  };
+}
+
 const EMPTY: Uint8Array = new Uint8Array(0);
-const decoder = new TextDecoder();
 const TICK_MS = 100;
 const TRACE_ID = /^[\w.:@/+=-]+$/;
 /** Generated trace ids: a random per-process prefix and a counter (a UUID per request costs more). */
 const TRACE_PREFIX = crypto.randomUUID().slice(0, 18);
 let traceCounter = 0;
+
+/**
+ * The request's trace id: a sane incoming `X-Request-ID` (up to 200 characters of `[A-Za-z0-9_.:@/+=-]`) is kept,
+ * anything else is replaced by a generated one: `<18 characters of a per-process random UUID>-<counter in base 36>`,
+ * for example `3f2b9c1e-8a4d-4f6b-1k`.
+ */
+function traceId(incoming: string | null): string {
+  if (incoming !== null && incoming.length <= 200 && TRACE_ID.test(incoming)) return incoming;
+  return TRACE_PREFIX + "-" + (++traceCounter).toString(36);
+}
+
+/** The `X-Request-ID` header for an answer the dispatcher gives itself. */
+function traceHeader(request: Request | undefined): { "x-request-id": string } {
+  return { "x-request-id": traceId(request?.headers.get("x-request-id") ?? null) };
+}
+
+/** `response` with an `X-Request-ID` header, unless it has one; a response with immutable headers is copied. */
+function withTrace(response: Response, trace: string): Response {
+  if (response.headers.has("x-request-id")) return response;
+  try {
+    response.headers.set("x-request-id", trace);
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    copy.headers.set("x-request-id", trace);
+    return copy;
+  }
+}
 
 /** A request as #handle parsed it, on its way to #prepare (after its body is read, when it has one). */
 interface Incoming {
@@ -148,7 +192,7 @@ export class Dispatcher {
   readonly options: Readonly<Required<Omit<DispatcherOptions, "pools" | "tls">>> & {
     readonly tls: { cert: string; key: string } | null;
   };
-  #sync = new RouteTable<string>();
+  #sync = new RouteTable<{ name: string; fn: SyncTarget }>();
   #middleware: MiddlewareHandler[] = [];
   #runtime: Runtime | undefined;
   #server: HttpServer | undefined;
@@ -165,8 +209,9 @@ export class Dispatcher {
   /** LogTape, loaded by run(): worker processes never load it unless their program does. */
   #logtape!: typeof import("./logtape.ts");
   /** Before run() has loaded LogTape (a stop() or reload() that early), messages go to stderr. */
-  #log: { info: LogMethod; error: LogMethod } = {
+  #log: { info: LogMethod; warning: LogMethod; error: LogMethod } = {
     info: (message) => console.error(message),
+    warning: (message) => console.error(message),
     error: (message) => console.error(message),
   };
   #hasCheck: boolean;
@@ -225,8 +270,8 @@ export class Dispatcher {
       maxBodySize: intOption(what, "maxBodySize", options.maxBodySize, 10 * 1024 * 1024, 0),
       tls,
     };
-    for (const { name, specs } of decoratedMethods(Object.getPrototypeOf(this), SYNC_ROUTES)) {
-      for (const spec of specs) this.#sync.add(spec.pattern, spec.methods, name);
+    for (const { name, fn, specs } of decoratedMethods(Object.getPrototypeOf(this), SYNC_ROUTES)) {
+      for (const spec of specs) this.#sync.add(spec.pattern, spec.methods, { name, fn: fn as SyncTarget });
     }
     this.#hasCheck = this.doCheck !== Dispatcher.prototype.doCheck;
     this.#hasOnResponse = this.onResponse !== Dispatcher.prototype.onResponse;
@@ -283,6 +328,11 @@ export class Dispatcher {
    * runs the worker loop instead and never resolves.
    */
   async run(): Promise<void> {
+    // Synchronously, before any await: the command line's import of a module that runs its own dispatcher may
+    // settle right after this call.
+    const adopt = adopter;
+    adopter = undefined;
+    if (adopt !== undefined) adopt(this, this.#finished);
     const runtime = await loadRuntime();
     if (inWorkerProcess(runtime)) return this.#runWorker();
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
@@ -293,6 +343,7 @@ export class Dispatcher {
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
     this.#removeOrphanSpills(runtime);
+    this.#warnUnreachable();
     const app = await this.#buildApp(runtime);
     // Without middleware or static files, Hono would only route everything to #handle: skip it.
     const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
@@ -335,7 +386,10 @@ export class Dispatcher {
       for (const off of unlisten) off();
       await this.#shutdownPools();
       clearInterval(this.#ticker);
-      throw error;
+      // A server that cannot listen is a failed start, as for gunicorn and uvicorn: one line, exit status 1.
+      this.#log.error(listenFailure(error, this.options.hostname, this.options.port));
+      runtime.exit(1);
+      return;
     }
     this.onListen({
       port: this.#server.port,
@@ -344,6 +398,28 @@ export class Dispatcher {
     });
     await this.#finished;
     for (const off of unlisten) off();
+  }
+
+  /** One warning per `@api` route that no request can reach, because the dispatcher sends its paths to another pool. */
+  #warnUnreachable() {
+    for (const pool of this.pools) {
+      if (typeof pool.workerClass !== "function" || pool.mount !== null) continue;
+      for (const { pattern } of workerRoutes(pool.workerClass)) {
+        const path = samplePath(pattern);
+        const served = this.findPool(path);
+        if (served === pool) continue;
+        this.#log.warning(
+          'Route "{pattern}" of pool "{pool}" is never reached: {path} goes to {other} (pool routes: {routes})',
+          {
+            pattern,
+            pool: pool.name,
+            path,
+            other: served === undefined ? "no pool (404)" : `pool "${served.name}"`,
+            routes: pool.options.routes?.join(", ") ?? "none",
+          },
+        );
+      }
+    }
   }
 
   /** Spill files (memory, in /dev/shm) that a dispatcher killed with SIGKILL, and its workers, left behind. */
@@ -371,9 +447,13 @@ export class Dispatcher {
     // Loaded here, not at the top: worker processes re-run the main module and never route HTTP.
     const [{ Hono }, { etag }] = await Promise.all([import("hono"), import("hono/etag")]);
     const app = new Hono<{ Bindings: { extras: AdapterRequest } }>();
-    app.onError((error) => {
-      this.#log.error("Request failed in the dispatcher: {error}", { error });
-      return errorResponse(500, "Internal server error");
+    app.onError((error, c) => this.#failed(error, c.req.raw));
+    // Static files and middleware answers carry an X-Request-ID too; the pools' and #handle's have one already.
+    app.use(async (c, next) => {
+      await next();
+      if (c.res.headers.has("x-request-id")) return;
+      const res = withTrace(c.res, traceHeader(c.req.raw)["x-request-id"]);
+      if (res !== c.res) c.res = res;
     });
     for (const mw of this.#middleware) app.use(mw);
     for (const [prefix, dir] of Object.entries(this.options.staticRoutes)) {
@@ -396,19 +476,19 @@ export class Dispatcher {
     try {
       return this.#handle(request, extras);
     } catch (error) {
-      return this.#failed(error);
+      return this.#failed(error, request);
     }
   }
 
-  #failed = (error: unknown): Response => {
+  #failed = (error: unknown, request?: Request): Response => {
     this.#log.error("Request failed in the dispatcher: {error}", { error });
-    return errorResponse(500, "Internal server error");
+    return errorResponse(500, "Internal server error", traceHeader(request));
   };
 
   /**
    * Answers one request. Without a body to read and without `doCheck`, it runs
    * synchronously up to the pool and returns the pool's promise itself: each
-   * promise layer more cost the dispatcher about 1.3 µs per request on Deno.
+   * promise layer more costs the dispatcher measurably on Deno.
    * The asynchronous paths catch their own errors.
    */
   #handle(request: Request, extras: AdapterRequest): Response | Promise<Response> {
@@ -422,37 +502,54 @@ export class Dispatcher {
       try {
         path = decodeURIComponent(rawPath);
       } catch {
-        return errorResponse(400, "Bad request");
+        return errorResponse(400, "Bad request", traceHeader(request));
       }
     }
     const method = request.method;
     if (this.#sync.routes.length > 0) {
       const match = this.#sync.match(method, path);
       if (match !== undefined) {
-        if (match.allow) return errorResponse(405, "Method not allowed", { allow: match.allow.join(", ") });
-        return this.#runSync(
-          match.route.target,
-          new Client(request, path, rawQuery, EMPTY, undefined, extras),
-          match.params,
-        );
+        const trace = traceHeader(request);
+        if (match.allow) return errorResponse(405, "Method not allowed", { allow: match.allow.join(", "), ...trace });
+        const incoming = { request, extras, path, rawPath, rawQuery };
+        const { fn, name } = match.route.target;
+        return this.#readBody(incoming)
+          .then((body) =>
+            body === null
+              ? errorResponse(413, "Payload too large", trace)
+              : this.#runSync(fn, name, incoming, body, match.params, trace)
+          )
+          .catch((error) => this.#failed(error, request));
       }
     }
-    if (this.#stopping) return errorResponse(503, "Server shutting down");
+    if (this.#stopping) return errorResponse(503, "Server shutting down", traceHeader(request));
     if (method !== "GET" && method !== "HEAD") {
-      return this.#withBody({ request, extras, path, rawPath, rawQuery }).catch(this.#failed);
+      return this.#withBody({ request, extras, path, rawPath, rawQuery }).catch((error) =>
+        this.#failed(error, request)
+      );
     }
     return this.#prepare({ request, extras, path, rawPath, rawQuery }, EMPTY);
   }
 
-  async #withBody(incoming: Incoming): Promise<Response> {
+  /** The request's body as the chunks it arrived in (none for GET and HEAD), or `null` when over `maxBodySize`. */
+  async #readBody(incoming: Incoming): Promise<Body | null> {
+    const method = incoming.request.method;
+    if (method === "GET" || method === "HEAD") return EMPTY;
     const limit = this.options.maxBodySize;
     const extras = incoming.extras;
-    const body = extras.readBody ? await extras.readBody(limit) : await readBody(incoming.request, limit);
-    if (body === null) return errorResponse(413, "Payload too large");
+    return extras.readBody ? await extras.readBody(limit) : await readBody(incoming.request, limit);
+  }
+
+  async #withBody(incoming: Incoming): Promise<Response> {
+    const body = await this.#readBody(incoming);
+    if (body === null) return errorResponse(413, "Payload too large", traceHeader(incoming.request));
     return this.#prepare(incoming, body);
   }
 
-  /** Collects the headers to forward, decodes a JSON body and runs `doCheck` when there is one. */
+  /**
+   * Collects the headers to forward and runs `doCheck` when there is one. The body is not parsed here: workers and
+   * apps get the bytes as sent, and `client.data` parses on first use.
+   */
   #prepare(incoming: Incoming, body: Body): Response | Promise<Response> {
     const { request, extras, path, rawQuery } = incoming;
     // The headers forwarded to the worker, names in lower case; x-request-id is handled apart.
@@ -470,18 +567,10 @@ export class Dispatcher {
         headers.push(k, raw[i + 1]);
       }
     }
-    let data: unknown = undefined;
-    if (contentType !== null && bodyLength(body) > 0 && isJsonType(mediaType(contentType))) {
-      body = joinBody(body); // parsing needs one buffer; the worker then gets the same one
-      try {
-        data = JSON.parse(decoder.decode(body));
-      } catch {
-        return errorResponse(400, "Invalid JSON");
-      }
-    }
-    const client = new Client(request, path, rawQuery, body, data, extras, contentType);
-    if (this.#hasCheck) return this.#check(incoming, client, body, headers, trace).catch(this.#failed);
-    return this.#forward(incoming, client, body, headers, trace);
+    const client = new Client(request, path, rawQuery, body, extras, contentType);
+    const id = traceId(trace);
+    if (this.#hasCheck) return this.#check(incoming, client, body, headers, id).catch((e) => this.#failed(e, request));
+    return this.#forward(incoming, client, body, headers, id);
   }
 
   async #check(
@@ -489,17 +578,23 @@ export class Dispatcher {
     client: Client,
     body: Body,
     headers: string[],
-    trace: string | null,
+    trace: string,
   ): Promise<Response> {
     try {
       await this.doCheck(client);
     } catch (error) {
-      if (error instanceof RejectRequest) return client.response ?? error.getResponse();
-      this.#log.error("doCheck() failed: {error}", { error });
-      return errorResponse(500, "Internal server error");
+      return withTrace(this.#rejected(error, client, "doCheck() failed: {error}", {}), trace);
     }
-    if (client.response !== undefined) return client.response;
+    if (client.response !== undefined) return withTrace(client.response, trace);
     return this.#forward(incoming, client, body, headers, trace);
+  }
+
+  /** The answer to a `doCheck` or `@sync` handler that threw. */
+  #rejected(error: unknown, client: Client, message: string, properties: Record<string, unknown>): Response {
+    if (error instanceof RejectRequest) return client.response ?? error.getResponse();
+    if (error instanceof InvalidBody) return errorResponse(400, error.message);
+    this.#log.error(message, { ...properties, error });
+    return errorResponse(500, "Internal server error");
   }
 
   /** Hands the request to its pool; the promise is the worker's answer and never rejects. */
@@ -508,18 +603,16 @@ export class Dispatcher {
     client: Client,
     body: Body,
     headers: string[],
-    trace: string | null,
+    trace: string,
   ): Response | Promise<Response> {
     const path = client.path;
     const pool = this.findPool(path);
-    if (pool === undefined) return errorResponse(404, "Not found");
-    if (this.#pending >= this.options.maxPending) return errorResponse(503, "Too many requests");
-    const supervisor = pool.supervisor!;
-    if (supervisor.degraded) return errorResponse(503, "Service unavailable");
-    // Request tracing: keep a sane incoming X-Request-ID, else make one.
-    if (trace === null || trace.length > 200 || !TRACE_ID.test(trace)) {
-      trace = TRACE_PREFIX + "-" + (++traceCounter).toString(36);
+    if (pool === undefined) return errorResponse(404, "Not found", { "x-request-id": trace });
+    if (this.#pending >= this.options.maxPending) {
+      return errorResponse(503, "Too many requests", { "x-request-id": trace });
     }
+    const supervisor = pool.supervisor!;
+    if (supervisor.degraded) return errorResponse(503, "Service unavailable", { "x-request-id": trace });
     const id = this.#nextId++;
     const wire: WireRequest = { i: id, m: client.method, p: path, q: client.rawQuery, h: headers, x: trace };
     if (client.contentType !== null) wire.t = client.contentType;
@@ -531,17 +624,24 @@ export class Dispatcher {
     return answer;
   }
 
-  async #runSync(name: string, client: Client, params: PathParams): Promise<Response> {
-    const target = (this as unknown as Record<string, SyncTarget>)[name];
+  async #runSync(
+    target: SyncTarget,
+    name: string,
+    incoming: Incoming,
+    body: Body,
+    params: PathParams,
+    trace: { "x-request-id": string },
+  ): Promise<Response> {
+    const { request, path, rawQuery, extras } = incoming;
+    const client = new Client(request, path, rawQuery, body, extras);
+    let response: Response;
     try {
       const result = await target.call(this, client, params);
-      if (client.response !== undefined) return client.response;
-      return toResponse(result);
+      response = client.response ?? toResponse(result);
     } catch (error) {
-      if (error instanceof RejectRequest) return client.response ?? error.getResponse();
-      this.#log.error("@sync handler {name} failed: {error}", { name, error });
-      return errorResponse(500, "Internal server error");
+      response = this.#rejected(error, client, "@sync handler {name} failed: {error}", { name });
     }
+    return withTrace(response, trace["x-request-id"]);
   }
 
   #finish(p: Pending) {

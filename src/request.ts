@@ -69,11 +69,41 @@ export function isJsonType(type: string): boolean {
   return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
 }
 
-/** Decodes a body by content type: JSON parsed, forms parsed, anything else as bytes; empty is `null`. */
+/**
+ * Thrown by `req.data` and `client.data` when a body cannot be decoded (malformed or too deeply nested JSON).
+ * Uncaught, it answers the request 400 `{"error": "Invalid JSON"}` instead of 500: the client sent it.
+ */
+export class InvalidBody extends Error {
+  /** The HTTP status the request gets when the error is not caught. */
+  readonly status = 400;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the body.
+   * @param cause The parser's error.
+   */
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = "InvalidBody";
+  }
+}
+
+/**
+ * Decodes a body by content type: JSON parsed, forms parsed, anything else as bytes; empty is `null`. A JSON body
+ * that does not parse, whatever the reason (a syntax error, or nesting deep enough to overflow the stack), throws
+ * {@linkcode InvalidBody}.
+ */
 export function decodeBody(body: Uint8Array, contentType: string | null | undefined): unknown {
   if (body.length === 0) return null;
   const type = mediaType(contentType);
-  if (isJsonType(type)) return JSON.parse(decoder.decode(body));
+  if (isJsonType(type)) {
+    try {
+      return JSON.parse(decoder.decode(body));
+    } catch (error) {
+      throw new InvalidBody("Invalid JSON", error);
+    }
+  }
   if (type === "application/x-www-form-urlencoded") return parseForm(decoder.decode(body));
   return body;
 }
@@ -136,10 +166,15 @@ export class WorkerRequest {
     this.#controller.abort(reason);
   }
 
-  /** Query parameters (last value wins), or `null` when the URL has none. */
+  /** Query parameters (last value wins), or `null` when the URL has none. {@linkcode WorkerRequest.searchParams} has every value. */
   get query(): Record<string, string> | null {
     if (this.#query === undefined) this.#query = this.#wire.q ? parseForm(this.#wire.q) : null;
     return this.#query;
+  }
+
+  /** Every query parameter, repeated ones included: `req.searchParams.getAll("x")` is `["1", "2"]` for `?x=1&x=2`. */
+  get searchParams(): URLSearchParams {
+    return new URLSearchParams(this.#wire.q);
   }
 
   /** Request headers. */
@@ -165,7 +200,10 @@ export class WorkerRequest {
     return this.#wire.x ?? null;
   }
 
-  /** The body: parsed JSON, a parsed form (object), other bytes as `Uint8Array`, or `null` when empty. */
+  /**
+   * The body: parsed JSON, a parsed form (object), other bytes as `Uint8Array`, or `null` when empty. Malformed JSON
+   * throws {@linkcode InvalidBody}, which answers 400 unless the handler catches it.
+   */
   get data(): unknown {
     if (this.#data === undefined) this.#data = decodeBody(this.body, this.#wire.t);
     return this.#data;

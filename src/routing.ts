@@ -35,12 +35,19 @@ function splitPath(path: string): string[] {
 }
 
 /**
- * Compiles `"/item/{id:int}"`. Throws `TypeError` for a parameter type other
+ * Compiles `"/item/{id:int}"` (`":id"` is `"{id}"`). Throws `TypeError` for a parameter type other
  * than `str`, `int` or `float`, or a malformed placeholder.
  */
 export function compilePattern(source: string): Pattern {
   if (typeof source !== "string") throw new TypeError(`Route pattern must be a string, got ${typeof source}`);
   const segments: Segment[] = splitPath(source).map((part) => {
+    if (part.startsWith(":")) {
+      // Express-style ":id", as Hono and most routers write it: a synonym for "{id}".
+      if (!/^:[A-Za-z_$][\w$]*$/.test(part)) {
+        throw new TypeError(`Invalid route segment "${part}" in pattern "${source}": write ":name" or "{name:int}"`);
+      }
+      return { name: part.slice(1), convert: CONVERTERS.str };
+    }
     if (!part.includes("{") && !part.includes("}")) return { literal: part };
     const m = /^\{([A-Za-z_$][\w$]*)(?::([^}]*))?\}$/.exec(part);
     if (!m) throw new TypeError(`Invalid route segment "${part}" in pattern "${source}"`);
@@ -148,7 +155,7 @@ function routeDecorator(key: symbol, kind: string, pattern: string, methods: str
  * api("/bye", "GET")(Hello.prototype.bye);
  * ```
  *
- * @param pattern The path pattern, with `{name}`, `{name:int}` or `{name:float}` placeholders.
+ * @param pattern The path pattern, with `{name}` (or `:name`), `{name:int}` or `{name:float}` placeholders.
  * @param methods HTTP methods the route accepts.
  * @returns A method decorator.
  */
@@ -232,10 +239,20 @@ export class RouteTable<T> {
   }
 }
 
+/** A method that carries route declarations: its name, the function the decorator was given, and the routes. */
+export interface DecoratedMethod {
+  /** The method's name on the prototype. */
+  name: string;
+  /** The decorated function itself: called directly, so that an instance field of the same name cannot shadow it. */
+  fn: AnyFunction;
+  /** The routes declared on it. */
+  specs: RouteSpec[];
+}
+
 /** Every method on `proto`'s chain (nearest first, each name once) that carries routes under `key`. */
-export function decoratedMethods(proto: object, key: symbol): { name: string; specs: RouteSpec[] }[] {
+export function decoratedMethods(proto: object, key: symbol): DecoratedMethod[] {
   const seen = new Set<string>();
-  const out: { name: string; specs: RouteSpec[] }[] = [];
+  const out: DecoratedMethod[] = [];
   for (let p = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
     for (const name of Object.getOwnPropertyNames(p)) {
       if (seen.has(name) || name === "constructor") continue;
@@ -243,7 +260,7 @@ export function decoratedMethods(proto: object, key: symbol): { name: string; sp
       if (!desc || typeof desc.value !== "function") continue;
       seen.add(name);
       const specs = (desc.value as Record<symbol, RouteSpec[] | undefined>)[key];
-      if (specs) out.push({ name, specs });
+      if (specs) out.push({ name, fn: desc.value, specs });
     }
   }
   return out;
@@ -271,10 +288,40 @@ export function compilePoolRoute(route: string): (path: string) => boolean {
     return (path) => path === base || path.startsWith(prefix);
   }
   if (route.includes("*")) throw new TypeError(`Pool route "${route}" may only end in "/**"`);
-  if (route.includes("{")) {
+  if (route.includes("{") || route.includes("/:")) {
     const pattern = compilePattern(route);
     return (path) => pattern.match(path) !== undefined;
   }
   const trimmed = route.length > 1 ? route.replace(/\/+$/, "") : route;
   return (path) => path === trimmed || path === trimmed + "/";
+}
+
+/** What {@linkcode workerRoutes} needs of a worker class: its prototype and its `ApiHandler` classes. */
+export interface RoutedClass {
+  /** The class's prototype, whose decorated methods are routes. */
+  readonly prototype: object;
+  /** `ApiHandler` classes with their `pattern`. */
+  readonly handlers?: readonly { readonly prototype: object; readonly pattern?: string }[];
+}
+
+/** Every `@api` route of a worker class, its handlers' included, as full patterns with their methods. */
+export function workerRoutes(cls: RoutedClass): RouteSpec[] {
+  const out: RouteSpec[] = [];
+  for (const handler of cls.handlers ?? []) {
+    for (const { specs } of decoratedMethods(handler.prototype, API_ROUTES)) {
+      for (const spec of specs) {
+        out.push({ pattern: joinPattern(handler.pattern ?? "", spec.pattern), methods: spec.methods });
+      }
+    }
+  }
+  for (const { specs } of decoratedMethods(cls.prototype, API_ROUTES)) {
+    for (const spec of specs) out.push({ pattern: spec.pattern || "/", methods: spec.methods });
+  }
+  return out;
+}
+
+/** A path that `pattern` matches: each placeholder filled with `1`, which every parameter type accepts. */
+export function samplePath(pattern: string): string {
+  return pattern.split("/").map((part) => (part.startsWith(":") || part.startsWith("{") ? "1" : part)).join("/") ||
+    "/";
 }

@@ -93,6 +93,10 @@ export class WorkerProcess {
   replacing = false;
   /** Requests after which this process is replaced; 0 never. */
   maxServed = 0;
+  /** Requests handed to this process so far, answered or not. */
+  assigned = 0;
+  /** At its `maxRequests` or over `maxMemoryMb`: takes no new request while its replacement starts. */
+  retiring = false;
   /** When the process last had nothing to do, for elastic shrinking. */
   idleSince: number;
   reason: string | null = null;
@@ -358,7 +362,7 @@ export class Supervisor {
           this.pool.options.maxMemoryMb > 0 && worker.rss > this.pool.options.maxMemoryMb * 1024 * 1024 &&
           worker.state === READY
         ) {
-          this.#replace(worker.slot, `memory ${Math.round(worker.rss / 1048576)} MiB over maxMemoryMb`);
+          this.#retireAtLimit(worker, `memory ${Math.round(worker.rss / 1048576)} MiB over maxMemoryMb`);
         }
         return;
       case F.LOG:
@@ -601,7 +605,7 @@ export class Supervisor {
     const start = this.#rotor = (this.#rotor + 1) % n;
     for (let k = 0; k < n; k++) {
       const w = slots[(start + k) % n].worker;
-      if (w === null || w.state !== READY || w.paused || w.busy >= limit) continue;
+      if (w === null || w.state !== READY || w.paused || w.retiring || w.busy >= limit) continue;
       if (w.late) {
         if (late === undefined || w.busy < late.busy) late = w;
       } else if (best === undefined || w.busy < best.busy) {
@@ -618,12 +622,25 @@ export class Supervisor {
     worker.inflight.set(p.requestId, p);
     worker.busy++;
     worker.writer.send(F.REQUEST, p.wire, p.body);
+    if (++worker.assigned === worker.maxServed) {
+      this.#retireAtLimit(worker, `took ${worker.assigned} requests (maxRequests)`);
+    }
   }
 
-  /** Starts replacing `worker` once it has answered `maxRequests` (plus its jitter). */
+  /**
+   * A process at its `maxRequests` or over `maxMemoryMb` takes no new request from now on, so that it never serves
+   * more than its limit plus what it already has in flight; others, spares or, failing those, the queue take them.
+   */
+  #retireAtLimit(worker: WorkerProcess, reason: string) {
+    if (worker.retiring || worker.state !== READY) return;
+    worker.retiring = true;
+    void this.#replace(worker.slot, reason);
+  }
+
+  /** Tries again to replace a process at its `maxRequests` whose first replacement failed to start. */
   #recycleIfDue(worker: WorkerProcess) {
-    if (worker.maxServed > 0 && worker.served >= worker.maxServed && worker.state === READY) {
-      this.#replace(worker.slot, `served ${worker.served} requests (maxRequests)`);
+    if (worker.maxServed > 0 && worker.served >= worker.maxServed) {
+      this.#retireAtLimit(worker, `served ${worker.served} requests (maxRequests)`);
     }
   }
 
@@ -713,7 +730,11 @@ export class Supervisor {
     const slot = worker.slot;
     if (slot.standby === worker) {
       slot.standby = null;
-      if (slot.worker !== null) slot.worker.replacing = false;
+      if (slot.worker !== null) {
+        // The old process goes on serving; it is retired again at its next answer or heartbeat over the limit.
+        slot.worker.replacing = false;
+        slot.worker.retiring = false;
+      }
       for (const done of slot.swapWaiters.splice(0)) done(false);
       if (!this.#stopping) {
         this.#log.error("Replacement for worker {id} of pool {pool} failed to start ({reason}); keeping the old one", {

@@ -19,7 +19,7 @@ import {
   type WorkerLogger,
   workerLogger,
 } from "./logging.ts";
-import { ABORT, type WireRequest, WorkerRequest } from "./request.ts";
+import { ABORT, InvalidBody, type WireRequest, WorkerRequest } from "./request.ts";
 import { API_ROUTES, decoratedMethods, joinPattern, RouteTable } from "./routing.ts";
 import type { ParentChannel, Runtime } from "./runtime.ts";
 import { type Worker, Worker as WorkerBase, type WorkerClass, type WorkerContext } from "./worker.ts";
@@ -74,19 +74,15 @@ export function buildWorkerRoutes(worker: Worker): RouteTable<Target> {
   const table = new RouteTable<Target>();
   const cls = worker.constructor as WorkerClass;
   for (const Handler of cls.handlers ?? []) {
-    const handler = new Handler(worker) as unknown as Record<string, (req: WorkerRequest) => unknown>;
-    for (const { name, specs } of decoratedMethods(Handler.prototype, API_ROUTES)) {
+    const handler = new Handler(worker);
+    for (const { fn, specs } of decoratedMethods(Handler.prototype, API_ROUTES)) {
       for (const spec of specs) {
-        table.add(joinPattern(Handler.pattern ?? "", spec.pattern), spec.methods, {
-          fn: handler[name],
-          owner: handler,
-        });
+        table.add(joinPattern(Handler.pattern ?? "", spec.pattern), spec.methods, { fn, owner: handler });
       }
     }
   }
-  const self = worker as unknown as Record<string, (req: WorkerRequest) => unknown>;
-  for (const { name, specs } of decoratedMethods(cls.prototype, API_ROUTES)) {
-    for (const spec of specs) table.add(spec.pattern || "/", spec.methods, { fn: self[name], owner: worker });
+  for (const { fn, specs } of decoratedMethods(cls.prototype, API_ROUTES)) {
+    for (const spec of specs) table.add(spec.pattern || "/", spec.methods, { fn, owner: worker });
   }
   return table;
 }
@@ -268,6 +264,18 @@ class WorkerLoop {
   }
 
   #fail(id: number, request: WorkerRequest, error: unknown) {
+    if (error instanceof InvalidBody) {
+      // The client's mistake, not the handler's: 400, and no error record.
+      this.#log.info("{method} {path}: {message}", {
+        method: request.method,
+        path: request.path,
+        message: error.message,
+      });
+      if (!this.#inflight.delete(id)) return;
+      this.#writer.send(F.RESPONSE, { i: id, s: 400 }, encoder.encode(JSON.stringify({ error: error.message })));
+      this.#afterRequest();
+      return;
+    }
     this.#log.error("Handler for {method} {path} failed: {error}", {
       method: request.method,
       path: request.path,

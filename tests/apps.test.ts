@@ -35,6 +35,16 @@ describe(`app pools, tracing and middleware (${runtime.name})`, () => {
     assert.deepEqual(res.body, { received: { name: "ann" }, contentType: "application/json" });
   });
 
+  test("an app gets a malformed JSON body as sent and answers it itself", async () => {
+    const res = await getJson(`${app.url}/api/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
+    assert.equal(res.status, 422);
+    assert.deepEqual(res.body, { appError: "malformed JSON" });
+  });
+
   test("an app's streamed Response is relayed with its headers", async () => {
     const res = await fetch(`${app.url}/api/users/stream`);
     assert.equal(res.headers.get("set-cookie"), "app=1");

@@ -16,8 +16,8 @@ async function serve(...args: string[]) {
   return { proc, url: line.replace(/^Listening on /, "") };
 }
 
-async function fails(args: string[]): Promise<string> {
-  const proc = start(CLI, args);
+async function fails(args: string[], cmd?: string[]): Promise<string> {
+  const proc = start(CLI, args, {}, cmd);
   const status = await proc.exited;
   assert.deepEqual(status, { code: 2, signal: null }, proc.stderr());
   const lines = proc.stderr().trim().split("\n");
@@ -80,6 +80,57 @@ describe(`forkyard CLI (${runtime.name})`, () => {
       proc.child.kill("SIGTERM");
       assert.equal((await proc.exited).code, 0);
     }
+  });
+
+  test("a module that runs its own dispatcher at import is adopted with the command line's flags", async () => {
+    const proc = start(CLI, ["serve", fixture("cli/self_running.ts"), "--port", "0", "--host", "127.0.0.1"]);
+    try {
+      const { port, hostname } = await proc.line<{ port: number; hostname: string }>((v) => "port" in v);
+      assert.equal(hostname, "127.0.0.1");
+      assert.notEqual(port, 1);
+      const res = await getJson(`http://127.0.0.1:${port}/hello/ann`);
+      assert.equal(res.body.hello, "ann");
+      assert.notEqual(res.body.pid, proc.pid);
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.deepEqual(await proc.exited, { code: 0, signal: null }, proc.stderr());
+    }
+    assert.doesNotMatch(proc.stderr(), /default export/);
+  });
+
+  test("a module that cannot load exits 2 with one line naming the cause, no stack, no colours", async () => {
+    const pattern = await fails(["serve", fixture("cli/bad_pattern.ts")]);
+    assert.match(pattern, /^forkyard: cannot load ".*bad_pattern\.ts": Unknown parameter type "uuid" in pattern/);
+    const thrown = await fails(["serve", fixture("cli/throws_at_import.ts")]);
+    assert.match(thrown, /^forkyard: cannot load ".*throws_at_import\.ts": DATABASE_URL is not set$/);
+  });
+
+  test("a port already in use: exit 1 and one line saying so, from the CLI and from a program", async () => {
+    const first = await serve(fixture("users_app.ts"));
+    try {
+      const port = new URL(first.url).port;
+      const cli = start(CLI, ["serve", fixture("users_app.ts"), "--port", port, "--host", "127.0.0.1"]);
+      const program = start(fixture("app.ts"), [], { PORT: port });
+      for (const proc of [cli, program]) {
+        assert.deepEqual(await proc.exited, { code: 1, signal: null }, proc.stderr());
+        const err = proc.stderr();
+        const lines = err.split("\n").filter((l) => /Cannot listen/.test(l));
+        assert.equal(lines.length, 1, err);
+        assert.match(lines[0], new RegExp(`Cannot listen on [0-9.]+:${port}: the address is already in use; stop`));
+        assert.doesNotMatch(err, /^\s+at /m, "a stack trace");
+        assert.ok(!err.includes("\x1b["), "colour codes on a stderr that is not a terminal");
+      }
+    } finally {
+      first.proc.child.kill("SIGTERM");
+      await first.proc.exited;
+    }
+  });
+
+  test("TypeScript with decorators on Node without a loader: one line saying how to run it", async () => {
+    if (runtime.name !== "node") return; // Deno and Bun run TypeScript themselves
+    const node = fileURLToPath(new URL("../node_modules/.bin/node", import.meta.url));
+    const line = await fails(["serve", fixture("cli/decorated.ts")], [node, CLI]);
+    assert.match(line, /Node runs TypeScript with decorators only through a loader; run NODE_OPTIONS="--import tsx"/);
   });
 
   test("bad input exits 2 with one line naming the key or path; nothing starts", async () => {

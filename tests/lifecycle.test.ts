@@ -15,6 +15,7 @@ import {
   httpsGet,
   poolWorkers,
   runtime,
+  start,
   startApp,
 } from "./helpers.ts";
 
@@ -346,6 +347,33 @@ describe(`shutdown (${runtime.name})`, () => {
     app.child.kill("SIGKILL");
     await app.exited;
     assert.ok(await eventually(() => workers.every((pid) => !alive(pid)), 2000), "orphaned workers");
+  });
+});
+
+describe(`runtime flags (${runtime.name})`, () => {
+  test("workers run with the flags the program was run with (--preload or --import; Deno's --sloppy-imports)", async () => {
+    const script = fixture("flags_app.ts");
+    const preload = fixture("flags_preload.ts");
+    const exe = runtime.selfCommand(script)[0];
+    const cmd = runtime.name === "deno"
+      ? [exe, "run", "-A", `--preload=${preload}`, "--sloppy-imports", script]
+      : runtime.name === "bun"
+      ? [exe, "--preload", preload, script]
+      : [exe, "--import", "tsx", "--import", preload, script];
+    const proc = start(script, [], { PORT: "0", SLOPPY: runtime.name === "deno" ? "1" : "0" }, cmd);
+    try {
+      const { port, pid } = await proc.line<{ port: number; pid: number }>((v) => typeof v.port === "number");
+      const res = await getJson(`http://127.0.0.1:${port}/flags`);
+      assert.equal(res.status, 200, proc.stderr());
+      assert.notEqual(res.body.pid, pid, "answered by the dispatcher itself");
+      assert.deepEqual({ preloaded: res.body.preloaded, sloppy: res.body.sloppy }, {
+        preloaded: "yes",
+        sloppy: "loaded",
+      });
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0);
+    }
   });
 });
 

@@ -119,7 +119,7 @@ describe(`faults under load (${runtime.name})`, () => {
       const run = load(app.url, CONCURRENCY, "/api/slow/20");
       await sleep(300);
       app.child.kill("SIGHUP");
-      await app.waitStderr(/Reload done: 3 workers replaced/, 20_000);
+      await app.waitStderr(/Reload done: 4 workers replaced/, 20_000);
       await sleep(200);
       const acc = await run.stop("SIGHUP");
       assert.equal(acc.answered, acc.sent);
@@ -148,6 +148,46 @@ describe(`faults under load (${runtime.name})`, () => {
       assert.deepEqual(statuses(acc), [200]);
       const ws = await poolWorkers(app.url);
       assert.ok(ws.every((w) => w.restarts === 0), "recycling counted as a crash");
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("maxRequests is never overshot: no process answers more than maxRequests + maxRequestsJitter", async () => {
+    const app = await startApp("app.ts", { MAX_REQUESTS: "30", MAX_REQUESTS_JITTER: "5" });
+    try {
+      const byPid = new Map<number, number>();
+      let failed = 0;
+      const loop = async () => {
+        for (let i = 0; i < 60; i++) {
+          const res = await getJson(`${app.url}/api/slow/1`);
+          if (res.status !== 200) failed++;
+          else byPid.set(res.body.pid, (byPid.get(res.body.pid) ?? 0) + 1);
+        }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+      const counts = [...byPid.values()];
+      console.log(`[${runtime.name}] 480 requests served by ${byPid.size} processes: ${counts.join(" ")}`);
+      assert.equal(failed, 0);
+      assert.ok(Math.max(...counts) <= 35, `a process answered ${Math.max(...counts)} requests, limit 30 + 5`);
+      assert.ok(byPid.size >= 480 / 35, `only ${byPid.size} processes for 480 requests`);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("maxMemoryMb: a worker over the limit takes no new request while its replacement starts", async () => {
+    const app = await startApp("app.ts", { MAX_MEMORY_MB: "300", SETUP_DELAY_MS: "1500" });
+    try {
+      const hog = await getJson(`${app.url}/api/hog/320`);
+      assert.equal(hog.status, 200);
+      await app.waitStderr(new RegExp(`Replacing worker \\d of pool main \\(pid ${hog.body.pid}\\): memory`));
+      const pids: number[] = [];
+      for (let i = 0; i < 20; i++) pids.push((await getJson(`${app.url}/api/pid`)).body.pid);
+      assert.ok(
+        !pids.includes(hog.body.pid),
+        `the worker over the limit answered ${pids.filter((p) => p === hog.body.pid).length} of 20`,
+      );
     } finally {
       await app.stop();
     }
