@@ -6,7 +6,8 @@
 //   npm run bench                    all runtimes
 //   node bench/run.mjs node          one runtime
 //   BENCH_SECONDS=5 npm run bench    longer runs
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+//   BENCH_ONLY=uploads node bench/run.mjs   only the large-uploads-beside-small-GETs scenario, printed
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
@@ -292,7 +293,79 @@ const versions = {
 
 ensureWrk();
 versions.wrk = spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0];
+/** A JSON document of about `bytes` bytes. */
+function jsonOf(bytes) {
+  const item = (i) => ({ id: i, name: `item ${i}`, tags: ["alpha", "beta"], price: i * 1.5, ok: i % 2 === 0 });
+  const n = Math.ceil(bytes / JSON.stringify(item(100000)).length);
+  return JSON.stringify({ items: Array.from({ length: n }, (_, i) => item(i)) });
+}
+
+/**
+ * Small GETs to one pool while clients upload 6.9 MB JSON bodies to another: p99 of the GETs with and without the
+ * uploads (interleaved, RUNS times). The dispatcher must pass the uploads on without parsing them.
+ */
+async function uploadsBeside(rt) {
+  const s = await forkyard(rt, 1, { UPLOAD_POOL: "1" });
+  const body = jsonOf(6.9e6);
+  const upload = async (until) => {
+    let n = 0;
+    while (Date.now() < until) {
+      const res = await fetch(`${s.url}/upload`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      if (res.status !== 200) throw new Error(`upload answered ${res.status}`);
+      await res.arrayBuffer();
+      n++;
+    }
+    return n;
+  };
+  const quiet = [];
+  const loaded = [];
+  let uploads = 0;
+  wrk(`${s.url}/json`, { conns: 8 }); // warm-up
+  for (let run = 0; run < RUNS; run++) {
+    quiet.push(wrk(`${s.url}/json`, { conns: 8 }));
+    await sleep(200);
+    const until = Date.now() + SECONDS * 1000;
+    const uploaders = [upload(until), upload(until)];
+    // wrk blocks this process: run it in a child so that the uploads go on meanwhile.
+    loaded.push(await wrkAsync(`${s.url}/json`, { conns: 8 }));
+    uploads += (await Promise.all(uploaders)).reduce((a, b) => a + b, 0);
+    await sleep(200);
+  }
+  await stop(s);
+  return { quiet, loaded, uploads, bytes: body.length };
+}
+
+/** {@link wrk} without blocking this process. */
+function wrkAsync(url, { conns = CONNS } = {}) {
+  return new Promise((resolve, reject) => {
+    const args = ["-t1", `-c${conns}`, `-d${SECONDS}s`, "--latency", url];
+    execFile("wrk", args, { encoding: "utf8" }, (error, out) => {
+      if (error) return reject(error);
+      const pct = (p) => {
+        const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+        return m ? unit(m[1], m[2]) : NaN;
+      };
+      resolve({ rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]), p50: pct(50), p99: pct(99) });
+    });
+  });
+}
+
 const results = {};
+if (process.env.BENCH_ONLY === "uploads") {
+  for (const rt of runtimes) {
+    const u = await uploadsBeside(rt);
+    console.log(
+      `${rt}: GET /json p99 ${fmt(u.quiet, "p99", 1).text} ms alone, ${
+        fmt(u.loaded, "p99", 1).text
+      } ms beside ${u.uploads} uploads of ${(u.bytes / 1e6).toFixed(1)} MB JSON`,
+    );
+  }
+  process.exit(0);
+}
 for (const rt of runtimes) {
   console.log(`\n=== ${rt}`);
   const r = (results[rt] = {});
@@ -358,6 +431,12 @@ for (const rt of runtimes) {
     for (const [k, v] of Object.entries(r.echo1m)) console.log(`  echo 1 MiB ${k}: ${fmt(v).text} req/s`);
     for (const s of Object.values(servers)) await stop(s);
   }
+  r.uploads = await uploadsBeside(rt);
+  console.log(
+    `  GET p99 ${fmt(r.uploads.quiet, "p99", 1).text} ms alone, ${
+      fmt(r.uploads.loaded, "p99", 1).text
+    } ms beside uploads`,
+  );
   // dispatcher RSS with 10,000 pending requests
   {
     const s = await forkyard(rt, 1, { CONCURRENCY: "32" });
@@ -501,6 +580,20 @@ for (const rt of runtimes) {
     "≤ +15 MiB",
     check(r.idle.worker - r.bare.rss <= 15),
   );
+  if (r.uploads) {
+    const alone = fmt(r.uploads.quiet, "p99", 1);
+    const beside = fmt(r.uploads.loaded, "p99", 1);
+    row(
+      rt,
+      `GET p99, 8 connections, beside 2 clients uploading ${
+        (r.uploads.bytes / 1e6).toFixed(1)
+      } MB JSON to another pool`,
+      `${beside.text} ms (alone ${alone.text} ms; ${r.uploads.uploads} uploads)`,
+      ratio(beside.median, alone.median).toFixed(1),
+      "",
+      "",
+    );
+  }
 }
 const cpu = os.cpus();
 const md = `# Benchmarks

@@ -16,6 +16,7 @@ import {
   ApiHandler,
   type Client,
   Dispatcher,
+  type ListenInfo,
   type PendingRequest,
   RejectRequest,
   sync,
@@ -81,6 +82,17 @@ class MultiPoolDispatcher extends Dispatcher {
         data: { path: pending.client?.path, result: response.data },
       });
     }
+  }
+
+  /** Prints what to try, with the API key the pools need, once the server listens. */
+  override onListen(info: ListenInfo) {
+    super.onListen(info);
+    const base = `http://localhost:${info.port}`;
+    console.log(`forkyard demo on ${base} (API key for /api: ${[...VALID_KEYS][0]})
+  curl ${base}/                                                 static index page
+  curl ${base}/health                                           pools and workers, from the dispatcher
+  curl -H 'x-api-key: demo-key' ${base}/api/compute/fib/30      CPU work in the compute pool
+  curl -H 'x-api-key: demo-key' ${base}/api/items               results the storage pool kept`);
   }
 
   @sync("/health", "GET")

@@ -68,5 +68,8 @@ class MyDispatcher extends Dispatcher {
 await new MyDispatcher({
   port: Number(process.env.PORT ?? 8080),
   staticRoutes: { "/static/": new URL("./static/", import.meta.url).pathname },
-  pools: [new WorkerPool(StorageWorker, { workers: 2, routes: ["/api/**"], timeout: 10_000 })],
+  pools: [
+    // One worker: the items live in its memory, and a second process would hold a second, different list.
+    new WorkerPool(StorageWorker, { workers: 1, routes: ["/api/**"], timeout: 10_000, logLevel: "info" }),
+  ],
 }).run();

@@ -325,7 +325,9 @@ export class Dispatcher {
   /**
    * Starts the pools and the server and resolves after a graceful shutdown
    * (SIGTERM, SIGINT or {@linkcode Dispatcher.stop}). In a worker process it
-   * runs the worker loop instead and never resolves.
+   * runs the worker loop instead and never resolves. When the server cannot
+   * listen (the port is in use, say), it logs one line naming the address and
+   * the fix, stops the workers and exits the process with status 1.
    */
   async run(): Promise<void> {
     // Synchronously, before any await: the command line's import of a module that runs its own dispatcher may

@@ -23,6 +23,8 @@ export interface Proc {
   line<T = Record<string, unknown>>(test?: (v: T) => boolean, timeoutMs?: number): Promise<T>;
   /** Resolves when stderr matches `re`. */
   waitStderr(re: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves when stdout matches `re`. */
+  waitStdout(re: RegExp, timeoutMs?: number): Promise<string>;
   exited: Promise<ExitStatus>;
 }
 
@@ -104,6 +106,9 @@ export function start(
     },
     waitStderr(re, timeoutMs = 20_000) {
       return waitFor(() => re.exec(err)?.[0], timeoutMs, `stderr matching ${re}`);
+    },
+    waitStdout(re, timeoutMs = 20_000) {
+      return waitFor(() => re.exec(out)?.[0], timeoutMs, `stdout matching ${re}`);
     },
     exited,
   };

@@ -76,8 +76,10 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
 
     for (
       const [name, cmd] of [
-        ["Node (npx forkyard)", () => [bin("node"), join(dir, "node_modules/.bin/forkyard")]],
-        ["Bun (bunx --bun forkyard)", () => [bin("bun"), join(dir, "node_modules/.bin/forkyard")]],
+        // The README's commands, run in the project that installed the tarball: npx runs the bin with the Node on
+        // PATH (called directly here, so that SIGTERM reaches it rather than npm), bunx --bun with Bun.
+        ["Node (npx forkyard)", () => [join(dir, "node_modules/.bin/forkyard")]],
+        ["Bun (bunx --bun forkyard)", () => [bin("bun"), "x", "--bun", "forkyard"]],
       ] as const
     ) {
       test(`the installed bin serves an app on ${name}`, async () => {

@@ -43,6 +43,14 @@ class BenchWorker extends Worker {
   }
 }
 
+/** Takes large uploads in a pool of its own and reads only their size (UPLOAD_POOL=1). */
+class UploadWorker extends Worker {
+  @api("/upload", "POST")
+  upload(req: WorkerRequest) {
+    return { bytes: req.body.length };
+  }
+}
+
 class BenchDispatcher extends Dispatcher {
   override onListen(info: ListenInfo) {
     console.log(JSON.stringify({ port: info.port }));
@@ -66,8 +74,9 @@ await new BenchDispatcher({
   port: Number(env("PORT") ?? 0),
   hostname: "127.0.0.1",
   maxPending: 20_000,
-  maxBodySize: 2 * 1024 * 1024,
+  maxBodySize: 8 * 1024 * 1024,
   pools: [
+    ...(env("UPLOAD_POOL") === "1" ? [new WorkerPool(UploadWorker, { routes: ["/upload"], timeout: 120_000 })] : []),
     new WorkerPool(BenchWorker, {
       workers: Number(env("WORKERS") ?? 1),
       concurrency: Number(env("CONCURRENCY") ?? 10_000),
