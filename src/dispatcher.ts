@@ -100,6 +100,11 @@ function traceHeader(request: Request | undefined): { "x-request-id": string } {
   return { "x-request-id": traceId(request?.headers.get("x-request-id") ?? null) };
 }
 
+/** 413 for a body over `maxBodySize`; the connection closes, so the rest of the body need not be read. */
+function tooLarge(trace: { "x-request-id": string }): Response {
+  return errorResponse(413, "Payload too large", { ...trace, connection: "close" });
+}
+
 /** `response` with an `X-Request-ID` header, unless it has one; a response with immutable headers is copied. */
 function withTrace(response: Response, trace: string): Response {
   if (response.headers.has("x-request-id")) return response;
@@ -447,7 +452,11 @@ export class Dispatcher {
 
   async #buildApp(runtime: Runtime): Promise<Hono<{ Bindings: { extras: AdapterRequest } }>> {
     // Loaded here, not at the top: worker processes re-run the main module and never route HTTP.
-    const [{ Hono }, { etag }] = await Promise.all([import("hono"), import("hono/etag")]);
+    const [{ Hono }, { etag }, { confineToRoot }] = await Promise.all([
+      import("hono"),
+      import("hono/etag"),
+      import("./static_root.ts"),
+    ]);
     const app = new Hono<{ Bindings: { extras: AdapterRequest } }>();
     app.onError((error, c) => this.#failed(error, c.req.raw));
     // Static files and middleware answers carry an X-Request-ID too; the pools' and #handle's have one already.
@@ -460,13 +469,12 @@ export class Dispatcher {
     for (const mw of this.#middleware) app.use(mw);
     for (const [prefix, dir] of Object.entries(this.options.staticRoutes)) {
       const base = prefix.endsWith("/") ? prefix.slice(0, -1) : prefix;
+      const rewrite = (path: string) => path.slice(base.length) || "/";
       app.use(
         `${base}/*`,
+        confineToRoot(dir, rewrite),
         etag(),
-        await runtime.serveStatic({
-          root: dir,
-          rewriteRequestPath: (path) => path.slice(base.length) || "/",
-        }),
+        await runtime.serveStatic({ root: dir, rewriteRequestPath: rewrite }),
       );
       if (base !== "") app.use(base, etag(), await runtime.serveStatic({ root: dir, rewriteRequestPath: () => "/" }));
     }
@@ -517,9 +525,7 @@ export class Dispatcher {
         const { fn, name } = match.route.target;
         return this.#readBody(incoming)
           .then((body) =>
-            body === null
-              ? errorResponse(413, "Payload too large", trace)
-              : this.#runSync(fn, name, incoming, body, match.params, trace)
+            body === null ? tooLarge(trace) : this.#runSync(fn, name, incoming, body, match.params, trace)
           )
           .catch((error) => this.#failed(error, request));
       }
@@ -544,7 +550,7 @@ export class Dispatcher {
 
   async #withBody(incoming: Incoming): Promise<Response> {
     const body = await this.#readBody(incoming);
-    if (body === null) return errorResponse(413, "Payload too large", traceHeader(incoming.request));
+    if (body === null) return tooLarge(traceHeader(incoming.request));
     return this.#prepare(incoming, body);
   }
 
