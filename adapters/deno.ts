@@ -45,6 +45,11 @@ const DROP_FLAG = /^(-A$|--allow-|--watch|--hmr|--inspect)/;
  * that cannot be read, or the process is not a `deno run` of its main module, there are none.
  */
 function runFlags(): string[] {
+  return (flagsOfThisRun ??= readRunFlags());
+}
+let flagsOfThisRun: string[] | undefined;
+
+function readRunFlags(): string[] {
   let argv: string[];
   try {
     argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0");

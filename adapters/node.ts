@@ -70,11 +70,8 @@ class NodeRequest implements AdapterRequest {
   readBody(limit: number): Promise<Uint8Array[] | null> {
     const incoming = this.#incoming;
     const length = incoming.headers["content-length"];
-    if (length !== undefined && Number(length) > limit) {
-      // Answer 413 from the headers and close, rather than read (or wait for) a body that will be refused.
-      this.#outgoing.shouldKeepAlive = false;
-      return Promise.resolve(null);
-    }
+    // Refused from the headers: the 413 closes the connection, so the body need not be read (or waited for).
+    if (length !== undefined && Number(length) > limit) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       // Plain views, not Buffers: a body reads the same on every runtime (Buffer's toString and toJSON differ).
       const chunks: Uint8Array[] = [];
@@ -83,7 +80,6 @@ class NodeRequest implements AdapterRequest {
         size += chunk.length;
         if (size > limit) {
           incoming.removeAllListeners("data");
-          this.#outgoing.shouldKeepAlive = false;
           incoming.resume();
           resolve(null);
           return;

@@ -70,7 +70,7 @@ export function isJsonType(type: string): boolean {
 }
 
 /**
- * Thrown by `req.data` and `client.data` when a body cannot be decoded (malformed or too deeply nested JSON).
+ * Thrown by `req.data` and `client.data` when a body cannot be decoded (JSON the parser refuses).
  * Uncaught, it answers the request 400 `{"error": "Invalid JSON"}` instead of 500: the client sent it.
  */
 export class InvalidBody extends Error {
@@ -91,8 +91,7 @@ export class InvalidBody extends Error {
 
 /**
  * Decodes a body by content type: JSON parsed, forms parsed, anything else as bytes; empty is `null`. A JSON body
- * that does not parse, whatever the reason (a syntax error, or nesting deep enough to overflow the stack), throws
- * {@linkcode InvalidBody}.
+ * the parser refuses, for whatever reason, throws {@linkcode InvalidBody}.
  */
 export function decodeBody(body: Uint8Array, contentType: string | null | undefined): unknown {
   if (body.length === 0) return null;

@@ -304,18 +304,29 @@ export interface RoutedClass {
   readonly handlers?: readonly { readonly prototype: object; readonly pattern?: string }[];
 }
 
-/** Every `@api` route of a worker class, its handlers' included, as full patterns with their methods. */
-export function workerRoutes(cls: RoutedClass): RouteSpec[] {
-  const out: RouteSpec[] = [];
+/** One `@api` route of a worker class, with its full pattern. */
+export interface WorkerRoute extends RouteSpec {
+  /** The decorated function. */
+  fn: AnyFunction;
+  /** The `ApiHandler` class that declares it, or `null` for the worker class's own methods. */
+  handler: object | null;
+}
+
+/**
+ * Every `@api` route of a worker class, its handlers' first, as full patterns: what a worker's route table holds,
+ * and what the dispatcher checks its pools' routes against.
+ */
+export function workerRoutes(cls: RoutedClass): WorkerRoute[] {
+  const out: WorkerRoute[] = [];
   for (const handler of cls.handlers ?? []) {
-    for (const { specs } of decoratedMethods(handler.prototype, API_ROUTES)) {
+    for (const { fn, specs } of decoratedMethods(handler.prototype, API_ROUTES)) {
       for (const spec of specs) {
-        out.push({ pattern: joinPattern(handler.pattern ?? "", spec.pattern), methods: spec.methods });
+        out.push({ pattern: joinPattern(handler.pattern ?? "", spec.pattern), methods: spec.methods, fn, handler });
       }
     }
   }
-  for (const { specs } of decoratedMethods(cls.prototype, API_ROUTES)) {
-    for (const spec of specs) out.push({ pattern: spec.pattern || "/", methods: spec.methods });
+  for (const { fn, specs } of decoratedMethods(cls.prototype, API_ROUTES)) {
+    for (const spec of specs) out.push({ pattern: spec.pattern || "/", methods: spec.methods, fn, handler: null });
   }
   return out;
 }

@@ -20,9 +20,15 @@ import {
   workerLogger,
 } from "./logging.ts";
 import { ABORT, InvalidBody, type WireRequest, WorkerRequest } from "./request.ts";
-import { API_ROUTES, decoratedMethods, joinPattern, RouteTable } from "./routing.ts";
+import { RouteTable, workerRoutes } from "./routing.ts";
 import type { ParentChannel, Runtime } from "./runtime.ts";
-import { type Worker, Worker as WorkerBase, type WorkerClass, type WorkerContext } from "./worker.ts";
+import {
+  type ApiHandlerClass,
+  type Worker,
+  Worker as WorkerBase,
+  type WorkerClass,
+  type WorkerContext,
+} from "./worker.ts";
 
 /** The first frame a worker receives. */
 export interface InitMessage {
@@ -72,17 +78,15 @@ function flattenHeaders(headers: Headers): string[] {
 /** Builds the route table of a worker instance from its handlers and its own `@api` methods. */
 export function buildWorkerRoutes(worker: Worker): RouteTable<Target> {
   const table = new RouteTable<Target>();
-  const cls = worker.constructor as WorkerClass;
-  for (const Handler of cls.handlers ?? []) {
-    const handler = new Handler(worker);
-    for (const { fn, specs } of decoratedMethods(Handler.prototype, API_ROUTES)) {
-      for (const spec of specs) {
-        table.add(joinPattern(Handler.pattern ?? "", spec.pattern), spec.methods, { fn, owner: handler });
-      }
+  const handlers = new Map<ApiHandlerClass, object>();
+  for (const { pattern, methods, fn, handler } of workerRoutes(worker.constructor as WorkerClass)) {
+    let owner: object = worker;
+    if (handler !== null) {
+      const Handler = handler as ApiHandlerClass;
+      owner = handlers.get(Handler) ?? new Handler(worker);
+      handlers.set(Handler, owner);
     }
-  }
-  for (const { fn, specs } of decoratedMethods(cls.prototype, API_ROUTES)) {
-    for (const spec of specs) table.add(spec.pattern || "/", spec.methods, { fn, owner: worker });
+    table.add(pattern, methods, { fn, owner });
   }
   return table;
 }
@@ -264,30 +268,29 @@ class WorkerLoop {
   }
 
   #fail(id: number, request: WorkerRequest, error: unknown) {
-    if (error instanceof InvalidBody) {
+    const invalid = error instanceof InvalidBody ? error : null;
+    if (invalid !== null) {
       // The client's mistake, not the handler's: 400, and no error record.
       this.#log.info("{method} {path}: {message}", {
         method: request.method,
         path: request.path,
-        message: error.message,
+        message: invalid.message,
       });
-      if (!this.#inflight.delete(id)) return;
-      this.#writer.send(F.RESPONSE, { i: id, s: 400 }, encoder.encode(JSON.stringify({ error: error.message })));
-      this.#afterRequest();
-      return;
-    }
-    this.#log.error("Handler for {method} {path} failed: {error}", {
-      method: request.method,
-      path: request.path,
-      error,
-    });
-    try {
-      this.#worker.onRequestError(request, error);
-    } catch (hookError) {
-      this.#log.error("onRequestError() failed: {error}", { error: hookError });
+    } else {
+      this.#log.error("Handler for {method} {path} failed: {error}", {
+        method: request.method,
+        path: request.path,
+        error,
+      });
+      try {
+        this.#worker.onRequestError(request, error);
+      } catch (hookError) {
+        this.#log.error("onRequestError() failed: {error}", { error: hookError });
+      }
     }
     if (!this.#inflight.delete(id)) return;
-    this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
+    if (invalid !== null) this.#writer.send(F.RESPONSE, { i: id, s: 400 }, JSON.stringify({ error: invalid.message }));
+    else this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
     this.#afterRequest();
   }
 

@@ -94,6 +94,7 @@ describe(`requests (${runtime.name})`, () => {
       ["/api/items", undefined, 200],
       ["/sync/health", undefined, 200],
       ["/sync/hello/x", undefined, 200], // a Response the handler made
+      ["/sync/redirect", { redirect: "manual" }, 302], // one whose headers are immutable
       ["/sync/throw", undefined, 500],
       ["/sync/health", { method: "POST" }, 405],
       ["/static/style.css", undefined, 200],
