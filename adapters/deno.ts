@@ -232,9 +232,18 @@ function spawn(options: SpawnOptions): ChildProcess {
     // A child that died before connecting never will.
     sockets?.waiting.delete(token);
     connected(null);
-    return Promise.all([streams, channelRead]).then((): ExitStatus =>
-      status.signal ? { code: null, signal: status.signal } : { code: status.code, signal: null }
-    );
+    return Promise.all([streams, channelRead]).then(async (): Promise<ExitStatus> => {
+      // The child is gone: give back our end of its stdin and of its socket (each was a descriptor per worker).
+      open = false;
+      stdin.close().catch(() => {});
+      const c = await conn;
+      try {
+        c?.close();
+      } catch {
+        // closed already
+      }
+      return status.signal ? { code: null, signal: status.signal } : { code: status.code, signal: null };
+    });
   });
   const stdin = child.stdin.getWriter();
   let open = true;

@@ -9,7 +9,7 @@ import type { Hono, MiddlewareHandler } from "hono";
 import type { LogRecord } from "@logtape/logtape";
 import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
 import { loadRuntime } from "./detect.ts";
-import { listenFailure } from "./startup_errors.ts";
+import { firstLine, listenFailure } from "./startup_errors.ts";
 import { type Body, removeOrphanSpills } from "./framing.ts";
 import { checkKeys, intOption, stringOption } from "./options.ts";
 import { Pending, type PendingRequest, type WorkerPool, type WorkerResponse } from "./pool.ts";
@@ -214,7 +214,8 @@ export class Dispatcher {
   /** LogTape, loaded by run(): worker processes never load it unless their program does. */
   #logtape!: typeof import("./logtape.ts");
   /** Before run() has loaded LogTape (a stop() or reload() that early), messages go to stderr. */
-  #log: { info: LogMethod; warning: LogMethod; error: LogMethod } = {
+  #log: { debug: LogMethod; info: LogMethod; warning: LogMethod; error: LogMethod } = {
+    debug: () => {},
     info: (message) => console.error(message),
     warning: (message) => console.error(message),
     error: (message) => console.error(message),
@@ -525,7 +526,7 @@ export class Dispatcher {
         const { fn, name } = match.route.target;
         return this.#readBody(incoming)
           .then((body) =>
-            body === null ? tooLarge(trace) : this.#runSync(fn, name, incoming, body, match.params, trace)
+            body instanceof Response ? body : this.#runSync(fn, name, incoming, body, match.params, trace)
           )
           .catch((error) => this.#failed(error, request));
       }
@@ -539,19 +540,33 @@ export class Dispatcher {
     return this.#prepare({ request, extras, path, rawPath, rawQuery }, EMPTY);
   }
 
-  /** The request's body as the chunks it arrived in (none for GET and HEAD), or `null` when over `maxBodySize`. */
-  async #readBody(incoming: Incoming): Promise<Body | null> {
-    const method = incoming.request.method;
+  /**
+   * The request's body as the chunks it arrived in (none for GET and HEAD), or the answer when there is none to be
+   * had: 413 over `maxBodySize`, 400 when the client broke off while sending it (a client leaving is normal: a debug
+   * line, not an error).
+   */
+  async #readBody(incoming: Incoming): Promise<Body | Response> {
+    const { request, extras, path } = incoming;
+    const method = request.method;
     if (method === "GET" || method === "HEAD") return EMPTY;
     const limit = this.options.maxBodySize;
-    const extras = incoming.extras;
-    return extras.readBody ? await extras.readBody(limit) : await readBody(incoming.request, limit);
+    let body: Body | null;
+    try {
+      body = extras.readBody ? await extras.readBody(limit) : await readBody(request, limit);
+    } catch (error) {
+      this.#log.debug("{method} {path}: the client broke off while sending the body ({reason})", {
+        method,
+        path,
+        reason: firstLine(error),
+      });
+      return errorResponse(400, "Bad request", traceHeader(request));
+    }
+    return body ?? tooLarge(traceHeader(request));
   }
 
   async #withBody(incoming: Incoming): Promise<Response> {
     const body = await this.#readBody(incoming);
-    if (body === null) return tooLarge(traceHeader(incoming.request));
-    return this.#prepare(incoming, body);
+    return body instanceof Response ? body : this.#prepare(incoming, body);
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 
 import { configureSync, getConfig, getLogger, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
-import { type ContextStorage, formatRecord, type Inspect, pickLogStyle } from "./logging.ts";
+import { type ContextStorage, formatRecord, type Inspect, isLogLevel, pickLogStyle } from "./logging.ts";
 import type { Runtime } from "./runtime.ts";
 
 /** Routes every LogTape record of this (worker) process to `sink`, from `lowestLevel` up. */
@@ -31,14 +31,17 @@ export function defaultSink(runtime: Runtime, inspect: Inspect): Sink {
 
 /**
  * Configures LogTape for the dispatcher process unless the application has
- * configured it already. Returns whether it did.
+ * configured it already: forkyard's own records from `FORKYARD_LOG_LEVEL` up (default `info`), every worker record
+ * that reaches the dispatcher (the pools' `logLevel` filters those). Returns whether it did.
  */
 export function configureDefaultLogging(runtime: Runtime): boolean {
   if (getConfig() !== null) return false;
+  const wanted = runtime.env("FORKYARD_LOG_LEVEL");
+  const lowestLevel = isLogLevel(wanted) ? wanted : "info";
   configureSync({
     sinks: { forkyard: defaultSink(runtime, (value) => runtime.inspect(value)) },
     loggers: [
-      { category: ["forkyard"], lowestLevel: "info", sinks: ["forkyard"] },
+      { category: ["forkyard"], lowestLevel, sinks: ["forkyard"] },
       { category: ["forkyard", "worker"], lowestLevel: "trace", sinks: ["forkyard"], parentSinks: "override" },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["forkyard"] },
     ],

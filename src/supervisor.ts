@@ -663,10 +663,10 @@ export class Supervisor {
         continue;
       }
       if (p.client !== null && p.client.request.signal.aborted) {
-        // The client left while its request waited: never dispatch it.
+        // The client left while its request waited: never dispatch it, but settle its answer (499, nginx's code
+        // for a client that closed the request), so that no server holds a response that would never come.
         this.#queue[this.#queueHead++] = undefined as unknown as Pending;
-        p.resolve = null;
-        this.#host.finished(p);
+        this.#deliver(p, failure(p, 499, "Client closed request"));
         continue;
       }
       const worker = this.#pick();

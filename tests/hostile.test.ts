@@ -1,11 +1,65 @@
 // Hostile clients: what a request may not reach and may not hold. A real dispatcher with real worker processes.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type App, runtime, startApp } from "./helpers.ts";
+import { type App, eventually, poolWorkers, runtime, startApp } from "./helpers.ts";
+
+/** Requests the app fixture holds for its pools. */
+const getPending = async (url: string): Promise<number> => (await (await fetch(`${url}/sync/status`)).json()).pending;
+
+/** Inodes of this machine's TCP sockets. */
+function tcpInodes(): Set<string> {
+  const inodes = new Set<string>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(file, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9) inodes.add(f[9]);
+    }
+  }
+  return inodes;
+}
+
+/** Descriptors a process holds, leaving out TCP sockets (clients' keep-alive connections come and go). */
+function descriptors(pid: number): number {
+  const tcp = tcpInodes();
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    const socket = /^socket:\[(\d+)\]$/.exec(target);
+    if (socket === null || !tcp.has(socket[1])) n++;
+  }
+  return n;
+}
+
+/** Sockets of this machine's server on `port` in CLOSE_WAIT (the client closed, the server never did). */
+function closeWait(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  let n = 0;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(file, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 3 && f[1].endsWith(`:${hexPort}`) && f[3] === "08") n++;
+    }
+  }
+  return n;
+}
 
 describe(`hostile clients (${runtime.name})`, () => {
   let app: App;
@@ -23,7 +77,7 @@ describe(`hostile clients (${runtime.name})`, () => {
     symlinkSync(outside, join(root, "private-dir"));
     symlinkSync(join(root, "page.txt"), join(root, "page-link.txt"));
     symlinkSync("/etc/passwd", join(root, "passwd"));
-    app = await startApp("app.ts", { STATIC_DIR: root });
+    app = await startApp("app.ts", { STATIC_DIR: root, FORKYARD_LOG_LEVEL: "debug" });
   });
   after(async () => {
     await app?.stop();
@@ -41,6 +95,28 @@ describe(`hostile clients (${runtime.name})`, () => {
     assert.equal(inside.status, 200);
     assert.equal(await inside.text(), "public page\n");
     assert.equal(await (await fetch(`${app.url}/static/page.txt`)).text(), "public page\n");
+  });
+
+  test("clients that leave while sending a body are a debug line each, not an error with a stack", async () => {
+    const leave = (path: string, chunked: boolean) =>
+      new Promise<void>((resolve) => {
+        const socket = connect(app.port, "127.0.0.1", () => {
+          const head = chunked
+            ? `POST ${path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n`
+            : `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n`;
+          socket.write(head + "x".repeat(1000), () => setTimeout(() => socket.destroy(), 30));
+        });
+        socket.on("close", () => resolve());
+        socket.on("error", () => {});
+      });
+    const routes = ["/api/echo", "/sync/echo"];
+    await Promise.all(routes.flatMap((path) => [1, 2, 3, 4, 5].map((i) => leave(path, i % 2 === 0))));
+    for (const path of routes) {
+      await app.waitStderr(new RegExp(`POST ${path.replace("/", "\\/")}: the client broke off while sending the body`));
+    }
+    assert.equal((await fetch(`${app.url}/sync/health`)).status, 200);
+    assert.doesNotMatch(app.stderr(), /Request failed in the dispatcher/);
+    assert.doesNotMatch(app.stderr(), /^<3>.*\n.*\s+at /m, "an error record with a stack");
   });
 
   test("a Content-Length over maxBodySize is 413 at once, before any body arrives; Node and Bun then close", async () => {
@@ -64,5 +140,52 @@ describe(`hostile clients (${runtime.name})`, () => {
     // Deno's server keeps the connection until the announced body has come (a known gap, see README).
     if (runtime.name !== "deno") await closed;
     socket.destroy();
+  });
+
+  test("killed and recycled workers leave no descriptor open in the dispatcher", async () => {
+    const before = descriptors(app.pid);
+    for (let i = 0; i < 8; i++) {
+      const victim = (await poolWorkers(app.url))[i % 2];
+      process.kill(victim.pid, "SIGKILL");
+      assert.ok(
+        await eventually(
+          async () => (await poolWorkers(app.url)).every((w) => w.alive && w.pid !== victim.pid),
+          10_000,
+        ),
+        "the killed worker was not replaced",
+      );
+    }
+    for (let i = 1; i <= 3; i++) {
+      app.child.kill("SIGHUP");
+      await app.waitStderr(new RegExp(`(Reload done[^\\n]*\\n[\\s\\S]*){${i}}`));
+    }
+    // The replaced processes' pipes close as each one is reaped.
+    const settled = await eventually(() => descriptors(app.pid) <= before + 1, 5000);
+    const after = descriptors(app.pid);
+    console.log(`[${runtime.name}] dispatcher descriptors: ${before} before, ${after} after 8 kills and 12 recycles`);
+    assert.ok(settled, `descriptors grew from ${before} to ${after}`);
+  });
+
+  test("requests whose clients leave while queued are answered, leaving no socket in CLOSE_WAIT", async () => {
+    const slow = await startApp("app.ts", { CONCURRENCY: "1" });
+    try {
+      // Both workers busy, then 10 requests queue behind them and their clients leave.
+      const busy = [0, 1].map(() => fetch(`${slow.url}/api/slow/1200`).then((r) => r.text()));
+      await eventually(async () => (await getPending(slow.url)) === 2, 5000);
+      const leaving = Array.from({ length: 10 }, () => {
+        const abort = new AbortController();
+        const done = fetch(`${slow.url}/api/slow/1`, { signal: abort.signal }).catch(() => {});
+        setTimeout(() => abort.abort(), 200);
+        return done;
+      });
+      await Promise.all([...busy, ...leaving]);
+      assert.ok(await eventually(async () => (await getPending(slow.url)) === 0, 5000), "requests still pending");
+      assert.ok(
+        await eventually(() => closeWait(slow.port) === 0, 3000),
+        `${closeWait(slow.port)} sockets in CLOSE_WAIT`,
+      );
+    } finally {
+      await slow.stop();
+    }
   });
 });
