@@ -188,7 +188,11 @@ function serve(options: ServeOptions): Promise<HttpServer> {
   return Promise.resolve({
     port: server.port,
     hostname: options.hostname,
-    close: () => server.stop(false),
+    close: async (graceMs?: number) => {
+      const force = graceMs === undefined ? undefined : setTimeout(() => void server.stop(true), graceMs);
+      await server.stop(false);
+      clearTimeout(force);
+    },
   });
 }
 

@@ -360,8 +360,11 @@ class DenoRequest implements AdapterRequest {
 function serve(options: ServeOptions): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
     try {
+      // Aborting closes every connection: what close() does once its grace time is over.
+      const abort = new AbortController();
       const server = Deno.serve(
         {
+          signal: abort.signal,
           port: options.port,
           hostname: options.hostname,
           ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
@@ -373,7 +376,11 @@ function serve(options: ServeOptions): Promise<HttpServer> {
       resolve({
         port: server.addr.port,
         hostname: options.hostname,
-        close: () => server.shutdown(),
+        close: async (graceMs?: number) => {
+          const force = graceMs === undefined ? undefined : setTimeout(() => abort.abort(), graceMs);
+          await Promise.race([server.shutdown(), server.finished]);
+          clearTimeout(force);
+        },
       });
     } catch (error) {
       reject(error);

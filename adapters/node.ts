@@ -133,17 +133,19 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
         resolve({
           port: info.port,
           hostname: options.hostname,
-          close: () =>
+          close: (graceMs?: number) =>
             new Promise<void>((done) => {
               // close() only closes connections idle right now; keep-alive connections
               // whose request finishes later must be closed as they become idle.
-              const idle = server as { closeIdleConnections?: () => void };
-              const sweep = setInterval(() => idle.closeIdleConnections?.(), 50);
+              const http = server as { closeIdleConnections(): void; closeAllConnections(): void };
+              const sweep = setInterval(() => http.closeIdleConnections(), 50);
+              const force = graceMs === undefined ? undefined : setTimeout(() => http.closeAllConnections(), graceMs);
               server.close(() => {
                 clearInterval(sweep);
+                clearTimeout(force);
                 done();
               });
-              idle.closeIdleConnections?.();
+              http.closeIdleConnections();
             }),
         });
       },

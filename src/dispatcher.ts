@@ -80,6 +80,8 @@ export function adoptNextRun(hook: Adopter): () => void {
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 const TICK_MS = 100;
+/** How much longer than `shutdownTimeout` connections get to finish their answers before they are closed. */
+const CLOSE_MARGIN_MS = 1000;
 const TRACE_ID = /^[\w.:@/+=-]+$/;
 /** Generated trace ids: a random per-process prefix and a counter (a UUID per request costs more). */
 const TRACE_PREFIX = crypto.randomUUID().slice(0, 18);
@@ -741,7 +743,8 @@ export class Dispatcher {
   async #shutdown() {
     this.#stopping = true;
     this.#log.info("Shutting down: {pending} requests pending", { pending: this.#pending });
-    const closing = this.#server?.close().catch(() => {});
+    // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
+    const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
     if (this.#pending > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {

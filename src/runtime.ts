@@ -154,8 +154,12 @@ export interface HttpServer {
   readonly port: number;
   /** The address listened on. */
   readonly hostname: string;
-  /** Stops accepting connections and resolves when in-flight requests have finished. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections and resolves when in-flight requests have finished. With `graceMs`, every
+   * connection still open after that long (a request still in progress, a client still sending its headers, an idle
+   * keep-alive connection) is closed, so that the promise resolves within about `graceMs`.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Options for {@linkcode Runtime.serveStatic}. */

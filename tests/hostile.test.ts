@@ -188,4 +188,30 @@ describe(`hostile clients (${runtime.name})`, () => {
       await slow.stop();
     }
   });
+
+  test("SIGTERM ends the process within shutdownTimeout plus a margin, idle and slow clients connected", async () => {
+    const target = await startApp("app.ts", { SHUTDOWN_TIMEOUT: "1000" });
+    const sockets = Array.from({ length: 20 }, (_, i) => {
+      const socket = connect(target.port, "127.0.0.1");
+      socket.on("error", () => {});
+      // Half never send a byte; half send a request's headers a line at a time and never finish.
+      if (i % 2 === 1) {
+        socket.write("GET /api/items HTTP/1.1\r\nHost: x\r\n");
+        const drip = setInterval(() => socket.write(`X-Drip-${Date.now()}: 1\r\n`), 200);
+        socket.on("close", () => clearInterval(drip));
+      }
+      return socket;
+    });
+    const inflight = fetch(`${target.url}/api/slow/300`).then((r) => r.status);
+    await eventually(async () => (await getPending(target.url)) === 1, 5000);
+    const t0 = Date.now();
+    target.child.kill("SIGTERM");
+    const status = await target.exited;
+    const took = Date.now() - t0;
+    for (const socket of sockets) socket.destroy();
+    assert.equal(await inflight, 200, "the request in flight finished");
+    assert.deepEqual(status, { code: 0, signal: null });
+    // shutdownTimeout 1 s, 1 s for answers to be written, then the workers' own grace: well under 8 s.
+    assert.ok(took < 8000, `exited after ${took} ms`);
+  });
 });
