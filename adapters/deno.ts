@@ -357,34 +357,68 @@ class DenoRequest implements AdapterRequest {
   }
 }
 
+/** How long after its listener failed (out of descriptors) the server listens again, doubling to the last. */
+const RELISTEN_MS = [250, 500, 1000, 2000, 5000];
+
+/**
+ * Deno.serve, kept listening: when its accept loop fails while serving (EMFILE: no descriptor free for a new
+ * connection), Deno ends the server; it listens again on the same port after a backoff, once descriptors may be free.
+ */
 function serve(options: ServeOptions): Promise<HttpServer> {
-  return new Promise((resolve, reject) => {
-    try {
-      // Aborting closes every connection: what close() does once its grace time is over.
-      const abort = new AbortController();
-      const server = Deno.serve(
-        {
-          signal: abort.signal,
-          port: options.port,
-          hostname: options.hostname,
-          ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
-          onListen: () => {},
-          onError: () => Response.json({ error: "Internal server error" }, { status: 500 }),
-        },
-        (request, info) => options.fetch(request, new DenoRequest(info)),
-      );
-      resolve({
-        port: server.addr.port,
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  let abort: AbortController;
+  let closing = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
+  const listen = (port: number) => {
+    // Aborting closes every connection: what close() does once its grace time is over.
+    abort = new AbortController();
+    server = Deno.serve(
+      {
+        signal: abort.signal,
+        port,
         hostname: options.hostname,
-        close: async (graceMs?: number) => {
-          const force = graceMs === undefined ? undefined : setTimeout(() => abort.abort(), graceMs);
-          await Promise.race([server.shutdown(), server.finished]);
-          clearTimeout(force);
-        },
-      });
-    } catch (error) {
-      reject(error);
-    }
+        ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
+        onListen: () => {},
+        onError: () => Response.json({ error: "Internal server error" }, { status: 500 }),
+      },
+      (request, info) => {
+        failures = 0;
+        return options.fetch(request, new DenoRequest(info));
+      },
+    );
+    server.finished.catch((error) => {
+      if (closing) return;
+      const delay = RELISTEN_MS[Math.min(failures++, RELISTEN_MS.length - 1)];
+      options.onListenerFailed?.(error, delay);
+      const again = () => {
+        retry = undefined;
+        if (closing) return;
+        try {
+          listen(port);
+        } catch (error) {
+          options.onListenerFailed?.(error, delay);
+          retry = setTimeout(again, delay);
+        }
+      };
+      retry = setTimeout(again, delay);
+    });
+  };
+  try {
+    listen(options.port);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return Promise.resolve({
+    port: server!.addr.port,
+    hostname: options.hostname,
+    close: async (graceMs?: number) => {
+      closing = true;
+      clearTimeout(retry);
+      const force = graceMs === undefined ? undefined : setTimeout(() => abort.abort(), graceMs);
+      await Promise.race([server.shutdown(), server.finished]).catch(() => {});
+      clearTimeout(force);
+    },
   });
 }
 

@@ -107,6 +107,19 @@ export function spawnNodeLike(spawn: typeof spawnProcess, options: SpawnOptions)
     env: spawnEnv(options),
     stdio: onText ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
   });
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once("error", (error) => {
+      options.onStderr(new TextEncoder().encode(`Cannot start ${command}: ${error.message}\n`));
+      resolve({ code: 127, signal: null });
+    });
+    // "close": the process exited and every pipe, the channel's too, has been read to its end.
+    child.once("close", (code, signal) => resolve({ code: signal ? null : code, signal }));
+  });
+  if (child.pid === undefined) {
+    // The system refused to start it (no free descriptor, EMFILE; no process slot, EAGAIN): "error" follows, and
+    // the supervisor treats it as a process that died at once, restarting it with backoff.
+    return { pid: -1, write: () => undefined, closeStdin() {}, kill() {}, exited };
+  }
   if (onText) {
     (child.stdio[CHANNEL_FD] as Readable).on("data", options.onStdout);
     child.stdout!.on("data", onText);
@@ -114,11 +127,6 @@ export function spawnNodeLike(spawn: typeof spawnProcess, options: SpawnOptions)
   child.stderr!.on("data", options.onStderr);
   // A write after the child died raises EPIPE on the stream; exit handling reports the death.
   child.stdin!.on("error", () => {});
-  const exited = new Promise<ExitStatus>((resolve) => {
-    child.once("error", () => resolve({ code: 127, signal: null }));
-    // "close": the process exited and every pipe, the channel's too, has been read to its end.
-    child.once("close", (code, signal) => resolve({ code: signal ? null : code, signal }));
-  });
   // One wait for "drain" however many writes find the pipe full: a listener pair per blocked write piled up
   // past Node's limit of 10 (MaxListenersExceededWarning) when a flush handed over many large bodies at once.
   let drained: Promise<void> | null = null;

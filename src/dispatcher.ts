@@ -388,6 +388,11 @@ export class Dispatcher {
         port: this.options.port,
         hostname: this.options.hostname,
         tls: this.options.tls ?? undefined,
+        onListenerFailed: (error, retryMs) =>
+          this.#log.error("The listener failed ({reason}); listening again in {retryMs} ms", {
+            reason: firstLine(error),
+            retryMs,
+          }),
         fetch: direct
           ? (request, extras) => this.#handleSafely(request, extras)
           : (request, extras) => app.fetch(request, { extras }),

@@ -96,6 +96,11 @@ export interface ServeOptions {
   hostname: string;
   /** PEM certificate and key for HTTPS. */
   tls?: { cert: string; key: string };
+  /**
+   * Called when the listener failed while serving (a runtime whose server stops when accept fails, as Deno's does
+   * without a free descriptor) and the adapter will listen again after `retryMs`.
+   */
+  onListenerFailed?: (error: unknown, retryMs: number) => void;
 }
 
 /**

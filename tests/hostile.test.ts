@@ -14,7 +14,7 @@ import {
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type App, eventually, poolWorkers, runtime, startApp } from "./helpers.ts";
+import { type App, eventually, fixture, poolWorkers, runtime, start, startApp } from "./helpers.ts";
 
 /** Requests the app fixture holds for its pools. */
 const getPending = async (url: string): Promise<number> => (await (await fetch(`${url}/sync/status`)).json()).pending;
@@ -213,5 +213,49 @@ describe(`hostile clients (${runtime.name})`, () => {
     assert.deepEqual(status, { code: 0, signal: null });
     // shutdownTimeout 1 s, 1 s for answers to be written, then the workers' own grace: well under 8 s.
     assert.ok(took < 8000, `exited after ${took} ms`);
+  });
+
+  test("out of descriptors (ulimit -n 256, 400 idle connections, a worker killed): the dispatcher lives and serves again", async () => {
+    const script = fixture("app.ts");
+    const proc = start(script, [], { PORT: "0" }, [
+      "sh",
+      "-c",
+      'ulimit -n 256 && exec "$0" "$@"',
+      ...runtime.selfCommand(script),
+    ]);
+    try {
+      const { port } = await proc.line<{ port: number }>((v) => typeof v.port === "number");
+      const url = `http://127.0.0.1:${port}`;
+      const [victim] = await poolWorkers(url);
+      const sockets = Array.from({ length: 400 }, () => connect(port, "127.0.0.1").on("error", () => {}));
+      await Promise.all(
+        sockets.map((socket) => new Promise((resolve) => socket.once("connect", resolve).once("close", resolve))),
+      );
+      process.kill(victim.pid, "SIGKILL");
+      // Held until the dispatcher has met the limit (a replacement it cannot start; on Deno a listener that failed),
+      // or, where the runtime kept descriptors free (Bun refuses connections past the limit), replaced the worker.
+      const met = await eventually(async () => {
+        if (/Cannot start|The listener failed/.test(proc.stderr())) return true;
+        try {
+          return (await poolWorkers(url)).every((w) => w.alive && w.pid !== victim.pid);
+        } catch {
+          return false;
+        }
+      }, 20_000);
+      assert.ok(met, proc.stderr().slice(-2000));
+      for (const socket of sockets) socket.destroy();
+      const healthy = await eventually(async () => {
+        try {
+          const workers = await poolWorkers(url);
+          return workers.every((w) => w.alive) && (await fetch(`${url}/api/items`)).status === 200;
+        } catch {
+          return false;
+        }
+      }, 20_000);
+      assert.ok(healthy, `not serving again:\n${proc.stderr().slice(-2000)}`);
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.deepEqual(await proc.exited, { code: 0, signal: null }, proc.stderr().slice(-2000));
+    }
   });
 });
