@@ -124,9 +124,8 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
         },
         port: options.port,
         hostname: options.hostname,
-        ...(options.tls
-          ? { createServer: createHttpsServer, serverOptions: { cert: options.tls.cert, key: options.tls.key } }
-          : {}),
+        serverOptions: { ...limits(options), ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}) },
+        ...(options.tls ? { createServer: createHttpsServer } : {}),
       },
       (info: AddressInfo) => {
         server.off("error", reject);
@@ -151,7 +150,29 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
       },
     );
     server.once("error", reject);
+    if (options.maxConnections) server.maxConnections = options.maxConnections;
+    if (options.headersTimeout) {
+      // Node's headersTimeout starts at a request's first byte: a connection that sends none is closed here.
+      const timeout = options.headersTimeout;
+      server.on("connection", (socket: Socket) => {
+        const timer = setTimeout(() => socket.destroy(), timeout);
+        socket.once("data", () => clearTimeout(timer));
+        socket.once("close", () => clearTimeout(timer));
+      });
+    }
   });
+}
+
+/** The server options that enforce the connection limits: Node checks them every connectionsCheckingInterval. */
+function limits(options: ServeOptions) {
+  const headersTimeout = options.headersTimeout ?? 60_000;
+  return {
+    headersTimeout,
+    // No limit on a whole request: a large upload may take long, and the pools time out requests themselves.
+    requestTimeout: 0,
+    keepAliveTimeout: options.idleTimeout ?? 5000,
+    connectionsCheckingInterval: Math.min(1000, headersTimeout),
+  };
 }
 
 /** The worker's end: frames go out on a pipe of their own when the dispatcher gave one (see `CHANNEL_FD_ENV`). */

@@ -120,6 +120,9 @@ const CONFIG_KEYS = [
   "shutdownTimeout",
   "maxPending",
   "maxBodySize",
+  "headersTimeout",
+  "idleTimeout",
+  "maxConnections",
   "tls",
   "pools",
   "apps",
@@ -172,7 +175,18 @@ export function dispatcherFromConfig(config: unknown, baseDir: string, source = 
     }
   }
   const options: DispatcherOptions = { pools };
-  for (const key of ["port", "hostname", "shutdownTimeout", "maxPending", "maxBodySize"] as const) {
+  for (
+    const key of [
+      "port",
+      "hostname",
+      "shutdownTimeout",
+      "maxPending",
+      "maxBodySize",
+      "headersTimeout",
+      "idleTimeout",
+      "maxConnections",
+    ] as const
+  ) {
     if (config[key] !== undefined) (options as Record<string, unknown>)[key] = config[key];
   }
   if (config.staticRoutes !== undefined) {

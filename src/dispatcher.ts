@@ -35,6 +35,16 @@ export interface DispatcherOptions {
   maxPending?: number;
   /** Largest accepted request body in bytes; larger gets 413. @default {10485760} */
   maxBodySize?: number;
+  /**
+   * Time a client gets to send a request's headers, from the moment it connects or its previous answer was sent;
+   * then the connection is closed (slowloris). Enforced on Node; Bun closes such connections itself after about
+   * 12 s, and Deno's server offers no such limit. @default {20000}
+   */
+  headersTimeout?: number;
+  /** Time a keep-alive connection may stay idle between requests before it is closed (Node). @default {5000} */
+  idleTimeout?: number;
+  /** Connections served at once; more are closed as they arrive (Node). 0: no limit. @default {0} */
+  maxConnections?: number;
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: string; key: string };
 }
@@ -47,6 +57,9 @@ const DISPATCHER_OPTIONS = [
   "shutdownTimeout",
   "maxPending",
   "maxBodySize",
+  "headersTimeout",
+  "idleTimeout",
+  "maxConnections",
   "tls",
 ] as const;
 
@@ -276,6 +289,9 @@ export class Dispatcher {
       shutdownTimeout: intOption(what, "shutdownTimeout", options.shutdownTimeout, 10_000, 0),
       maxPending: intOption(what, "maxPending", options.maxPending, 1000, 1),
       maxBodySize: intOption(what, "maxBodySize", options.maxBodySize, 10 * 1024 * 1024, 0),
+      headersTimeout: intOption(what, "headersTimeout", options.headersTimeout, 20_000, 1),
+      idleTimeout: intOption(what, "idleTimeout", options.idleTimeout, 5000, 1),
+      maxConnections: intOption(what, "maxConnections", options.maxConnections, 0, 0),
       tls,
     };
     for (const { name, fn, specs } of decoratedMethods(Object.getPrototypeOf(this), SYNC_ROUTES)) {
@@ -388,6 +404,9 @@ export class Dispatcher {
         port: this.options.port,
         hostname: this.options.hostname,
         tls: this.options.tls ?? undefined,
+        headersTimeout: this.options.headersTimeout,
+        idleTimeout: this.options.idleTimeout,
+        maxConnections: this.options.maxConnections,
         onListenerFailed: (error, retryMs) =>
           this.#log.error("The listener failed ({reason}); listening again in {retryMs} ms", {
             reason: firstLine(error),

@@ -96,6 +96,12 @@ export interface ServeOptions {
   hostname: string;
   /** PEM certificate and key for HTTPS. */
   tls?: { cert: string; key: string };
+  /** Milliseconds a client gets to send a request's headers, counted from its connection or its last answer. */
+  headersTimeout?: number;
+  /** Milliseconds a keep-alive connection may stay idle between requests. */
+  idleTimeout?: number;
+  /** Connections served at once (0: no limit). */
+  maxConnections?: number;
   /**
    * Called when the listener failed while serving (a runtime whose server stops when accept fails, as Deno's does
    * without a free descriptor) and the adapter will listen again after `retryMs`.
