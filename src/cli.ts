@@ -127,6 +127,8 @@ const CONFIG_KEYS = [
   "pools",
   "apps",
 ];
+/** Config keys that are not passed to the Dispatcher as they are. */
+const STRUCTURED_KEYS = ["staticRoutes", "tls", "pools", "apps"];
 
 /**
  * Builds a dispatcher from a `forkyard.json` object. Paths are relative to
@@ -175,18 +177,9 @@ export function dispatcherFromConfig(config: unknown, baseDir: string, source = 
     }
   }
   const options: DispatcherOptions = { pools };
-  for (
-    const key of [
-      "port",
-      "hostname",
-      "shutdownTimeout",
-      "maxPending",
-      "maxBodySize",
-      "headersTimeout",
-      "idleTimeout",
-      "maxConnections",
-    ] as const
-  ) {
+  // Every key but the structured ones is the Dispatcher option of the same name; the Dispatcher checks its value.
+  for (const key of CONFIG_KEYS) {
+    if (STRUCTURED_KEYS.includes(key)) continue;
     if (config[key] !== undefined) (options as Record<string, unknown>)[key] = config[key];
   }
   if (config.staticRoutes !== undefined) {

@@ -163,6 +163,10 @@ describe(`forkyard CLI (${runtime.name})`, () => {
       await fails(["serve", write("g.json", { port: "80" })]),
       /g\.json: Invalid Dispatcher option "port": "80"/,
     );
+    assert.match(
+      await fails(["serve", write("h.json", { headersTimeout: "5" })]),
+      /h\.json: Invalid Dispatcher option "headersTimeout": "5"/,
+    );
     assert.match(await fails(["serve", join(dir, "none.ts")]), /cannot find module/);
     assert.match(await fails(["serve", `${app}:missing`]), /has no export "missing"/);
     assert.match(await fails(["serve", fixture("echo_child.ts"), "--port", "-1"]), /--port/);
