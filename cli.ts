@@ -12,11 +12,11 @@
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { main } from "./src/cli.ts";
+import { main } from "./src/cli/cli.ts";
 import { loadRuntime } from "./src/detect.ts";
 
-export { dispatcherFor, dispatcherFromConfig, main, parseArgs, UsageError, VERSION } from "./src/cli.ts";
-export type { CliArgs, RunningDispatcher } from "./src/cli.ts";
+export { dispatcherFor, dispatcherFromConfig, main, parseArgs, UsageError, VERSION } from "./src/cli/cli.ts";
+export type { CliArgs, RunningDispatcher } from "./src/cli/cli.ts";
 
 function isMain(): boolean {
   const meta = import.meta as ImportMeta & { main?: boolean };

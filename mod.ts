@@ -25,7 +25,8 @@
  * @module
  */
 
-export { Dispatcher, type DispatcherOptions, type ListenInfo } from "./src/dispatcher.ts";
+export { Dispatcher, type DispatcherOptions, type ListenInfo } from "./src/dispatcher/dispatcher.ts";
+export { Client, RejectRequest } from "./src/dispatcher/client.ts";
 export {
   AppPool,
   type AppPoolOptions,
@@ -37,25 +38,11 @@ export {
   type WorkerResponse,
   type WorkerStatus,
 } from "./src/pool.ts";
-export { ApiHandler, type ApiHandlerClass, Worker, type WorkerClass, type WorkerContext } from "./src/worker.ts";
-export { InvalidBody, WorkerRequest } from "./src/request.ts";
-export { Client, RejectRequest } from "./src/client.ts";
+export { ApiHandler, type ApiHandlerClass, Worker, type WorkerClass, type WorkerContext } from "./src/worker/worker.ts";
+export { WorkerRequest } from "./src/worker/request.ts";
+export type { FetchApp } from "./src/worker/loop.ts";
+export { InvalidBody } from "./src/protocol/body.ts";
 export { type AnyFunction, api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";
 export { sse, type SSEEvent, type SSEStream } from "./src/sse.ts";
-export type { WorkerLogger } from "./src/logging.ts";
-export type { FetchApp } from "./src/worker_loop.ts";
+export type { WorkerLogger } from "./src/logging/worker_logger.ts";
 export type { LogLevel, LogRecord } from "@logtape/logtape";
-export type {
-  AdapterRequest,
-  ChildProcess,
-  ExitStatus,
-  HttpServer,
-  ParentChannel,
-  Runtime,
-  RuntimeName,
-  ServeOptions,
-  SignalName,
-  SpawnOptions,
-  SpillFiles,
-  StaticOptions,
-} from "./src/runtime.ts";

@@ -204,6 +204,8 @@ const DROP_FLAG = /^--(watch|hot|inspect)/;
 /** The Bun implementation of {@linkcode Runtime}. */
 export const runtime: Runtime = {
   name: "bun",
+  loadHint: () => null,
+  setHeaderAfter: false,
   pid: process.pid,
   selfCommand: (script) => [process.execPath, ...process.execArgv.filter((flag) => !DROP_FLAG.test(flag)), script],
   spawn,

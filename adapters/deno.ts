@@ -18,7 +18,7 @@ import type {
   SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
-import { ReadBuffers, SPILL_BUFFERS } from "../src/buffers.ts";
+import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
 import { pump } from "./streams.ts";
 
 const PERMISSIONS = ["read", "write", "net", "env", "run", "sys", "ffi", "import"] as const;
@@ -466,6 +466,8 @@ function denoSpill(): SpillFiles | null {
 /** The Deno implementation of {@linkcode Runtime}. */
 export const runtime: Runtime = {
   name: "deno",
+  loadHint: () => null,
+  setHeaderAfter: true,
   pid: Deno.pid,
   selfCommand: (script) => [Deno.execPath(), "run", ...permissionFlags(), ...runFlags(), script],
   spawn,

@@ -27,6 +27,7 @@ import type {
   SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
+import { codeOf, firstLine } from "../src/dispatcher/startup_errors.ts";
 import { childEnv, fsSpill, processAlive, processChannel, spawnNodeLike, takeChannelFd } from "./node_like.ts";
 
 /** Node flags that must not reach a worker process. */
@@ -176,6 +177,23 @@ function limits(options: ServeOptions) {
 }
 
 /** The worker's end: frames go out on a pipe of their own when the dispatcher gave one (see `CHANNEL_FD_ENV`). */
+/**
+ * Node refusing a TypeScript module it has no loader for (decorators above all; its type stripping transforms
+ * nothing): say how to run it.
+ */
+function loadHint(error: unknown, module: string): string | null {
+  if (!/\.[cm]?tsx?$/.test(module)) return null;
+  const code = codeOf(error);
+  const refused = code === "ERR_UNKNOWN_FILE_EXTENSION" || code === "ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX" ||
+    code === "ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING" ||
+    (error instanceof SyntaxError &&
+      /decorator|Invalid or unexpected token|Unexpected token '@'/i.test(firstLine(error)));
+  if (!refused) return null;
+  return `Node runs TypeScript with decorators only through a loader; ` +
+    `run NODE_OPTIONS="--import tsx" npx forkyard serve ${module} (after npm install tsx), ` +
+    `or bunx --bun forkyard serve ${module}`;
+}
+
 function parentChannel(): ParentChannel {
   const fd = takeChannelFd(process);
   return processChannel(process, fd === null ? undefined : new Socket({ fd, readable: false, writable: true }));
@@ -186,6 +204,8 @@ let spillFiles: SpillFiles | null | undefined;
 /** The Node.js implementation of {@linkcode Runtime}. */
 export const runtime: Runtime = {
   name: "node",
+  setHeaderAfter: false,
+  loadHint,
   pid: process.pid,
   selfCommand,
   spawn,

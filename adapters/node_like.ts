@@ -10,7 +10,7 @@ import type process from "node:process";
 import type * as Fs from "node:fs";
 import type { Readable } from "node:stream";
 import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions, SpillFiles } from "../src/runtime.ts";
-import { ReadBuffers, SPILL_BUFFERS } from "../src/buffers.ts";
+import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
 
 type Process = typeof process;
 

@@ -616,7 +616,7 @@ two servers measured in the same run; absolute numbers vary between machines and
 - Floors (\`bench/floor/\`): the runtime's own server (on Node \`@hono/node-server\`, as forkyard's dispatcher
   uses there) forwarding each request to a child that echoes bytes back, batched once per event-loop turn.
   The bare forwarder sends 16 bytes and parses nothing; the forwarder with forkyard's frames reads the
-  request's method, path and headers, sends them as one frame (\`src/framing.ts\`), parses the echoed frame
+  request's method, path and headers, sends them as one frame (\`src/protocol/codec.ts\`), parses the echoed frame
   and answers with a status and two headers (\`content-type\`, \`x-request-id\`), as forkyard's dispatcher
   does, with no routing and no supervision. Under POST echo it sends the body as forkyard does (large ones
   through a spill file in /dev/shm, which the echoed frame names, so it reads back the file it wrote) and

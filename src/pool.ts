@@ -1,22 +1,18 @@
 /**
  * `WorkerPool` and `AppPool`: named groups of worker processes, their options
- * and status. The supervisor that runs them (src/supervisor.ts) is loaded by
- * the dispatcher only, so worker processes, which re-run the program, do not
- * load it.
+ * and status. A pool is configuration; the dispatcher runs it with a
+ * supervisor (`src/supervisor/`), which worker processes, re-running the
+ * program, never load.
  *
  * @module
  */
 
 import type { LogLevel } from "@logtape/logtape";
-import type { Client } from "./client.ts";
+import type { Client } from "./dispatcher/client.ts";
 import { workingDirectory } from "./detect.ts";
-import { isLogLevel } from "./logging.ts";
-import type { Body } from "./framing.ts";
-import type { WireRequest } from "./request.ts";
-import type { AdapterRequest } from "./runtime.ts";
+import { isLogLevel } from "./logging/levels.ts";
 import { compilePoolRoute } from "./routing.ts";
-import type { Supervisor, WorkerProcess } from "./supervisor.ts";
-import type { WorkerClass } from "./worker.ts";
+import type { WorkerClass } from "./worker/worker.ts";
 import { boolOption, checkKeys, intOption, stringOption } from "./options.ts";
 
 /** Longest wait before a crashed worker is restarted, in milliseconds. */
@@ -154,6 +150,20 @@ export interface PoolStatus {
   spares: number[];
 }
 
+/** @internal What runs a pool's processes once the dispatcher started it: its supervisor. */
+export interface PoolRunner {
+  /** Workers, queue and health. */
+  status(): PoolStatus;
+  /** Sends `config` to every running worker. */
+  broadcastConfig(config: unknown): void;
+  /** Sends a request nobody waits for. */
+  sendDetached(request: PoolRequest): void;
+  /** Grows or shrinks the pool. */
+  scale(workers: number): void;
+  /** Replaces every worker, one at a time. */
+  reload(): Promise<number>;
+}
+
 /** A request sent to a pool with {@linkcode WorkerPool.send}, without waiting for the answer. */
 export interface PoolRequest {
   /** HTTP method. @default {"POST"} */
@@ -188,44 +198,6 @@ export interface WorkerResponse {
   readonly body: Uint8Array;
   /** The body decoded by content type (JSON, form, bytes or `null`). */
   readonly data: unknown;
-}
-
-/** One request on its way through a pool. */
-export class Pending implements PendingRequest {
-  readonly requestId: number;
-  readonly client: Client | null;
-  readonly pool: WorkerPool;
-  readonly wire: WireRequest;
-  readonly body: Body;
-  /** What the adapter offers for the client's request; `null` for requests made with `WorkerPool.send`. */
-  readonly adapter: AdapterRequest | null;
-  resolve: ((response: Response) => void) | null;
-  /**
-   * When the request times out (`Date.now()` time); `Infinity` once it no longer can: answered with a failure,
-   * timed out already, or streaming. The supervisor's timeout walk and its queue both go by this.
-   */
-  deadline = 0;
-  worker: WorkerProcess | null = null;
-  retried = false;
-  stream: ReadableStreamDefaultController<Uint8Array> | null = null;
-
-  constructor(
-    id: number,
-    client: Client | null,
-    pool: WorkerPool,
-    wire: WireRequest,
-    body: Body,
-    resolve: ((response: Response) => void) | null,
-    adapter: AdapterRequest | null = null,
-  ) {
-    this.requestId = id;
-    this.client = client;
-    this.pool = pool;
-    this.wire = wire;
-    this.body = body;
-    this.adapter = adapter;
-    this.resolve = resolve;
-  }
 }
 
 /**
@@ -280,7 +252,7 @@ export class WorkerPool {
   /** For app pools: the path prefix the app is mounted at (stripped before the app sees a request). */
   readonly mount: string | null = null;
   #matchers: ((path: string) => boolean)[];
-  #supervisor: Supervisor | undefined;
+  #runner: PoolRunner | undefined;
   #config: { value: unknown } | undefined;
 
   /**
@@ -386,7 +358,7 @@ export class WorkerPool {
 
   /** Workers, queue and health of the pool. */
   status(): PoolStatus {
-    if (this.#supervisor) return this.#supervisor.status();
+    if (this.#runner) return this.#runner.status();
     return { name: this.name, workers: [], queueSize: 0, degraded: false, spares: [] };
   }
 
@@ -397,7 +369,7 @@ export class WorkerPool {
   sendConfig(config: unknown): void {
     JSON.stringify(config);
     this.#config = { value: config };
-    this.#supervisor?.broadcastConfig(config);
+    this.#runner?.broadcastConfig(config);
   }
 
   /**
@@ -405,8 +377,8 @@ export class WorkerPool {
    * (fire-and-forget). The worker sees `requestId` -1.
    */
   send(request: PoolRequest): void {
-    if (!this.#supervisor) throw new Error(`Pool "${this.name}" is not running`);
-    this.#supervisor.sendDetached(request);
+    if (!this.#runner) throw new Error(`Pool "${this.name}" is not running`);
+    this.#runner.sendDetached(request);
   }
 
   /**
@@ -415,7 +387,7 @@ export class WorkerPool {
    */
   scale(workers: number): void {
     const n = intOption("WorkerPool", "workers", workers, 1, 1, 1024);
-    if (this.#supervisor) this.#supervisor.scale(n);
+    if (this.#runner) this.#runner.scale(n);
     else (this.options as { workers: number }).workers = n;
   }
 
@@ -424,7 +396,7 @@ export class WorkerPool {
    * one stops taking requests. Resolves with how many workers were replaced.
    */
   reload(): Promise<number> {
-    return this.#supervisor?.reload() ?? Promise.resolve(0);
+    return this.#runner?.reload() ?? Promise.resolve(0);
   }
 
   /** @internal The last config sent, for replay. */
@@ -432,14 +404,9 @@ export class WorkerPool {
     return this.#config;
   }
 
-  /** @internal Connects the pool to its supervisor (done by the dispatcher). */
-  attach(supervisor: Supervisor | undefined): void {
-    this.#supervisor = supervisor;
-  }
-
-  /** @internal The supervisor running this pool, once the dispatcher started it. */
-  get supervisor(): Supervisor | undefined {
-    return this.#supervisor;
+  /** @internal Connects the pool to what runs it (done by the dispatcher). */
+  attach(runner: PoolRunner | undefined): void {
+    this.#runner = runner;
   }
 }
 

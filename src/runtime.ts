@@ -7,8 +7,6 @@
  * @module
  */
 
-import type { MiddlewareHandler } from "hono";
-
 /** The name of a supported runtime. */
 export type RuntimeName = "deno" | "bun" | "node";
 
@@ -173,6 +171,13 @@ export interface HttpServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/**
+ * A middleware serving static files, in Hono's shape (`(context, next) => ...`), kept structural so that this
+ * interface names no HTTP framework.
+ */
+// deno-lint-ignore no-explicit-any
+export type StaticHandler = (context: any, next: () => Promise<void>) => Promise<Response | void>;
+
 /** Options for {@linkcode Runtime.serveStatic}. */
 export interface StaticOptions {
   /** Directory to serve from. */
@@ -187,6 +192,11 @@ export interface Runtime {
   readonly name: RuntimeName;
   /** The current process id. */
   readonly pid: number;
+  /**
+   * Whether setting one header on a made `Response` is cheaper than passing it in the headers record (Deno
+   * converts a record slowly), for the trace id on every answer.
+   */
+  readonly setHeaderAfter: boolean;
   /** Command prefix that starts a new process of this runtime running `script` with the flags it needs. */
   selfCommand(script: string): string[];
   /** Starts a child process with all three stdio streams piped. */
@@ -198,7 +208,7 @@ export interface Runtime {
   /** Starts an HTTP(S) server. */
   serve(options: ServeOptions): Promise<HttpServer>;
   /** Hono middleware serving files from a directory (loaded on first use: workers never need it). */
-  serveStatic(options: StaticOptions): Promise<MiddlewareHandler>;
+  serveStatic(options: StaticOptions): Promise<StaticHandler>;
   /** Reads an environment variable. */
   env(name: string): string | undefined;
   /** The path or URL of the main module. */
@@ -220,6 +230,11 @@ export interface Runtime {
   rss(): number;
   /** Whether a process with this pid exists (`true` when that cannot be told). */
   alive(pid: number): boolean;
+  /**
+   * What to tell a user whose module this runtime could not import, when it can say more than the error (Node:
+   * TypeScript with decorators needs a loader); `null` otherwise.
+   */
+  loadHint(error: unknown, module: string): string | null;
   /** Ends this process. */
   exit(code: number): never;
 }

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { api, Dispatcher, sync, Worker, WorkerPool } from "../mod.ts";
 import { compilePattern, compilePoolRoute, RouteTable } from "../src/routing.ts";
-import { format, renderTemplate } from "../src/logging.ts";
+import { format, renderTemplate } from "../src/logging/format.ts";
 import { moduleUrl } from "../src/pool.ts";
 import { runtime } from "./helpers.ts";
 
@@ -160,28 +160,5 @@ describe(`worker start cost (${runtime.name})`, () => {
     for (const path of paths) assert.equal(moduleUrl(path), pathToFileURL(resolve(path)).href, path);
     assert.equal(moduleUrl("https://example.com/w.ts"), "https://example.com/w.ts");
     assert.equal(moduleUrl(new URL("file:///x/y.ts")), "file:///x/y.ts");
-  });
-
-  test("mod.ts does not load the supervisor, LogTape, Hono or node:path at import", async () => {
-    // Worker processes re-run the program, which imports mod.ts: what it loads, every worker start pays
-    // for (each module about 1 ms on Bun; node:path, node:url and node:process several ms on Deno).
-    const { readFileSync } = await import("node:fs");
-    const seen = new Set<string>();
-    const visit = (url: URL) => {
-      if (seen.has(url.href)) return;
-      seen.add(url.href);
-      const code = readFileSync(url, "utf8");
-      for (const m of code.matchAll(/^(?:import|export)\s(?!type\b)[^;]*?from\s+"([^"]+)";/gms)) {
-        const spec = m[1];
-        if (spec.startsWith(".")) visit(new URL(spec, url));
-        else seen.add(spec);
-      }
-    };
-    visit(new URL("../mod.ts", import.meta.url));
-    const loaded = [...seen].map((s) => s.replace(/^.*\/(src|adapters)\//, "$1/"));
-    assert.ok(loaded.includes("src/worker_loop.ts"), loaded.join(", "));
-    for (const heavy of ["src/supervisor.ts", "src/logtape.ts", "@logtape/logtape", "hono", "node:path", "node:url"]) {
-      assert.ok(!loaded.includes(heavy), `mod.ts statically loads ${heavy}: ${loaded.join(", ")}`);
-    }
   });
 });

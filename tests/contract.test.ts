@@ -4,13 +4,15 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
-import { F, FrameDecoder, FrameWriter, recycleBody, removeSpills } from "../src/framing.ts";
+import { type AnyFrames, FrameDecoder, FrameWriter, recycleBody } from "../src/protocol/codec.ts";
+import { F } from "../src/protocol/frames.ts";
+import { removeSpills } from "../src/protocol/spill.ts";
 import { alive, eventually, fixture, httpsGet, pipesCommand, runtime, start } from "./helpers.ts";
 
 function echoChild() {
   const frames: { type: number; header: any; body: Uint8Array }[] = [];
   let onFrame = () => {};
-  const decoder = new FrameDecoder((type, header, body) => {
+  const decoder = new FrameDecoder((type, header: any, body) => {
     frames.push({ type, header, body: body.slice() });
     onFrame();
   });
@@ -19,7 +21,7 @@ function echoChild() {
     onStdout: (chunk) => decoder.push(chunk),
     onStderr: () => {},
   });
-  const writer = new FrameWriter((data) => child.write(data));
+  const writer = new FrameWriter<AnyFrames>((data) => child.write(data));
   const until = (n: number) =>
     new Promise<void>((resolve) => {
       onFrame = () => frames.length >= n && resolve();
@@ -54,7 +56,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
     let text = "";
     let echoed!: () => void;
     const gotEcho = new Promise<void>((resolve) => (echoed = resolve));
-    const decoder = new FrameDecoder((type, header) => {
+    const decoder = new FrameDecoder((type, header: any) => {
       frames.push({ type, header });
       if (type === F.REQUEST) echoed();
     });
@@ -64,7 +66,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
       onText: (chunk) => (text += new TextDecoder().decode(chunk)),
       onStderr: () => {},
     });
-    new FrameWriter((data) => child.write(data)).send(F.REQUEST, { n: 1 });
+    new FrameWriter<AnyFrames>((data) => child.write(data)).send(F.REQUEST, { n: 1 });
     await gotEcho;
     child.closeStdin();
     assert.deepEqual(await child.exited, { code: 0, signal: null });
@@ -104,7 +106,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
     const echoed: Uint8Array[] = [];
     const released: string[] = [];
     let check = () => {};
-    const decoder = new FrameDecoder((type, header, body) => {
+    const decoder = new FrameDecoder((type, header: any, body) => {
       // The child echoes each frame and reports each spill file it read (RELEASED).
       if (type === F.RELEASED) {
         released.push(header.p);
@@ -117,7 +119,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
       onStdout: (chunk) => decoder.push(chunk),
       onStderr: () => {},
     });
-    const writer = new FrameWriter((data) => child.write(data), { files, prefix, threshold: 1024 });
+    const writer = new FrameWriter<AnyFrames>((data) => child.write(data), { files, prefix, threshold: 1024 });
     const roundTrip = (payload: Uint8Array) => {
       const want = echoed.length + 1;
       writer.send(F.CHUNK, {}, payload);
@@ -143,7 +145,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
     const got: { type: number; header: unknown; body: string }[] = [];
     const text = new TextDecoder();
     const decoder = new FrameDecoder((type, header, body) => got.push({ type, header, body: text.decode(body) }));
-    const writer = new FrameWriter((data) => void decoder.push(data.slice()));
+    const writer = new FrameWriter<AnyFrames>((data) => void decoder.push(data.slice()));
     const long = "ü€".repeat(20_000); // 100,000 bytes of UTF-8: past the in-place limit and the 64 KiB buffer
     const sent: [number, unknown, string][] = [
       [F.RESPONSE, { i: 1 }, '{"hello":"wörld ✓"}'],
@@ -167,7 +169,11 @@ describe(`runtime adapter (${runtime.name})`, () => {
     const got: [number, boolean][] = [];
     const decoder = new FrameDecoder((_type, _header, body, lent) => got.push([body.length, lent]), files);
     const chunks: Uint8Array[] = [];
-    const writer = new FrameWriter((data) => void chunks.push(data.slice()), { files, prefix, threshold: 1024 });
+    const writer = new FrameWriter<AnyFrames>((data) => void chunks.push(data.slice()), {
+      files,
+      prefix,
+      threshold: 1024,
+    });
     writer.send(F.CHUNK, {}, new Uint8Array(10));
     writer.send(F.CHUNK, {}, new Uint8Array(2000)); // spilled
     writer.send(F.CHUNK, {}, new Uint8Array(20));
@@ -181,7 +187,11 @@ describe(`runtime adapter (${runtime.name})`, () => {
     if (files === null) return t.skip("no spill directory on this machine");
     const prefix = `forkyard-test-${runtime.pid}-plain-`;
     const bodies: Uint8Array[] = [];
-    const writer = new FrameWriter((data) => void decoder.push(data.slice()), { files, prefix, threshold: 16 });
+    const writer = new FrameWriter<AnyFrames>((data) => void decoder.push(data.slice()), {
+      files,
+      prefix,
+      threshold: 16,
+    });
     const decoder = new FrameDecoder((_type, _header, body) => bodies.push(body), files);
     writer.send(F.CHUNK, {}, new Uint8Array(64).fill(9));
     await writer.drain();
@@ -203,7 +213,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
     for (const spill of files === null ? [false] : [false, true]) {
       const bodies: Uint8Array[] = [];
       const decoder = new FrameDecoder((_type, _header, body) => bodies.push(body.slice()), files);
-      const writer = new FrameWriter(
+      const writer = new FrameWriter<AnyFrames>(
         (data) => void decoder.push(data.slice()),
         spill ? { files: files!, prefix, threshold: 256 * 1024 } : undefined,
       );
@@ -222,7 +232,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
     const got: { body: Uint8Array; lent: boolean }[] = [];
     const decoder = new FrameDecoder((_type, _header, body, lent) => got.push({ body, lent }));
     const chunks: Uint8Array[] = [];
-    const writer = new FrameWriter((data) => void chunks.push(data.slice()));
+    const writer = new FrameWriter<AnyFrames>((data) => void chunks.push(data.slice()));
     const big = (seed: number) => new Uint8Array(100 * 1024).fill(seed);
     writer.send(F.CHUNK, { n: 1 }, big(1));
     writer.send(F.CHUNK, { n: 2 }, new Uint8Array(10).fill(2));

@@ -48,7 +48,12 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
         assert.ok(files.includes(f), `${f} missing`);
       }
       for (
-        const f of ["dist/src/worker_main.js", "dist/adapters/node.js", "dist/adapters/bun.js", "dist/adapters/deno.js"]
+        const f of [
+          "dist/src/worker/module_main.js",
+          "dist/adapters/node.js",
+          "dist/adapters/bun.js",
+          "dist/adapters/deno.js",
+        ]
       ) {
         assert.ok(files.includes(f), `${f} missing`);
       }

@@ -6,7 +6,10 @@
 // the "decoding" floor: how much of the gap between forkyard and the echo floor a worker's own work explains.
 //   CHILD=decode PROTOCOL=1 node bench/probe.mjs node bench/floor/node_forward.ts /echo
 import { loadRuntime } from "../../src/detect.ts";
-import { openWorkerChannel } from "../../src/worker_loop.ts";
+import { openWorkerChannel } from "../../src/worker/process.ts";
 
 // Echo every frame the worker's channel hands over, with its header and body, as a response would go.
-const { writer } = openWorkerChannel(await loadRuntime(), (type, header, body) => writer.send(type, header, body));
+const { writer } = openWorkerChannel(
+  await loadRuntime(),
+  (type, header, body) => writer.send(type as never, header as never, body),
+);

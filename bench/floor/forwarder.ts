@@ -1,19 +1,13 @@
 // What both floor servers do per request, apart from the channel. The bare forwarder keeps one
 // pending answer, sends 16 bytes to the child once per event-loop turn, and answers once per 16 bytes
 // echoed back. The protocol forwarder (PROTOCOL=1) adds the work no dispatcher can skip: it reads the
-// request's method, path and headers, sends them as one forkyard frame (src/framing.ts, coalesced per
+// request's method, path and headers, sends them as one forkyard frame (src/protocol/codec.ts, coalesced per
 // turn), parses each echoed frame, and answers with a status and two headers, as forkyard does.
 import { setImmediate } from "node:timers";
-import {
-  type Body,
-  F,
-  FrameDecoder,
-  FrameWriter,
-  recycleBody,
-  removeOrphanSpills,
-  SPILL_THRESHOLD,
-  spillPrefix,
-} from "../../src/framing.ts";
+import type { Body } from "../../src/protocol/body.ts";
+import { type AnyFrames, FrameDecoder, FrameWriter, recycleBody } from "../../src/protocol/codec.ts";
+import { F } from "../../src/protocol/frames.ts";
+import { removeOrphanSpills, SPILL_THRESHOLD, spillPrefix } from "../../src/protocol/spill.ts";
 import type { Runtime } from "../../src/runtime.ts";
 import { IdTable } from "../../src/id_table.ts";
 
@@ -85,7 +79,7 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
   const nodeIO = new IdTable<NodeIO>();
   const ownFiles = spillPrefix(runtime.pid);
   let next = 0;
-  const writer = new FrameWriter(
+  const writer = new FrameWriter<AnyFrames>(
     (bytes) => {
       write(bytes);
       return undefined;
@@ -93,7 +87,8 @@ export function protocolForwarder(write: (bytes: Uint8Array) => void, traceHeade
     spill === null ? undefined : { files: spill, prefix: ownFiles, threshold: SPILL_THRESHOLD },
   );
   const decoder = new FrameDecoder(
-    (frameType, header: { i: number; x: string; p: string }, body, lent) => {
+    (frameType, frameHeader, body, lent) => {
+      const header = frameHeader as { i: number; x: string; p: string };
       // A decoding child (decode_child.ts) read one of our files: it may take a later body.
       if (frameType === F.RELEASED) return writer.release(header.p);
       const resolve = waiting.get(header.i)!;

@@ -1,6 +1,8 @@
 /**
- * The binary channel between the dispatcher and a worker: frames with a small
- * JSON header and raw body bytes, written coalesced once per event-loop turn.
+ * The codec of the channel between the dispatcher and a worker: frames with a
+ * small JSON header and raw body bytes, written coalesced once per event-loop
+ * turn, large bodies passed through spill files. `frames.ts` says what each
+ * frame means.
  *
  * Frame layout (big-endian):
  * `magic u8 | type u8 | header length u32 | body length u32 | header JSON | body`.
@@ -8,8 +10,11 @@
  * @module
  */
 
-import { ReadBuffers } from "./buffers.ts";
-import type { SpillFiles } from "./runtime.ts";
+import type { SpillFiles } from "../runtime.ts";
+import { type Body, bodyLength } from "./body.ts";
+import type { FrameHeaders } from "./frames.ts";
+import { ReadBuffers } from "./read_buffers.ts";
+import type { SpillOptions } from "./spill.ts";
 
 /** First byte of every frame; anything else on the channel is garbage. */
 export const MAGIC = 0xf5;
@@ -18,60 +23,8 @@ export const PREFIX = 10;
 const MAX_HEADER = 16 * 1024 * 1024;
 const MAX_BODY = 1024 * 1024 * 1024;
 
-/** Frame types. Dispatcher to worker below 32, worker to dispatcher from 32. */
-export const F = {
-  INIT: 1,
-  REQUEST: 2,
-  CONFIG: 3,
-  CANCEL: 4,
-  STOP: 5,
-  /** The dispatcher read one of the worker's spill files (`{ p: path }`): the worker may write it again. */
-  RELEASE: 6,
-  READY: 32,
-  HEARTBEAT: 33,
-  RESPONSE: 34,
-  START: 35,
-  CHUNK: 36,
-  END: 37,
-  LOG: 38,
-  KEEPALIVE: 39,
-  PAUSE: 40,
-  RESUME: 41,
-  /** The worker read one of the dispatcher's spill files (`{ p: path }`). */
-  RELEASED: 42,
-} as const;
-
 const EMPTY: Uint8Array = new Uint8Array(0);
 
-/**
- * A body as one buffer, or as the chunks it arrived in. The dispatcher keeps a
- * request body as its chunks: joining them would allocate a second copy of every
- * large body only to write it out again.
- */
-export type Body = Uint8Array | readonly Uint8Array[];
-
-/** The number of bytes in `body`. */
-export function bodyLength(body: Body): number {
-  if (body instanceof Uint8Array) return body.length;
-  let n = 0;
-  for (const chunk of body) n += chunk.length;
-  return n;
-}
-
-/** `body` as one buffer: itself, its only chunk, or its chunks copied into a new one. */
-export function joinBody(body: Body): Uint8Array {
-  if (body instanceof Uint8Array) return body;
-  if (body.length < 2) return body[0] ?? EMPTY;
-  const out = new Uint8Array(bodyLength(body));
-  let off = 0;
-  for (const chunk of body) {
-    out.set(chunk, off);
-    off += chunk.length;
-  }
-  return out;
-}
-/** Bodies from this size on go through a spill file when the runtime offers a directory. */
-export const SPILL_THRESHOLD = 256 * 1024;
 /**
  * Set on a frame's type when its body was written to a file. The frame's body is
  * then the body's length (u32) followed by the file's path.
@@ -81,20 +34,6 @@ const SPILLED = 0x80;
 const SPILL_KEEP = 4;
 const SPILL_KEEP_SIZE = 8 * 1024 * 1024;
 
-/**
- * Where a {@linkcode FrameWriter} may put large bodies: a file in a memory-backed
- * directory is one copy in and one out, where a 64 KiB pipe needs many round trips.
- * The reader tells the writer when it has read a file ({@linkcode FrameWriter.release}),
- * and the writer writes it again for a later body.
- */
-export interface SpillOptions {
-  /** The runtime's spill files (see {@linkcode SpillFiles}). */
-  files: SpillFiles;
-  /** File name prefix; names must be unique per writer. */
-  prefix: string;
-  /** Bodies from this many bytes on go through a file. */
-  threshold: number;
-}
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -110,7 +49,7 @@ export class ChannelError extends Error {
  * Callback receiving one decoded frame. `lent`: the body's bytes are lent (a large frame, or a spilled body
  * read into reused bytes); give them back with {@linkcode recycleBody} once nothing reads them, or drop them.
  */
-export type FrameHandler = (type: number, header: any, body: Uint8Array, lent: boolean) => void;
+export type FrameHandler = (type: number, header: unknown, body: Uint8Array, lent: boolean) => void;
 
 /** Frames from this size on that arrive over several reads are assembled in reused bytes. */
 const LENT_FRAME = 64 * 1024;
@@ -240,34 +179,6 @@ export class FrameDecoder {
   }
 }
 
-/** File name prefix of the spill files `pid` writes (for `to`, when given). */
-export function spillPrefix(pid: number, to?: number): string {
-  return to === undefined ? `forkyard-${pid}-` : `forkyard-${pid}-${to}-`;
-}
-
-/**
- * Removes spill files whose writer no longer runs: a dispatcher killed with
- * SIGKILL cannot remove its own and its workers' (up to 4 kept files of up to
- * 8 MiB per direction and worker, in memory-backed /dev/shm). Returns how many
- * writers' files were removed.
- */
-export function removeOrphanSpills(files: SpillFiles, alive: (pid: number) => boolean): number {
-  const dead = new Set<number>();
-  for (const name of files.list()) {
-    const pid = Number(/^forkyard-(\d+)-/.exec(name)?.[1]);
-    if (pid > 0 && !alive(pid)) dead.add(pid);
-  }
-  if (dead.size > 0) removeSpills(files, [...dead].map((pid) => spillPrefix(pid)));
-  return dead.size;
-}
-
-/** Removes the spill files whose names start with one of `prefixes`. */
-export function removeSpills(files: SpillFiles, prefixes: readonly string[]): void {
-  for (const name of files.list()) {
-    if (prefixes.some((p) => name.startsWith(p))) files.unlink(`${files.dir}/${name}`);
-  }
-}
-
 function writeU32(buf: Uint8Array, at: number, value: number): void {
   buf[at] = value >>> 24;
   buf[at + 1] = (value >>> 16) & 255;
@@ -288,11 +199,15 @@ const BUFFER_SIZE = 64 * 1024;
 /** String bodies whose UTF-8 form may be shorter than this are encoded straight into the buffer. */
 const SMALL_TEXT = 16 * 1024;
 
+/** Frames of any type with any JSON header: for tests and tools that speak the codec without the protocol. */
+export type AnyFrames = { [type: number]: any };
+
 /**
  * Encodes frames into a buffer and hands the bytes to the sink once per
- * event-loop turn. Large bodies are passed along without being copied.
+ * event-loop turn. Large bodies are passed along without being copied. `M` maps
+ * each frame type to its header (the protocol's, by default).
  */
-export class FrameWriter {
+export class FrameWriter<M extends object = FrameHeaders> {
   #buf: Uint8Array = new Uint8Array(BUFFER_SIZE);
   #start = 0;
   #len = 0;
@@ -343,8 +258,9 @@ export class FrameWriter {
    * Queues one frame. `header` is JSON-encoded; `body` is sent as is (chunks in order, never joined into one
    * buffer), or, given as a string, UTF-8 encoded straight into the buffer (small ones: no intermediate bytes).
    */
-  send(type: number, header?: unknown, body: Body | string = EMPTY): void {
+  send<T extends keyof M & number>(frame: T, header?: M[T], body: Body | string = EMPTY): void {
     if (this.#closed) return;
+    let type: number = frame;
     if (typeof body === "string") {
       if (body.length * 3 < SMALL_TEXT) {
         this.#sendText(type, header, body);

@@ -7,8 +7,10 @@
  */
 
 import { configureSync, getConfig, getLogger, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
-import { type ContextStorage, formatRecord, type Inspect, isLogLevel, pickLogStyle } from "./logging.ts";
-import type { Runtime } from "./runtime.ts";
+import { formatRecord, type Inspect, pickLogStyle } from "./format.ts";
+import { isLogLevel } from "./levels.ts";
+import type { ContextStorage } from "./worker_logger.ts";
+import type { Runtime } from "../runtime.ts";
 
 /** Routes every LogTape record of this (worker) process to `sink`, from `lowestLevel` up. */
 export function configureWorkerLogging(sink: Sink, lowestLevel: LogLevel, context: ContextStorage): void {

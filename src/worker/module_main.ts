@@ -1,15 +1,16 @@
 /**
  * Entry point of worker processes for pools with a `module` option: loads the
- * worker class from that module, without the dispatcher's code.
+ * worker class (or app) from that module, without the dispatcher's program.
  *
  * @module
  */
 
-import { loadRuntime } from "./detect.ts";
-import { importWorkerClass, runWorkerProcess } from "./worker_loop.ts";
+import { loadRuntime } from "../detect.ts";
+import { MODULE_ENV } from "./entry.ts";
+import { importWorkerClass, runWorkerProcess } from "./process.ts";
 
 // Load the pool's module at once, not after INIT: a spare then waits with it loaded, and takes over a dead
 // worker's slot for the cost of setup() alone. A failure shows again, with its message, when INIT imports it.
-const preload = (await loadRuntime()).env("FORKYARD_MODULE");
+const preload = (await loadRuntime()).env(MODULE_ENV);
 if (preload) import(preload).catch(() => {});
 await runWorkerProcess(importWorkerClass);

@@ -8,7 +8,7 @@
 import type { MiddlewareHandler } from "hono";
 import { realpath } from "node:fs/promises";
 import { join, sep } from "node:path";
-import { errorResponse } from "./client.ts";
+import { errorResponse } from "../protocol/results.ts";
 
 /**
  * Middleware placed before `serveStatic({ root, rewriteRequestPath })`: a request whose file, links resolved, lies

@@ -8,11 +8,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { adoptNextRun, Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
-import { firstLine, loadFailure } from "./startup_errors.ts";
-import { AppPool, WorkerPool, type WorkerPoolOptions } from "./pool.ts";
-import { Worker, type WorkerClass } from "./worker.ts";
-import type { Runtime } from "./runtime.ts";
+import { adoptNextRun } from "../dispatcher/adoption.ts";
+import { Dispatcher, type DispatcherOptions } from "../dispatcher/dispatcher.ts";
+import { firstLine, loadFailure } from "../dispatcher/startup_errors.ts";
+import { AppPool, WorkerPool, type WorkerPoolOptions } from "../pool.ts";
+import { loadRuntime } from "../detect.ts";
+import type { Runtime } from "../runtime.ts";
+import { Worker, type WorkerClass } from "../worker/worker.ts";
 
 export type { Runtime };
 
@@ -242,20 +244,19 @@ async function importModule(
   href: string,
   modulePath: string,
   args: CliArgs,
-  runtimeName: string,
 ): Promise<{ mod: Record<string, unknown> } | { running: RunningDispatcher }> {
   let adopted!: (running: RunningDispatcher) => void;
   const adoption = new Promise<{ running: RunningDispatcher }>((
     resolve,
   ) => (adopted = (running) => resolve({ running })));
-  const release = adoptNextRun((dispatcher, finished) => {
+  const release = adoptNextRun((dispatcher: Dispatcher, finished) => {
     applyArgs(dispatcher, args);
     adopted({ dispatcher, finished });
   });
   try {
     return await Promise.race([import(href).then((mod) => ({ mod: mod as Record<string, unknown> })), adoption]);
   } catch (error) {
-    throw new UsageError(loadFailure(error, modulePath, runtimeName));
+    throw new UsageError(loadFailure(error, modulePath, (await loadRuntime()).loadHint(error, modulePath)));
   } finally {
     release();
   }
@@ -276,7 +277,6 @@ function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
 export async function dispatcherFor(
   target: string,
   args: CliArgs,
-  runtimeName = "node",
 ): Promise<Dispatcher | RunningDispatcher> {
   let dispatcher: Dispatcher;
   if (target.endsWith(".json")) {
@@ -299,7 +299,7 @@ export async function dispatcherFor(
     const file = resolve(modulePath);
     if (!existsSync(file)) throw new UsageError(`cannot find module "${modulePath}"`);
     const url = pathToFileURL(file);
-    const loaded = await importModule(url.href, modulePath, args, runtimeName);
+    const loaded = await importModule(url.href, modulePath, args);
     if ("running" in loaded) return loaded.running;
     const mod = loaded.mod;
     const found = exportName !== undefined
@@ -344,7 +344,7 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
       console.log(VERSION);
       return 0;
     }
-    const served = await dispatcherFor(args.target!, args, runtime.name);
+    const served = await dispatcherFor(args.target!, args);
     if (served instanceof Dispatcher) await served.run();
     else await served.finished;
     return 0;

@@ -1,27 +1,27 @@
 /**
- * The loop of a worker process: reads request frames from stdin, runs the
- * matching handler, writes responses, heartbeats and log records to stdout.
+ * The loop of a worker: takes request frames, runs the matching handler (or
+ * the app's `fetch`), and writes answers and heartbeats back.
  *
  * @module
  */
 
-import { AsyncLocalStorage } from "node:async_hooks";
-import type { LogLevel } from "@logtape/logtape";
-import { loadRuntime } from "./detect.ts";
-import { IdTable } from "./id_table.ts";
-import { F, FrameDecoder, FrameWriter, SPILL_THRESHOLD, spillPrefix } from "./framing.ts";
+import type { AsyncLocalStorage } from "node:async_hooks";
+import { InvalidBody } from "../protocol/body.ts";
+import type { FrameWriter } from "../protocol/codec.ts";
 import {
-  format,
-  programUsesLogTape,
-  toWire,
-  type WireRecord,
-  wireRecord,
-  type WorkerLogger,
-  workerLogger,
-} from "./logging.ts";
-import { ABORT, InvalidBody, type WireRequest, WorkerRequest } from "./request.ts";
-import { RouteTable, workerRoutes } from "./routing.ts";
-import type { ParentChannel, Runtime } from "./runtime.ts";
+  type CancelHeader,
+  type ConfigHeader,
+  F,
+  type InitHeader,
+  KIND,
+  type RequestHeader,
+} from "../protocol/frames.ts";
+import { encodeResult, errorBody, flattenHeaders } from "../protocol/results.ts";
+import type { WorkerLogger } from "../logging/worker_logger.ts";
+import { IdTable } from "../id_table.ts";
+import { RouteTable, workerRoutes } from "../routing.ts";
+import type { Runtime } from "../runtime.ts";
+import { ABORT, WorkerRequest } from "./request.ts";
 import {
   type ApiHandlerClass,
   type Worker,
@@ -30,34 +30,11 @@ import {
   type WorkerContext,
 } from "./worker.ts";
 
-/** The first frame a worker receives. */
-export interface InitMessage {
-  /** Pool name. */
-  pool: string;
-  /** Worker slot id. */
-  id: number;
-  /** The pool's kwargs. */
-  kwargs: Record<string, unknown>;
-  /** Lowest level the worker forwards. */
-  logLevel: LogLevel;
-  /** Milliseconds between heartbeats. */
-  heartbeatInterval: number;
-  /** For pools with a `module` option: the module URL to import. */
-  module?: string;
-  /** For pools with a `module` option: the export holding the worker class. */
-  export?: string;
-  /** For app pools: the mount prefix to strip. */
-  mount?: string;
-}
-
 /** A web-standard app: what an app pool's module exports. */
 export interface FetchApp {
   /** Answers one request. */
   fetch(request: Request): Response | Promise<Response>;
 }
-
-/** Response kinds in a RESPONSE frame: how the dispatcher sets `Content-Type`. */
-export const KIND = { JSON: 0, TEXT: 1, BINARY: 2, HEADERS: 3 } as const;
 
 interface Target {
   fn: (req: WorkerRequest) => unknown;
@@ -65,15 +42,10 @@ interface Target {
 }
 
 const encoder = new TextEncoder();
-const NOT_FOUND = encoder.encode('{"error":"Not found"}');
-const INTERNAL = encoder.encode('{"error":"Internal server error"}');
+const NOT_FOUND = encoder.encode(errorBody("Not found"));
+const METHOD_NOT_ALLOWED = encoder.encode(errorBody("Method not allowed"));
+const INTERNAL = encoder.encode(errorBody("Internal server error"));
 const TICK = Symbol("tick");
-
-function flattenHeaders(headers: Headers): string[] {
-  const out: string[] = [];
-  for (const [k, v] of headers) out.push(k, v);
-  return out;
-}
 
 /** Builds the route table of a worker instance from its handlers and its own `@api` methods. */
 export function buildWorkerRoutes(worker: Worker): RouteTable<Target> {
@@ -96,10 +68,11 @@ interface Inflight {
   reader?: ReadableStreamDefaultReader<Uint8Array>;
 }
 
-class WorkerLoop {
+/** Serves one worker process's requests, once its class (or app) is loaded. */
+export class WorkerLoop {
   #runtime: Runtime;
   #writer: FrameWriter;
-  #init: InitMessage;
+  #init: InitHeader;
   #worker!: Worker;
   #routes!: RouteTable<Target>;
   #app: FetchApp | undefined;
@@ -112,7 +85,7 @@ class WorkerLoop {
   constructor(
     runtime: Runtime,
     writer: FrameWriter,
-    init: InitMessage,
+    init: InitHeader,
     log: WorkerLogger,
     context: AsyncLocalStorage<Record<string, unknown>>,
   ) {
@@ -174,13 +147,13 @@ class WorkerLoop {
   onFrame(type: number, header: unknown, body: Uint8Array) {
     switch (type) {
       case F.REQUEST:
-        this.#request(header as WireRequest, body);
+        this.#request(header as RequestHeader, body);
         break;
       case F.CANCEL:
-        this.#cancel(header as { i: number; w: string });
+        this.#cancel(header as CancelHeader);
         break;
       case F.CONFIG:
-        this.#config((header as { c: unknown }).c);
+        this.#config((header as ConfigHeader).c);
         break;
       case F.STOP:
         this.#stop();
@@ -197,13 +170,13 @@ class WorkerLoop {
     }
   }
 
-  #request(wire: WireRequest, body: Uint8Array) {
+  #request(wire: RequestHeader, body: Uint8Array) {
     // Log records made while handling a request carry its trace id.
     if (wire.x !== undefined) this.#context.run({ requestId: wire.x }, () => this.#handle(wire, body));
     else this.#handle(wire, body);
   }
 
-  #handle(wire: WireRequest, body: Uint8Array) {
+  #handle(wire: RequestHeader, body: Uint8Array) {
     const id = wire.i;
     if (this.#app !== undefined) {
       this.#appRequest(wire, body);
@@ -218,7 +191,7 @@ class WorkerLoop {
       this.#writer.send(
         F.RESPONSE,
         { i: id, s: 405, k: KIND.HEADERS, h: ["allow", match.allow.join(", "), "content-type", "application/json"] },
-        encoder.encode('{"error":"Method not allowed"}'),
+        METHOD_NOT_ALLOWED,
       );
       return;
     }
@@ -239,7 +212,7 @@ class WorkerLoop {
   }
 
   /** App pools: the request as a web `Request` without the mount prefix, to the app's `fetch`. */
-  #appRequest(wire: WireRequest, body: Uint8Array) {
+  #appRequest(wire: RequestHeader, body: Uint8Array) {
     const id = wire.i;
     const request = new WorkerRequest(wire, body, {});
     this.#inflight.set(id, { request });
@@ -289,7 +262,7 @@ class WorkerLoop {
       }
     }
     if (!this.#inflight.delete(id)) return;
-    if (invalid !== null) this.#writer.send(F.RESPONSE, { i: id, s: 400 }, JSON.stringify({ error: invalid.message }));
+    if (invalid !== null) this.#writer.send(F.RESPONSE, { i: id, s: 400 }, errorBody(invalid.message));
     else this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
     this.#afterRequest();
   }
@@ -302,32 +275,22 @@ class WorkerLoop {
       return;
     }
     this.#inflight.delete(id);
-    if (value === undefined || value === null) {
-      this.#writer.send(F.RESPONSE, { i: id, s: 204 });
-    } else if (value instanceof Uint8Array) {
-      this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.BINARY }, value);
-    } else if (value instanceof ArrayBuffer) {
-      this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.BINARY }, new Uint8Array(value));
-    } else if (typeof value === "string") {
-      this.#writer.send(F.RESPONSE, { i: id, s: 200, k: KIND.TEXT }, value);
-    } else {
-      let json: string | undefined;
-      try {
-        json = JSON.stringify(value);
-      } catch (error) {
-        json = undefined;
-        this.#log.error("Result of {method} {path} cannot be serialised as JSON: {error}", {
-          method: entry.request.method,
-          path: entry.request.path,
-          error,
-        });
-      }
-      if (json === undefined) {
-        this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
-      } else {
-        this.#writer.send(F.RESPONSE, { i: id, s: 200 }, json);
-      }
+    let result;
+    try {
+      result = encodeResult(value);
+    } catch (error) {
+      this.#log.error("Result of {method} {path} cannot be serialised as JSON: {error}", {
+        method: entry.request.method,
+        path: entry.request.path,
+        error,
+      });
+      this.#writer.send(F.RESPONSE, { i: id, s: 500 }, INTERNAL);
+      this.#afterRequest();
+      return;
     }
+    if (result.body === null) this.#writer.send(F.RESPONSE, { i: id, s: result.status });
+    else if (result.kind === KIND.JSON) this.#writer.send(F.RESPONSE, { i: id, s: result.status }, result.body);
+    else this.#writer.send(F.RESPONSE, { i: id, s: result.status, k: result.kind }, result.body);
     this.#afterRequest();
   }
 
@@ -388,7 +351,7 @@ class WorkerLoop {
     done();
   }
 
-  #cancel({ i, w }: { i: number; w: string }) {
+  #cancel({ i, w }: CancelHeader) {
     const entry = this.#inflight.get(i);
     if (entry === undefined) return;
     this.#inflight.delete(i);
@@ -417,156 +380,4 @@ class WorkerLoop {
     await this.#writer.drain();
     this.#runtime.exit(0);
   }
-}
-
-/** Imports a `module` pool's worker class (or, for app pools, its app), with an error naming the module and the export. */
-export async function importWorkerClass(init: InitMessage): Promise<WorkerClass | FetchApp> {
-  if (!init.module || !init.export) throw new Error(`Pool "${init.pool}" has no worker module`);
-  const mod = await import(init.module) as Record<string, unknown>;
-  const cls = mod[init.export];
-  if (init.mount !== undefined) {
-    if (
-      cls === null || typeof cls !== "object" && typeof cls !== "function" ||
-      typeof (cls as FetchApp).fetch !== "function"
-    ) {
-      throw new Error(
-        `Cannot start app "${init.pool}": module "${init.module}" has no ${
-          init.export === "default" ? "default export" : `export "${init.export}"`
-        } with a fetch(request) method`,
-      );
-    }
-    return cls as FetchApp;
-  }
-  if (typeof cls !== "function") {
-    throw new Error(
-      `Cannot start pool "${init.pool}": worker module "${init.module}" does not export "${init.export}"`,
-    );
-  }
-  return cls as WorkerClass;
-}
-
-/**
- * A worker process's end of the channel to its dispatcher: frames go out through `writer` (large bodies through
- * spill files), frames come in to `onFrame`, except the dispatcher's word that it read a spill file, which the writer
- * takes. Garbage on the channel exits the process with 70; the channel's end (the dispatcher is gone, so nobody can
- * read the answers) exits it with 0.
- */
-export function openWorkerChannel(
-  runtime: Runtime,
-  onFrame: (type: number, header: unknown, body: Uint8Array) => void,
-): { channel: ParentChannel; writer: FrameWriter } {
-  const channel = runtime.parentChannel();
-  const files = runtime.spill();
-  const writer = new FrameWriter(
-    (data) => channel.write(data),
-    files === null ? undefined : { files, prefix: spillPrefix(runtime.pid), threshold: SPILL_THRESHOLD },
-  );
-  const decoder = new FrameDecoder(
-    (type, header, body) => {
-      if (type === F.RELEASE) writer.release((header as { p: string }).p);
-      else onFrame(type, header, body);
-    },
-    files,
-    (path) => writer.send(F.RELEASED, { p: path }),
-  );
-  channel.start(
-    (chunk) => {
-      try {
-        decoder.push(chunk);
-      } catch {
-        runtime.exit(70);
-      }
-    },
-    () => runtime.exit(0),
-  );
-  return { channel, writer };
-}
-
-/**
- * Runs this process as a worker: waits for the dispatcher's init frame, loads
- * the worker class, and serves until told to stop or until stdin closes (the
- * dispatcher is gone). Never returns.
- */
-export async function runWorkerProcess(
-  resolveClass: (init: InitMessage) => WorkerClass | FetchApp | Promise<WorkerClass | FetchApp>,
-): Promise<never> {
-  const runtime = await loadRuntime();
-  let loop: WorkerLoop | undefined;
-  const early: [number, unknown, Uint8Array][] = [];
-  let gotInit!: (init: InitMessage) => void;
-  const initReceived = new Promise<InitMessage>((resolve) => (gotInit = resolve));
-  const { channel, writer } = openWorkerChannel(runtime, (type, header, body) => {
-    if (type === F.INIT) gotInit(header as InitMessage);
-    else if (loop) loop.onFrame(type, header, body);
-    else early.push([type, header, body.slice()]);
-  });
-  // Ctrl+C reaches the whole process group and SIGHUP means "reload" to the
-  // dispatcher: a worker ignores both and waits for the dispatcher's word.
-  runtime.onSignal("SIGINT", () => {});
-  runtime.onSignal("SIGHUP", () => {});
-  const init = await initReceived;
-  const category = ["forkyard", "worker", init.pool];
-  const inspect = (value: unknown) => runtime.inspect(value);
-  const send = (record: WireRecord) => writer.send(F.LOG, record);
-  // Log records made while handling a request carry its trace id (and LogTape's withContext properties).
-  const context = new AsyncLocalStorage<Record<string, unknown>>();
-  const current = () => context.getStore();
-  // console.* and stdout are not filtered by logLevel: they are the program's plain output.
-  const emit = (level: LogLevel, text: string, source: string) =>
-    send(wireRecord([...category, source], level, text, {}, current()));
-  captureConsole((level, args) => emit(level, format(inspect, args), "console"));
-  channel.redirectStdout((text) => emit("info", text.replace(/\n$/, ""), "stdout"));
-  const log = workerLogger(category, init.logLevel, send, current, inspect);
-  const bridge = logTapeBridge(init.logLevel, send, context, inspect);
-  try {
-    const target = await resolveClass(init);
-    await bridge();
-    loop = new WorkerLoop(runtime, writer, init, log, context);
-    const started = loop.start(target);
-    for (const [type, header, body] of early) loop.onFrame(type, header, body);
-    await started;
-    await bridge();
-  } catch (error) {
-    log.fatal("Worker {id} of pool {pool} failed to start: {error}", { id: init.id, pool: init.pool, error });
-    await writer.drain();
-    runtime.exit(1);
-  }
-  return new Promise<never>(() => {});
-}
-
-/**
- * Forwards the program's own LogTape records, as the worker's are: LogTape is
- * loaded and configured only once the program has made a LogTape logger, which
- * is checked after the worker's module is loaded, after `setup()`, and then
- * every few seconds (records made before that are LogTape's to drop).
- */
-function logTapeBridge(
-  lowest: LogLevel,
-  send: (record: WireRecord) => void,
-  context: AsyncLocalStorage<Record<string, unknown>>,
-  inspect: (value: unknown) => string,
-): () => Promise<void> {
-  let done = false;
-  const check = async () => {
-    if (done || !programUsesLogTape()) return;
-    done = true;
-    clearInterval(timer);
-    const { configureWorkerLogging } = await import("./logtape.ts");
-    configureWorkerLogging((record) => send(toWire(record, inspect)), lowest, context);
-  };
-  const timer = setInterval(check, 2000);
-  return check;
-}
-
-function captureConsole(emit: (level: LogLevel, args: unknown[]) => void) {
-  const levels: [string, LogLevel][] = [
-    ["log", "info"],
-    ["info", "info"],
-    ["debug", "debug"],
-    ["trace", "debug"],
-    ["warn", "warning"],
-    ["error", "error"],
-  ];
-  const target = console as unknown as Record<string, (...args: unknown[]) => void>;
-  for (const [name, level] of levels) target[name] = (...args: unknown[]) => emit(level, args);
 }

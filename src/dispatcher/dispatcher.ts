@@ -7,17 +7,22 @@
 
 import type { Hono, MiddlewareHandler } from "hono";
 import type { LogRecord } from "@logtape/logtape";
-import { Client, errorResponse, RejectRequest, toResponse } from "./client.ts";
-import { loadRuntime } from "./detect.ts";
+import { loadRuntime } from "../detect.ts";
+import type { PendingRequest, WorkerPool, WorkerResponse } from "../pool.ts";
+import { type Body, InvalidBody } from "../protocol/body.ts";
+import type { RequestHeader } from "../protocol/frames.ts";
+import { errorResponse, flattenHeaders, toResponse } from "../protocol/results.ts";
+import { removeOrphanSpills } from "../protocol/spill.ts";
+import { decoratedMethods, type PathParams, RouteTable, samplePath, SYNC_ROUTES, workerRoutes } from "../routing.ts";
+import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+import { checkKeys, intOption, stringOption } from "../options.ts";
+import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
+import { takeAdopter } from "./adoption.ts";
+import { Client, RejectRequest } from "./client.ts";
+import { readBody } from "./read_body.ts";
 import { firstLine, listenFailure } from "./startup_errors.ts";
-import { type Body, removeOrphanSpills } from "./framing.ts";
-import { checkKeys, intOption, stringOption } from "./options.ts";
-import { Pending, type PendingRequest, type WorkerPool, type WorkerResponse } from "./pool.ts";
-import { InvalidBody, type WireRequest } from "./request.ts";
-import { decoratedMethods, type PathParams, RouteTable, samplePath, SYNC_ROUTES, workerRoutes } from "./routing.ts";
-import type { AdapterRequest, HttpServer, Runtime } from "./runtime.ts";
-import type { Supervisor } from "./supervisor.ts";
-import { importWorkerClass, runWorkerProcess } from "./worker_loop.ts";
+import { traceHeader, traceId, withTrace } from "./trace.ts";
 
 /** Options of a {@linkcode Dispatcher}. Durations are milliseconds. */
 export interface DispatcherOptions {
@@ -75,62 +80,13 @@ export interface ListenInfo {
 
 type SyncTarget = (client: Client, params: PathParams) => unknown;
 
-/** Called by the command line's hook with a dispatcher whose `run()` began, and the promise of its end. */
-export type Adopter = (dispatcher: Dispatcher, finished: Promise<void>) => void;
-let adopter: Adopter | undefined;
-
-/**
- * While set, the next `Dispatcher.run()` call hands its dispatcher to `hook` (once) before it starts anything:
- * `forkyard serve` sets it while importing a module, so that a module that runs its own dispatcher at import gets
- * the command line's flags instead of being run twice. Returns a function that unsets it.
- */
-export function adoptNextRun(hook: Adopter): () => void {
-  adopter = hook;
-  return () => {
-    if (adopter === hook) adopter = undefined;
-  };
-}
-
 const EMPTY: Uint8Array = new Uint8Array(0);
 const TICK_MS = 100;
 /** How much longer than `shutdownTimeout` connections get to finish their answers before they are closed. */
 const CLOSE_MARGIN_MS = 1000;
-const TRACE_ID = /^[\w.:@/+=-]+$/;
-/** Generated trace ids: a random per-process prefix and a counter (a UUID per request costs more). */
-const TRACE_PREFIX = crypto.randomUUID().slice(0, 18);
-let traceCounter = 0;
-
-/**
- * The request's trace id: a sane incoming `X-Request-ID` (up to 200 characters of `[A-Za-z0-9_.:@/+=-]`) is kept,
- * anything else is replaced by a generated one: `<18 characters of a per-process random UUID>-<counter in base 36>`,
- * for example `3f2b9c1e-8a4d-4f6b-1k`.
- */
-function traceId(incoming: string | null): string {
-  if (incoming !== null && incoming.length <= 200 && TRACE_ID.test(incoming)) return incoming;
-  return TRACE_PREFIX + "-" + (++traceCounter).toString(36);
-}
-
-/** The `X-Request-ID` header for an answer the dispatcher gives itself. */
-function traceHeader(request: Request | undefined): { "x-request-id": string } {
-  return { "x-request-id": traceId(request?.headers.get("x-request-id") ?? null) };
-}
-
 /** 413 for a body over `maxBodySize`; the connection closes, so the rest of the body need not be read. */
 function tooLarge(trace: { "x-request-id": string }): Response {
   return errorResponse(413, "Payload too large", { ...trace, connection: "close" });
-}
-
-/** `response` with an `X-Request-ID` header, unless it has one; a response with immutable headers is copied. */
-function withTrace(response: Response, trace: string): Response {
-  if (response.headers.has("x-request-id")) return response;
-  try {
-    response.headers.set("x-request-id", trace);
-    return response;
-  } catch {
-    const copy = new Response(response.body, response);
-    copy.headers.set("x-request-id", trace);
-    return copy;
-  }
 }
 
 /** A request as #handle parsed it, on its way to #prepare (after its body is read, when it has one). */
@@ -143,43 +99,6 @@ interface Incoming {
 }
 
 type LogMethod = (message: string, properties?: Record<string, unknown>) => void;
-
-/** Whether this process was started by a dispatcher as one of its workers. */
-function inWorkerProcess(runtime: Runtime): boolean {
-  return runtime.env("FORKYARD_WORKER") === "1";
-}
-
-/** `headers` as a flat `[name, value, ...]` list. forEach, not for-of: Deno's Headers iterator costs ~1.5 µs more. */
-function flatHeaders(headers: Headers): string[] {
-  const out: string[] = [];
-  headers.forEach((v, k) => out.push(k, v));
-  return out;
-}
-
-/** Reads a request body as its chunks, stopping at `limit` bytes; `null` when it is larger. */
-async function readBody(request: Request, limit: number): Promise<Uint8Array[] | null> {
-  const length = request.headers.get("content-length");
-  if (length !== null && Number(length) > limit) return null;
-  if (request.body === null) return [];
-  if (length !== null) {
-    const buf = new Uint8Array(await request.arrayBuffer());
-    return buf.length > limit ? null : [buf];
-  }
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  return chunks;
-}
 
 /**
  * The dispatcher: one process that owns every HTTP connection. Subclass it to
@@ -217,6 +136,8 @@ export class Dispatcher {
   #runtime: Runtime | undefined;
   #server: HttpServer | undefined;
   #supervisors: Supervisor[] = [];
+  /** The supervisor running each pool, once run() started them. */
+  #supervisorOf = new Map<WorkerPool, Supervisor>();
   #fallback: WorkerPool | undefined;
   #pending = 0;
   #nextId = 1;
@@ -227,7 +148,7 @@ export class Dispatcher {
   #ticker: ReturnType<typeof setInterval> | undefined;
   #ticks = 0;
   /** LogTape, loaded by run(): worker processes never load it unless their program does. */
-  #logtape!: typeof import("./logtape.ts");
+  #logtape!: typeof import("../logging/logtape.ts");
   /** Before run() has loaded LogTape (a stop() or reload() that early), messages go to stderr. */
   #log: { debug: LogMethod; info: LogMethod; warning: LogMethod; error: LogMethod } = {
     debug: () => {},
@@ -356,15 +277,16 @@ export class Dispatcher {
   async run(): Promise<void> {
     // Synchronously, before any await: the command line's import of a module that runs its own dispatcher may
     // settle right after this call.
-    const adopt = adopter;
-    adopter = undefined;
-    if (adopt !== undefined) adopt(this, this.#finished);
+    takeAdopter()?.(this, this.#finished);
     const runtime = await loadRuntime();
-    if (inWorkerProcess(runtime)) return this.#runWorker();
+    if (isWorkerProcess(runtime)) return runPoolWorker(this.pools);
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
     this.#runtime = runtime;
     // Loaded here, not at the top: worker processes re-run the program and need neither.
-    const [logtape, { Supervisor }] = await Promise.all([import("./logtape.ts"), import("./supervisor.ts")]);
+    const [logtape, { Supervisor }] = await Promise.all([
+      import("../logging/logtape.ts"),
+      import("../supervisor/supervisor.ts"),
+    ]);
     this.#logtape = logtape;
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
@@ -383,6 +305,7 @@ export class Dispatcher {
       });
       pool.attach(supervisor);
       this.#supervisors.push(supervisor);
+      this.#supervisorOf.set(pool, supervisor);
       supervisor.start();
     }
     this.#ticker = setInterval(() => this.#tick(), TICK_MS);
@@ -466,15 +389,6 @@ export class Dispatcher {
     } catch (error) {
       this.#log.error("Could not look for stale spill files in {dir}: {error}", { dir: files.dir, error });
     }
-  }
-
-  #runWorker(): Promise<void> {
-    return runWorkerProcess((init) => {
-      const pool = this.pools.find((p) => p.name === init.pool);
-      if (!pool) throw new Error(`This program has no pool named "${init.pool}"`);
-      if (typeof pool.workerClass !== "string" && !init.module) return pool.workerClass;
-      return importWorkerClass(init);
-    });
   }
 
   async #buildApp(runtime: Runtime): Promise<Hono<{ Bindings: { extras: AdapterRequest } }>> {
@@ -603,7 +517,7 @@ export class Dispatcher {
     const { request, extras, path, rawQuery } = incoming;
     // The headers forwarded to the worker, names in lower case; x-request-id is handled apart.
     const lower = extras.rawHeaders !== undefined;
-    const raw = lower ? extras.rawHeaders!() : flatHeaders(request.headers);
+    const raw = lower ? extras.rawHeaders!() : flattenHeaders(request.headers);
     const headers: string[] = [];
     let trace: string | null = null;
     let contentType: string | null = null;
@@ -660,16 +574,16 @@ export class Dispatcher {
     if (this.#pending >= this.options.maxPending) {
       return errorResponse(503, "Too many requests", { "x-request-id": trace });
     }
-    const supervisor = pool.supervisor!;
+    const supervisor = this.#supervisorOf.get(pool)!;
     if (supervisor.degraded) return errorResponse(503, "Service unavailable", { "x-request-id": trace });
     const id = this.#nextId++;
-    const wire: WireRequest = { i: id, m: client.method, p: path, q: client.rawQuery, h: headers, x: trace };
+    const wire: RequestHeader = { i: id, m: client.method, p: path, q: client.rawQuery, h: headers, x: trace };
     if (client.contentType !== null) wire.t = client.contentType;
     if (incoming.rawPath !== path) wire.r = incoming.rawPath;
     this.#pending++;
     let resolve!: (response: Response) => void;
     const answer = new Promise<Response>((r) => (resolve = r));
-    supervisor.submit(new Pending(id, client, pool, wire, body, resolve, incoming.extras));
+    supervisor.request(id, client, wire, body, resolve, incoming.extras);
     return answer;
   }
 
@@ -693,13 +607,13 @@ export class Dispatcher {
     return withTrace(response, trace["x-request-id"]);
   }
 
-  #finish(p: Pending) {
+  #finish(p: PendingRequest) {
     if (p.client === null) return;
     this.#pending--;
     if (this.#pending === 0 && this.#drained) this.#drained();
   }
 
-  #answered(response: WorkerResponse, p: Pending) {
+  #answered(response: WorkerResponse, p: PendingRequest) {
     try {
       this.onResponse(response, p);
     } catch (error) {

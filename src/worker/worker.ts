@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { WorkerLogger } from "./logging.ts";
+import type { WorkerLogger } from "../logging/worker_logger.ts";
 import type { WorkerRequest } from "./request.ts";
 
 /** What forkyard hands a `Worker` when it creates one in a worker process. */

@@ -4,39 +4,8 @@
  * @module
  */
 
-import { joinBody } from "./framing.ts";
-import { decodeBody, parseCookies, parseForm } from "./request.ts";
-
-const encoder = new TextEncoder();
-
-/** Builds a `Response` from a handler's value the way workers do: JSON, text, bytes, a `Response`, or empty. */
-export function toResponse(body: unknown, status = 200, headers?: HeadersInit): Response {
-  if (body instanceof Response) return body;
-  const h = new Headers(headers);
-  if (body === undefined || body === null) {
-    return new Response(null, { status: status === 200 ? 204 : status, headers: h });
-  }
-  let payload: BodyInit;
-  if (body instanceof Uint8Array || body instanceof ArrayBuffer) {
-    if (!h.has("content-type")) h.set("content-type", "application/octet-stream");
-    payload = body as BodyInit;
-  } else if (typeof body === "string") {
-    if (!h.has("content-type")) h.set("content-type", "text/plain; charset=utf-8");
-    payload = body;
-  } else {
-    if (!h.has("content-type")) h.set("content-type", "application/json");
-    payload = encoder.encode(JSON.stringify(body));
-  }
-  return new Response(status === 204 || status === 304 ? null : payload, { status, headers: h });
-}
-
-/** A JSON error response: `{"error": message}`. */
-export function errorResponse(status: number, message: string, headers?: Record<string, string>): Response {
-  return new Response(`{"error":${JSON.stringify(message)}}`, {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
+import { type Body, decodeBody, joinBody, parseCookies, parseForm } from "../protocol/body.ts";
+import { toResponse } from "../protocol/results.ts";
 
 /**
  * The dispatcher's view of one request: what `doCheck`, `@sync` handlers and
@@ -52,7 +21,7 @@ export class Client {
   /** The `Content-Type` header, or `null`. */
   readonly contentType: string | null;
   #rawQuery: string;
-  #body: Uint8Array | readonly Uint8Array[];
+  #body: Body;
   #peer: { remoteAddress(): string };
   #query?: Record<string, string> | null;
   #data: unknown;
@@ -64,7 +33,7 @@ export class Client {
     request: Request,
     path: string,
     rawQuery: string,
-    body: Uint8Array | readonly Uint8Array[],
+    body: Body,
     peer: { remoteAddress(): string },
     contentType: string | null = request.headers.get("content-type"),
   ) {

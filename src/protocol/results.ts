@@ -1,0 +1,117 @@
+/**
+ * How a handler's value becomes an HTTP answer, written once: a worker encodes
+ * it into a `RESPONSE` frame, the dispatcher turns that frame into a web
+ * `Response`, and `@sync` handlers and `client.respond()` use the same rules.
+ *
+ * @module
+ */
+
+import { KIND, type Kind, type ResponseHeader } from "./frames.ts";
+
+/** `Content-Type` of each body kind but `HEADERS` (which carries its own). */
+export const KIND_TYPES: Readonly<Record<Kind, string>> = {
+  [KIND.JSON]: "application/json",
+  [KIND.TEXT]: "text/plain; charset=utf-8",
+  [KIND.BINARY]: "application/octet-stream",
+  [KIND.HEADERS]: "application/octet-stream",
+};
+
+/** Statuses whose answers have no body. */
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+/** A handler's value as an answer's status, body kind and body. */
+export interface EncodedResult {
+  /** 200, or 204 for an empty answer. */
+  status: number;
+  /** How the body's `Content-Type` is set. */
+  kind: Kind;
+  /** The body; a string is sent as UTF-8; `null` for none. */
+  body: Uint8Array | string | null;
+}
+
+/**
+ * A handler's plain value (anything but a `Response`) as an answer: `null` or `undefined` is 204 without a body,
+ * bytes are binary, a string is text, anything else JSON. Throws `TypeError` for a value JSON cannot carry.
+ */
+export function encodeResult(value: unknown): EncodedResult {
+  if (value === undefined || value === null) return { status: 204, kind: KIND.JSON, body: null };
+  if (value instanceof Uint8Array) return { status: 200, kind: KIND.BINARY, body: value };
+  if (value instanceof ArrayBuffer) return { status: 200, kind: KIND.BINARY, body: new Uint8Array(value) };
+  if (typeof value === "string") return { status: 200, kind: KIND.TEXT, body: value };
+  const json = JSON.stringify(value);
+  if (json === undefined) throw new TypeError(`a ${typeof value} cannot be sent as JSON`);
+  return { status: 200, kind: KIND.JSON, body: json };
+}
+
+/** A JSON error body: `{"error": message}`. */
+export function errorBody(message: string): string {
+  return `{"error":${JSON.stringify(message)}}`;
+}
+
+/** A JSON error response: `{"error": message}`. */
+export function errorResponse(status: number, message: string, headers?: Record<string, string>): Response {
+  return new Response(errorBody(message), {
+    status,
+    headers: headers === undefined
+      ? { "content-type": "application/json" }
+      : { "content-type": "application/json", ...headers },
+  });
+}
+
+/**
+ * A handler's value as a web `Response`, by {@linkcode encodeResult}'s rules; a `Response` is returned as is. Used
+ * where the answer does not cross the channel (`@sync` handlers, `client.respond()`, `RejectRequest`).
+ */
+export function toResponse(value: unknown, status = 200, headers?: HeadersInit): Response {
+  if (value instanceof Response) return value;
+  const result = encodeResult(value);
+  const h = new Headers(headers);
+  if (result.body === null) return new Response(null, { status: status === 200 ? result.status : status, headers: h });
+  if (!h.has("content-type")) h.set("content-type", KIND_TYPES[result.kind]);
+  return new Response(NULL_BODY.has(status) ? null : result.body as BodyInit, { status, headers: h });
+}
+
+/** `headers` as a flat `[name, value, ...]` list. forEach, not for-of: Deno's Headers iterator costs more. */
+export function flattenHeaders(headers: Headers): string[] {
+  const out: string[] = [];
+  headers.forEach((v, k) => out.push(k, v));
+  return out;
+}
+
+/** A flat `[name, value, ...]` list as `Headers`, with `x-request-id` set to `trace` when given. */
+export function headersFrom(flat: readonly string[] | undefined, trace?: string): Headers {
+  const headers = new Headers();
+  if (flat) { for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]); }
+  if (trace !== undefined) headers.set("x-request-id", trace);
+  return headers;
+}
+
+/**
+ * The `Response` a `RESPONSE` frame describes, with `x-request-id` set to `trace`. `traceAfter`: set that header
+ * after the response is made rather than in its headers record (cheaper where the runtime converts a record
+ * slowly; see `Runtime.setHeaderAfter`).
+ */
+export function responseFromFrame(
+  h: ResponseHeader,
+  body: Uint8Array,
+  trace: string | undefined,
+  traceAfter: boolean,
+): Response {
+  const status = h.s;
+  if (status === 204 && body.length === 0) {
+    return new Response(null, { status, headers: trace === undefined ? undefined : { "x-request-id": trace } });
+  }
+  const kind = h.k ?? KIND.JSON;
+  let headers: Record<string, string> | Headers;
+  if (kind === KIND.HEADERS) headers = headersFrom(h.h, trace);
+  else {
+    const type = KIND_TYPES[kind];
+    // A literal: cheaper than spreading a shared object into a new one.
+    headers = trace !== undefined && !traceAfter
+      ? { "content-type": type, "x-request-id": trace }
+      : { "content-type": type };
+  }
+  const response = new Response(NULL_BODY.has(status) ? null : body as BodyInit, { status, headers });
+  if (traceAfter && trace !== undefined && kind !== KIND.HEADERS) response.headers.set("x-request-id", trace);
+  return response;
+}

@@ -1,0 +1,53 @@
+/**
+ * One request on its way through a pool: from the dispatcher's `submit` to
+ * the queue, a worker, and its answer.
+ *
+ * @module
+ */
+
+import type { Client } from "../dispatcher/client.ts";
+import type { PendingRequest, WorkerPool } from "../pool.ts";
+import type { Body } from "../protocol/body.ts";
+import type { RequestHeader } from "../protocol/frames.ts";
+import type { AdapterRequest } from "../runtime.ts";
+
+/** One request on its way through a pool; `W` is what serves it (a worker process). */
+export class Pending<W = unknown> implements PendingRequest {
+  readonly requestId: number;
+  readonly client: Client | null;
+  readonly pool: WorkerPool;
+  readonly wire: RequestHeader;
+  readonly body: Body;
+  /** What the adapter offers for the client's request; `null` for requests made with `WorkerPool.send`. */
+  readonly adapter: AdapterRequest | null;
+  resolve: ((response: Response) => void) | null;
+  /**
+   * When the request times out (clock time); `Infinity` once it no longer can: answered with a failure, timed out
+   * already, or streaming. The deadline walk and the queue both go by this.
+   */
+  deadline = 0;
+  /** The worker serving it, once dispatched. */
+  worker: W | null = null;
+  /** Whether it was given to a second worker already (`retryIdempotent`). */
+  retried = false;
+  /** The stream of a streamed answer, once it began. */
+  stream: ReadableStreamDefaultController<Uint8Array> | null = null;
+
+  constructor(
+    id: number,
+    client: Client | null,
+    pool: WorkerPool,
+    wire: RequestHeader,
+    body: Body,
+    resolve: ((response: Response) => void) | null,
+    adapter: AdapterRequest | null = null,
+  ) {
+    this.requestId = id;
+    this.client = client;
+    this.pool = pool;
+    this.wire = wire;
+    this.body = body;
+    this.adapter = adapter;
+    this.resolve = resolve;
+  }
+}

@@ -1,0 +1,740 @@
+/**
+ * The supervisor of a pool: puts its parts together (launching, the queue and
+ * worker choice, deadlines, the watchdog, the restart policy, recycling,
+ * autoscaling, answers) and owns the pool's slots. Only the dispatcher loads
+ * this module.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { MAX_RESTART_DELAY, type PoolRequest, type PoolRunner, type PoolStatus, type WorkerPool } from "../pool.ts";
+import type { Client } from "../dispatcher/client.ts";
+import type { Body } from "../protocol/body.ts";
+import {
+  type EndHeader,
+  F,
+  type HeartbeatHeader,
+  type IdHeader,
+  type InitHeader,
+  type RequestHeader,
+  type ResponseHeader,
+  type SpillHeader,
+  type StartHeader,
+} from "../protocol/frames.ts";
+import { fromWire, type WireRecord } from "../protocol/log_record.ts";
+import { errorResponse } from "../protocol/results.ts";
+import { removeSpills, spillPrefix } from "../protocol/spill.ts";
+import type { AdapterRequest, ExitStatus } from "../runtime.ts";
+import { Answers, failure } from "./answers.ts";
+import { decideScale } from "./autoscale.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { collectExpired, deadlineFor, extendDeadlines, NO_DEADLINE } from "./deadlines.ts";
+import { detachedRequest } from "./detached.ts";
+import type { PoolHost } from "./host.ts";
+import { Launcher } from "./launcher.ts";
+import { Pending } from "./pending.ts";
+import { atRequestLimit, dueByMemory, requestLimit } from "./recycling.ts";
+import { RequestQueue } from "./request_queue.ts";
+import { RestartPolicy } from "./restart_policy.ts";
+import { poolStatus } from "./status.ts";
+import { KILL_GRACE, watch } from "./watchdog.ts";
+import { chooseWorker } from "./worker_choice.ts";
+import { isServing, type Slot, type WorkerProcess } from "./worker_process.ts";
+
+export type { PoolHost };
+
+/** Whether `w` may take a new request now. */
+function takesRequests(w: WorkerProcess): boolean {
+  return w.state === "ready" && !w.paused;
+}
+
+/** `code 1` or `signal SIGKILL`. */
+function howItEnded(status: ExitStatus): string {
+  return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+}
+
+/** Runs a pool's processes: spawning, dispatching, timeouts, heartbeats and restarts. */
+export class Supervisor implements PoolRunner {
+  readonly pool: WorkerPool;
+  #host: PoolHost;
+  #log: Logger;
+  #clock: Clock;
+  #slots: Slot[] = [];
+  #draining = new Set<WorkerProcess>();
+  #queue = new RequestQueue<Pending<WorkerProcess>>();
+  #queueWarned = false;
+  #stopping = false;
+  #nextDetachedId = -1;
+  #rotor = 0;
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  #launcher: Launcher;
+  #restarts: RestartPolicy;
+  #answers: Answers;
+
+  constructor(pool: WorkerPool, host: PoolHost) {
+    this.pool = pool;
+    this.#host = host;
+    this.#log = host.logger;
+    this.#clock = host.clock ?? systemClock;
+    const opts = pool.options;
+    this.#restarts = new RestartPolicy({ ...opts, maxRestartDelay: MAX_RESTART_DELAY }, this.#clock);
+    this.#answers = new Answers(host);
+    this.#launcher = new Launcher(pool, host.runtime, this.#log, {
+      frame: (worker, type, header, body, lent) => this.#onFrame(worker, type, header, body, lent),
+      garbage: (worker, message) => this.#kill(worker, message, "SIGKILL"),
+      exit: (worker, status) => this.#onExit(worker, status),
+    }, this.#clock);
+  }
+
+  /** Whether the pool answers 503 because its workers keep failing. */
+  get degraded(): boolean {
+    return this.#restarts.degraded;
+  }
+
+  /** Starts the pool's workers. */
+  start(): void {
+    for (let i = 0; i < this.pool.options.workers; i++) this.#addSlot();
+  }
+
+  /**
+   * Resolves once every slot's first process is ready or has failed (so a pool
+   * whose setup always throws does not hold up the server), or after `startupTimeout`.
+   */
+  settled(): Promise<void> {
+    const check = () => this.#slots.every((s) => s.restarts > 0 || (s.worker !== null && isServing(s.worker.state)));
+    if (check()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const deadline = Date.now() + this.pool.options.startupTimeout;
+      const timer = setInterval(() => {
+        if (check() || Date.now() >= deadline || this.#stopping) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 10);
+    });
+  }
+
+  #addSlot() {
+    const slot: Slot = {
+      id: this.#slots.length,
+      worker: null,
+      standby: null,
+      swapWaiters: [],
+      restarts: 0,
+      respawnAt: 0,
+      lastExitReason: null,
+    };
+    this.#slots.push(slot);
+    this.#spawn(slot);
+  }
+
+  /** Gives `slot` a process (as its standby, to take over once ready) and sends its INIT. */
+  #spawn(slot: Slot, standby = false) {
+    const opts = this.pool.options;
+    let worker: WorkerProcess;
+    try {
+      worker = this.#launcher.assign(slot);
+    } catch (error) {
+      const delay = this.#restarts.backoff(slot.id).next();
+      this.#log.error("Cannot start worker {id} of pool {pool}: {error}", { id: slot.id, pool: this.pool.name, error });
+      slot.respawnAt = this.#clock.now() + delay;
+      return;
+    }
+    worker.maxServed = requestLimit(opts);
+    if (standby) {
+      slot.standby = worker;
+    } else {
+      slot.worker = worker;
+      slot.respawnAt = 0;
+    }
+    const init: InitHeader = {
+      pool: this.pool.name,
+      id: slot.id,
+      kwargs: opts.kwargs,
+      logLevel: opts.logLevel,
+      heartbeatInterval: opts.heartbeatInterval,
+      ...(opts.module !== null ? { module: opts.module, export: opts.export } : {}),
+      ...(this.pool.mount !== null ? { mount: this.pool.mount } : {}),
+    };
+    worker.writer.send(F.INIT, init);
+  }
+
+  #onFrame(worker: WorkerProcess, type: number, header: unknown, body: Uint8Array, lent: boolean) {
+    worker.lastSeen = this.#clock.now();
+    switch (type) {
+      case F.RESPONSE:
+        this.#onResponse(worker, header as ResponseHeader, body, lent);
+        return;
+      case F.HEARTBEAT: {
+        worker.rss = (header as HeartbeatHeader).r;
+        const due = dueByMemory(worker.rss, this.pool.options);
+        if (due !== null) this.#retireAtLimit(worker, due);
+        return;
+      }
+      case F.LOG:
+        this.#onLog(worker, header as WireRecord);
+        return;
+      case F.START:
+        this.#onStart(worker, header as StartHeader);
+        return;
+      case F.CHUNK:
+        worker.inflight.get((header as IdHeader).i)?.stream?.enqueue(body);
+        return;
+      case F.END:
+        this.#onEnd(worker, header as EndHeader);
+        return;
+      case F.READY:
+        this.#onReady(worker);
+        return;
+      case F.KEEPALIVE:
+        extendDeadlines(
+          worker.inflight.values(),
+          this.#clock.now(),
+          this.pool.options.timeout,
+          (p) => p.stream !== null,
+        );
+        return;
+      case F.PAUSE:
+        worker.paused = true;
+        return;
+      case F.RELEASED:
+        worker.writer.release((header as SpillHeader).p);
+        return;
+      case F.RESUME:
+        worker.paused = false;
+        this.#drain();
+        return;
+      default:
+        this.#kill(worker, `sent an unknown frame type ${type}`, "SIGKILL");
+    }
+  }
+
+  #onLog(worker: WorkerProcess, wire: WireRecord) {
+    const category = wire.c[0] === "forkyard" ? wire.c : ["forkyard", "worker", this.pool.name, ...wire.c];
+    this.#host.log(
+      fromWire({ ...wire, c: category }, { pool: this.pool.name, workerId: worker.slot.id, pid: worker.child.pid }),
+    );
+  }
+
+  #onReady(worker: WorkerProcess) {
+    if (worker.state !== "starting") return;
+    worker.state = "ready";
+    worker.readyAt = this.#clock.now();
+    worker.idleSince = worker.readyAt;
+    const slot = worker.slot;
+    if (slot.standby === worker) {
+      // The replacement is ready: it takes the slot, the old process drains.
+      slot.standby = null;
+      const old = slot.worker;
+      slot.worker = worker;
+      slot.respawnAt = 0;
+      if (old !== null) this.#retire(old);
+      for (const done of slot.swapWaiters.splice(0)) done(true);
+    }
+    const config = this.pool.lastConfig;
+    if (config) worker.writer.send(F.CONFIG, { c: config.value });
+    this.#launcher.workerReady();
+    this.#log.debug("Worker {id} of pool {pool} ready (pid {pid})", {
+      id: slot.id,
+      pool: this.pool.name,
+      pid: worker.child.pid,
+    });
+    this.#drain();
+  }
+
+  #onResponse(worker: WorkerProcess, h: ResponseHeader, body: Uint8Array, lent: boolean) {
+    const p = worker.inflight.get(h.i);
+    if (p === undefined) {
+      // timed out or cancelled: the client has its answer
+      this.#answers.discard(body, lent);
+      return;
+    }
+    worker.inflight.delete(h.i);
+    worker.busy--;
+    worker.served++;
+    this.#answers.complete(p, h, body, lent);
+    this.#recycleIfDue(worker);
+    this.#next(worker);
+  }
+
+  #onStart(worker: WorkerProcess, h: StartHeader) {
+    const p = worker.inflight.get(h.i);
+    if (p === undefined) return;
+    worker.busy--;
+    this.#answers.startStream(p, h, () => {
+      // The client went away mid-stream.
+      if (worker.inflight.delete(p.requestId)) {
+        worker.writer.send(F.CANCEL, { i: p.requestId, w: "disconnect" });
+        this.#host.finished(p);
+      }
+    });
+    this.#next(worker);
+  }
+
+  #onEnd(worker: WorkerProcess, h: EndHeader) {
+    const p = worker.inflight.get(h.i);
+    if (p === undefined) return;
+    worker.inflight.delete(h.i);
+    worker.served++;
+    this.#answers.endStream(p, h.e === 1);
+    this.#recycleIfDue(worker);
+    this.#next(worker);
+  }
+
+  /** Accepts a request from a client; its answer goes to `resolve`. */
+  request(
+    id: number,
+    client: Client,
+    wire: RequestHeader,
+    body: Body,
+    resolve: (response: Response) => void,
+    adapter: AdapterRequest,
+  ): void {
+    this.#submit(new Pending<WorkerProcess>(id, client, this.pool, wire, body, resolve, adapter));
+  }
+
+  #submit(p: Pending<WorkerProcess>) {
+    p.deadline = deadlineFor(this.#clock.now(), this.pool.options.timeout);
+    const worker = this.#queue.size === 0 ? this.#pick() : undefined;
+    if (worker !== undefined) this.#dispatch(p, worker);
+    else this.#enqueue(p);
+  }
+
+  /** Sends a request nobody waits for (`WorkerPool.send`). */
+  sendDetached(request: PoolRequest): void {
+    const id = this.#nextDetachedId--;
+    const { wire, body } = detachedRequest(id, request);
+    this.#submit(new Pending<WorkerProcess>(id, null, this.pool, wire, body, null));
+  }
+
+  #enqueue(p: Pending<WorkerProcess>) {
+    this.#queue.push(p);
+    const warnAt = this.pool.options.queueWarning;
+    if (warnAt > 0 && !this.#queueWarned && this.#queue.size > warnAt) {
+      this.#queueWarned = true;
+      this.#log.warning("Pool {pool} has {size} requests waiting (queueWarning {limit})", {
+        pool: this.pool.name,
+        size: this.#queue.size,
+        limit: warnAt,
+      });
+    }
+  }
+
+  /** Requests waiting for a worker. */
+  get queueSize(): number {
+    return this.#queue.size;
+  }
+
+  #pick(): WorkerProcess | undefined {
+    const n = this.#slots.length;
+    if (n === 0) return undefined;
+    this.#rotor = (this.#rotor + 1) % n;
+    return chooseWorker(this.#slots, this.#rotor, this.pool.options.concurrency, takesRequests);
+  }
+
+  #dispatch(p: Pending<WorkerProcess>, worker: WorkerProcess) {
+    worker.idleSince = 0;
+    p.worker = worker;
+    worker.inflight.set(p.requestId, p);
+    worker.busy++;
+    worker.writer.send(F.REQUEST, p.wire, p.body);
+    if (++worker.assigned === worker.maxServed) {
+      this.#retireAtLimit(worker, `took ${worker.assigned} requests (maxRequests)`);
+    }
+  }
+
+  /**
+   * A process at its `maxRequests` or over `maxMemoryMb` takes no new request from now on, so that it never serves
+   * more than its limit plus what it already has in flight; others, spares or, failing those, the queue take them.
+   */
+  #retireAtLimit(worker: WorkerProcess, reason: string) {
+    if (worker.state !== "ready") return;
+    worker.state = "retiring";
+    void this.#replace(worker.slot, reason);
+  }
+
+  /** Tries again to replace a process at its `maxRequests` whose first replacement failed to start. */
+  #recycleIfDue(worker: WorkerProcess) {
+    if (atRequestLimit(worker.served, worker.maxServed)) {
+      this.#retireAtLimit(worker, `served ${worker.served} requests (maxRequests)`);
+    }
+  }
+
+  /** A request left `worker`: give it the next one, or stop it when it is draining and idle. */
+  #next(worker: WorkerProcess) {
+    if (worker.inflight.size === 0) worker.idleSince = this.#clock.now();
+    if (isServing(worker.state)) {
+      if (this.#queue.size > 0) this.#drain();
+    } else if (worker.state === "draining" && worker.inflight.size === 0) {
+      worker.writer.send(F.STOP);
+    }
+  }
+
+  /** Hands waiting requests to workers while some can take them. */
+  #drain() {
+    for (let p = this.#queue.peek(); p !== undefined; p = this.#queue.peek()) {
+      if (p.deadline === NO_DEADLINE) {
+        // answered already (timed out)
+        this.#queue.shift();
+        continue;
+      }
+      if (p.client !== null && p.client.request.signal.aborted) {
+        // The client left while its request waited: never dispatch it, but settle its answer (499, nginx's code
+        // for a client that closed the request), so that no server holds a response that would never come.
+        this.#queue.shift();
+        this.#answers.deliver(p, failure(p, 499, "Client closed request"));
+        continue;
+      }
+      const worker = this.#pick();
+      if (worker === undefined) break;
+      this.#queue.shift();
+      this.#dispatch(p, worker);
+    }
+    if (this.#queueWarned && this.#queue.size <= this.pool.options.queueWarning) this.#queueWarned = false;
+  }
+
+  #kill(worker: WorkerProcess, reason: string, signal: "SIGTERM" | "SIGKILL" = "SIGTERM") {
+    if (worker.state === "down" || worker.state === "killed") {
+      if (signal === "SIGKILL") worker.child.kill("SIGKILL");
+      return;
+    }
+    worker.reason = reason;
+    worker.killAt = this.#clock.now() + KILL_GRACE;
+    worker.state = "killed";
+    this.#log.error("Killing worker {id} of pool {pool} (pid {pid}): {reason}", {
+      id: worker.slot.id,
+      pool: this.pool.name,
+      pid: worker.child.pid,
+      reason,
+    });
+    worker.child.kill(signal);
+    // In-flight requests fail now, not when the process is finally gone.
+    this.#failInflight(worker);
+  }
+
+  #failInflight(worker: WorkerProcess) {
+    if (worker.inflight.size === 0) return;
+    const retry = this.pool.options.retryIdempotent && !this.#stopping;
+    const requeue: Pending<WorkerProcess>[] = [];
+    for (const p of worker.inflight.values()) {
+      if (retry && !p.retried && p.stream === null && (p.wire.m === "GET" || p.wire.m === "HEAD")) {
+        p.retried = true;
+        p.worker = null;
+        requeue.push(p);
+      } else {
+        this.#answers.fail(p, failure(p, 502, "Worker failed"));
+      }
+    }
+    worker.inflight.clear();
+    worker.busy = 0;
+    if (requeue.length > 0) {
+      this.#queue.pushFront(requeue);
+      this.#drain();
+    }
+  }
+
+  #onExit(worker: WorkerProcess, status: ExitStatus) {
+    const wasState = worker.state;
+    worker.state = "down";
+    worker.writer.close();
+    this.#removeSpills(worker.child.pid);
+    this.#failInflight(worker);
+    const slot = worker.slot;
+    if (slot.standby === worker) {
+      slot.standby = null;
+      // The old process goes on serving; it is retired again at its next answer or heartbeat over the limit.
+      if (slot.worker?.state === "retiring") slot.worker.state = "ready";
+      for (const done of slot.swapWaiters.splice(0)) done(false);
+      if (!this.#stopping) {
+        this.#log.error("Replacement for worker {id} of pool {pool} failed to start ({reason}); keeping the old one", {
+          id: slot.id,
+          pool: this.pool.name,
+          reason: worker.reason ?? howItEnded(status),
+        });
+      }
+      if (slot.worker !== null) return;
+    }
+    const planned = this.#draining.delete(worker) || this.#stopping;
+    if (slot.worker === worker) slot.worker = null;
+    if (planned) return;
+    if (this.#slots[slot.id] !== slot) return; // the pool shrank
+    const reason = worker.reason ??
+      (wasState === "starting" ? `exited during startup (${howItEnded(status)})` : `died (${howItEnded(status)})`);
+    slot.lastExitReason = reason;
+    slot.restarts++;
+    const { delay, degradedNow, recent } = this.#restarts.crashed(slot.id, worker.readyAt);
+    this.#log.error("Worker {id} of pool {pool} (pid {pid}) {reason}; restarting in {delay} ms", {
+      id: slot.id,
+      pool: this.pool.name,
+      pid: worker.child.pid,
+      reason,
+      delay,
+    });
+    if (degradedNow) {
+      this.#log.error("Pool {pool} is degraded: {count} restarts within {window} ms", {
+        pool: this.pool.name,
+        count: recent,
+        window: this.pool.options.restartWindow,
+      });
+      this.#failQueued(() => errorResponse(503, "Service unavailable"));
+    }
+    slot.respawnAt = this.#clock.now() + delay;
+    // A timer (not the 100 ms tick) so that a replacement starts as soon as its backoff allows.
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (!this.#stopping && slot.worker === null && slot.standby === null && this.#slots[slot.id] === slot) {
+        this.#spawn(slot);
+      }
+    }, delay);
+    this.#timers.add(timer);
+  }
+
+  /** Removes spill files a dead worker wrote, or that were written for it and never read. */
+  #removeSpills(pid: number) {
+    const files = this.#host.runtime.spill();
+    if (files === null) return;
+    try {
+      removeSpills(files, [spillPrefix(this.#host.runtime.pid, pid), spillPrefix(pid)]);
+    } catch {
+      // nothing to clean
+    }
+  }
+
+  #failQueued(response: () => Response) {
+    for (const p of this.#queue.takeAll()) {
+      if (p.resolve !== null || p.client === null) this.#answers.fail(p, response());
+    }
+  }
+
+  /** Periodic work: timeouts, stalled workers, restarts, recovery, autoscaling. */
+  tick(now: number): void {
+    this.#expire(now);
+    const opts = this.pool.options;
+    for (const slot of this.#slots) {
+      if (slot.standby !== null) this.#watch(slot.standby, now);
+      const w = slot.worker;
+      if (w === null) {
+        if (!this.#stopping && slot.standby === null && slot.respawnAt !== 0 && slot.respawnAt <= now) {
+          this.#spawn(slot);
+        }
+        continue;
+      }
+      this.#watch(w, now);
+      if (isServing(w.state) && this.#restarts.serving(w.readyAt)) {
+        this.#log.info("Pool {pool} recovered", { pool: this.pool.name });
+      }
+    }
+    for (const w of this.#draining) this.#watch(w, now);
+    if (opts.maxWorkers > opts.minWorkers && !this.#stopping) this.#autoscale(now);
+  }
+
+  #autoscale(now: number) {
+    const opts = this.pool.options;
+    const slots = this.#slots;
+    const oldest = this.#queue.peek();
+    const last = slots[slots.length - 1]?.worker;
+    const decision = decideScale({
+      size: slots.length,
+      queued: this.#queue.size,
+      waited: oldest === undefined ? 0 : now - (oldest.deadline - opts.timeout),
+      starting: slots.some((s) => s.worker?.state === "starting"),
+      degraded: this.degraded,
+      lastIdle: last && isServing(last.state) && last.inflight.size === 0 && last.idleSince > 0
+        ? now - last.idleSince
+        : null,
+    }, opts);
+    if (decision.action === "grow") {
+      this.#log.info("Pool {pool} grows to {n} workers: a request waited {waited} ms", {
+        pool: this.pool.name,
+        n: slots.length + 1,
+        waited: decision.waited,
+      });
+      this.#addSlot();
+    } else if (decision.action === "shrink") {
+      this.#log.info("Pool {pool} shrinks to {n} workers: worker {id} idle for {idle} ms", {
+        pool: this.pool.name,
+        n: slots.length - 1,
+        id: slots.length - 1,
+        idle: decision.idle,
+      });
+      this.scale(slots.length - 1);
+    }
+  }
+
+  /**
+   * Starts a replacement for the slot's process; once it is ready it takes
+   * the slot and the old process drains and stops. Resolves whether it took over.
+   */
+  #replace(slot: Slot, reason: string): Promise<boolean> {
+    const old = slot.worker;
+    if (slot.standby === null) {
+      if (this.#stopping) return this.#replaceFailed(slot);
+      if (old !== null) {
+        this.#log.info("Replacing worker {id} of pool {pool} (pid {pid}): {reason}", {
+          id: slot.id,
+          pool: this.pool.name,
+          pid: old.child.pid,
+          reason,
+        });
+      }
+      this.#spawn(slot, old !== null);
+      if (old === null) return Promise.resolve(slot.worker !== null);
+      if (slot.standby === null) return this.#replaceFailed(slot);
+    }
+    return new Promise((resolve) => slot.swapWaiters.push(resolve));
+  }
+
+  /** No replacement could start: a retiring process serves again (it is retired again at its next answer). */
+  #replaceFailed(slot: Slot): Promise<boolean> {
+    if (slot.worker?.state === "retiring") slot.worker.state = "ready";
+    return Promise.resolve(false);
+  }
+
+  /**
+   * Replaces every worker, one at a time: each new process is ready before the
+   * old one stops taking requests. Resolves with how many were replaced.
+   */
+  async reload(): Promise<number> {
+    let replaced = 0;
+    for (const slot of [...this.#slots]) {
+      if (this.#stopping) break;
+      if (this.#slots[slot.id] !== slot) continue;
+      if (await this.#replace(slot, "reload")) replaced++;
+    }
+    return replaced;
+  }
+
+  #watch(w: WorkerProcess, now: number) {
+    const verdict = watch(w, now, this.pool.options);
+    w.late = verdict.late;
+    if (verdict.action === "sigkill") {
+      w.child.kill("SIGKILL");
+      w.killAt = now + KILL_GRACE;
+    } else if (verdict.action === "kill") {
+      this.#kill(w, verdict.reason);
+    }
+  }
+
+  /** Times out the requests whose deadline has passed, queued or in flight. */
+  #expire(now: number) {
+    const expired = collectExpired(this.#queue, now, []);
+    for (const slot of this.#slots) {
+      if (slot.worker !== null && slot.worker.inflight.size > 0) {
+        collectExpired(slot.worker.inflight.values(), now, expired);
+      }
+      if (slot.standby !== null && slot.standby.inflight.size > 0) {
+        collectExpired(slot.standby.inflight.values(), now, expired);
+      }
+    }
+    for (const w of this.#draining) if (w.inflight.size > 0) collectExpired(w.inflight.values(), now, expired);
+    for (const p of expired) this.#timeout(p);
+  }
+
+  #timeout(p: Pending<WorkerProcess>) {
+    p.deadline = NO_DEADLINE;
+    const worker = p.worker;
+    if (worker !== null) {
+      if (!worker.inflight.delete(p.requestId)) return;
+      worker.busy--;
+      worker.writer.send(F.CANCEL, { i: p.requestId, w: "timeout" });
+    }
+    this.#log.warning("Request {id} {method} {path} timed out after {timeout} ms", {
+      requestId: p.wire.x,
+      id: p.requestId,
+      method: p.wire.m,
+      path: p.wire.p,
+      timeout: this.pool.options.timeout,
+    });
+    if (p.client === null) {
+      this.#host.finished(p);
+    } else {
+      this.#answers.deliver(p, failure(p, 504, "Request timeout"));
+    }
+    if (worker !== null) this.#next(worker);
+  }
+
+  /** Sends `config` to every serving worker's `onConfig`. */
+  broadcastConfig(config: unknown): void {
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      if (w !== null && isServing(w.state)) w.writer.send(F.CONFIG, { c: config });
+    }
+  }
+
+  /** Grows or shrinks the pool to `workers` slots; surplus workers finish their requests, then stop. */
+  scale(workers: number): void {
+    if (this.#stopping) return;
+    while (this.#slots.length < workers) this.#addSlot();
+    for (const slot of this.#slots.slice(workers)) {
+      if (slot.standby !== null) this.#retire(slot.standby);
+      if (slot.worker !== null) this.#retire(slot.worker);
+      for (const done of slot.swapWaiters.splice(0)) done(false);
+      this.#restarts.forget(slot.id);
+    }
+    this.#slots.length = Math.min(this.#slots.length, workers);
+  }
+
+  /** Slots (worker processes wanted) right now. */
+  get size(): number {
+    return this.#slots.length;
+  }
+
+  /** Stops routing to `worker`, lets its requests finish, then stops it. */
+  #retire(worker: WorkerProcess) {
+    if (worker.state === "down" || worker.state === "killed") return;
+    worker.state = "draining";
+    this.#draining.add(worker);
+    if (worker.slot.worker === worker) worker.slot.worker = null;
+    if (worker.slot.standby === worker) worker.slot.standby = null;
+    if (worker.inflight.size === 0) worker.writer.send(F.STOP);
+  }
+
+  /** Answers every waiting and in-flight request with `response()`. */
+  abortAll(response: () => Response): void {
+    this.#failQueued(response);
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      if (w === null) continue;
+      for (const p of w.inflight.values()) {
+        w.writer.send(F.CANCEL, { i: p.requestId, w: "shutdown" });
+        this.#answers.fail(p, response());
+      }
+      w.inflight.clear();
+      w.busy = 0;
+    }
+  }
+
+  /** Stops every worker: asks nicely, then kills after `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    const workers = [...this.#slots.flatMap((s) => [s.worker, s.standby]), ...this.#draining].filter((w) => w !== null);
+    for (const w of workers) w.writer.send(F.STOP);
+    // Spares wait for INIT; the end of their channel ends them.
+    const spares = this.#launcher.stop();
+    const all = this.#launcher.exited();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, graceMs, true)));
+    if (await Promise.race([all.then(() => false), timedOut])) {
+      for (const w of workers) w.child.kill("SIGKILL");
+      for (const c of spares) c.kill("SIGKILL");
+      await all;
+    }
+    clearTimeout(timer);
+    for (const w of workers) w.child.closeStdin();
+  }
+
+  /** Workers, queue and health of the pool. */
+  status(): PoolStatus {
+    return poolStatus(
+      this.pool.name,
+      this.#slots,
+      this.#queue.size,
+      this.degraded,
+      this.#launcher.sparePids(),
+      this.#clock.now(),
+    );
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * A worker process as its supervisor sees it, and the slot it fills.
+ *
+ * @module
+ */
+
+import type { FrameWriter } from "../protocol/codec.ts";
+import { IdTable } from "../id_table.ts";
+import type { ChildProcess } from "../runtime.ts";
+import type { Pending } from "./pending.ts";
+
+/**
+ * Where a worker process is in its life:
+ * - `starting`: spawned and given its INIT; `setup()` runs.
+ * - `ready`: takes requests.
+ * - `retiring`: at its `maxRequests` or over `maxMemoryMb`: finishes what it has but takes no new request while its
+ *   replacement starts (if that fails to start, it is `ready` again).
+ * - `draining`: replaced or no longer wanted: finishes its requests, then is told to stop.
+ * - `killed`: sent a signal; its requests have failed; SIGKILL follows at `killAt` until it exits.
+ * - `down`: exited.
+ */
+export type WorkerState = "starting" | "ready" | "retiring" | "draining" | "killed" | "down";
+
+/** Whether a worker in `state` has finished starting and has not been replaced, stopped or killed. */
+export function isServing(state: WorkerState): boolean {
+  return state === "ready" || state === "retiring";
+}
+
+/** A slot of a pool: one worker process wanted, and the processes that fill it over time. */
+export interface Slot {
+  /** Slot id, from 0; `WorkerStatus.id` and `Worker.workerId`. */
+  readonly id: number;
+  /** The process serving the slot. */
+  worker: WorkerProcess | null;
+  /** A process starting to take over from `worker` (recycling, reload); it takes the slot once ready. */
+  standby: WorkerProcess | null;
+  /** Waiting for the standby to take over (true) or fail (false). */
+  swapWaiters: ((ok: boolean) => void)[];
+  /** Processes of this slot that crashed, stalled or failed to start. */
+  restarts: number;
+  /** When the slot's next process may start after a crash; 0: no restart waiting. */
+  respawnAt: number;
+  /** Why the slot's previous process ended. */
+  lastExitReason: string | null;
+}
+
+/** A running worker process. */
+export class WorkerProcess {
+  readonly slot: Slot;
+  readonly child: ChildProcess;
+  readonly writer: FrameWriter;
+  state: WorkerState = "starting";
+  /** Requests dispatched and not yet answered, by request id. */
+  readonly inflight: IdTable<Pending<WorkerProcess>> = new IdTable();
+  /** Requests in flight whose answer has not begun (streams no longer count): what `concurrency` limits. */
+  busy = 0;
+  /** The worker asked for no new requests for now (`Worker.pause()`); flow control, not a state. */
+  paused = false;
+  /** Heartbeats overdue: probably blocked; routed to only when no other worker can take a request. */
+  late = false;
+  readonly startedAt: number;
+  readyAt = 0;
+  /** When the worker last sent a frame. */
+  lastSeen: number;
+  /** Resident memory in bytes, from the last heartbeat. */
+  rss = 0;
+  /** Requests answered. */
+  served = 0;
+  /** Requests handed to this process so far, answered or not. */
+  assigned = 0;
+  /** Requests after which this process is replaced (`maxRequests` plus its jitter); 0 never. */
+  maxServed = 0;
+  /** When SIGKILL follows, in state `killed`. */
+  killAt = 0;
+  /** When the process last had nothing to do, for elastic shrinking; 0 while it has. */
+  idleSince: number;
+  /** Why it was killed. */
+  reason: string | null = null;
+  /** The unfinished last line of stderr, and of stdout when the channel has its own pipe. */
+  readonly tails = { stderr: "", stdout: "" };
+
+  constructor(slot: Slot, child: ChildProcess, writer: FrameWriter, now: number) {
+    this.slot = slot;
+    this.child = child;
+    this.writer = writer;
+    this.startedAt = now;
+    this.lastSeen = now;
+    this.idleSince = now;
+  }
+}
