@@ -25,7 +25,8 @@
  * @module
  */
 
-export { Dispatcher, type DispatcherOptions, type ListenInfo } from "./src/dispatcher/dispatcher.ts";
+export { Dispatcher, type ListenInfo } from "./src/dispatcher/dispatcher.ts";
+export type { DispatcherOptions } from "./src/dispatcher/options.ts";
 export { Client, RejectRequest } from "./src/dispatcher/client.ts";
 export {
   AppPool,

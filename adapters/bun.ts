@@ -129,7 +129,6 @@ function parentChannel(): ParentChannel {
   const fd = takeChannelFd(process);
   const ownPipe = fd !== null;
   const sink = ownPipe ? Bun.file(fd).writer() : Bun.stdout.writer();
-  let last: Promise<void> = Promise.resolve();
   return {
     start(onData, onEnd) {
       pump(Bun.stdin.stream(), onData).then(onEnd);
@@ -138,16 +137,12 @@ function parentChannel(): ParentChannel {
       try {
         sink.write(data);
         const flushed = sink.flush();
-        if (flushed instanceof Promise) {
-          last = flushed.then(() => {}, () => {});
-          return last;
-        }
+        if (flushed instanceof Promise) return flushed.then(() => {}, () => {});
       } catch {
         // the dispatcher is gone; stdin end of file stops this worker
       }
       return undefined;
     },
-    flush: () => last,
     redirectStdout(onText) {
       // With its own pipe, the channel is safe from stdout, which the dispatcher reads as text.
       if (!ownPipe) redirectProcessStdout(process, onText);

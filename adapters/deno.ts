@@ -296,7 +296,6 @@ function parentChannel(): ParentChannel {
       last = writer.write(data).catch(() => {});
       return (writer.desiredSize ?? 0) > 0 ? undefined : last;
     },
-    flush: () => last,
     redirectStdout,
   };
 }
@@ -318,7 +317,6 @@ function socketChannel(spec: string): ParentChannel {
       conn.then((c) => c && readConn(c, onData)).then(onEnd, onEnd);
     },
     write: (data) => writer.write(data),
-    flush: () => writer.flushed(),
     redirectStdout,
   };
 }

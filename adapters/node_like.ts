@@ -189,7 +189,6 @@ export function processChannel(proc: Process, own?: FrameOut): ParentChannel {
       const ok = rawWrite(data, () => resolveWrite());
       return ok ? undefined : last;
     },
-    flush: () => last,
     redirectStdout(onText) {
       // With its own pipe, the channel is safe from stdout, which the parent reads as text.
       if (own === undefined) redirectProcessStdout(proc, onText);

@@ -7,106 +7,19 @@
  * @module
  */
 
-import type { LogLevel } from "@logtape/logtape";
 import type { Client } from "./dispatcher/client.ts";
-import { workingDirectory } from "./detect.ts";
-import { isLogLevel } from "./logging/levels.ts";
+import { resolveOption } from "./options.ts";
+import {
+  MAX_RESTART_DELAY,
+  POOL_SCHEMA,
+  type ResolvedPoolOptions,
+  resolvePoolOptions,
+  type WorkerPoolOptions,
+} from "./pool_options.ts";
 import { compilePoolRoute } from "./routing.ts";
 import type { WorkerClass } from "./worker/worker.ts";
-import { boolOption, checkKeys, intOption, stringOption } from "./options.ts";
 
-/** Longest wait before a crashed worker is restarted, in milliseconds. */
-export const MAX_RESTART_DELAY = 30_000;
-
-export interface WorkerPoolOptions {
-  /** Number of worker processes. @default {1} */
-  workers?: number;
-  /** Paths this pool serves: exact paths, or `"/prefix/**"` for a prefix. None: the fallback pool. */
-  routes?: string[];
-  /** Time a request may take before the client gets 504. @default {30000} */
-  timeout?: number;
-  /** A worker without a heartbeat for this long is killed and replaced. @default {60000} */
-  stuckTimeout?: number;
-  /** Time a new worker may take to finish `setup()`. @default {30000} */
-  startupTimeout?: number;
-  /** Interval of worker heartbeats and `Worker.onIdle()`. @default {1000} */
-  heartbeatInterval?: number;
-  /** Lowest level of worker log records that are forwarded. @default {"warning"} */
-  logLevel?: LogLevel;
-  /** Restarts allowed within `restartWindow` before the pool is degraded. @default {10} */
-  maxRestarts?: number;
-  /** Window in which restarts are counted. @default {300000} */
-  restartWindow?: number;
-  /** First delay before restarting a crashed worker; doubles per crash, up to 30 s. @default {100} */
-  restartDelay?: number;
-  /** A worker up this long counts as healthy: backoff resets, a degraded pool recovers. @default {5000} */
-  minUptime?: number;
-  /** Log a warning when this many requests wait for a worker; 0 disables. @default {100} */
-  queueWarning?: number;
-  /** Requests one worker handles at the same time; more wait in the dispatcher. @default {32} */
-  concurrency?: number;
-  /** Retry a GET or HEAD request once on another worker when its worker died. @default {false} */
-  retryIdempotent?: boolean;
-  /** Values available to workers as `this.kwargs`; must be JSON-serialisable. @default {{}} */
-  kwargs?: Record<string, unknown>;
-  /** Pool name. @default {the worker class name} */
-  name?: string;
-  /** Replace a worker gracefully after it answered this many requests; 0 never. @default {0} */
-  maxRequests?: number;
-  /** Add a random 0..maxRequestsJitter to each worker's `maxRequests`, so workers do not recycle together. @default {0} */
-  maxRequestsJitter?: number;
-  /** Replace a worker gracefully once its resident memory exceeds this many MiB; 0 never. @default {0} */
-  maxMemoryMb?: number;
-  /** Fewest workers an elastic pool shrinks to. @default {workers} */
-  minWorkers?: number;
-  /** Most workers an elastic pool grows to. @default {workers} */
-  maxWorkers?: number;
-  /** An elastic pool adds a worker when the oldest queued request has waited this long. @default {500} */
-  scaleUpDelay?: number;
-  /** An elastic pool above `minWorkers` stops a worker that had no request for this long. @default {60000} */
-  idleTimeout?: number;
-  /**
-   * Processes started ahead of need, with the runtime and program loaded, waiting to
-   * take a slot: a crashed, stuck or recycled worker is then replaced in the time
-   * its `setup()` takes instead of a whole process start. (With `module`, that module
-   * is imported once the spare gets its slot.) Each costs the memory of an idle
-   * process. @default {0}
-   */
-  spares?: number;
-  /** Module that exports the worker class; workers then load it instead of re-running the main module. */
-  module?: string | URL;
-  /** Name of the export in `module` holding the worker class. @default {the class name} */
-  export?: string;
-}
-
-const POOL_OPTIONS = [
-  "workers",
-  "routes",
-  "timeout",
-  "stuckTimeout",
-  "startupTimeout",
-  "heartbeatInterval",
-  "logLevel",
-  "maxRestarts",
-  "restartWindow",
-  "restartDelay",
-  "minUptime",
-  "queueWarning",
-  "concurrency",
-  "retryIdempotent",
-  "maxRequests",
-  "maxRequestsJitter",
-  "maxMemoryMb",
-  "minWorkers",
-  "maxWorkers",
-  "scaleUpDelay",
-  "idleTimeout",
-  "spares",
-  "kwargs",
-  "name",
-  "module",
-  "export",
-] as const;
+export { MAX_RESTART_DELAY, type WorkerPoolOptions };
 
 /** One worker's entry in {@linkcode PoolStatus}. */
 export interface WorkerStatus {
@@ -201,26 +114,6 @@ export interface WorkerResponse {
 }
 
 /**
- * A `module` option as a URL string: URLs as given, paths made absolute
- * against the working directory. Written without node:path and node:url, which
- * every worker process (it re-runs the program) would otherwise pay 2–3 ms to
- * load on Deno and Bun.
- */
-export function moduleUrl(module: string | URL): string {
-  if (module instanceof URL) return module.href;
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return module;
-  const { cwd, windows } = workingDirectory();
-  const slashes = (path: string) => windows ? path.replaceAll("\\", "/") : path;
-  let path = slashes(module);
-  if (!path.startsWith("/") && !(windows && /^[a-z]:\//i.test(path))) path = `${slashes(cwd)}/${path}`;
-  const url = new URL("file://");
-  // As node:url's pathToFileURL: characters the URL parser would drop or read as escapes.
-  url.pathname = (path.startsWith("/") ? "" : "/") +
-    path.replace(/[%\\\t\n\r]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"));
-  return url.href;
-}
-
-/**
  * A pool of worker processes that run one `Worker` class, serving the paths in
  * `routes` (or everything no other pool serves, when `routes` is absent).
  *
@@ -244,11 +137,7 @@ export class WorkerPool {
   /** The worker class, or its export name for pools with a `module`. */
   readonly workerClass: WorkerClass | string;
   /** The options with defaults applied. */
-  readonly options: Readonly<Required<Omit<WorkerPoolOptions, "routes" | "module" | "export" | "name">>> & {
-    readonly routes: readonly string[] | null;
-    readonly module: string | null;
-    readonly export: string;
-  };
+  readonly options: ResolvedPoolOptions;
   /** For app pools: the path prefix the app is mounted at (stripped before the app sees a request). */
   readonly mount: string | null = null;
   #matchers: ((path: string) => boolean)[];
@@ -263,7 +152,6 @@ export class WorkerPool {
    */
   constructor(workerClass: WorkerClass | string, options: WorkerPoolOptions = {}) {
     if (typeof options !== "object" || options === null) throw new TypeError("WorkerPool options must be an object");
-    checkKeys("WorkerPool", options, POOL_OPTIONS);
     const what = "WorkerPool";
     if (typeof workerClass === "string") {
       if (options.module === undefined) {
@@ -274,75 +162,15 @@ export class WorkerPool {
     }
     this.workerClass = workerClass;
     const className = typeof workerClass === "string" ? workerClass : workerClass.name;
-    this.name = stringOption(what, "name", options.name, className);
-    if (this.name === "") throw new TypeError(`Invalid WorkerPool option "name": "" (the pool needs a name)`);
-    const routes = options.routes;
-    if (routes !== undefined && (!Array.isArray(routes) || routes.length === 0)) {
-      throw new TypeError(`Invalid WorkerPool option "routes": ${JSON.stringify(routes)} (expected a non-empty array)`);
-    }
-    this.#matchers = (routes ?? []).map((route) => {
+    this.options = resolvePoolOptions(options, className);
+    this.name = this.options.name;
+    this.#matchers = (this.options.routes ?? []).map((route) => {
       try {
         return compilePoolRoute(route);
       } catch (error) {
-        throw new TypeError(`Invalid WorkerPool option "routes": ${(error as Error).message}`);
+        throw new TypeError(`Invalid ${what} option "routes": ${(error as Error).message}`);
       }
     });
-    const logLevel = options.logLevel ?? "warning";
-    if (!isLogLevel(logLevel)) {
-      throw new TypeError(
-        `Invalid WorkerPool option "logLevel": ${
-          JSON.stringify(logLevel)
-        } (expected "debug", "info", "warning", "error" or "fatal")`,
-      );
-    }
-    const kwargs = options.kwargs ?? {};
-    if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
-      throw new TypeError(`Invalid WorkerPool option "kwargs": expected an object`);
-    }
-    try {
-      JSON.stringify(kwargs);
-    } catch {
-      throw new TypeError(`Invalid WorkerPool option "kwargs": not JSON-serialisable`);
-    }
-    if (options.module !== undefined && typeof options.module !== "string" && !(options.module instanceof URL)) {
-      throw new TypeError(`Invalid WorkerPool option "module": expected a path or URL`);
-    }
-    const max = 2 ** 31 - 1;
-    const workers = intOption(what, "workers", options.workers, 1, 1, 1024);
-    const minWorkers = intOption(what, "minWorkers", options.minWorkers, workers, 1, workers);
-    const maxWorkers = intOption(what, "maxWorkers", options.maxWorkers, workers, workers, 1024);
-    this.options = {
-      workers,
-      minWorkers,
-      maxWorkers,
-      scaleUpDelay: intOption(what, "scaleUpDelay", options.scaleUpDelay, 500, 0, max),
-      idleTimeout: intOption(what, "idleTimeout", options.idleTimeout, 60_000, 1, max),
-      spares: intOption(what, "spares", options.spares, 0, 0, 64),
-      maxRequests: intOption(what, "maxRequests", options.maxRequests, 0, 0),
-      maxRequestsJitter: intOption(what, "maxRequestsJitter", options.maxRequestsJitter, 0, 0),
-      maxMemoryMb: intOption(what, "maxMemoryMb", options.maxMemoryMb, 0, 0),
-      routes: routes ? [...routes] : null,
-      timeout: intOption(what, "timeout", options.timeout, 30_000, 1, max),
-      stuckTimeout: intOption(what, "stuckTimeout", options.stuckTimeout, 60_000, 1, max),
-      startupTimeout: intOption(what, "startupTimeout", options.startupTimeout, 30_000, 1, max),
-      heartbeatInterval: intOption(what, "heartbeatInterval", options.heartbeatInterval, 1000, 10, max),
-      logLevel,
-      maxRestarts: intOption(what, "maxRestarts", options.maxRestarts, 10, 0),
-      restartWindow: intOption(what, "restartWindow", options.restartWindow, 300_000, 1, max),
-      restartDelay: intOption(what, "restartDelay", options.restartDelay, 100, 0, MAX_RESTART_DELAY),
-      minUptime: intOption(what, "minUptime", options.minUptime, 5000, 0, max),
-      queueWarning: intOption(what, "queueWarning", options.queueWarning, 100, 0),
-      concurrency: intOption(what, "concurrency", options.concurrency, 32, 1),
-      retryIdempotent: boolOption(what, "retryIdempotent", options.retryIdempotent, false),
-      kwargs,
-      module: options.module === undefined ? null : moduleUrl(options.module),
-      export: stringOption(what, "export", options.export, className),
-    };
-    if (this.options.stuckTimeout <= this.options.heartbeatInterval) {
-      throw new RangeError(
-        `Invalid WorkerPool option "stuckTimeout": ${this.options.stuckTimeout} (must exceed heartbeatInterval ${this.options.heartbeatInterval})`,
-      );
-    }
   }
 
   /** Whether this pool has no `routes` and so takes what no other pool serves. */
@@ -386,7 +214,7 @@ export class WorkerPool {
    * workers start at once; surplus ones finish their requests, then stop.
    */
   scale(workers: number): void {
-    const n = intOption("WorkerPool", "workers", workers, 1, 1, 1024);
+    const n = resolveOption("WorkerPool", "workers", POOL_SCHEMA.workers, workers) as number;
     if (this.#runner) this.#runner.scale(n);
     else (this.options as { workers: number }).workers = n;
   }

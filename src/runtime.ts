@@ -15,10 +15,7 @@ export type SignalName =
   | "SIGTERM"
   | "SIGINT"
   | "SIGHUP"
-  | "SIGKILL"
-  | "SIGQUIT"
-  | "SIGUSR1"
-  | "SIGUSR2";
+  | "SIGKILL";
 
 /** How a child process ended: `code` for a normal exit, `signal` when a signal ended it. */
 export interface ExitStatus {
@@ -74,8 +71,6 @@ export interface ParentChannel {
   start(onData: (chunk: Uint8Array) => void, onEnd: () => void): void;
   /** Writes bytes to stdout. Returns a promise while the pipe is full. */
   write(data: Uint8Array): Promise<void> | undefined;
-  /** Resolves when everything written so far has been handed to the OS. */
-  flush(): Promise<void>;
   /**
    * Diverts every other write to this process's stdout to `onText`, so nothing
    * else reaches the channel; does nothing when the channel has its own pipe

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { api, Dispatcher, sync, Worker, WorkerPool } from "../mod.ts";
 import { compilePattern, compilePoolRoute, RouteTable } from "../src/routing.ts";
 import { format, renderTemplate } from "../src/logging/format.ts";
-import { moduleUrl } from "../src/pool.ts";
+import { moduleUrl } from "../src/pool_options.ts";
 import { runtime } from "./helpers.ts";
 
 class W extends Worker {}

@@ -13,15 +13,29 @@ import { Dispatcher, type DispatcherOptions } from "../dispatcher/dispatcher.ts"
 import { firstLine, loadFailure } from "../dispatcher/startup_errors.ts";
 import { AppPool, WorkerPool, type WorkerPoolOptions } from "../pool.ts";
 import { loadRuntime } from "../detect.ts";
+import { DISPATCHER_SCHEMA } from "../dispatcher/options.ts";
+import { configKeys, type OptionSpec, plainConfigKeys, resolveOption } from "../options.ts";
+import { POOL_SCHEMA } from "../pool_options.ts";
 import type { Runtime } from "../runtime.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
-
-export type { Runtime };
 
 /** The version printed by `forkyard --version`. */
 export const VERSION = "0.1.0";
 
-const HELP = `forkyard ${VERSION}: run HTTP handlers across a supervised pool of worker processes
+/** The flags of the options that have one, from the Dispatcher's and the pools' schemas. */
+const FLAGS: readonly { flags: readonly string[]; owner: "dispatcher" | "pool"; name: string; spec: OptionSpec }[] = [
+  ...Object.entries(DISPATCHER_SCHEMA).map(([name, spec]) => ({ owner: "dispatcher" as const, name, spec })),
+  ...Object.entries(POOL_SCHEMA).map(([name, spec]) => ({ owner: "pool" as const, name, spec })),
+].filter((f) => f.spec.flags !== undefined).map((f) => ({ ...f, flags: f.spec.flags! }));
+
+function helpText(): string {
+  const options = FLAGS.map(({ flags, owner, spec }) => {
+    const value = spec.type === "integer" ? " <n>" : spec.type === "string" ? " <value>" : "";
+    const usage = `  ${flags[0]}${value}`.padEnd(22);
+    const scope = owner === "pool" ? "; for every pool" : "";
+    return `${usage}${spec.doc}${scope} (default ${JSON.stringify(spec.default)}, or the config's)`;
+  });
+  return `forkyard ${VERSION}: run HTTP handlers across a supervised pool of worker processes
 
 Usage:
   forkyard serve <module>[:export] [options]   serve a module: a Dispatcher, a Worker class,
@@ -30,12 +44,11 @@ Usage:
   forkyard --help | --version
 
 Options:
-  --port <n>       port to listen on (default 8080, or the config's)
-  --host <addr>    address to listen on (default 0.0.0.0, or the config's)
-  --workers <n>    worker processes per pool
+${options.join("\n")}
 
 Runs as: deno run -A jsr:@forkyard/forkyard/cli | bunx forkyard | npx forkyard
-Config file reference: see README.md ("Config file").`;
+Config file and options reference: docs/options.md.`;
+}
 
 /** A usage or configuration error: printed as one line, exit status 2. */
 export class UsageError extends Error {
@@ -56,53 +69,45 @@ export interface CliArgs {
   command: "serve" | "help" | "version";
   /** What to serve. */
   target?: string;
-  /** `--port`. */
-  port?: number;
-  /** `--host`. */
-  host?: string;
-  /** `--workers`. */
-  workers?: number;
+  /** Dispatcher options given as flags (`--port`, `--host`). */
+  dispatcher: Record<string, unknown>;
+  /** Pool options given as flags, for every pool (`--workers`). */
+  pool: Record<string, unknown>;
 }
 
-function intArg(name: string, value: string | undefined, min: number, max: number): number {
-  if (value === undefined || !/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new UsageError(`${name} needs an integer from ${min} to ${max}, got ${JSON.stringify(value ?? "")}`);
+/** A flag's value as its option takes it; throws {@linkcode UsageError} naming the flag. */
+function flagValue(flag: string, name: string, spec: OptionSpec, value: string | undefined): unknown {
+  if (spec.type === "integer") {
+    const parsed = value !== undefined && /^\d+$/.test(value) ? Number(value) : NaN;
+    try {
+      return resolveOption("", name, spec, Number.isNaN(parsed) ? value ?? "" : parsed);
+    } catch {
+      const min = typeof spec.min === "number" ? spec.min : 0;
+      const range = typeof spec.max === "number" ? `from ${min} to ${spec.max}` : `>= ${min}`;
+      throw new UsageError(`${flag} needs an integer ${range}, got ${JSON.stringify(value ?? "")}`);
+    }
   }
-  return Number(value);
+  if (!value) throw new UsageError(`${flag} needs a value`);
+  return value;
 }
 
 /** Parses `forkyard` arguments; throws {@linkcode UsageError}. */
 export function parseArgs(argv: string[]): CliArgs {
-  const out: CliArgs = { command: "help" };
+  const out: CliArgs = { command: "help", dispatcher: {}, pool: {} };
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf("=");
     const [flag, inline] = arg.startsWith("--") && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
-    const value = () => inline ?? argv[++i];
-    switch (flag) {
-      case "-h":
-      case "--help":
-        return { command: "help" };
-      case "-v":
-      case "--version":
-        return { command: "version" };
-      case "--port":
-        out.port = intArg("--port", value(), 0, 65535);
-        break;
-      case "--host":
-      case "--hostname": {
-        const host = value();
-        if (!host) throw new UsageError(`${flag} needs an address`);
-        out.host = host;
-        break;
-      }
-      case "--workers":
-        out.workers = intArg("--workers", value(), 1, 1024);
-        break;
-      default:
-        if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg} (see forkyard --help)`);
-        rest.push(arg);
+    if (flag === "-h" || flag === "--help") return { ...out, command: "help" };
+    if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
+    const option = FLAGS.find((f) => f.flags.includes(flag));
+    if (option !== undefined) {
+      out[option.owner][option.name] = flagValue(flag, option.name, option.spec, inline ?? argv[++i]);
+    } else if (arg.startsWith("-")) {
+      throw new UsageError(`unknown option ${arg} (see forkyard --help)`);
+    } else {
+      rest.push(arg);
     }
   }
   if (rest.length === 0) return out;
@@ -115,22 +120,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-const CONFIG_KEYS = [
-  "port",
-  "hostname",
-  "staticRoutes",
-  "shutdownTimeout",
-  "maxPending",
-  "maxBodySize",
-  "headersTimeout",
-  "idleTimeout",
-  "maxConnections",
-  "tls",
-  "pools",
-  "apps",
-];
-/** Config keys that are not passed to the Dispatcher as they are. */
-const STRUCTURED_KEYS = ["staticRoutes", "tls", "pools", "apps"];
+/** The config file's top-level keys: the Dispatcher's options, and `apps` beside `pools`. */
+const CONFIG_KEYS = [...configKeys(DISPATCHER_SCHEMA), "apps"];
+/** The keys passed to the Dispatcher as they are (it checks their values). */
+const PLAIN_KEYS = plainConfigKeys(DISPATCHER_SCHEMA);
 
 /**
  * Builds a dispatcher from a `forkyard.json` object. Paths are relative to
@@ -179,9 +172,7 @@ export function dispatcherFromConfig(config: unknown, baseDir: string, source = 
     }
   }
   const options: DispatcherOptions = { pools };
-  // Every key but the structured ones is the Dispatcher option of the same name; the Dispatcher checks its value.
-  for (const key of CONFIG_KEYS) {
-    if (STRUCTURED_KEYS.includes(key)) continue;
+  for (const key of PLAIN_KEYS) {
     if (config[key] !== undefined) (options as Record<string, unknown>)[key] = config[key];
   }
   if (config.staticRoutes !== undefined) {
@@ -262,12 +253,15 @@ async function importModule(
   }
 }
 
-/** The command line's --port, --host and --workers, applied to a dispatcher that has not started. */
+/** The command line's flags, applied to a dispatcher that has not started (they win over the module and config). */
 function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
-  const opts = dispatcher.options as { port: number; hostname: string };
-  if (args.port !== undefined) opts.port = args.port;
-  if (args.host !== undefined) opts.hostname = args.host;
-  if (args.workers !== undefined) { for (const pool of dispatcher.pools) pool.scale(args.workers); }
+  Object.assign(dispatcher.options, args.dispatcher);
+  for (const pool of dispatcher.pools) {
+    for (const [name, value] of Object.entries(args.pool)) {
+      if (name === "workers") pool.scale(value as number);
+      else Object.assign(pool.options, { [name]: value });
+    }
+  }
 }
 
 /**
@@ -313,14 +307,22 @@ export async function dispatcherFor(
     } else if (typeof found === "function" && found.prototype instanceof Worker) {
       const name = exportName ?? (Object.entries(mod).find(([, v]) => v === found)?.[0] ?? "default");
       dispatcher = new Dispatcher({
-        pools: [new WorkerPool((found as WorkerClass).name, { module: url, export: name, workers: args.workers })],
+        pools: [
+          new WorkerPool((found as WorkerClass).name, {
+            module: url,
+            export: name,
+            workers: args.pool.workers as number | undefined,
+          }),
+        ],
       });
     } else if (
       (typeof found === "object" || typeof found === "function") &&
       typeof (found as { fetch?: unknown }).fetch === "function"
     ) {
       dispatcher = new Dispatcher({
-        pools: [new AppPool("/", url, { export: exportName ?? "default", workers: args.workers })],
+        pools: [
+          new AppPool("/", url, { export: exportName ?? "default", workers: args.pool.workers as number | undefined }),
+        ],
       });
     } else {
       throw new UsageError(
@@ -337,7 +339,7 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
   try {
     const args = parseArgs(argv);
     if (args.command === "help") {
-      console.log(HELP);
+      console.log(helpText());
       return 0;
     }
     if (args.command === "version") {

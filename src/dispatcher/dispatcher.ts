@@ -16,57 +16,15 @@ import { removeOrphanSpills } from "../protocol/spill.ts";
 import { decoratedMethods, type PathParams, RouteTable, samplePath, SYNC_ROUTES, workerRoutes } from "../routing.ts";
 import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
-import { checkKeys, intOption, stringOption } from "../options.ts";
 import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
 import { takeAdopter } from "./adoption.ts";
 import { Client, RejectRequest } from "./client.ts";
+import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatcherOptions } from "./options.ts";
+
+export type { DispatcherOptions };
 import { readBody } from "./read_body.ts";
 import { firstLine, listenFailure } from "./startup_errors.ts";
 import { traceHeader, traceId, withTrace } from "./trace.ts";
-
-/** Options of a {@linkcode Dispatcher}. Durations are milliseconds. */
-export interface DispatcherOptions {
-  /** TCP port; 0 picks a free one. @default {8080} */
-  port?: number;
-  /** Address to listen on. @default {"0.0.0.0"} */
-  hostname?: string;
-  /** Worker pools; the first whose routes match a path serves it. @default {[]} */
-  pools?: WorkerPool[];
-  /** URL prefix to directory: `{ "/static/": "./static/" }`. @default {{}} */
-  staticRoutes?: Record<string, string>;
-  /** Time pending requests get to finish on shutdown. @default {10000} */
-  shutdownTimeout?: number;
-  /** Requests waiting or in progress across pools before new ones get 503. @default {1000} */
-  maxPending?: number;
-  /** Largest accepted request body in bytes; larger gets 413. @default {10485760} */
-  maxBodySize?: number;
-  /**
-   * Time a client gets to send a request's headers, from the moment it connects or its previous answer was sent;
-   * then the connection is closed (slowloris). Enforced on Node; Bun closes such connections itself after about
-   * 12 s, and Deno's server offers no such limit. @default {20000}
-   */
-  headersTimeout?: number;
-  /** Time a keep-alive connection may stay idle between requests before it is closed (Node). @default {5000} */
-  idleTimeout?: number;
-  /** Connections served at once; more are closed as they arrive (Node). 0: no limit. @default {0} */
-  maxConnections?: number;
-  /** PEM certificate and key: serve HTTPS. */
-  tls?: { cert: string; key: string };
-}
-
-const DISPATCHER_OPTIONS = [
-  "port",
-  "hostname",
-  "pools",
-  "staticRoutes",
-  "shutdownTimeout",
-  "maxPending",
-  "maxBodySize",
-  "headersTimeout",
-  "idleTimeout",
-  "maxConnections",
-  "tls",
-] as const;
 
 /** Where the dispatcher listens, given to {@linkcode Dispatcher.onListen}. */
 export interface ListenInfo {
@@ -128,9 +86,7 @@ export class Dispatcher {
   /** The worker pools, in routing order. */
   readonly pools: WorkerPool[];
   /** The options with defaults applied. */
-  readonly options: Readonly<Required<Omit<DispatcherOptions, "pools" | "tls">>> & {
-    readonly tls: { cert: string; key: string } | null;
-  };
+  readonly options: ResolvedDispatcherOptions;
   #sync = new RouteTable<{ name: string; fn: SyncTarget }>();
   #middleware: MiddlewareHandler[] = [];
   #runtime: Runtime | undefined;
@@ -167,54 +123,9 @@ export class Dispatcher {
    * @param options Dispatcher options; bad values throw `TypeError` or `RangeError` naming the option.
    */
   constructor(options: DispatcherOptions = {}) {
-    if (typeof options !== "object" || options === null) throw new TypeError("Dispatcher options must be an object");
-    checkKeys("Dispatcher", options, DISPATCHER_OPTIONS);
-    const what = "Dispatcher";
-    const pools = options.pools ?? [];
-    if (!Array.isArray(pools)) {
-      throw new TypeError(`Invalid Dispatcher option "pools": expected an array of WorkerPool`);
-    }
-    const names = new Set<string>();
-    for (const [i, pool] of pools.entries()) {
-      if (pool === null || typeof pool !== "object" || typeof pool.matches !== "function") {
-        throw new TypeError(`Invalid Dispatcher option "pools": item ${i} is not a WorkerPool`);
-      }
-      if (names.has(pool.name)) {
-        throw new TypeError(`Invalid Dispatcher option "pools": two pools are named "${pool.name}"`);
-      }
-      names.add(pool.name);
-    }
-    this.pools = [...pools];
+    this.options = resolveDispatcherOptions(options);
+    this.pools = [...(options.pools ?? [])];
     this.#fallback = this.pools.find((p) => p.isFallback);
-    const staticRoutes = options.staticRoutes ?? {};
-    if (typeof staticRoutes !== "object" || staticRoutes === null || Array.isArray(staticRoutes)) {
-      throw new TypeError(`Invalid Dispatcher option "staticRoutes": expected an object of URL prefix to directory`);
-    }
-    for (const [prefix, dir] of Object.entries(staticRoutes)) {
-      if (!prefix.startsWith("/") || typeof dir !== "string" || dir === "") {
-        throw new TypeError(
-          `Invalid Dispatcher option "staticRoutes": "${prefix}" -> ${
-            JSON.stringify(dir)
-          } (expected "/prefix/": "directory")`,
-        );
-      }
-    }
-    const tls = options.tls ?? null;
-    if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
-      throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
-    }
-    this.options = {
-      port: intOption(what, "port", options.port, 8080, 0, 65535),
-      hostname: stringOption(what, "hostname", options.hostname, "0.0.0.0"),
-      staticRoutes: { ...staticRoutes },
-      shutdownTimeout: intOption(what, "shutdownTimeout", options.shutdownTimeout, 10_000, 0),
-      maxPending: intOption(what, "maxPending", options.maxPending, 1000, 1),
-      maxBodySize: intOption(what, "maxBodySize", options.maxBodySize, 10 * 1024 * 1024, 0),
-      headersTimeout: intOption(what, "headersTimeout", options.headersTimeout, 20_000, 1),
-      idleTimeout: intOption(what, "idleTimeout", options.idleTimeout, 5000, 1),
-      maxConnections: intOption(what, "maxConnections", options.maxConnections, 0, 0),
-      tls,
-    };
     for (const { name, fn, specs } of decoratedMethods(Object.getPrototypeOf(this), SYNC_ROUTES)) {
       for (const spec of specs) this.#sync.add(spec.pattern, spec.methods, { name, fn: fn as SyncTarget });
     }

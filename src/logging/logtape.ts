@@ -6,7 +6,7 @@
  * @module
  */
 
-import { configureSync, getConfig, getLogger, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
+import { configureSync, getConfig, getLogger, type LogLevel, type Sink } from "@logtape/logtape";
 import { formatRecord, type Inspect, pickLogStyle } from "./format.ts";
 import { isLogLevel } from "./levels.ts";
 import type { ContextStorage } from "./worker_logger.ts";
@@ -52,4 +52,3 @@ export function configureDefaultLogging(runtime: Runtime): boolean {
 }
 
 export { getLogger };
-export type { LogRecord };

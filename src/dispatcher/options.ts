@@ -1,0 +1,152 @@
+/**
+ * The `Dispatcher`'s options: their types, and their schema (defaults,
+ * ranges, one-line docs, command-line flags, config-file keys).
+ *
+ * @module
+ */
+
+import type { WorkerPool } from "../pool.ts";
+import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "../options.ts";
+
+/** Options of a {@linkcode Dispatcher}. Durations are milliseconds. */
+export interface DispatcherOptions {
+  /** TCP port; 0 picks a free one. @default {8080} */
+  port?: number;
+  /** Address to listen on. @default {"0.0.0.0"} */
+  hostname?: string;
+  /** Worker pools; the first whose routes match a path serves it. @default {[]} */
+  pools?: WorkerPool[];
+  /** URL prefix to directory: `{ "/static/": "./static/" }`. @default {{}} */
+  staticRoutes?: Record<string, string>;
+  /** Time pending requests get to finish on shutdown. @default {10000} */
+  shutdownTimeout?: number;
+  /** Requests waiting or in progress across pools before new ones get 503. @default {1000} */
+  maxPending?: number;
+  /** Largest accepted request body in bytes; larger gets 413. @default {10485760} */
+  maxBodySize?: number;
+  /**
+   * Time a client gets to send a request's headers, from the moment it connects or its previous answer was sent;
+   * then the connection is closed (slowloris). Enforced on Node; Bun closes such connections itself after about
+   * 12 s, and Deno's server offers no such limit. @default {20000}
+   */
+  headersTimeout?: number;
+  /** Time a keep-alive connection may stay idle between requests before it is closed (Node). @default {5000} */
+  idleTimeout?: number;
+  /** Connections served at once; more are closed as they arrive (Node). 0: no limit. @default {0} */
+  maxConnections?: number;
+  /** PEM certificate and key: serve HTTPS. */
+  tls?: { cert: string; key: string };
+}
+
+/** The `Dispatcher`'s options schema, in the order the docs list them. */
+export const DISPATCHER_SCHEMA: Schema = {
+  port: { type: "integer", default: 8080, min: 0, max: 65535, flags: ["--port"], doc: "TCP port; 0 picks a free one" },
+  hostname: {
+    type: "string",
+    default: "0.0.0.0",
+    flags: ["--host", "--hostname"],
+    doc: "Address to listen on",
+  },
+  pools: {
+    type: "custom",
+    typeDoc: "WorkerPool[]",
+    defaultDoc: "`[]`",
+    config: "structured",
+    doc: "Worker pools, in routing order: the first whose `routes` match a path serves it",
+  },
+  staticRoutes: {
+    type: "custom",
+    typeDoc: "object",
+    defaultDoc: "`{}`",
+    config: "structured",
+    doc: 'URL prefix to directory: `{ "/static/": "./static/" }`',
+  },
+  shutdownTimeout: {
+    type: "integer",
+    default: 10_000,
+    min: 0,
+    max: MAX_MS,
+    doc: "Time pending requests get to finish on shutdown (ms)",
+  },
+  maxPending: {
+    type: "integer",
+    default: 1000,
+    min: 1,
+    doc: 'Requests waiting or in progress across pools before new ones get 503 `{"error": "Too many requests"}`',
+  },
+  maxBodySize: {
+    type: "integer",
+    default: 10 * 1024 * 1024,
+    min: 0,
+    doc: "Largest accepted request body in bytes; larger gets 413",
+  },
+  headersTimeout: {
+    type: "integer",
+    default: 20_000,
+    min: 1,
+    max: MAX_MS,
+    doc: "Time a client gets to send a request's headers before its connection is closed (ms; Node)",
+  },
+  idleTimeout: {
+    type: "integer",
+    default: 5000,
+    min: 1,
+    max: MAX_MS,
+    doc: "Time a keep-alive connection may stay idle between requests (ms; Node)",
+  },
+  maxConnections: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    doc: "Connections served at once; more are closed as they arrive (Node); 0: no limit",
+  },
+  tls: {
+    type: "custom",
+    typeDoc: "`{ cert, key }`",
+    config: "structured",
+    doc: "PEM certificate and key: serve HTTPS (in the config file: their paths)",
+  },
+} satisfies { [K in keyof Required<DispatcherOptions>]: OptionSpec };
+
+/** The options with defaults applied. */
+export type ResolvedDispatcherOptions =
+  & Readonly<Required<Omit<DispatcherOptions, "pools" | "tls">>>
+  & { readonly tls: { cert: string; key: string } | null };
+
+/** Checks a `Dispatcher`'s options and applies the defaults; throws naming the option. */
+export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDispatcherOptions {
+  if (typeof options !== "object" || options === null) throw new TypeError("Dispatcher options must be an object");
+  const scalars = resolveOptions("Dispatcher", DISPATCHER_SCHEMA, options as Record<string, unknown>);
+  const pools = options.pools ?? [];
+  if (!Array.isArray(pools)) {
+    throw new TypeError(`Invalid Dispatcher option "pools": expected an array of WorkerPool`);
+  }
+  const names = new Set<string>();
+  for (const [i, pool] of pools.entries()) {
+    if (pool === null || typeof pool !== "object" || typeof pool.matches !== "function") {
+      throw new TypeError(`Invalid Dispatcher option "pools": item ${i} is not a WorkerPool`);
+    }
+    if (names.has(pool.name)) {
+      throw new TypeError(`Invalid Dispatcher option "pools": two pools are named "${pool.name}"`);
+    }
+    names.add(pool.name);
+  }
+  const staticRoutes = options.staticRoutes ?? {};
+  if (typeof staticRoutes !== "object" || staticRoutes === null || Array.isArray(staticRoutes)) {
+    throw new TypeError(`Invalid Dispatcher option "staticRoutes": expected an object of URL prefix to directory`);
+  }
+  for (const [prefix, dir] of Object.entries(staticRoutes)) {
+    if (!prefix.startsWith("/") || typeof dir !== "string" || dir === "") {
+      throw new TypeError(
+        `Invalid Dispatcher option "staticRoutes": "${prefix}" -> ${
+          JSON.stringify(dir)
+        } (expected "/prefix/": "directory")`,
+      );
+    }
+  }
+  const tls = options.tls ?? null;
+  if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
+    throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
+  }
+  return { ...scalars, staticRoutes: { ...staticRoutes }, tls } as unknown as ResolvedDispatcherOptions;
+}

@@ -1,0 +1,313 @@
+/**
+ * A pool's options: their types, and their schema (defaults, ranges, one-line
+ * docs, command-line flags, config-file keys).
+ *
+ * @module
+ */
+
+import type { LogLevel } from "@logtape/logtape";
+import { workingDirectory } from "./detect.ts";
+import { isLogLevel } from "./logging/levels.ts";
+import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "./options.ts";
+
+/** Longest wait before a crashed worker is restarted, in milliseconds. */
+export const MAX_RESTART_DELAY = 30_000;
+
+/** Options of a {@linkcode WorkerPool}. Durations are milliseconds. */
+export interface WorkerPoolOptions {
+  /** Number of worker processes. @default {1} */
+  workers?: number;
+  /** Paths this pool serves: exact paths, or `"/prefix/**"` for a prefix. None: the fallback pool. */
+  routes?: string[];
+  /** Time a request may take before the client gets 504. @default {30000} */
+  timeout?: number;
+  /** A worker without a heartbeat for this long is killed and replaced. @default {60000} */
+  stuckTimeout?: number;
+  /** Time a new worker may take to finish `setup()`. @default {30000} */
+  startupTimeout?: number;
+  /** Interval of worker heartbeats and `Worker.onIdle()`. @default {1000} */
+  heartbeatInterval?: number;
+  /** Lowest level of worker log records that are forwarded. @default {"warning"} */
+  logLevel?: LogLevel;
+  /** Restarts allowed within `restartWindow` before the pool is degraded. @default {10} */
+  maxRestarts?: number;
+  /** Window in which restarts are counted. @default {300000} */
+  restartWindow?: number;
+  /** First delay before restarting a crashed worker; doubles per crash, up to 30 s. @default {100} */
+  restartDelay?: number;
+  /** A worker up this long counts as healthy: backoff resets, a degraded pool recovers. @default {5000} */
+  minUptime?: number;
+  /** Log a warning when this many requests wait for a worker; 0 disables. @default {100} */
+  queueWarning?: number;
+  /** Requests one worker handles at the same time; more wait in the dispatcher. @default {32} */
+  concurrency?: number;
+  /** Retry a GET or HEAD request once on another worker when its worker died. @default {false} */
+  retryIdempotent?: boolean;
+  /** Values available to workers as `this.kwargs`; must be JSON-serialisable. @default {{}} */
+  kwargs?: Record<string, unknown>;
+  /** Pool name. @default {the worker class name} */
+  name?: string;
+  /** Replace a worker gracefully after it answered this many requests; 0 never. @default {0} */
+  maxRequests?: number;
+  /** Add a random 0..maxRequestsJitter to each worker's `maxRequests`, so workers do not recycle together. @default {0} */
+  maxRequestsJitter?: number;
+  /** Replace a worker gracefully once its resident memory exceeds this many MiB; 0 never. @default {0} */
+  maxMemoryMb?: number;
+  /** Fewest workers an elastic pool shrinks to. @default {workers} */
+  minWorkers?: number;
+  /** Most workers an elastic pool grows to. @default {workers} */
+  maxWorkers?: number;
+  /** An elastic pool adds a worker when the oldest queued request has waited this long. @default {500} */
+  scaleUpDelay?: number;
+  /** An elastic pool above `minWorkers` stops a worker that had no request for this long. @default {60000} */
+  idleTimeout?: number;
+  /**
+   * Processes started ahead of need, with the runtime and program loaded, waiting to
+   * take a slot: a crashed, stuck or recycled worker is then replaced in the time
+   * its `setup()` takes instead of a whole process start. (With `module`, that module
+   * is imported once the spare gets its slot.) Each costs the memory of an idle
+   * process. @default {0}
+   */
+  spares?: number;
+  /** Module that exports the worker class; workers then load it instead of re-running the main module. */
+  module?: string | URL;
+  /** Name of the export in `module` holding the worker class. @default {the class name} */
+  export?: string;
+}
+
+/** A pool's options schema, in the order the docs list them. */
+export const POOL_SCHEMA: Schema = {
+  workers: { type: "integer", default: 1, min: 1, max: 1024, flags: ["--workers"], doc: "Number of worker processes" },
+  routes: {
+    type: "custom",
+    typeDoc: "string[]",
+    defaultDoc: "none: the fallback pool",
+    doc: 'Paths this pool serves: exact paths, or `"/prefix/**"` for a prefix and everything under it',
+  },
+  timeout: {
+    type: "integer",
+    default: 30_000,
+    min: 1,
+    max: MAX_MS,
+    doc: 'Time a request may take before the client gets 504 `{"error": "Request timeout"}`',
+  },
+  stuckTimeout: {
+    type: "integer",
+    default: 60_000,
+    min: 1,
+    max: MAX_MS,
+    doc: "A worker without a heartbeat for this long is killed and replaced; must exceed `heartbeatInterval`",
+  },
+  startupTimeout: {
+    type: "integer",
+    default: 30_000,
+    min: 1,
+    max: MAX_MS,
+    doc: "Time a new worker may take to finish `setup()`",
+  },
+  heartbeatInterval: {
+    type: "integer",
+    default: 1000,
+    min: 10,
+    max: MAX_MS,
+    doc: "Interval of worker heartbeats and `Worker.onIdle()`",
+  },
+  logLevel: {
+    type: "custom",
+    typeDoc: "`LogLevel`",
+    default: "warning",
+    doc: "Lowest level of worker log records forwarded to the dispatcher",
+  },
+  maxRestarts: {
+    type: "integer",
+    default: 10,
+    min: 0,
+    doc:
+      'Restarts allowed within `restartWindow`; beyond it the pool is degraded: 503 `{"error": "Service unavailable"}`',
+  },
+  restartWindow: {
+    type: "integer",
+    default: 300_000,
+    min: 1,
+    max: MAX_MS,
+    doc: "Window in which restarts are counted",
+  },
+  restartDelay: {
+    type: "integer",
+    default: 100,
+    min: 0,
+    max: MAX_RESTART_DELAY,
+    doc: "First delay before restarting a crashed worker; doubles per crash, up to 30 s",
+  },
+  minUptime: {
+    type: "integer",
+    default: 5000,
+    min: 0,
+    max: MAX_MS,
+    doc: "A worker up this long counts as healthy: its backoff resets, a degraded pool recovers",
+  },
+  queueWarning: {
+    type: "integer",
+    default: 100,
+    min: 0,
+    doc: "Log a warning when this many requests wait for a worker; 0 disables",
+  },
+  concurrency: {
+    type: "integer",
+    default: 32,
+    min: 1,
+    doc: "Requests one worker handles at the same time; more wait in the dispatcher",
+  },
+  retryIdempotent: {
+    type: "boolean",
+    default: false,
+    doc: "Retry a GET or HEAD request once on another worker when its worker died",
+  },
+  kwargs: {
+    type: "custom",
+    typeDoc: "object",
+    defaultDoc: "`{}`",
+    doc: "Values available to workers as `this.kwargs`; must be JSON-serialisable",
+  },
+  name: { type: "string", defaultDoc: "the worker class name", doc: "Pool name, for logs, status and `send()`" },
+  maxRequests: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    doc: "Replace a worker gracefully once it was handed this many requests; 0 never",
+  },
+  maxRequestsJitter: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    doc: "Add a random 0..maxRequestsJitter to each worker's `maxRequests`, so that workers do not recycle together",
+  },
+  maxMemoryMb: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    doc: "Replace a worker gracefully once its resident memory exceeds this many MiB; 0 never",
+  },
+  minWorkers: {
+    type: "integer",
+    default: { same: "workers" },
+    min: 1,
+    max: "workers",
+    doc: "Fewest workers an elastic pool shrinks to",
+  },
+  maxWorkers: {
+    type: "integer",
+    default: { same: "workers" },
+    min: "workers",
+    max: 1024,
+    doc: "Most workers an elastic pool grows to",
+  },
+  scaleUpDelay: {
+    type: "integer",
+    default: 500,
+    min: 0,
+    max: MAX_MS,
+    doc: "An elastic pool adds a worker when the oldest waiting request has waited this long",
+  },
+  idleTimeout: {
+    type: "integer",
+    default: 60_000,
+    min: 1,
+    max: MAX_MS,
+    doc: "An elastic pool above `minWorkers` stops a worker that had no request for this long",
+  },
+  spares: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    max: 64,
+    doc: "Processes started ahead of need, program loaded, to replace a crashed, stuck or recycled worker at once",
+  },
+  module: {
+    type: "custom",
+    typeDoc: "string \\| URL",
+    doc: "Module that exports the worker class; workers then load it instead of re-running the main module",
+  },
+  export: {
+    type: "string",
+    defaultDoc: "the class name",
+    doc: "Name of the export in `module` holding the worker class",
+  },
+} satisfies { [K in keyof Required<WorkerPoolOptions>]: OptionSpec };
+
+/** A pool's options with defaults applied. */
+export type ResolvedPoolOptions =
+  & Readonly<Required<Omit<WorkerPoolOptions, "routes" | "module" | "export" | "name">>>
+  & {
+    readonly routes: readonly string[] | null;
+    readonly module: string | null;
+    readonly export: string;
+    readonly name: string;
+  };
+
+/** Checks a pool's options and applies the defaults; throws naming the option. */
+export function resolvePoolOptions(options: WorkerPoolOptions, className: string): ResolvedPoolOptions {
+  const what = "WorkerPool";
+  const scalars = resolveOptions(what, POOL_SCHEMA, options as Record<string, unknown>);
+  const name = (scalars.name as string | undefined) ?? className;
+  if (name === "") throw new TypeError(`Invalid WorkerPool option "name": "" (the pool needs a name)`);
+  const routes = options.routes;
+  if (routes !== undefined && (!Array.isArray(routes) || routes.length === 0)) {
+    throw new TypeError(`Invalid WorkerPool option "routes": ${JSON.stringify(routes)} (expected a non-empty array)`);
+  }
+  const logLevel = options.logLevel ?? "warning";
+  if (!isLogLevel(logLevel)) {
+    throw new TypeError(
+      `Invalid WorkerPool option "logLevel": ${
+        JSON.stringify(logLevel)
+      } (expected "debug", "info", "warning", "error" or "fatal")`,
+    );
+  }
+  const kwargs = options.kwargs ?? {};
+  if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
+    throw new TypeError(`Invalid WorkerPool option "kwargs": expected an object`);
+  }
+  try {
+    JSON.stringify(kwargs);
+  } catch {
+    throw new TypeError(`Invalid WorkerPool option "kwargs": not JSON-serialisable`);
+  }
+  if (options.module !== undefined && typeof options.module !== "string" && !(options.module instanceof URL)) {
+    throw new TypeError(`Invalid WorkerPool option "module": expected a path or URL`);
+  }
+  const resolved = {
+    ...scalars,
+    name,
+    export: (scalars.export as string | undefined) ?? className,
+    routes: routes ? [...routes] : null,
+    logLevel,
+    kwargs,
+    module: options.module === undefined ? null : moduleUrl(options.module),
+  } as unknown as ResolvedPoolOptions;
+  if (resolved.stuckTimeout <= resolved.heartbeatInterval) {
+    throw new RangeError(
+      `Invalid WorkerPool option "stuckTimeout": ${resolved.stuckTimeout} (must exceed heartbeatInterval ${resolved.heartbeatInterval})`,
+    );
+  }
+  return resolved;
+}
+
+/**
+ * A `module` option as a URL string: URLs as given, paths made absolute
+ * against the working directory. Written without node:path and node:url, which
+ * every worker process (it re-runs the program) would otherwise pay 2–3 ms to
+ * load on Deno and Bun.
+ */
+export function moduleUrl(module: string | URL): string {
+  if (module instanceof URL) return module.href;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return module;
+  const { cwd, windows } = workingDirectory();
+  const slashes = (path: string) => windows ? path.replaceAll("\\", "/") : path;
+  let path = slashes(module);
+  if (!path.startsWith("/") && !(windows && /^[a-z]:\//i.test(path))) path = `${slashes(cwd)}/${path}`;
+  const url = new URL("file://");
+  // As node:url's pathToFileURL: characters the URL parser would drop or read as escapes.
+  url.pathname = (path.startsWith("/") ? "" : "/") +
+    path.replace(/[%\\\t\n\r]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"));
+  return url.href;
+}

@@ -1,0 +1,59 @@
+// The options schemas are the one list of option names: validation, config-file keys, command-line flags and the
+// tables in docs/options.md all come from them.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { Dispatcher, WorkerPool } from "../mod.ts";
+import { parseArgs } from "../src/cli/cli.ts";
+import { DISPATCHER_SCHEMA } from "../src/dispatcher/options.ts";
+import { POOL_SCHEMA } from "../src/pool_options.ts";
+import { DOC_URL, renderTables, TABLES } from "../scripts/options_doc.ts";
+
+describe("options schemas", () => {
+  test("docs/options.md carries every schema's table as the schema writes it", () => {
+    const doc = readFileSync(DOC_URL, "utf8");
+    for (const name of Object.keys(TABLES)) assert.ok(doc.includes(`<!-- options:${name} -->`), name);
+    assert.equal(doc, renderTables(doc), "run: node_modules/.bin/deno run -A scripts/options_doc.ts");
+  });
+
+  test("defaults are the schema's", () => {
+    class W {}
+    const pool = new WorkerPool(W as never, { workers: 3 });
+    for (const [name, spec] of Object.entries(POOL_SCHEMA)) {
+      if (spec.type === "custom" || spec.default === undefined) continue;
+      const expected = typeof spec.default === "object" || name === "workers" ? 3 : spec.default;
+      assert.equal((pool.options as Record<string, unknown>)[name], expected, name);
+    }
+    const dispatcher = new Dispatcher({});
+    for (const [name, spec] of Object.entries(DISPATCHER_SCHEMA)) {
+      if (spec.type === "custom") continue;
+      assert.equal((dispatcher.options as Record<string, unknown>)[name], spec.default, name);
+    }
+  });
+
+  test("every option is checked by the schema's type and range, naming the option", () => {
+    for (const [name, spec] of Object.entries(DISPATCHER_SCHEMA)) {
+      if (spec.type !== "integer") continue;
+      assert.throws(() => new Dispatcher({ [name]: -1 }), new RegExp(`option "${name}": -1`), name);
+      assert.throws(() => new Dispatcher({ [name]: "1" }), new RegExp(`option "${name}"`), name);
+    }
+    class W {}
+    for (const [name, spec] of Object.entries(POOL_SCHEMA)) {
+      if (spec.type === "integer") {
+        assert.throws(() => new WorkerPool(W as never, { [name]: 1.5 }), new RegExp(`option "${name}": 1.5`), name);
+      } else if (spec.type === "boolean") {
+        assert.throws(() => new WorkerPool(W as never, { [name]: "yes" }), new RegExp(`option "${name}"`), name);
+      }
+    }
+  });
+
+  test("the command line's flags are the schemas' flags", () => {
+    const args = parseArgs(["serve", "x.json", "--port", "9000", "--host=127.0.0.1", "--workers", "4"]);
+    assert.deepEqual(args.dispatcher, { port: 9000, hostname: "127.0.0.1" });
+    assert.deepEqual(args.pool, { workers: 4 });
+    assert.deepEqual(parseArgs(["--hostname", "::1"]).dispatcher, { hostname: "::1" });
+    assert.throws(() => parseArgs(["--port", "70000"]), /--port needs an integer from 0 to 65535, got "70000"/);
+    assert.throws(() => parseArgs(["--workers", "0"]), /--workers needs an integer from 1 to 1024/);
+    assert.throws(() => parseArgs(["--timeout", "5"]), /unknown option --timeout/);
+  });
+});
