@@ -125,7 +125,7 @@ async function readFd(fd: number, onChunk: (chunk: Uint8Array) => void) {
 }
 
 function parentChannel(): ParentChannel {
-  // A pipe of its own (see CHANNEL_FD_ENV): creating process.stdout, to patch it, would cost a Bun process ~9 ms.
+  // A pipe of its own (see CHANNEL_FD_ENV): creating process.stdout, to patch it, would slow every worker's start.
   const fd = takeChannelFd(process);
   const ownPipe = fd !== null;
   const sink = ownPipe ? Bun.file(fd).writer() : Bun.stdout.writer();

@@ -82,8 +82,7 @@ export const TOKEN_BYTES = 16;
 /**
  * The channel to a worker goes over a Unix socket where one can be had (Linux,
  * full permissions): Deno reads a child's stdin on a blocking thread per read,
- * and the socket took a tiny-JSON worker from 12.5 to 10.7 µs of CPU per request
- * (per-thread /proc counters under wrk). The socket lives in the abstract
+ * which costs a worker CPU on every request. The socket lives in the abstract
  * namespace (no file to clean up); a child proves it is ours with a random token
  * sent first. Elsewhere the channel is stdin/stdout, as on Bun and Node.
  */

@@ -43,7 +43,7 @@ function selfCommand(script: string): string[] {
 /**
  * What the dispatcher may read of one request besides its web `Request`, straight from Node's IncomingMessage:
  * the raw header list and the body without building the `Request`'s `Headers` and body stream (reading
- * `request.headers` makes @hono/node-server build a full web Request, about 7 KB and CPU, for every request).
+ * `request.headers` makes @hono/node-server build a full web Request for every request).
  */
 class NodeRequest implements AdapterRequest {
   #incoming: IncomingMessage;
@@ -100,12 +100,9 @@ function spawn(options: SpawnOptions): ChildProcess {
 }
 
 /**
- * Calls `process.nextTick` 20,000 times with a no-op before the dispatcher serves. node:http calls it 7 times per
- * request, and in a dispatcher process it mostly ended up at ~390 ns a call instead of ~60-140 (perf: V8 migrating the
- * maps of the tick object it creates, `Runtime_DefineKeyedOwnPropertyInLiteral`, `JSObject::MigrateToMap`). Why this
- * avoids it is not understood; measured on Node 24 (A/B probes, `node bench/probe.mjs node`): 24 vs 27-30 µs of
- * dispatcher CPU per tiny-JSON request, slow state 0 of 12 starts with it, 6 of 6 without (2,000-5,000 calls: flaky).
- * Costs 10-25 ms once, before the dispatcher listens.
+ * Calls `process.nextTick` 20,000 times with a no-op before the dispatcher serves: without it, the tick objects
+ * node:http makes several times per request often end up in a slow shape (V8 migrating their maps), which costs the
+ * dispatcher CPU on every request. Checked with `node bench/probe.mjs node`; numbers in `git log -S warmNextTick`.
  */
 function warmNextTick() {
   const noop = () => {};

@@ -16,7 +16,7 @@ type Process = typeof process;
 
 /** Spill files in `dir` through `node:fs`, which `fs()` returns (Bun loads it only once a body spills). */
 export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
-  // Not zero-filled: every byte is read over (zeroing 1 MiB was 7% of a Bun dispatcher's time under 1 MiB echo).
+  // Not zero-filled: every byte is read over, and zeroing large buffers shows in a dispatcher's profile.
   const Buffer = (globalThis as unknown as { Buffer: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
   const buffers = new ReadBuffers((length) => Buffer.allocUnsafeSlow(length).buffer as ArrayBuffer, SPILL_BUFFERS);
   return {

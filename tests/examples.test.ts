@@ -1,4 +1,4 @@
-// The README's program and the demo behind `npm start`, run as a newcomer runs them.
+// The README's and the guide's programs and the demo behind `npm start`, run as a newcomer runs them.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -15,13 +15,38 @@ async function example(path: string) {
 }
 
 describe(`examples (${runtime.name})`, () => {
-  test("README's complete program is examples/quickstart.ts, word for word", () => {
-    const readme = readFileSync(file("README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("## A complete program"));
+  /** The first ```ts block after `heading` in `doc`, as the example file `path` reads with the package's name. */
+  function sameProgram(doc: string, heading: string, path: string) {
+    const text = readFileSync(file(doc), "utf8");
+    const section = text.slice(text.indexOf(heading));
     const block = section.slice(section.indexOf("```ts\n") + 6, section.indexOf("\n```", section.indexOf("```ts")));
-    const source = readFileSync(file("examples/quickstart.ts"), "utf8");
-    const program = source.slice(source.indexOf("import {")).replace('"../mod.ts"', '"@forkyard/forkyard"').trim();
+    const source = readFileSync(file(path), "utf8");
+    const program = source.slice(source.search(/^import /m)).replace('"../mod.ts"', '"@forkyard/forkyard"').trim();
     assert.equal(block.trim(), program);
+  }
+
+  test("README's quick start is examples/hello.ts, and the guide's complete program examples/quickstart.ts", () => {
+    sameProgram("README.md", "## Quick start", "examples/hello.ts");
+    sameProgram("docs/guide.md", "## A complete program", "examples/quickstart.ts");
+  });
+
+  test("the README's quick start answers from two workers, and /health from the dispatcher", async () => {
+    const { proc, url } = await example("examples/hello.ts");
+    try {
+      const pids = new Set<number>();
+      for (let i = 0; i < 8; i++) {
+        const got = await getJson(`${url}/hello/world`);
+        assert.equal(got.status, 200);
+        assert.equal(got.body.hello, "world");
+        pids.add(got.body.pid);
+      }
+      assert.equal(pids.size, 2, "both workers answered");
+      const health = await getJson(`${url}/health`);
+      assert.deepEqual(health.body, { status: "ok", pools: ["ok"] });
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0);
+    }
   });
 
   test("the quick start keeps what was posted, and its worker's log line shows", async () => {

@@ -137,7 +137,7 @@ describe(`hostile clients (${runtime.name})`, () => {
     await answer;
     assert.match(received, /^HTTP\/1\.1 413 /);
     assert.match(received, /connection: close/i);
-    // Deno's server keeps the connection until the announced body has come (a known gap, see README).
+    // Deno's server keeps the connection until the announced body has come (a known gap, see docs/limitations.md).
     if (runtime.name !== "deno") await closed;
     socket.destroy();
   });
@@ -299,7 +299,7 @@ describe(`hostile clients (${runtime.name})`, () => {
   });
 
   test("headersTimeout, idleTimeout and maxConnections close slow, idle and surplus connections (Node)", async () => {
-    if (runtime.name !== "node") return; // Deno.serve has no such limits; Bun applies its own (see README)
+    if (runtime.name !== "node") return; // Deno.serve has no such limits; Bun applies its own (see docs/supervision.md)
     const limited = await startApp("app.ts", { HEADERS_TIMEOUT: "500", IDLE_TIMEOUT: "300", MAX_CONNECTIONS: "4" });
     const open = (send?: (socket: Socket) => void) => {
       const socket = connect(limited.port, "127.0.0.1");

@@ -11,9 +11,8 @@ export const SPILL_BUFFERS = 16 * 1024 * 1024;
  * Buffers that large bodies are read into (from a spill file, or a frame
  * larger than one read from the channel), given back once nothing uses them
  * and filled again by a later read. A fresh buffer per body costs more than
- * the copy into it: on Node every 1 MiB of fresh external memory pushes V8
- * towards a mark-compact (about 40 a second in a dispatcher under 1 MiB echo),
- * and Deno zero-fills it.
+ * the copy into it: on Node fresh external memory drives V8 towards full
+ * collections, and Deno zero-fills it.
  */
 export class ReadBuffers {
   /** Buffers lent out now: one is never handed out twice. */
