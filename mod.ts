@@ -26,7 +26,7 @@
  */
 
 export { Dispatcher, type ListenInfo } from "./src/dispatcher/dispatcher.ts";
-export type { DispatcherOptions } from "./src/dispatcher/options.ts";
+export type { DispatcherOptions, ResolvedDispatcherOptions } from "./src/dispatcher/options.ts";
 export { Client, RejectRequest } from "./src/dispatcher/client.ts";
 export {
   AppPool,
@@ -35,7 +35,6 @@ export {
   type PoolRequest,
   type PoolStatus,
   WorkerPool,
-  type WorkerPoolOptions,
   type WorkerResponse,
   type WorkerStatus,
 } from "./src/pool.ts";
@@ -46,4 +45,5 @@ export { InvalidBody } from "./src/protocol/body.ts";
 export { type AnyFunction, api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";
 export { sse, type SSEEvent, type SSEStream } from "./src/sse.ts";
 export type { WorkerLogger } from "./src/logging/worker_logger.ts";
+export type { ResolvedPoolOptions, WorkerPoolOptions } from "./src/pool_options.ts";
 export type { LogLevel, LogRecord } from "@logtape/logtape";
