@@ -27,7 +27,7 @@ import type {
   SpillFiles,
   StaticOptions,
 } from "../src/runtime.ts";
-import { codeOf, firstLine } from "../src/dispatcher/startup_errors.ts";
+import { codeOf, firstLine } from "../src/error_text.ts";
 import { childEnv, fsSpill, processAlive, processChannel, spawnNodeLike, takeChannelFd } from "./node_like.ts";
 
 /** Node flags that must not reach a worker process. */

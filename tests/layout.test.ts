@@ -77,6 +77,15 @@ describe("layout", () => {
     }
   });
 
+  test("the protocol depends on nothing of forkyard but the runtime interface", () => {
+    for (const [file, imports] of graph) {
+      if (!file.startsWith("src/protocol/")) continue;
+      for (const { path } of imports) {
+        assert.ok(path.startsWith("src/protocol/") || path === "src/runtime.ts", `${file} imports ${path}`);
+      }
+    }
+  });
+
   test("only the adapters and src/detect.ts look at which runtime this is", () => {
     const runtimeCheck =
       /\bDeno\.|\bBun\.|"Deno" in globalThis|\.versions\??\.bun|runtime\.name\s*[!=]==|\bname\s*===\s*"(deno|bun|node)"/;

@@ -23,7 +23,8 @@ import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatch
 
 export type { DispatcherOptions };
 import { readBody } from "./read_body.ts";
-import { firstLine, listenFailure } from "./startup_errors.ts";
+import { firstLine } from "../error_text.ts";
+import { listenFailure } from "./startup_errors.ts";
 import { traceHeader, traceId, withTrace } from "./trace.ts";
 
 /** Where the dispatcher listens, given to {@linkcode Dispatcher.onListen}. */

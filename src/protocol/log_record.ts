@@ -6,7 +6,6 @@
  */
 
 import type { LogLevel, LogRecord } from "@logtape/logtape";
-import { type Inspect, renderMessage } from "../logging/format.ts";
 
 /** A log record as it crosses the channel from a worker. */
 export interface WireRecord {
@@ -50,13 +49,12 @@ function jsonSafe(value: unknown, depth = 0): unknown {
   return out;
 }
 
-/** Turns a LogTape record into its wire form. */
-export function toWire(record: LogRecord, inspect: Inspect): WireRecord {
-  const m = renderMessage(record.message, inspect);
+/** Turns a LogTape record into its wire form, with its message rendered as `message`. */
+export function toWire(record: LogRecord, message: string): WireRecord {
   return {
     c: record.category,
     l: record.level,
-    m,
+    m: message,
     t: record.timestamp,
     p: jsonSafe(record.properties) as Record<string, unknown>,
   };

@@ -8,7 +8,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { LogLevel } from "@logtape/logtape";
 import { loadRuntime } from "../detect.ts";
-import { format } from "../logging/format.ts";
+import { format, renderMessage } from "../logging/format.ts";
 import { programUsesLogTape, workerLogger } from "../logging/worker_logger.ts";
 import { FrameDecoder, FrameWriter } from "../protocol/codec.ts";
 import { F, type InitHeader, type SpillHeader } from "../protocol/frames.ts";
@@ -151,7 +151,7 @@ function logTapeBridge(
     done = true;
     clearInterval(timer);
     const { configureWorkerLogging } = await import("../logging/logtape.ts");
-    configureWorkerLogging((record) => send(toWire(record, inspect)), lowest, context);
+    configureWorkerLogging((record) => send(toWire(record, renderMessage(record.message, inspect))), lowest, context);
   };
   const timer = setInterval(check, 2000);
   return check;
