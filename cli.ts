@@ -14,6 +14,7 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { main } from "./src/cli/cli.ts";
 import { loadRuntime } from "./src/detect.ts";
+import { flushLogs } from "./src/logging/line_buffer.ts";
 
 export { dispatcherFor, dispatcherFromConfig, main, parseArgs, UsageError, VERSION } from "./src/cli/cli.ts";
 export type { CliArgs, RunningDispatcher } from "./src/cli/cli.ts";
@@ -32,5 +33,7 @@ function isMain(): boolean {
 
 if (isMain()) {
   const runtime = await loadRuntime();
-  runtime.exit(await main(runtime.args(), runtime));
+  const status = await main(runtime.args(), runtime);
+  flushLogs();
+  runtime.exit(status);
 }

@@ -52,7 +52,8 @@ function start(cmd, env = {}) {
     });
     let out = "";
     let err = "";
-    child.stderr.on("data", (c) => (err += c));
+    // The last few KiB only: a server with its access log on writes a line per request.
+    child.stderr.on("data", (c) => (err = (err + c).slice(-8192)));
     child.stdout.on("data", (c) => {
       out += c;
       const m = /\{"port":(\d+)\}/.exec(out);
@@ -374,6 +375,7 @@ for (const rt of runtimes) {
     const servers = {
       baseline: await start([...RUN[rt], server("baseline.ts")]),
       w1: await forkyard(rt, 1),
+      w1log: await forkyard(rt, 1, { ACCESS_LOG: "combined" }),
       w2: await forkyard(rt, 2),
       ...(await floors(rt)),
     };
@@ -471,6 +473,20 @@ for (const rt of runtimes) {
     `≥ ${target}`,
     check(ratio(w1, base) >= target),
   );
+  if (r.json.w1log) {
+    const logged = fmt(r.json.w1log).median;
+    const loggedCpu = median(r.json.w1log.map((s) => s.cpu[0]));
+    row(
+      rt,
+      "tiny JSON, forkyard 1 worker, access log on (combined, to stderr)",
+      `${fmt(r.json.w1log).text} req/s, dispatcher ${loggedCpu.toFixed(1)} µs/request (${
+        median(r.json.w1.map((s) => s.cpu[0])).toFixed(1)
+      } without)`,
+      ratio(logged, base).toFixed(2),
+      "",
+      "",
+    );
+  }
   row(rt, "tiny JSON, forkyard 2 workers", `${fmt(r.json.w2).text} req/s`, ratio(w2, base).toFixed(2), "", "");
   const floorRows = floorLabels(rt).filter(([key]) => r.json[key]);
   for (const [key, label] of floorRows) {

@@ -24,10 +24,17 @@ export interface OptionSpec {
   min?: number | string;
   /** Largest value (integers): a number or the name of an option resolved before this one. */
   max?: number | string;
+  /** For `string` options: the values it takes. */
+  choices?: readonly string[];
   /** For `custom` options: how the value is written in the docs' type column. */
   typeDoc?: string;
   /** The command-line flag that sets it (`--port`), with its aliases after it. */
   flags?: readonly string[];
+  /**
+   * The value of a flag given without one (`--retry-idempotent`, `--access-log`); such a flag takes a value only as
+   * `--flag=value`, and `--no-<flag>` sets `false`.
+   */
+  flagDefault?: unknown;
   /** How the config file takes it: as it is (`"plain"`, the default), or read by the command line (`"structured"`). */
   config?: "plain" | "structured" | "none";
 }
@@ -79,6 +86,10 @@ export function resolveOption(
       if (typeof value !== "boolean") throw bad("true or false");
       return value;
     case "string":
+      if (spec.choices !== undefined && !spec.choices.includes(value as string)) {
+        const quoted = spec.choices.map((c) => JSON.stringify(c));
+        throw bad(`${quoted.slice(0, -1).join(", ")} or ${quoted[quoted.length - 1]}`);
+      }
       if (typeof value !== "string") throw bad("a string");
       return value;
     default:
@@ -124,6 +135,7 @@ function describeDefault(spec: OptionSpec): string {
 
 function describeType(spec: OptionSpec): string {
   if (spec.type === "custom") return spec.typeDoc ?? "object";
+  if (spec.choices !== undefined) return spec.choices.map((c) => `\`"${c}"\``).join(", ");
   if (spec.type !== "integer") return spec.type;
   const min = spec.min ?? 0;
   if (spec.max === undefined || spec.max === MAX_MS) return `integer ≥ ${min}`;
@@ -134,7 +146,7 @@ function describeType(spec: OptionSpec): string {
 export function optionTable(schema: Schema): string {
   const rows = ["| option | type | default | flag | what it does |", "|---|---|---|---|---|"];
   for (const [name, spec] of Object.entries(schema)) {
-    const flag = spec.flags?.[0] ? `\`${spec.flags[0]}\`` : "";
+    const flag = spec.flags?.[0] ? spec.flags.map((f) => `\`${f}\``).join(", ") : "";
     rows.push(`| \`${name}\` | ${describeType(spec)} | ${describeDefault(spec)} | ${flag} | ${spec.doc} |`);
   }
   return rows.join("\n");

@@ -7,7 +7,7 @@
 
 import type { LogLevel } from "@logtape/logtape";
 import { workingDirectory } from "./detect.ts";
-import { isLogLevel } from "./logging/levels.ts";
+import { LOG_LEVELS } from "./logging/levels.ts";
 import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "./options.ts";
 
 /** Longest wait before a crashed worker is restarted, in milliseconds. */
@@ -43,6 +43,8 @@ export interface WorkerPoolOptions {
   concurrency?: number;
   /** Retry a GET or HEAD request once on another worker when its worker died. @default {false} */
   retryIdempotent?: boolean;
+  /** Environment variables set for this pool's workers only, beside the dispatcher's own. @default {{}} */
+  env?: Record<string, string>;
   /** Values available to workers as `this.kwargs`; must be JSON-serialisable. @default {{}} */
   kwargs?: Record<string, unknown>;
   /** Pool name. @default {the worker class name} */
@@ -89,6 +91,7 @@ export const POOL_SCHEMA: Schema = {
     default: 30_000,
     min: 1,
     max: MAX_MS,
+    flags: ["--timeout"],
     doc: 'Time a request may take before the client gets 504 `{"error": "Request timeout"}`',
   },
   stuckTimeout: {
@@ -113,9 +116,10 @@ export const POOL_SCHEMA: Schema = {
     doc: "Interval of worker heartbeats and `Worker.onIdle()`",
   },
   logLevel: {
-    type: "custom",
-    typeDoc: "`LogLevel`",
+    type: "string",
+    choices: LOG_LEVELS,
     default: "warning",
+    flags: ["--log-level"],
     doc: "Lowest level of worker log records forwarded to the dispatcher",
   },
   maxRestarts: {
@@ -156,12 +160,21 @@ export const POOL_SCHEMA: Schema = {
     type: "integer",
     default: 32,
     min: 1,
+    flags: ["--concurrency"],
     doc: "Requests one worker handles at the same time; more wait in the dispatcher",
   },
   retryIdempotent: {
     type: "boolean",
     default: false,
+    flags: ["--retry-idempotent"],
+    flagDefault: true,
     doc: "Retry a GET or HEAD request once on another worker when its worker died",
+  },
+  env: {
+    type: "custom",
+    typeDoc: "object",
+    defaultDoc: "`{}`",
+    doc: "Environment variables set for this pool's workers only, beside the dispatcher's own",
   },
   kwargs: {
     type: "custom",
@@ -174,18 +187,21 @@ export const POOL_SCHEMA: Schema = {
     type: "integer",
     default: 0,
     min: 0,
+    flags: ["--max-requests"],
     doc: "Replace a worker gracefully once it was handed this many requests; 0 never",
   },
   maxRequestsJitter: {
     type: "integer",
     default: 0,
     min: 0,
+    flags: ["--max-requests-jitter"],
     doc: "Add a random 0..maxRequestsJitter to each worker's `maxRequests`, so that workers do not recycle together",
   },
   maxMemoryMb: {
     type: "integer",
     default: 0,
     min: 0,
+    flags: ["--max-memory-mb"],
     doc: "Replace a worker gracefully once its resident memory exceeds this many MiB; 0 never",
   },
   minWorkers: {
@@ -221,6 +237,7 @@ export const POOL_SCHEMA: Schema = {
     default: 0,
     min: 0,
     max: 64,
+    flags: ["--spares"],
     doc: "Processes started ahead of need, program loaded, to replace a crashed, stuck or recycled worker at once",
   },
   module: {
@@ -255,13 +272,12 @@ export function resolvePoolOptions(options: WorkerPoolOptions, className: string
   if (routes !== undefined && (!Array.isArray(routes) || routes.length === 0)) {
     throw new TypeError(`Invalid WorkerPool option "routes": ${JSON.stringify(routes)} (expected a non-empty array)`);
   }
-  const logLevel = options.logLevel ?? "warning";
-  if (!isLogLevel(logLevel)) {
-    throw new TypeError(
-      `Invalid WorkerPool option "logLevel": ${
-        JSON.stringify(logLevel)
-      } (expected "debug", "info", "warning", "error" or "fatal")`,
-    );
+  const env = options.env ?? {};
+  if (
+    typeof env !== "object" || env === null || Array.isArray(env) ||
+    Object.values(env).some((value) => typeof value !== "string")
+  ) {
+    throw new TypeError(`Invalid WorkerPool option "env": expected an object of variable names to strings`);
   }
   const kwargs = options.kwargs ?? {};
   if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
@@ -280,8 +296,8 @@ export function resolvePoolOptions(options: WorkerPoolOptions, className: string
     name,
     export: (scalars.export as string | undefined) ?? className,
     routes: routes ? [...routes] : null,
-    logLevel,
     kwargs,
+    env: { ...env },
     module: options.module === undefined ? null : moduleUrl(options.module),
   } as unknown as ResolvedPoolOptions;
   if (resolved.stuckTimeout <= resolved.heartbeatInterval) {

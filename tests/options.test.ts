@@ -7,13 +7,16 @@ import { Dispatcher, WorkerPool } from "../mod.ts";
 import { parseArgs } from "../src/cli/cli.ts";
 import { DISPATCHER_SCHEMA } from "../src/dispatcher/options.ts";
 import { POOL_SCHEMA } from "../src/pool_options.ts";
-import { DOC_URL, renderTables, TABLES } from "../scripts/options_doc.ts";
+import { DOC_URLS, renderTables, TABLES } from "../scripts/options_doc.ts";
 
 describe("options schemas", () => {
-  test("docs/options.md carries every schema's table as the schema writes it", () => {
-    const doc = readFileSync(DOC_URL, "utf8");
-    for (const name of Object.keys(TABLES)) assert.ok(doc.includes(`<!-- options:${name} -->`), name);
-    assert.equal(doc, renderTables(doc), "run: node_modules/.bin/deno run -A scripts/options_doc.ts");
+  test("docs/options.md and docs/cli.md carry the schemas' tables as the schemas write them", () => {
+    const [options, cli] = DOC_URLS.map((url) => readFileSync(url, "utf8"));
+    for (const name of Object.keys(TABLES)) assert.ok(options.includes(`<!-- options:${name} -->`), name);
+    assert.ok(cli.includes("<!-- options:flags -->"));
+    for (const doc of [options, cli]) {
+      assert.equal(doc, renderTables(doc), "run: node_modules/.bin/deno run -A scripts/options_doc.ts");
+    }
   });
 
   test("defaults are the schema's", () => {
@@ -54,6 +57,15 @@ describe("options schemas", () => {
     assert.deepEqual(parseArgs(["--hostname", "::1"]).dispatcher, { hostname: "::1" });
     assert.throws(() => parseArgs(["--port", "70000"]), /--port needs an integer from 0 to 65535, got "70000"/);
     assert.throws(() => parseArgs(["--workers", "0"]), /--workers needs an integer from 1 to 1024/);
-    assert.throws(() => parseArgs(["--timeout", "5"]), /unknown option --timeout/);
+    assert.deepEqual(parseArgs(["--timeout", "5000", "--log-level=info", "--retry-idempotent"]).pool, {
+      timeout: 5000,
+      logLevel: "info",
+      retryIdempotent: true,
+    });
+    assert.deepEqual(parseArgs(["--no-access-log"]).dispatcher, { accessLog: false });
+    assert.deepEqual(parseArgs(["--access-log=json"]).dispatcher, { accessLog: "json" });
+    assert.throws(() => parseArgs(["--access-log=xml"]), /--access-log takes combined or json, got "xml"/);
+    assert.throws(() => parseArgs(["--no-port"]), /unknown option --no-port/);
+    assert.throws(() => parseArgs(["--frobnicate", "5"]), /unknown option --frobnicate/);
   });
 });

@@ -75,6 +75,7 @@ await new BenchDispatcher({
   hostname: "127.0.0.1",
   maxPending: 20_000,
   maxBodySize: 8 * 1024 * 1024,
+  accessLog: (env("ACCESS_LOG") as "combined" | "json" | undefined) ?? false,
   pools: [
     ...(env("UPLOAD_POOL") === "1" ? [new WorkerPool(UploadWorker, { routes: ["/upload"], timeout: 120_000 })] : []),
     new WorkerPool(BenchWorker, {

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { adoptNextRun } from "../dispatcher/adoption.ts";
-import { Dispatcher, type DispatcherOptions } from "../dispatcher/dispatcher.ts";
+import { Dispatcher, type DispatcherOptions, type ListenInfo } from "../dispatcher/dispatcher.ts";
 import { loadFailure } from "../dispatcher/startup_errors.ts";
 import { firstLine } from "../error_text.ts";
 import { AppPool, WorkerPool, type WorkerPoolOptions } from "../pool.ts";
@@ -88,7 +88,14 @@ function flagValue(flag: string, name: string, spec: OptionSpec, value: string |
       throw new UsageError(`${flag} needs an integer ${range}, got ${JSON.stringify(value ?? "")}`);
     }
   }
-  if (!value) throw new UsageError(`${flag} needs a value`);
+  if (spec.type === "boolean" && value !== undefined && typeof value === "string") {
+    if (value !== "true" && value !== "false") throw new UsageError(`${flag} takes true or false, got "${value}"`);
+    return value === "true";
+  }
+  if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
+  if (spec.choices !== undefined && !spec.choices.includes(value)) {
+    throw new UsageError(`${flag} takes ${spec.choices.join(", ")}, got "${value}"`);
+  }
   return value;
 }
 
@@ -102,9 +109,18 @@ export function parseArgs(argv: string[]): CliArgs {
     const [flag, inline] = arg.startsWith("--") && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
     if (flag === "-h" || flag === "--help") return { ...out, command: "help" };
     if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
-    const option = FLAGS.find((f) => f.flags.includes(flag));
-    if (option !== undefined) {
-      out[option.owner][option.name] = flagValue(flag, option.name, option.spec, inline ?? argv[++i]);
+    const negated = flag.startsWith("--no-") ? FLAGS.find((f) => f.flags.includes(`--${flag.slice(5)}`)) : undefined;
+    const option = negated ?? FLAGS.find((f) => f.flags.includes(flag));
+    if (option !== undefined && (negated === undefined || option.spec.flagDefault !== undefined)) {
+      let value: unknown;
+      if (negated !== undefined) value = false;
+      else if (option.spec.flagDefault !== undefined && inline === undefined) value = option.spec.flagDefault;
+      else value = flagValue(flag, option.name, option.spec, inline ?? argv[++i]);
+      if (option.spec.flagDefault !== undefined && inline !== undefined && option.spec.type !== "boolean") {
+        const allowed = option.name === "accessLog" ? ["combined", "json"] : [];
+        if (!allowed.includes(inline)) throw new UsageError(`${flag} takes ${allowed.join(" or ")}, got "${inline}"`);
+      }
+      out[option.owner][option.name] = value;
     } else if (arg.startsWith("-")) {
       throw new UsageError(`unknown option ${arg} (see forkyard --help)`);
     } else {
@@ -115,6 +131,21 @@ export function parseArgs(argv: string[]): CliArgs {
   if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
   if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);
   return { ...out, command: "serve", target: rest[1] };
+}
+
+/**
+ * `PORT` and `HOST` from the environment, for the dispatcher options no flag set (as Heroku-style platforms and
+ * containers hand them over); throws {@linkcode UsageError} for a bad value.
+ */
+export function applyEnvironment(args: CliArgs, env: (name: string) => string | undefined): CliArgs {
+  const dispatcher = { ...args.dispatcher };
+  const port = env("PORT");
+  if (port !== undefined && port !== "" && dispatcher.port === undefined) {
+    dispatcher.port = flagValue("PORT", "port", DISPATCHER_SCHEMA.port, port);
+  }
+  const host = env("HOST");
+  if (host !== undefined && host !== "" && dispatcher.hostname === undefined) dispatcher.hostname = host;
+  return { ...args, dispatcher };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -254,15 +285,40 @@ async function importModule(
   }
 }
 
-/** The command line's flags, applied to a dispatcher that has not started (they win over the module and config). */
+/**
+ * The command line's flags, applied to a dispatcher that has not started (they win over the module and config); the
+ * access log on unless `--no-access-log`; and the start-up banner.
+ */
 function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
+  if (dispatcher.options.accessLog === false && args.dispatcher.accessLog === undefined) {
+    Object.assign(dispatcher.options, { accessLog: "combined" });
+  }
   Object.assign(dispatcher.options, args.dispatcher);
+  const listened = dispatcher.onListen.bind(dispatcher);
+  dispatcher.onListen = (info) => {
+    listened(info);
+    console.log(banner(dispatcher, info));
+  };
   for (const pool of dispatcher.pools) {
     for (const [name, value] of Object.entries(args.pool)) {
       if (name === "workers") pool.scale(value as number);
       else Object.assign(pool.options, { [name]: value });
     }
   }
+}
+
+/** What the command line prints once the server listens: the URL, then one line per pool. */
+function banner(dispatcher: Dispatcher, info: ListenInfo): string {
+  const lines = [`forkyard ${VERSION}: ${info.protocol}://${info.hostname}:${info.port}`];
+  for (const pool of dispatcher.pools) {
+    const n = pool.options.workers;
+    const workers = `${n} worker${n === 1 ? "" : "s"}`;
+    const serves = pool.mount !== null
+      ? `app at ${pool.mount || "/"}`
+      : pool.options.routes?.join(", ") ?? "everything no other pool serves";
+    lines.push(`  pool ${pool.name}: ${workers}, ${serves}`);
+  }
+  return lines.join("\n");
 }
 
 /**
@@ -347,7 +403,7 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
       console.log(VERSION);
       return 0;
     }
-    const served = await dispatcherFor(args.target!, args);
+    const served = await dispatcherFor(args.target!, applyEnvironment(args, (name) => runtime.env(name)));
     if (served instanceof Dispatcher) await served.run();
     else await served.finished;
     return 0;

@@ -8,6 +8,7 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import type { LogRecord } from "@logtape/logtape";
 import { loadRuntime } from "../detect.ts";
+import { flushLogs } from "../logging/line_buffer.ts";
 import type { PendingRequest, WorkerPool, WorkerResponse } from "../pool.ts";
 import { type Body, InvalidBody } from "../protocol/body.ts";
 import type { RequestHeader } from "../protocol/frames.ts";
@@ -22,6 +23,7 @@ import { Client, RejectRequest } from "./client.ts";
 import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatcherOptions } from "./options.ts";
 
 export type { DispatcherOptions };
+import { accessEntry, type AccessTrail, combinedLine, jsonLine, newTrail } from "./access_log.ts";
 import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
 import { listenFailure } from "./startup_errors.ts";
@@ -37,6 +39,7 @@ export interface ListenInfo {
   protocol: "http" | "https";
 }
 
+type RequestHandler = (request: Request, extras: AdapterRequest) => Response | Promise<Response>;
 type SyncTarget = (client: Client, params: PathParams) => unknown;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
@@ -93,6 +96,9 @@ export class Dispatcher {
   #runtime: Runtime | undefined;
   #server: HttpServer | undefined;
   #supervisors: Supervisor[] = [];
+  /** With the access log on: where each request's answer came from, by the adapter's per-request object. */
+  #trails: WeakMap<AdapterRequest, AccessTrail> | undefined;
+  #logAccess: ((request: Request, extras: AdapterRequest, response: Response, trail: AccessTrail) => void) | undefined;
   /** The supervisor running each pool, once run() started them. */
   #supervisorOf = new Map<WorkerPool, Supervisor>();
   #fallback: WorkerPool | undefined;
@@ -247,9 +253,11 @@ export class Dispatcher {
             reason: firstLine(error),
             retryMs,
           }),
-        fetch: direct
-          ? (request, extras) => this.#handleSafely(request, extras)
-          : (request, extras) => app.fetch(request, { extras }),
+        fetch: this.#withAccessLog(
+          direct
+            ? (request, extras) => this.#handleSafely(request, extras)
+            : (request, extras) => app.fetch(request, { extras }),
+        ),
       });
     } catch (error) {
       for (const off of unlisten) off();
@@ -257,6 +265,7 @@ export class Dispatcher {
       clearInterval(this.#ticker);
       // A server that cannot listen is a failed start, as for gunicorn and uvicorn: one line, exit status 1.
       this.#log.error(listenFailure(error, this.options.hostname, this.options.port));
+      flushLogs();
       runtime.exit(1);
       return;
     }
@@ -267,6 +276,39 @@ export class Dispatcher {
     });
     await this.#finished;
     for (const off of unlisten) off();
+  }
+
+  /** `handle`, recording each answer in the access log when the `accessLog` option asks for one. */
+  #withAccessLog(handle: RequestHandler): RequestHandler {
+    const format = this.options.accessLog;
+    if (format === false) return handle;
+    const trails = this.#trails = new WeakMap();
+    const emit = this.#logtape.recordWriter(["forkyard", "access"]);
+    const write = this.#logAccess = (request, extras, response, trail) => {
+      try {
+        const time = Date.now();
+        const entry = accessEntry(request, extras.remoteAddress(), response, trail);
+        const line = format === "json" ? jsonLine(entry, time) : combinedLine(entry, time);
+        emit({ level: "info", message: [line], rawMessage: line, timestamp: time, properties: { ...entry } });
+      } catch (error) {
+        this.#log.error("Access log failed: {error}", { error });
+      }
+    };
+    // Answers from a pool are logged as they are delivered (see #forward), without a promise layer more here.
+    return (request, extras) => {
+      const trail = newTrail();
+      trails.set(extras, trail);
+      const answer = handle(request, extras);
+      if (answer instanceof Response) {
+        if (!trail.forwarded) write(request, extras, answer, trail);
+        return answer;
+      }
+      if (trail.forwarded) return answer;
+      return answer.then((response) => {
+        if (!trail.forwarded) write(request, extras, response, trail);
+        return response;
+      });
+    };
   }
 
   /** One warning per `@api` route that no request can reach, because the dispatcher sends its paths to another pool. */
@@ -483,6 +525,8 @@ export class Dispatcher {
     const path = client.path;
     const pool = this.findPool(path);
     if (pool === undefined) return errorResponse(404, "Not found", { "x-request-id": trace });
+    const trail = this.#trails?.get(incoming.extras);
+    if (trail !== undefined) trail.pool = pool.name;
     if (this.#pending >= this.options.maxPending) {
       return errorResponse(503, "Too many requests", { "x-request-id": trace });
     }
@@ -495,7 +539,19 @@ export class Dispatcher {
     this.#pending++;
     let resolve!: (response: Response) => void;
     const answer = new Promise<Response>((r) => (resolve = r));
-    supervisor.request(id, client, wire, body, resolve, incoming.extras);
+    if (trail !== undefined) {
+      trail.forwarded = true;
+      trail.requestId = trace;
+      trail.headers = headers;
+      const deliver = resolve;
+      const { request, extras } = incoming;
+      resolve = (response) => {
+        deliver(response);
+        this.#logAccess!(request, extras, response, trail);
+      };
+    }
+    const pending = supervisor.request(id, client, wire, body, resolve, incoming.extras);
+    if (trail !== undefined) trail.pending = pending;
     return answer;
   }
 

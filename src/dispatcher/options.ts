@@ -36,6 +36,12 @@ export interface DispatcherOptions {
   maxConnections?: number;
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: string; key: string };
+  /**
+   * One record per answered request under the LogTape category `["forkyard", "access"]`: `"combined"` (the
+   * combined log format of Apache and nginx) or `"json"`, or `false` for none. The command line turns it on.
+   * @default {false}
+   */
+  accessLog?: false | "combined" | "json";
 }
 
 /** The `Dispatcher`'s options schema, in the order the docs list them. */
@@ -66,18 +72,21 @@ export const DISPATCHER_SCHEMA: Schema = {
     default: 10_000,
     min: 0,
     max: MAX_MS,
+    flags: ["--shutdown-timeout"],
     doc: "Time pending requests get to finish on shutdown (ms)",
   },
   maxPending: {
     type: "integer",
     default: 1000,
     min: 1,
+    flags: ["--max-pending"],
     doc: 'Requests waiting or in progress across pools before new ones get 503 `{"error": "Too many requests"}`',
   },
   maxBodySize: {
     type: "integer",
     default: 10 * 1024 * 1024,
     min: 0,
+    flags: ["--max-body-size"],
     doc: "Largest accepted request body in bytes; larger gets 413",
   },
   headersTimeout: {
@@ -99,6 +108,15 @@ export const DISPATCHER_SCHEMA: Schema = {
     default: 0,
     min: 0,
     doc: "Connections served at once; more are closed as they arrive (Node); 0: no limit",
+  },
+  accessLog: {
+    type: "custom",
+    typeDoc: '`false`, `"combined"`, `"json"`',
+    default: false,
+    defaultDoc: '`false` (`"combined"` from the command line)',
+    flags: ["--access-log", "--no-access-log"],
+    flagDefault: "combined",
+    doc: 'One record per answered request (category `["forkyard", "access"]`), as a combined-log-format line or JSON',
   },
   tls: {
     type: "custom",
@@ -144,9 +162,15 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
       );
     }
   }
+  const accessLog = options.accessLog ?? false;
+  if (accessLog !== false && accessLog !== "combined" && accessLog !== "json") {
+    throw new TypeError(
+      `Invalid Dispatcher option "accessLog": ${JSON.stringify(accessLog)} (expected false, "combined" or "json")`,
+    );
+  }
   const tls = options.tls ?? null;
   if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
     throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
   }
-  return { ...scalars, staticRoutes: { ...staticRoutes }, tls } as unknown as ResolvedDispatcherOptions;
+  return { ...scalars, staticRoutes: { ...staticRoutes }, tls, accessLog } as unknown as ResolvedDispatcherOptions;
 }

@@ -6,9 +6,10 @@
  * @module
  */
 
-import { configureSync, getConfig, getLogger, type LogLevel, type Sink } from "@logtape/logtape";
+import { configureSync, getConfig, getLogger, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
 import { formatRecord, type Inspect, pickLogStyle } from "./format.ts";
-import { isLogLevel } from "./levels.ts";
+import { LineBuffer } from "./line_buffer.ts";
+import { isLogLevel, LEVEL_RANK } from "./levels.ts";
 import type { ContextStorage } from "./worker_logger.ts";
 import type { Runtime } from "../runtime.ts";
 
@@ -25,10 +26,14 @@ export function configureWorkerLogging(sink: Sink, lowestLevel: LogLevel, contex
   });
 }
 
-/** The dispatcher's default sink: one line per record on stderr. */
+/**
+ * The dispatcher's default sink: one line per record on stderr, the lines of one event-loop turn written together
+ * (one write per turn, not one per record, which a busy access log would otherwise pay on every request).
+ */
 export function defaultSink(runtime: Runtime, inspect: Inspect): Sink {
   const style = pickLogStyle(runtime);
-  return (record) => runtime.writeStderr(formatRecord(record, style, inspect));
+  const lines = new LineBuffer((text) => runtime.writeStderr(text));
+  return (record) => lines.write(formatRecord(record, style, inspect));
 }
 
 /**
@@ -40,15 +45,37 @@ export function configureDefaultLogging(runtime: Runtime): boolean {
   if (getConfig() !== null) return false;
   const wanted = runtime.env("FORKYARD_LOG_LEVEL");
   const lowestLevel = isLogLevel(wanted) ? wanted : "info";
+  const sink = defaultSink(runtime, (value) => runtime.inspect(value));
   configureSync({
-    sinks: { forkyard: defaultSink(runtime, (value) => runtime.inspect(value)) },
+    sinks: { forkyard: sink },
     loggers: [
       { category: ["forkyard"], lowestLevel, sinks: ["forkyard"] },
       { category: ["forkyard", "worker"], lowestLevel: "trace", sinks: ["forkyard"], parentSinks: "override" },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["forkyard"] },
     ],
   });
+  defaultRoute = { sink, lowest: LEVEL_RANK[lowestLevel], config: getConfig() };
   return true;
+}
+
+/** forkyard's own configuration, while it is LogTape's: its sink and lowest level for `["forkyard", ...]`. */
+let defaultRoute: { sink: Sink; lowest: number; config: unknown } | undefined;
+
+/**
+ * A writer of records under `category` (below `["forkyard"]`): straight into forkyard's default sink while LogTape
+ * runs forkyard's default configuration, where going through LogTape's dispatch would reach the same sink at several
+ * times the cost (the access log writes a record per request); through LogTape once the application configured it.
+ */
+export function recordWriter(category: readonly string[]): (record: Omit<LogRecord, "category">) => void {
+  const logger = getLogger(category);
+  return (record) => {
+    const route = defaultRoute;
+    if (route === undefined || getConfig() !== route.config) {
+      logger.emit(record);
+      return;
+    }
+    if (LEVEL_RANK[record.level] >= route.lowest) route.sink({ ...record, category });
+  };
 }
 
 export { getLogger };

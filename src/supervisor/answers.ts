@@ -55,6 +55,7 @@ export class Answers {
   complete(p: Pending, h: ResponseHeader, body: Uint8Array, lent: boolean): void {
     const runtime = this.#host.runtime;
     const response = responseFromFrame(h, body, p.wire.x, runtime.setHeaderAfter);
+    p.responseBytes = body.length;
     this.deliver(p, response);
     const answered = this.#host.answered;
     if (answered && p.client !== null) {

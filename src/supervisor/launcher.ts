@@ -89,7 +89,9 @@ export class Launcher {
     const child: ChildProcess = this.#runtime.spawn({
       cmd: this.#command(),
       // A `module` pool's module is named at spawn, so that a process (a spare above all) loads it before its INIT.
-      env: module === null ? { [WORKER_ENV]: "1" } : { [WORKER_ENV]: "1", [MODULE_ENV]: module },
+      env: module === null
+        ? { ...this.#pool.options.env, [WORKER_ENV]: "1" }
+        : { ...this.#pool.options.env, [WORKER_ENV]: "1", [MODULE_ENV]: module },
       onStdout: (chunk) => {
         const worker = launched.worker;
         if (worker === null) {

@@ -30,6 +30,8 @@ export class Pending<W = unknown> implements PendingRequest {
   worker: W | null = null;
   /** Whether it was given to a second worker already (`retryIdempotent`). */
   retried = false;
+  /** The body bytes of a whole answer, once it came; -1 before, and for streams. */
+  responseBytes = -1;
   /** The stream of a streamed answer, once it began. */
   stream: ReadableStreamDefaultController<Uint8Array> | null = null;
 

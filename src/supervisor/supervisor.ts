@@ -282,7 +282,7 @@ export class Supervisor implements PoolRunner {
     this.#next(worker);
   }
 
-  /** Accepts a request from a client; its answer goes to `resolve`. */
+  /** Accepts a request from a client; its answer goes to `resolve`. Returns the request, to follow it. */
   request(
     id: number,
     client: Client,
@@ -290,8 +290,10 @@ export class Supervisor implements PoolRunner {
     body: Body,
     resolve: (response: Response) => void,
     adapter: AdapterRequest,
-  ): void {
-    this.#submit(new Pending<WorkerProcess>(id, client, this.pool, wire, body, resolve, adapter));
+  ): Pending<WorkerProcess> {
+    const p = new Pending<WorkerProcess>(id, client, this.pool, wire, body, resolve, adapter);
+    this.#submit(p);
+    return p;
   }
 
   #submit(p: Pending<WorkerProcess>) {

@@ -1,0 +1,129 @@
+// Operating a running server: the access log, per-pool environment, the command line's flags, PORT and HOST, and
+// the start-up banner.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { fixture, getJson, runtime, start, startApp } from "./helpers.ts";
+
+/** The access records a dispatcher wrote to stderr as JSON lines. */
+function accessRecords(stderr: string): Record<string, unknown>[] {
+  return stderr.split("\n").filter((line) => line.includes("forkyard.access")).map((line) =>
+    JSON.parse(line.slice(line.indexOf("{")))
+  );
+}
+
+describe(`operations (${runtime.name})`, () => {
+  test("access log: one record per answer, the workers' and the dispatcher's own, with pool, worker and bytes", async () => {
+    const app = await startApp("app.ts", { ACCESS_LOG: "json" });
+    try {
+      const ok = await fetch(`${app.url}/plain/ann?x=1`, {
+        headers: { "user-agent": "probe/1", "x-request-id": "t-1" },
+      });
+      const okBody = await ok.text();
+      assert.equal((await fetch(`${app.url}/nowhere`)).status, 404);
+      assert.equal((await fetch(`${app.url}/static/style.css`)).status, 200);
+      const records = await (async () => {
+        for (let i = 0; i < 100; i++) {
+          const found = accessRecords(app.stderr());
+          if (found.length >= 3) return found;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return accessRecords(app.stderr());
+      })();
+      assert.equal(records.length, 3, app.stderr());
+      const [worker, missing, file] = records;
+      assert.equal(worker.method, "GET");
+      assert.equal(worker.url, "/plain/ann?x=1");
+      assert.equal(worker.status, 200);
+      assert.equal(worker.bytes, new TextEncoder().encode(okBody).length);
+      assert.equal(worker.pool, "PlainWorker");
+      assert.equal(worker.workerId, 0);
+      assert.equal(worker.requestId, "t-1");
+      assert.equal(worker.userAgent, "probe/1");
+      assert.equal(worker.remoteAddress, "127.0.0.1");
+      assert.equal(typeof worker.duration, "number");
+      assert.ok((worker.duration as number) >= 0 && (worker.duration as number) < 5000);
+      assert.equal(missing.status, 404);
+      assert.equal(missing.pool, null);
+      assert.equal(missing.workerId, null);
+      assert.equal(typeof missing.requestId, "string");
+      assert.equal(file.status, 200);
+      assert.equal(file.url, "/static/style.css");
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("access log in the combined format, and none when off", async () => {
+    const app = await startApp("app.ts", { ACCESS_LOG: "combined" });
+    try {
+      assert.equal((await fetch(`${app.url}/plain/bob`, { headers: { referer: "http://r/" } })).status, 200);
+      const line = await app.waitStderr(/forkyard\.access.*\n/);
+      assert.match(
+        line,
+        /127\.0\.0\.1 - - \[\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/plain\/bob HTTP\/1\.1" 200 \d+ "http:\/\/r\/" "[^"]*" [\d.]+ms pool=PlainWorker worker=0 id=\S+/,
+      );
+    } finally {
+      await app.stop();
+    }
+    const quiet = await startApp("app.ts");
+    try {
+      assert.equal((await fetch(`${quiet.url}/plain/bob`)).status, 200);
+      assert.equal((await fetch(`${quiet.url}/nowhere`)).status, 404);
+    } finally {
+      await quiet.stop();
+    }
+    assert.doesNotMatch(quiet.stderr(), /forkyard\.access/);
+  });
+
+  test("access log: an application's own LogTape configuration gets the records under forkyard.access", async () => {
+    const app = await startApp("app.ts", { ACCESS_LOG: "combined", APP_LOGTAPE: "1" });
+    try {
+      assert.equal((await fetch(`${app.url}/plain/eve`)).status, 200);
+      const line = await app.waitStderr(/APP-ACCESS .*\n/);
+      const record = JSON.parse(line.slice(line.indexOf("{"), line.indexOf("\n")));
+      assert.equal(record.url, "/plain/eve");
+      assert.equal(record.pool, "PlainWorker");
+      assert.equal(record.status, 200);
+    } finally {
+      await app.stop();
+    }
+    assert.doesNotMatch(app.stderr(), /<6>forkyard\.access/);
+  });
+
+  test("env: a pool's variables reach its workers only", async () => {
+    const app = await startApp("app.ts");
+    try {
+      assert.deepEqual((await getJson(`${app.url}/plain/env/POOL_SECRET`)).body, { value: "plain-only" });
+      assert.deepEqual((await getJson(`${app.url}/api/env/POOL_SECRET`)).body, { value: null });
+    } finally {
+      await app.stop();
+    }
+  });
+
+  test("the command line: flags from the schemas, PORT and HOST, the access log on, a banner per pool", async () => {
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const proc = start(
+      cli,
+      ["serve", fixture("users_app.ts"), "--workers", "2", "--timeout", "1500", "--log-level", "info"],
+      { PORT: "0", HOST: "127.0.0.1" },
+    );
+    try {
+      const banner = await proc.waitStdout(
+        /forkyard [\d.]+: http:\/\/127\.0\.0\.1:(\d+)\n {2}pool \/: 2 workers, app at \/\n/,
+      );
+      const port = Number(/127\.0\.0\.1:(\d+)/.exec(banner)![1]);
+      assert.ok(port > 0);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status < 500, true);
+      await proc.waitStderr(/forkyard\.access[^:]*: 127\.0\.0\.1 - - .*"GET \/ HTTP\/1\.1"/);
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0);
+    }
+    const bad = start(cli, ["serve", fixture("users_app.ts"), "--log-level", "loud"]);
+    assert.equal((await bad.exited).code, 2);
+    assert.match(bad.stderr(), /^forkyard: --log-level takes trace, debug, info, warning, error, fatal, got "loud"\n$/);
+    const badPort = start(cli, ["serve", fixture("users_app.ts")], { PORT: "http" });
+    assert.equal((await badPort.exited).code, 2);
+    assert.match(badPort.stderr(), /PORT needs an integer from 0 to 65535, got "http"/);
+  });
+});
