@@ -90,6 +90,22 @@ describe(`operations (${runtime.name})`, () => {
     assert.doesNotMatch(app.stderr(), /<6>forkyard\.access/);
   });
 
+  test("a pool that cannot start a worker stops the start: exit 3, one line naming it, never listening", async () => {
+    const setup = start(fixture("faulty.ts"), [], { PORT: "0", RETRY_BOOT: "0" });
+    assert.equal((await setup.exited).code, 3, setup.stderr());
+    assert.match(
+      setup.stderr(),
+      /Cannot start pool "BrokenWorker": its workers failed to boot \(Error: database unreachable \(setup failed\)\)/,
+    );
+    assert.doesNotMatch(setup.stderr() + setup.stdout(), /Listening|"port"/);
+    const imported = start(fixture("faulty.ts"), [], { PORT: "0", RETRY_BOOT: "0", BROKEN_IMPORT: "1" });
+    assert.equal((await imported.exited).code, 3, imported.stderr());
+    assert.match(
+      imported.stderr(),
+      /Cannot start pool "Never": its workers failed to boot \(Error: DATABASE_URL is not set\)/,
+    );
+  });
+
   test("env: a pool's variables reach its workers only", async () => {
     const app = await startApp("app.ts");
     try {

@@ -39,6 +39,9 @@ export interface ListenInfo {
   protocol: "http" | "https";
 }
 
+/** The exit status of a dispatcher whose pool could not start a worker (gunicorn's is 3 too). */
+const BOOT_FAILURE_STATUS = 3;
+
 type RequestHandler = (request: Request, extras: AdapterRequest) => Response | Promise<Response>;
 type SyncTarget = (client: Client, params: PathParams) => unknown;
 
@@ -238,6 +241,23 @@ export class Dispatcher {
       // stopped (a signal) while the workers were starting
       await this.#finished;
       for (const off of unlisten) off();
+      return;
+    }
+    const failed = this.options.retryBoot ? undefined : this.#supervisors.find((s) => s.bootFailure() !== null);
+    if (failed !== undefined) {
+      // A server whose pool cannot start would only answer 503: a failed start, as gunicorn's "worker failed to boot".
+      this.#log.error(
+        'Cannot start pool "{pool}": its workers failed to boot ({reason}); option retryBoot keeps trying',
+        {
+          pool: failed.pool.name,
+          reason: failed.bootFailure(),
+        },
+      );
+      for (const off of unlisten) off();
+      await this.#shutdownPools();
+      clearInterval(this.#ticker);
+      flushLogs();
+      runtime.exit(BOOT_FAILURE_STATUS);
       return;
     }
     try {

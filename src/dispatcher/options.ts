@@ -37,6 +37,13 @@ export interface DispatcherOptions {
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: string; key: string };
   /**
+   * When a pool cannot start a single worker before the server would listen (its program throws while loading, its
+   * `setup()` always fails): `false` exits with status 3 and one line naming the pool and the error, as gunicorn's
+   * "worker failed to boot"; `true` listens anyway and keeps restarting the pool's workers (it answers 503 meanwhile).
+   * @default {false}
+   */
+  retryBoot?: boolean;
+  /**
    * One record per answered request under the LogTape category `["forkyard", "access"]`: `"combined"` (the
    * combined log format of Apache and nginx) or `"json"`, or `false` for none. The command line turns it on.
    * @default {false}
@@ -108,6 +115,13 @@ export const DISPATCHER_SCHEMA: Schema = {
     default: 0,
     min: 0,
     doc: "Connections served at once; more are closed as they arrive (Node); 0: no limit",
+  },
+  retryBoot: {
+    type: "boolean",
+    default: false,
+    flags: ["--retry-boot"],
+    flagDefault: true,
+    doc: "Listen and keep restarting a pool whose workers all fail to boot, instead of exiting with status 3",
   },
   accessLog: {
     type: "custom",

@@ -25,6 +25,9 @@ const MODULE_MAIN = new URL(
   import.meta.url,
 );
 
+/** A line of an uncaught error as runtimes print it (`Error: ...`, `error: Uncaught Error: ...`, `TypeError: ...`). */
+const ERROR_LINE = /^(error: |\w*Error\b[^:]*: )/;
+
 /** A started process before and after it is given a slot. */
 export interface Launched {
   child: ChildProcess;
@@ -190,6 +193,12 @@ export class Launcher {
     worker.tails[stream] = lines.pop() ?? "";
     for (const line of lines) {
       if (line.trim() === "") continue;
+      // A program that throws while it loads says why on stderr: the line naming the error is its boot error.
+      if (
+        stream === "stderr" && worker.state === "starting" && worker.slot.bootError === null && ERROR_LINE.test(line)
+      ) {
+        worker.slot.bootError = line.replace(/^error: (Uncaught (\(in promise\) )?)?/, "").trim();
+      }
       const properties = { line, workerId: worker.slot.id, pid: worker.child.pid, stream };
       if (stream === "stderr") this.#log.error("{line}", properties);
       else this.#log.info("{line}", properties);

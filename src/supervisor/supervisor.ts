@@ -49,6 +49,13 @@ function takesRequests(w: WorkerProcess): boolean {
   return w.state === "ready" && !w.paused;
 }
 
+/** The first line of a fatal record's error (its `error` property, else its message). */
+function bootErrorOf(wire: WireRecord): string {
+  const error = wire.p.error as { name?: string; message?: string } | undefined;
+  if (error?.message !== undefined) return `${error.name ?? "Error"}: ${error.message}`.split("\n")[0];
+  return wire.m.split("\n")[0];
+}
+
 /** `code 1` or `signal SIGKILL`. */
 function howItEnded(status: ExitStatus): string {
   return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
@@ -85,6 +92,17 @@ export class Supervisor implements PoolRunner {
       garbage: (worker, message) => this.#kill(worker, message, "SIGKILL"),
       exit: (worker, status) => this.#onExit(worker, status),
     }, this.#clock);
+  }
+
+  /**
+   * Why no worker of the pool could start, when none ever became ready and every slot's first process failed (its
+   * setup() threw, its program did not load); `null` otherwise.
+   */
+  bootFailure(): string | null {
+    const slots = this.#slots;
+    if (slots.length === 0 || slots.some((s) => s.everReady || s.restarts === 0)) return null;
+    const slot = slots.find((s) => s.bootError !== null) ?? slots[0];
+    return slot.bootError ?? slot.lastExitReason ?? "no worker started";
   }
 
   /** Whether the pool answers 503 because its workers keep failing. */
@@ -124,6 +142,8 @@ export class Supervisor implements PoolRunner {
       restarts: 0,
       respawnAt: 0,
       lastExitReason: null,
+      everReady: false,
+      bootError: null,
     };
     this.#slots.push(slot);
     this.#spawn(slot);
@@ -211,6 +231,7 @@ export class Supervisor implements PoolRunner {
   }
 
   #onLog(worker: WorkerProcess, wire: WireRecord) {
+    if (worker.state === "starting" && wire.l === "fatal") worker.slot.bootError = bootErrorOf(wire);
     const category = wire.c[0] === "forkyard" ? wire.c : ["forkyard", "worker", this.pool.name, ...wire.c];
     this.#host.log(
       fromWire({ ...wire, c: category }, { pool: this.pool.name, workerId: worker.slot.id, pid: worker.child.pid }),
@@ -220,6 +241,7 @@ export class Supervisor implements PoolRunner {
   #onReady(worker: WorkerProcess) {
     if (worker.state !== "starting") return;
     worker.state = "ready";
+    worker.slot.everReady = true;
     worker.readyAt = this.#clock.now();
     worker.idleSince = worker.readyAt;
     const slot = worker.slot;

@@ -42,6 +42,10 @@ export interface Slot {
   respawnAt: number;
   /** Why the slot's previous process ended. */
   lastExitReason: string | null;
+  /** Whether a process of this slot ever became ready. */
+  everReady: boolean;
+  /** The error a process of this slot failed to start with, as one line, when it said. */
+  bootError: string | null;
 }
 
 /** A running worker process. */
