@@ -11,6 +11,32 @@ function accessRecords(stderr: string): Record<string, unknown>[] {
   );
 }
 
+/**
+ * Parses a Prometheus text exposition, checking its form: every sample's metric has HELP and TYPE lines before it,
+ * and every sample line is `name{labels} value`. Returns the samples by `name{labels}`.
+ */
+function parseMetrics(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  const typed = new Set<string>();
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const comment = /^# (HELP|TYPE) (\w+) (.+)$/.exec(line);
+    if (comment) {
+      if (comment[1] === "TYPE") {
+        assert.match(comment[3], /^(counter|gauge|histogram)$/);
+        typed.add(comment[2]);
+      }
+      continue;
+    }
+    const sample = /^(\w+)(\{[^}]*\})? (-?[\d.e+]+|\+Inf)$/.exec(line);
+    assert.ok(sample, `not a sample line: ${line}`);
+    const base = sample[1].replace(/_(bucket|sum|count)$/, "");
+    assert.ok(typed.has(sample[1]) || typed.has(base), `no TYPE before ${line}`);
+    samples.set(sample[1] + (sample[2] ?? ""), Number(sample[3]));
+  }
+  return samples;
+}
+
 describe(`operations (${runtime.name})`, () => {
   test("access log: one record per answer, the workers' and the dispatcher's own, with pool, worker and bytes", async () => {
     const app = await startApp("app.ts", { ACCESS_LOG: "json" });
@@ -104,6 +130,54 @@ describe(`operations (${runtime.name})`, () => {
       imported.stderr(),
       /Cannot start pool "Never": its workers failed to boot \(Error: DATABASE_URL is not set\)/,
     );
+  });
+
+  test("admin listener: /metrics in Prometheus text format, /status, apart from the public port", async () => {
+    const app = await startApp("app.ts", { ADMIN: "127.0.0.1:0" });
+    try {
+      const admin = `http://127.0.0.1:${JSON.parse(app.stdout().split("\n")[0]).admin}`;
+      for (let i = 0; i < 5; i++) assert.equal((await fetch(`${app.url}/plain/m${i}`)).status, 200);
+      assert.equal((await fetch(`${app.url}/nowhere`)).status, 404);
+      assert.equal((await fetch(`${app.url}/metrics`)).status, 404, "not on the public port");
+      const res = await fetch(`${admin}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+      let metrics = parseMetrics(await res.text());
+      assert.equal(metrics.get('forkyard_requests_total{pool="PlainWorker",code="2xx"}'), 5);
+      assert.equal(
+        metrics.get('forkyard_requests_total{pool="",code="4xx"}'),
+        2,
+        "/nowhere and /metrics on the public port",
+      );
+      assert.equal(metrics.get('forkyard_request_duration_seconds_count{pool="PlainWorker"}'), 5);
+      assert.equal(metrics.get('forkyard_request_duration_seconds_bucket{pool="PlainWorker",le="+Inf"}'), 5);
+      const buckets = [...metrics].filter(([k]) =>
+        k.startsWith('forkyard_request_duration_seconds_bucket{pool="PlainWorker"')
+      );
+      for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1], "cumulative buckets");
+      assert.equal(metrics.get('forkyard_pool_workers{pool="main"}'), 2);
+      assert.equal(metrics.get('forkyard_worker_up{pool="PlainWorker",worker="0"}'), 1);
+      assert.equal(metrics.get('forkyard_pool_degraded{pool="main"}'), 0);
+      assert.equal(metrics.get("forkyard_pending_requests"), 0);
+      assert.ok((metrics.get("forkyard_uptime_seconds") ?? 0) > 0);
+      const status = await (await fetch(`${admin}/status`)).json();
+      const plain = status.pools.find((p: { name: string }) => p.name === "PlainWorker");
+      const pid = plain.workers[0].pid as number;
+      process.kill(pid, "SIGKILL");
+      for (let i = 0; i < 200; i++) {
+        metrics = parseMetrics(await (await fetch(`${admin}/metrics`)).text());
+        if (
+          metrics.get('forkyard_worker_up{pool="PlainWorker",worker="0"}') === 1 &&
+          metrics.get('forkyard_worker_restarts_total{pool="PlainWorker",worker="0"}') === 1
+        ) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.equal(metrics.get('forkyard_worker_restarts_total{pool="PlainWorker",worker="0"}'), 1);
+      assert.equal(metrics.get('forkyard_worker_replacements_total{pool="PlainWorker",reason="crash"}'), 1);
+      assert.ok((metrics.get('forkyard_worker_rss_bytes{pool="main",worker="0"}') ?? 0) > 1_000_000);
+    } finally {
+      await app.stop();
+    }
   });
 
   test("env: a pool's variables reach its workers only", async () => {

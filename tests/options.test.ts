@@ -63,6 +63,9 @@ describe("options schemas", () => {
       retryIdempotent: true,
     });
     assert.deepEqual(parseArgs(["--no-access-log"]).dispatcher, { accessLog: false });
+    assert.deepEqual(parseArgs(["--admin", "9464"]).dispatcher, { admin: { hostname: "127.0.0.1", port: 9464 } });
+    assert.deepEqual(parseArgs(["--admin=0.0.0.0:9464"]).dispatcher, { admin: { hostname: "0.0.0.0", port: 9464 } });
+    assert.throws(() => parseArgs(["--admin", "nine"]), /--admin needs \[HOST:\]PORT, got "nine"/);
     assert.deepEqual(parseArgs(["--access-log=json"]).dispatcher, { accessLog: "json" });
     assert.throws(() => parseArgs(["--access-log=xml"]), /--access-log takes combined or json, got "xml"/);
     assert.throws(() => parseArgs(["--no-port"]), /unknown option --no-port/);

@@ -14,7 +14,7 @@ import { loadFailure } from "../dispatcher/startup_errors.ts";
 import { firstLine } from "../error_text.ts";
 import { AppPool, WorkerPool, type WorkerPoolOptions } from "../pool.ts";
 import { loadRuntime } from "../detect.ts";
-import { DISPATCHER_SCHEMA } from "../dispatcher/options.ts";
+import { DISPATCHER_SCHEMA, parseAdmin } from "../dispatcher/options.ts";
 import { configKeys, type OptionSpec, plainConfigKeys, resolveOption } from "../options.ts";
 import { POOL_SCHEMA } from "../pool_options.ts";
 import type { Runtime } from "../runtime.ts";
@@ -119,6 +119,13 @@ export function parseArgs(argv: string[]): CliArgs {
       if (option.spec.flagDefault !== undefined && inline !== undefined && option.spec.type !== "boolean") {
         const allowed = option.name === "accessLog" ? ["combined", "json"] : [];
         if (!allowed.includes(inline)) throw new UsageError(`${flag} takes ${allowed.join(" or ")}, got "${inline}"`);
+      }
+      if (option.name === "admin") {
+        try {
+          value = parseAdmin(value);
+        } catch {
+          throw new UsageError(`${flag} needs [HOST:]PORT, got ${JSON.stringify(value)}`);
+        }
       }
       out[option.owner][option.name] = value;
     } else if (arg.startsWith("-")) {

@@ -24,6 +24,7 @@ import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatch
 
 export type { DispatcherOptions };
 import { accessEntry, type AccessTrail, combinedLine, jsonLine, newTrail } from "./access_log.ts";
+import { Metrics } from "./metrics.ts";
 import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
 import { listenFailure } from "./startup_errors.ts";
@@ -37,6 +38,8 @@ export interface ListenInfo {
   hostname: string;
   /** `"http"` or `"https"`. */
   protocol: "http" | "https";
+  /** Where the admin listener listens, when the `admin` option asks for one. */
+  admin?: { port: number; hostname: string };
 }
 
 /** The exit status of a dispatcher whose pool could not start a worker (gunicorn's is 3 too). */
@@ -101,7 +104,10 @@ export class Dispatcher {
   #supervisors: Supervisor[] = [];
   /** With the access log on: where each request's answer came from, by the adapter's per-request object. */
   #trails: WeakMap<AdapterRequest, AccessTrail> | undefined;
-  #logAccess: ((request: Request, extras: AdapterRequest, response: Response, trail: AccessTrail) => void) | undefined;
+  #observe: ((request: Request, extras: AdapterRequest, response: Response, trail: AccessTrail) => void) | undefined;
+  /** With the admin listener on: what /metrics counts, and the listener. */
+  #metrics: Metrics | undefined;
+  #adminServer: HttpServer | undefined;
   /** The supervisor running each pool, once run() started them. */
   #supervisorOf = new Map<WorkerPool, Supervisor>();
   #fallback: WorkerPool | undefined;
@@ -163,6 +169,7 @@ export class Dispatcher {
   /** Called once the server listens; the default logs the address. */
   onListen(info: ListenInfo): void {
     this.#log.info("Listening on {protocol}://{hostname}:{port}", { ...info });
+    if (info.admin) this.#log.info("Admin listener on http://{hostname}:{port} (/metrics, /status)", { ...info.admin });
   }
 
   /** Adds Hono middleware that runs before static files, `@sync` routes and pools. */
@@ -260,7 +267,19 @@ export class Dispatcher {
       runtime.exit(BOOT_FAILURE_STATUS);
       return;
     }
+    const admin = this.options.admin;
+    if (admin !== null) this.#metrics = new Metrics();
     try {
+      if (admin !== null) {
+        this.#adminServer = await runtime.serve({
+          port: admin.port,
+          hostname: admin.hostname,
+          headersTimeout: this.options.headersTimeout,
+          idleTimeout: this.options.idleTimeout,
+          maxConnections: 0,
+          fetch: (request) => this.#adminAnswer(request),
+        });
+      }
       this.#server = await runtime.serve({
         port: this.options.port,
         hostname: this.options.hostname,
@@ -273,7 +292,7 @@ export class Dispatcher {
             reason: firstLine(error),
             retryMs,
           }),
-        fetch: this.#withAccessLog(
+        fetch: this.#observed(
           direct
             ? (request, extras) => this.#handleSafely(request, extras)
             : (request, extras) => app.fetch(request, { extras }),
@@ -281,10 +300,12 @@ export class Dispatcher {
       });
     } catch (error) {
       for (const off of unlisten) off();
+      await this.#adminServer?.close(0).catch(() => {});
       await this.#shutdownPools();
       clearInterval(this.#ticker);
       // A server that cannot listen is a failed start, as for gunicorn and uvicorn: one line, exit status 1.
-      this.#log.error(listenFailure(error, this.options.hostname, this.options.port));
+      const failed = this.#adminServer === undefined && admin !== null ? admin : this.options;
+      this.#log.error(listenFailure(error, failed.hostname, failed.port));
       flushLogs();
       runtime.exit(1);
       return;
@@ -293,28 +314,35 @@ export class Dispatcher {
       port: this.#server.port,
       hostname: this.options.hostname,
       protocol: this.options.tls ? "https" : "http",
+      ...(this.#adminServer ? { admin: { port: this.#adminServer.port, hostname: this.#adminServer.hostname } } : {}),
     });
     await this.#finished;
     for (const off of unlisten) off();
   }
 
-  /** `handle`, recording each answer in the access log when the `accessLog` option asks for one. */
-  #withAccessLog(handle: RequestHandler): RequestHandler {
+  /**
+   * `handle`, with each answer recorded in the access log and the metrics when the `accessLog` and `admin` options
+   * ask for them; `handle` itself when neither does.
+   */
+  #observed(handle: RequestHandler): RequestHandler {
     const format = this.options.accessLog;
-    if (format === false) return handle;
+    const metrics = this.#metrics;
+    if (format === false && metrics === undefined) return handle;
     const trails = this.#trails = new WeakMap();
-    const emit = this.#logtape.recordWriter(["forkyard", "access"]);
-    const write = this.#logAccess = (request, extras, response, trail) => {
+    const emit = format === false ? undefined : this.#logtape.recordWriter(["forkyard", "access"]);
+    const write = this.#observe = (request, extras, response, trail) => {
       try {
-        const time = Date.now();
         const entry = accessEntry(request, extras.remoteAddress(), response, trail);
+        metrics?.observe(entry.pool, entry.status, entry.duration);
+        if (emit === undefined) return;
+        const time = Date.now();
         const line = format === "json" ? jsonLine(entry, time) : combinedLine(entry, time);
         emit({ level: "info", message: [line], rawMessage: line, timestamp: time, properties: { ...entry } });
       } catch (error) {
         this.#log.error("Access log failed: {error}", { error });
       }
     };
-    // Answers from a pool are logged as they are delivered (see #forward), without a promise layer more here.
+    // Answers from a pool are recorded as they are delivered (see #forward), without a promise layer more here.
     return (request, extras) => {
       const trail = newTrail();
       trails.set(extras, trail);
@@ -329,6 +357,30 @@ export class Dispatcher {
         return response;
       });
     };
+  }
+
+  /** The admin listener's answers: `/metrics`, `/status`, and an index. */
+  #adminAnswer(request: Request): Response {
+    const path = new URL(request.url).pathname;
+    if (request.method !== "GET" && request.method !== "HEAD") return errorResponse(405, "Method not allowed");
+    if (path === "/metrics") {
+      const pools = this.#supervisors.map((s) => ({ status: s.status(), replaced: s.replacements() }));
+      return new Response(this.#metrics!.render(pools, this.#pending), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    }
+    if (path === "/status") {
+      return Response.json({ pending: this.#pending, pools: this.#supervisors.map((s) => s.status()) });
+    }
+    if (path === "/") {
+      return new Response(
+        '<!doctype html><title>forkyard</title><a href="/metrics">/metrics</a> <a href="/status">/status</a>\n',
+        {
+          headers: { "content-type": "text/html; charset=utf-8" },
+        },
+      );
+    }
+    return errorResponse(404, "Not found");
   }
 
   /** One warning per `@api` route that no request can reach, because the dispatcher sends its paths to another pool. */
@@ -567,7 +619,7 @@ export class Dispatcher {
       const { request, extras } = incoming;
       resolve = (response) => {
         deliver(response);
-        this.#logAccess!(request, extras, response, trail);
+        this.#observe!(request, extras, response, trail);
       };
     }
     const pending = supervisor.request(id, client, wire, body, resolve, incoming.extras);
@@ -671,6 +723,7 @@ export class Dispatcher {
     this.#log.info("Shutting down: {pending} requests pending", { pending: this.#pending });
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
+    const closingAdmin = this.#adminServer?.close(CLOSE_MARGIN_MS).catch(() => {});
     if (this.#pending > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
@@ -683,6 +736,7 @@ export class Dispatcher {
     await this.#shutdownPools();
     clearInterval(this.#ticker);
     await closing;
+    await closingAdmin;
     this.#done();
   }
 

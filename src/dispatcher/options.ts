@@ -44,6 +44,11 @@ export interface DispatcherOptions {
    */
   retryBoot?: boolean;
   /**
+   * Address of the admin listener, apart from the public port: `"127.0.0.1:9464"`, or a port alone (the host is
+   * then 127.0.0.1). It serves `/metrics` (Prometheus) and `/status` (JSON). Off by default.
+   */
+  admin?: string | number;
+  /**
    * One record per answered request under the LogTape category `["forkyard", "access"]`: `"combined"` (the
    * combined log format of Apache and nginx) or `"json"`, or `false` for none. The command line turns it on.
    * @default {false}
@@ -123,6 +128,13 @@ export const DISPATCHER_SCHEMA: Schema = {
     flagDefault: true,
     doc: "Listen and keep restarting a pool whose workers all fail to boot, instead of exiting with status 3",
   },
+  admin: {
+    type: "custom",
+    typeDoc: '`"HOST:PORT"` or port',
+    defaultDoc: "off",
+    flags: ["--admin"],
+    doc: "Admin listener serving `/metrics` (Prometheus) and `/status`; the host defaults to 127.0.0.1",
+  },
   accessLog: {
     type: "custom",
     typeDoc: '`false`, `"combined"`, `"json"`',
@@ -142,8 +154,28 @@ export const DISPATCHER_SCHEMA: Schema = {
 
 /** The options with defaults applied. */
 export type ResolvedDispatcherOptions =
-  & Readonly<Required<Omit<DispatcherOptions, "pools" | "tls">>>
-  & { readonly tls: { cert: string; key: string } | null };
+  & Readonly<Required<Omit<DispatcherOptions, "pools" | "tls" | "admin">>>
+  & { readonly tls: { cert: string; key: string } | null; readonly admin: AdminAddress | null };
+
+/** Where the admin listener listens. */
+export interface AdminAddress {
+  /** Address; 127.0.0.1 unless given. */
+  hostname: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+}
+
+/** `"HOST:PORT"`, `":PORT"`, `"PORT"` or a port number as an address; throws naming the option. */
+export function parseAdmin(value: unknown): AdminAddress {
+  const text = typeof value === "number" ? String(value) : value;
+  const match = typeof text === "string" ? /^(?:(.*):)?(\d+)$/.exec(text) : null;
+  const port = match ? Number(match[2]) : NaN;
+  if (match === null || port > 65535) {
+    throw new TypeError(`Invalid Dispatcher option "admin": ${JSON.stringify(value)} (expected "HOST:PORT" or a port)`);
+  }
+  const host = match[1] ?? "";
+  return { hostname: host === "" ? "127.0.0.1" : host.replace(/^\[(.*)\]$/, "$1"), port };
+}
 
 /** Checks a `Dispatcher`'s options and applies the defaults; throws naming the option. */
 export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDispatcherOptions {
@@ -182,9 +214,16 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
       `Invalid Dispatcher option "accessLog": ${JSON.stringify(accessLog)} (expected false, "combined" or "json")`,
     );
   }
+  const admin = options.admin === undefined ? null : parseAdmin(options.admin);
   const tls = options.tls ?? null;
   if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
     throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
   }
-  return { ...scalars, staticRoutes: { ...staticRoutes }, tls, accessLog } as unknown as ResolvedDispatcherOptions;
+  return {
+    ...scalars,
+    staticRoutes: { ...staticRoutes },
+    tls,
+    accessLog,
+    admin,
+  } as unknown as ResolvedDispatcherOptions;
 }

@@ -56,6 +56,14 @@ function bootErrorOf(wire: WireRecord): string {
   return wire.m.split("\n")[0];
 }
 
+/** Why a process had to be restarted, as a metric label: from the reason it was killed for, or how it ended. */
+function restartKind(killedFor: string | null, state: string): string {
+  if (killedFor === null) return state === "starting" ? "startup" : "crash";
+  if (killedFor.startsWith("stuck")) return "stuck";
+  if (killedFor.startsWith("did not become ready")) return "startup";
+  return "garbage";
+}
+
 /** `code 1` or `signal SIGKILL`. */
 function howItEnded(status: ExitStatus): string {
   return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
@@ -76,6 +84,8 @@ export class Supervisor implements PoolRunner {
   #rotor = 0;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #launcher: Launcher;
+  /** Workers replaced so far, by why (see `replacements()`). */
+  #replaced = new Map<string, number>();
   #restarts: RestartPolicy;
   #answers: Answers;
 
@@ -103,6 +113,15 @@ export class Supervisor implements PoolRunner {
     if (slots.length === 0 || slots.some((s) => s.everReady || s.restarts === 0)) return null;
     const slot = slots.find((s) => s.bootError !== null) ?? slots[0];
     return slot.bootError ?? slot.lastExitReason ?? "no worker started";
+  }
+
+  /** Workers replaced so far, by why: `crash`, `stuck`, `startup`, `garbage`, `max_requests`, `max_memory`, `reload`. */
+  replacements(): ReadonlyMap<string, number> {
+    return this.#replaced;
+  }
+
+  #count(kind: string) {
+    this.#replaced.set(kind, (this.#replaced.get(kind) ?? 0) + 1);
   }
 
   /** Whether the pool answers 503 because its workers keep failing. */
@@ -487,6 +506,7 @@ export class Supervisor implements PoolRunner {
       (wasState === "starting" ? `exited during startup (${howItEnded(status)})` : `died (${howItEnded(status)})`);
     slot.lastExitReason = reason;
     slot.restarts++;
+    this.#count(restartKind(worker.reason, wasState));
     const { delay, degradedNow, recent } = this.#restarts.crashed(slot.id, worker.readyAt);
     this.#log.error("Worker {id} of pool {pool} (pid {pid}) {reason}; restarting in {delay} ms", {
       id: slot.id,
@@ -605,6 +625,7 @@ export class Supervisor implements PoolRunner {
       this.#spawn(slot, old !== null);
       if (old === null) return Promise.resolve(slot.worker !== null);
       if (slot.standby === null) return this.#replaceFailed(slot);
+      this.#count(reason === "reload" ? "reload" : reason.startsWith("memory") ? "max_memory" : "max_requests");
     }
     return new Promise((resolve) => slot.swapWaiters.push(resolve));
   }

@@ -1,0 +1,147 @@
+/**
+ * Metrics in the Prometheus text exposition format (version 0.0.4), served at
+ * the admin listener's `/metrics`: requests by pool and status class, a latency
+ * histogram per pool, and the pools' state read from their status at scrape
+ * time. Written by hand: the format is a few lines of text, and the client
+ * libraries are Node-specific or pull in more than forkyard needs.
+ *
+ * @module
+ */
+
+import type { PoolStatus } from "../pool.ts";
+
+/** Upper bounds of the latency histogram's buckets, in seconds. */
+export const BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Requests answered for one pool (or by the dispatcher itself). */
+interface PoolCounts {
+  /** By status class: `2xx`, `4xx`, ... */
+  byClass: Map<string, number>;
+  /** Histogram bucket counts (not cumulative), one more for +Inf. */
+  buckets: number[];
+  /** Sum of durations in seconds. */
+  sum: number;
+  /** Requests observed. */
+  count: number;
+}
+
+/** What the scrape reads from the supervisors beside the pools' status. */
+export interface PoolSnapshot {
+  /** The pool's status (workers, queue, degraded). */
+  status: PoolStatus;
+  /** Workers replaced, by why: `crash`, `stuck`, `startup`, `garbage` (restarts); `max_requests`, `max_memory`, `reload` (recycles). */
+  replaced: ReadonlyMap<string, number>;
+}
+
+/** Label value escaping of the exposition format. */
+function label(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : "\\" + c));
+}
+
+/** Counts answers and writes the exposition. */
+export class Metrics {
+  #pools = new Map<string, PoolCounts>();
+  readonly #started = Date.now();
+
+  /** One answered request: its pool (`null`: the dispatcher's own answer), status and duration in milliseconds. */
+  observe(pool: string | null, status: number, durationMs: number): void {
+    const key = pool ?? "";
+    let counts = this.#pools.get(key);
+    if (counts === undefined) {
+      counts = { byClass: new Map(), buckets: new Array(BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
+      this.#pools.set(key, counts);
+    }
+    const statusClass = `${Math.floor(status / 100)}xx`;
+    counts.byClass.set(statusClass, (counts.byClass.get(statusClass) ?? 0) + 1);
+    const seconds = durationMs / 1000;
+    let i = 0;
+    while (i < BUCKETS.length && seconds > BUCKETS[i]) i++;
+    counts.buckets[i]++;
+    counts.sum += seconds;
+    counts.count++;
+  }
+
+  /** The exposition text for the pools' snapshots and the dispatcher's pending count. */
+  render(pools: readonly PoolSnapshot[], pending: number): string {
+    const out: string[] = [];
+    const metric = (name: string, type: string, help: string) =>
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    metric(
+      "forkyard_requests_total",
+      "counter",
+      "Requests answered, by pool (empty: the dispatcher itself) and status class.",
+    );
+    for (const [pool, counts] of this.#pools) {
+      for (const [code, n] of counts.byClass) {
+        out.push(`forkyard_requests_total{pool="${label(pool)}",code="${code}"} ${n}`);
+      }
+    }
+    metric("forkyard_request_duration_seconds", "histogram", "Time from a request's arrival to its answer's head.");
+    for (const [pool, counts] of this.#pools) {
+      let cumulative = 0;
+      for (let i = 0; i <= BUCKETS.length; i++) {
+        cumulative += counts.buckets[i];
+        const le = i < BUCKETS.length ? String(BUCKETS[i]) : "+Inf";
+        out.push(`forkyard_request_duration_seconds_bucket{pool="${label(pool)}",le="${le}"} ${cumulative}`);
+      }
+      out.push(`forkyard_request_duration_seconds_sum{pool="${label(pool)}"} ${counts.sum}`);
+      out.push(`forkyard_request_duration_seconds_count{pool="${label(pool)}"} ${counts.count}`);
+    }
+    metric("forkyard_pending_requests", "gauge", "Requests waiting for or being served by workers, all pools.");
+    out.push(`forkyard_pending_requests ${pending}`);
+    const perPool = (name: string, type: string, help: string, value: (p: PoolSnapshot) => number) => {
+      metric(name, type, help);
+      for (const p of pools) out.push(`${name}{pool="${label(p.status.name)}"} ${value(p)}`);
+    };
+    perPool("forkyard_queue_length", "gauge", "Requests waiting for a worker.", (p) => p.status.queueSize);
+    perPool(
+      "forkyard_requests_in_flight",
+      "gauge",
+      "Requests a worker is working on.",
+      (p) => p.status.workers.reduce((n, w) => n + w.inflight, 0),
+    );
+    perPool(
+      "forkyard_pool_degraded",
+      "gauge",
+      "1 while the pool answers 503 after too many restarts.",
+      (p) => p.status.degraded ? 1 : 0,
+    );
+    perPool("forkyard_pool_workers", "gauge", "Worker slots.", (p) => p.status.workers.length);
+    metric("forkyard_worker_replacements_total", "counter", "Workers replaced, by reason.");
+    for (const p of pools) {
+      for (const [reason, n] of p.replaced) {
+        out.push(`forkyard_worker_replacements_total{pool="${label(p.status.name)}",reason="${reason}"} ${n}`);
+      }
+    }
+    const perWorker = (
+      name: string,
+      type: string,
+      help: string,
+      value: (w: PoolStatus["workers"][number]) => number,
+    ) => {
+      metric(name, type, help);
+      for (const p of pools) {
+        for (const w of p.status.workers) {
+          out.push(`${name}{pool="${label(p.status.name)}",worker="${w.id}"} ${value(w)}`);
+        }
+      }
+    };
+    perWorker("forkyard_worker_up", "gauge", "1 while the worker serves.", (w) => (w.alive ? 1 : 0));
+    perWorker("forkyard_worker_rss_bytes", "gauge", "Resident memory from the worker's last heartbeat.", (w) => w.rss);
+    perWorker(
+      "forkyard_worker_served_total",
+      "counter",
+      "Requests the worker's current process answered.",
+      (w) => w.served,
+    );
+    perWorker(
+      "forkyard_worker_restarts_total",
+      "counter",
+      "Times the slot's process crashed, stalled or failed to start.",
+      (w) => w.restarts,
+    );
+    metric("forkyard_uptime_seconds", "gauge", "Seconds since the dispatcher started.");
+    out.push(`forkyard_uptime_seconds ${(Date.now() - this.#started) / 1000}`);
+    return out.join("\n") + "\n";
+  }
+}
