@@ -35,6 +35,8 @@ export interface OptionSpec {
    * `--flag=value`, and `--no-<flag>` sets `false`.
    */
   flagDefault?: unknown;
+  /** Whether `--no-<flag>` sets `false` although the flag itself takes a value. */
+  negatable?: boolean;
   /** How the config file takes it: as it is (`"plain"`, the default), or read by the command line (`"structured"`). */
   config?: "plain" | "structured" | "none";
 }

@@ -2,6 +2,10 @@
 // the start-up banner.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fixture, getJson, runtime, start, startApp } from "./helpers.ts";
 
 /** The access records a dispatcher wrote to stderr as JSON lines. */
@@ -178,6 +182,57 @@ describe(`operations (${runtime.name})`, () => {
     } finally {
       await app.stop();
     }
+  });
+
+  test("forkyard ctl: status table and JSON, scale, reload, stop over the control socket; clear errors", async () => {
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-ctl-"));
+    const socket = join(dir, "app.ctl");
+    const ctl = async (...args: string[]) => {
+      const p = start(cli, ["ctl", "--control", socket, ...args]);
+      const status = await p.exited;
+      return { code: status.code, out: p.stdout(), err: p.stderr() };
+    };
+    const none = await ctl("status");
+    assert.equal(none.code, 1);
+    assert.match(
+      none.err,
+      /^forkyard: no control socket at .*app\.ctl \(is forkyard serve running there\? see --control\)\n$/,
+    );
+    const server = start(cli, ["serve", fixture("users_app.ts"), "--control", socket, "--port", "0", "--workers", "2"]);
+    try {
+      await server.waitStdout(/pool \/: 2 workers/);
+      assert.equal(statSync(socket).mode & 0o777, 0o600);
+      const table = await ctl("status");
+      assert.equal(table.code, 0, table.err);
+      assert.match(table.out, /^dispatcher pid \d+, port \d+, 0 pending; \/: 0 queued\n/);
+      assert.match(table.out, /POOL +WORKER +PID +STATE +UPTIME +RSS +SERVED +IN FLIGHT +RESTARTS/);
+      assert.equal(table.out.match(/^\/ +\d +\d+ +ready /gm)?.length, 2, table.out);
+      const json = JSON.parse((await ctl("status", "--json")).out);
+      assert.equal(json.pools[0].workers.length, 2);
+      const pids = json.pools[0].workers.map((w: { pid: number }) => w.pid);
+      assert.deepEqual(JSON.parse((await ctl("scale", "/", "3")).out), { pool: "/", workers: 3 });
+      assert.deepEqual(JSON.parse((await ctl("reload")).out), { replaced: 3 });
+      const after = JSON.parse((await ctl("status", "--json")).out);
+      assert.equal(after.pools[0].workers.length, 3);
+      for (const w of after.pools[0].workers) assert.ok(!pids.includes(w.pid), "every worker was replaced");
+      const unknown = await ctl("scale", "nope", "2");
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.err, /^forkyard: no pool named "nope" \(pools: \/\)\n$/);
+      assert.deepEqual(JSON.parse((await ctl("stop")).out), { stopping: true });
+      assert.equal((await server.exited).code, 0);
+      assert.ok(!existsSync(socket), "the socket is removed on shutdown");
+    } finally {
+      server.child.kill("SIGKILL");
+    }
+    const stale = createServer();
+    await new Promise<void>((resolve) => stale.listen(socket, resolve));
+    await new Promise<void>((resolve) => stale.close(() => resolve()));
+    if (!existsSync(socket)) writeFileSync(socket, "");
+    const refused = await ctl("status");
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /^forkyard: (the control socket .* refuses connections|cannot reach the control socket)/);
+    assert.equal((await ctl("frobnicate")).code, 2);
   });
 
   test("env: a pool's variables reach its workers only", async () => {

@@ -12,9 +12,10 @@ import { adoptNextRun } from "../dispatcher/adoption.ts";
 import { Dispatcher, type DispatcherOptions, type ListenInfo } from "../dispatcher/dispatcher.ts";
 import { loadFailure } from "../dispatcher/startup_errors.ts";
 import { firstLine } from "../error_text.ts";
-import { AppPool, WorkerPool, type WorkerPoolOptions } from "../pool.ts";
+import { AppPool, type PoolStatus, WorkerPool, type WorkerPoolOptions } from "../pool.ts";
 import { loadRuntime } from "../detect.ts";
 import { DISPATCHER_SCHEMA, parseAdmin } from "../dispatcher/options.ts";
+import { type ControlCommand, sendControl } from "../dispatcher/control.ts";
 import { configKeys, type OptionSpec, plainConfigKeys, resolveOption } from "../options.ts";
 import { POOL_SCHEMA } from "../pool_options.ts";
 import type { Runtime } from "../runtime.ts";
@@ -42,6 +43,8 @@ Usage:
   forkyard serve <module>[:export] [options]   serve a module: a Dispatcher, a Worker class,
                                                or an app with fetch(request) (e.g. a Hono app)
   forkyard serve <config.json> [options]       serve pools and apps described in a config file
+  forkyard ctl [--control PATH] [--json] status | reload [POOL] | scale POOL N | stop
+                                               ask a running server (its control socket, forkyard.ctl)
   forkyard --help | --version
 
 Options:
@@ -66,8 +69,10 @@ export class UsageError extends Error {
 
 /** Parsed command line. */
 export interface CliArgs {
-  /** `serve`, `help` or `version`. */
-  command: "serve" | "help" | "version";
+  /** `serve`, `ctl`, `help` or `version`. */
+  command: "serve" | "ctl" | "help" | "version";
+  /** For `ctl`: what to ask, and `--json`. */
+  ctl?: { command: ControlCommand; json: boolean };
   /** What to serve. */
   target?: string;
   /** Dispatcher options given as flags (`--port`, `--host`). */
@@ -103,15 +108,23 @@ function flagValue(flag: string, name: string, spec: OptionSpec, value: string |
 export function parseArgs(argv: string[]): CliArgs {
   const out: CliArgs = { command: "help", dispatcher: {}, pool: {} };
   const rest: string[] = [];
+  let json = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf("=");
     const [flag, inline] = arg.startsWith("--") && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
     if (flag === "-h" || flag === "--help") return { ...out, command: "help" };
+    if (flag === "--json") {
+      json = true;
+      continue;
+    }
     if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
     const negated = flag.startsWith("--no-") ? FLAGS.find((f) => f.flags.includes(`--${flag.slice(5)}`)) : undefined;
     const option = negated ?? FLAGS.find((f) => f.flags.includes(flag));
-    if (option !== undefined && (negated === undefined || option.spec.flagDefault !== undefined)) {
+    if (
+      option !== undefined &&
+      (negated === undefined || option.spec.flagDefault !== undefined || option.spec.negatable === true)
+    ) {
       let value: unknown;
       if (negated !== undefined) value = false;
       else if (option.spec.flagDefault !== undefined && inline === undefined) value = option.spec.flagDefault;
@@ -135,9 +148,64 @@ export function parseArgs(argv: string[]): CliArgs {
     }
   }
   if (rest.length === 0) return out;
+  if (rest[0] === "ctl") return { ...out, command: "ctl", ctl: { command: ctlCommand(rest.slice(1)), json } };
+  if (json) throw new UsageError("--json goes with ctl");
   if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
   if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);
   return { ...out, command: "serve", target: rest[1] };
+}
+
+/** `status`, `reload [POOL]`, `scale POOL N` or `stop` as a control command; throws {@linkcode UsageError}. */
+function ctlCommand(words: string[]): ControlCommand {
+  const [action, ...args] = words;
+  if (action === "status" && args.length === 0) return { cmd: "status" };
+  if (action === "stop" && args.length === 0) return { cmd: "stop" };
+  if (action === "reload" && args.length <= 1) {
+    return args.length === 0 ? { cmd: "reload" } : { cmd: "reload", pool: args[0] };
+  }
+  if (action === "scale" && args.length === 2) {
+    const workers = flagValue("scale", "workers", POOL_SCHEMA.workers, args[1]) as number;
+    return { cmd: "scale", pool: args[0], workers };
+  }
+  throw new UsageError(
+    `ctl takes status, reload [POOL], scale POOL N or stop, got ${JSON.stringify(words.join(" "))}`,
+  );
+}
+
+/** The default control socket of the command line: `forkyard.ctl` in the working directory. */
+export const DEFAULT_CONTROL = "forkyard.ctl";
+
+/** Seconds as `1h02m`, `3m05s` or `12s`. */
+function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
+/** `forkyard ctl status` as a table: one row per worker. */
+export function statusTable(status: { pid: number; port: number; pending: number; pools: PoolStatus[] }): string {
+  const rows = [["POOL", "WORKER", "PID", "STATE", "UPTIME", "RSS", "SERVED", "IN FLIGHT", "RESTARTS"]];
+  for (const pool of status.pools) {
+    for (const w of pool.workers) {
+      rows.push([
+        pool.name,
+        String(w.id),
+        String(w.pid ?? "-"),
+        w.state,
+        duration(w.uptime),
+        `${(w.rss / 1048576).toFixed(1)} MiB`,
+        String(w.served),
+        String(w.inflight),
+        String(w.restarts),
+      ]);
+    }
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const lines = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+  const pools = status.pools.map((p) => `${p.name}: ${p.queueSize} queued${p.degraded ? ", DEGRADED" : ""}`);
+  return [`dispatcher pid ${status.pid}, port ${status.port}, ${status.pending} pending; ${pools.join("; ")}`, ...lines]
+    .join("\n");
 }
 
 /**
@@ -300,6 +368,9 @@ function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
   if (dispatcher.options.accessLog === false && args.dispatcher.accessLog === undefined) {
     Object.assign(dispatcher.options, { accessLog: "combined" });
   }
+  if (dispatcher.options.control === false && args.dispatcher.control === undefined) {
+    Object.assign(dispatcher.options, { control: DEFAULT_CONTROL });
+  }
   Object.assign(dispatcher.options, args.dispatcher);
   const listened = dispatcher.onListen.bind(dispatcher);
   dispatcher.onListen = (info) => {
@@ -408,6 +479,21 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
     }
     if (args.command === "version") {
       console.log(VERSION);
+      return 0;
+    }
+    if (args.command === "ctl") {
+      const control = args.dispatcher.control;
+      const path = typeof control === "string" ? control : DEFAULT_CONTROL;
+      let reply: unknown;
+      try {
+        reply = await sendControl(path, args.ctl!.command);
+      } catch (error) {
+        runtime.writeStderr(`forkyard: ${firstLine(error)}\n`);
+        return 1;
+      }
+      if (args.ctl!.json) console.log(JSON.stringify(reply, null, 2));
+      else if (args.ctl!.command.cmd === "status") console.log(statusTable(reply as Parameters<typeof statusTable>[0]));
+      else console.log(JSON.stringify(reply));
       return 0;
     }
     const served = await dispatcherFor(args.target!, applyEnvironment(args, (name) => runtime.env(name)));

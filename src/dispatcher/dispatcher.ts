@@ -25,6 +25,7 @@ import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatch
 export type { DispatcherOptions };
 import { accessEntry, type AccessTrail, combinedLine, jsonLine, newTrail } from "./access_log.ts";
 import { Metrics } from "./metrics.ts";
+import type { ControlCommand } from "./control.ts";
 import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
 import { listenFailure } from "./startup_errors.ts";
@@ -108,6 +109,8 @@ export class Dispatcher {
   /** With the admin listener on: what /metrics counts, and the listener. */
   #metrics: Metrics | undefined;
   #adminServer: HttpServer | undefined;
+  /** Stops the control socket, when the `control` option opened one. */
+  #closeControl: (() => Promise<void>) | undefined;
   /** The supervisor running each pool, once run() started them. */
   #supervisorOf = new Map<WorkerPool, Supervisor>();
   #fallback: WorkerPool | undefined;
@@ -310,6 +313,22 @@ export class Dispatcher {
       runtime.exit(1);
       return;
     }
+    if (this.options.control !== false) {
+      try {
+        // Loaded here: worker processes, which re-run the program, need no socket server.
+        const { listenControl } = await import("./control.ts");
+        this.#closeControl = await listenControl(this.options.control, (command) => this.#command(command));
+      } catch (error) {
+        this.#log.error("Cannot open the control socket {path}: {reason}", {
+          path: this.options.control,
+          reason: firstLine(error),
+        });
+        await this.stop();
+        flushLogs();
+        runtime.exit(1);
+        return;
+      }
+    }
     this.onListen({
       port: this.#server.port,
       hostname: this.options.hostname,
@@ -357,6 +376,38 @@ export class Dispatcher {
         return response;
       });
     };
+  }
+
+  /** Answers a `forkyard ctl` command from the control socket. */
+  async #command(command: ControlCommand): Promise<unknown> {
+    const pool = (name: string | undefined) => {
+      const found = this.pools.find((p) => p.name === name);
+      if (found === undefined) {
+        throw new Error(`no pool named "${name}" (pools: ${this.pools.map((p) => p.name).join(", ")})`);
+      }
+      return found;
+    };
+    switch (command.cmd) {
+      case "status":
+        return {
+          pid: this.#runtime!.pid,
+          port: this.port,
+          pending: this.#pending,
+          pools: this.#supervisors.map((s) => s.status()),
+        };
+      case "reload":
+        return { replaced: command.pool === undefined ? await this.reload() : await pool(command.pool).reload() };
+      case "scale": {
+        const target = pool(command.pool);
+        target.scale(command.workers);
+        return { pool: target.name, workers: command.workers };
+      }
+      case "stop":
+        setTimeout(() => void this.stop(), 0);
+        return { stopping: true };
+      default:
+        throw new Error(`unknown command ${JSON.stringify((command as { cmd?: unknown }).cmd)}`);
+    }
   }
 
   /** The admin listener's answers: `/metrics`, `/status`, and an index. */
@@ -724,6 +775,7 @@ export class Dispatcher {
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
     const closingAdmin = this.#adminServer?.close(CLOSE_MARGIN_MS).catch(() => {});
+    const closingControl = this.#closeControl?.();
     if (this.#pending > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
@@ -737,6 +789,7 @@ export class Dispatcher {
     clearInterval(this.#ticker);
     await closing;
     await closingAdmin;
+    await closingControl;
     this.#done();
   }
 

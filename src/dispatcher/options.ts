@@ -49,6 +49,11 @@ export interface DispatcherOptions {
    */
   admin?: string | number;
   /**
+   * Path of the control socket `forkyard ctl` talks to (a Unix socket, mode 0600), or `false` for none. The
+   * command line opens `forkyard.ctl` in the working directory unless told otherwise. @default {false}
+   */
+  control?: string | false;
+  /**
    * One record per answered request under the LogTape category `["forkyard", "access"]`: `"combined"` (the
    * combined log format of Apache and nginx) or `"json"`, or `false` for none. The command line turns it on.
    * @default {false}
@@ -135,6 +140,15 @@ export const DISPATCHER_SCHEMA: Schema = {
     flags: ["--admin"],
     doc: "Admin listener serving `/metrics` (Prometheus) and `/status`; the host defaults to 127.0.0.1",
   },
+  control: {
+    type: "custom",
+    typeDoc: "path or `false`",
+    default: false,
+    defaultDoc: "`false` (`forkyard.ctl` from the command line)",
+    flags: ["--control", "--no-control"],
+    negatable: true,
+    doc: "Unix socket (mode 0600) on which `forkyard ctl` asks for status, reload, scale and stop",
+  },
   accessLog: {
     type: "custom",
     typeDoc: '`false`, `"combined"`, `"json"`',
@@ -215,6 +229,12 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
     );
   }
   const admin = options.admin === undefined ? null : parseAdmin(options.admin);
+  const control = options.control ?? false;
+  if (control !== false && (typeof control !== "string" || control === "")) {
+    throw new TypeError(
+      `Invalid Dispatcher option "control": ${JSON.stringify(control)} (expected a socket path or false)`,
+    );
+  }
   const tls = options.tls ?? null;
   if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
     throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
@@ -225,5 +245,6 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
     tls,
     accessLog,
     admin,
+    control,
   } as unknown as ResolvedDispatcherOptions;
 }

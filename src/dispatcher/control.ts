@@ -1,0 +1,107 @@
+/**
+ * The control socket: a Unix socket (mode 0600) on which a running dispatcher
+ * answers `forkyard ctl`: status, reload, scale, stop. One JSON line in, one
+ * JSON line out, per connection; `node:net`, which all three runtimes provide.
+ *
+ * @module
+ */
+
+import { chmodSync, existsSync, unlinkSync } from "node:fs";
+import { connect, createServer, type Server } from "node:net";
+
+/** A command on the control socket. */
+export type ControlCommand =
+  | { cmd: "status" }
+  | { cmd: "reload"; pool?: string }
+  | { cmd: "scale"; pool: string; workers: number }
+  | { cmd: "stop" };
+
+/** What the dispatcher does for each command; a thrown error is answered `{ error }`. */
+export type ControlHandler = (command: ControlCommand) => unknown | Promise<unknown>;
+
+/** Whether something answers on the socket at `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * Listens on `path`; a stale socket file (nobody answers on it) is replaced, a live one is an error naming it.
+ * Resolves with a function that stops listening and removes the socket.
+ */
+export async function listenControl(path: string, handle: ControlHandler): Promise<() => Promise<void>> {
+  if (existsSync(path)) {
+    if (await answers(path)) throw new Error(`another server answers on the control socket ${path}`);
+    unlinkSync(path);
+  }
+  const server: Server = createServer((socket) => {
+    let input = "";
+    socket.setEncoding("utf8");
+    socket.on("error", () => {});
+    socket.on("data", async (chunk: string) => {
+      input += chunk;
+      const end = input.indexOf("\n");
+      if (end < 0) return;
+      let reply: unknown;
+      try {
+        reply = { ok: await handle(JSON.parse(input.slice(0, end)) as ControlCommand) };
+      } catch (error) {
+        reply = { error: error instanceof Error ? error.message : String(error) };
+      }
+      socket.end(JSON.stringify(reply) + "\n");
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  return () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      try {
+        unlinkSync(path);
+      } catch {
+        // gone already
+      }
+    });
+}
+
+/** Sends one command to the socket at `path`; rejects with a one-line message when nobody answers. */
+export function sendControl(path: string, command: ControlCommand): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (!existsSync(path)) {
+      reject(new Error(`no control socket at ${path} (is forkyard serve running there? see --control)`));
+      return;
+    }
+    const socket = connect(path);
+    let output = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => (output += chunk));
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      reject(
+        new Error(
+          error.code === "ECONNREFUSED"
+            ? `the control socket ${path} refuses connections: its server is gone (a stale socket)`
+            : `cannot reach the control socket ${path}: ${error.message}`,
+        ),
+      );
+    });
+    socket.once("connect", () => socket.write(JSON.stringify(command) + "\n"));
+    socket.once("end", () => {
+      try {
+        const reply = JSON.parse(output) as { ok?: unknown; error?: string };
+        if (reply.error !== undefined) reject(new Error(reply.error));
+        else resolve(reply.ok);
+      } catch {
+        reject(new Error(`the control socket ${path} answered something else than forkyard would`));
+      }
+    });
+  });
+}
