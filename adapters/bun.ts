@@ -20,7 +20,15 @@ import type {
   StaticOptions,
 } from "../src/runtime.ts";
 import { pump } from "./streams.ts";
-import { CHANNEL_FD, fsSpill, processAlive, redirectProcessStdout, spawnEnv, takeChannelFd } from "./node_like.ts";
+import {
+  CHANNEL_FD,
+  fsSpill,
+  processAlive,
+  redirectProcessStdout,
+  spawnEnv,
+  takeChannelFd,
+  watchTree,
+} from "./node_like.ts";
 
 /** The parts of Bun's API this adapter uses. */
 interface FileSink {
@@ -225,5 +233,6 @@ export const runtime: Runtime = {
   inspect: (value) => Bun.inspect(value),
   rss: () => process.memoryUsage.rss(),
   alive: (pid) => processAlive(process, pid),
+  watchFiles: (dir, onChange) => watchTree(process.getBuiltinModule("node:fs"), dir, onChange),
   exit: (code) => process.exit(code),
 };

@@ -504,5 +504,22 @@ export const runtime: Runtime = {
       return !(error instanceof Deno.errors.NotFound);
     }
   },
+  watchFiles: (dir, onChange) => {
+    const watcher = Deno.watchFs(dir, { recursive: true });
+    (async () => {
+      try {
+        for await (const event of watcher) for (const path of event.paths) onChange(path);
+      } catch {
+        // closed
+      }
+    })();
+    return () => {
+      try {
+        watcher.close();
+      } catch {
+        // closed already
+      }
+    };
+  },
   exit: (code) => Deno.exit(code),
 };

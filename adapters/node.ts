@@ -28,7 +28,15 @@ import type {
   StaticOptions,
 } from "../src/runtime.ts";
 import { codeOf, firstLine } from "../src/error_text.ts";
-import { childEnv, fsSpill, processAlive, processChannel, spawnNodeLike, takeChannelFd } from "./node_like.ts";
+import {
+  childEnv,
+  fsSpill,
+  processAlive,
+  processChannel,
+  spawnNodeLike,
+  takeChannelFd,
+  watchTree,
+} from "./node_like.ts";
 
 /** Node flags that must not reach a worker process. */
 const DROP_FLAG = /^--(test|inspect|watch|eval|print|input-type|check)/;
@@ -225,6 +233,7 @@ export const runtime: Runtime = {
   inspect: (value) => inspect(value),
   rss: () => process.memoryUsage.rss(),
   alive: (pid) => processAlive(process, pid),
+  watchFiles: (dir, onChange) => watchTree(fs, dir, onChange),
   exit: (code) => process.exit(code),
 };
 

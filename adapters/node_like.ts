@@ -14,6 +14,15 @@ import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
 
 type Process = typeof process;
 
+/** `Runtime.watchFiles` through `node:fs`'s recursive `watch` (Node 20 and Bun on Linux). */
+export function watchTree(fs: typeof Fs, dir: string, onChange: (path: string) => void): () => void {
+  const watcher = fs.watch(dir, { recursive: true }, (_event, file) => {
+    if (file !== null) onChange(`${dir}/${String(file)}`);
+  });
+  watcher.on("error", () => {});
+  return () => watcher.close();
+}
+
 /** Spill files in `dir` through `node:fs`, which `fs()` returns (Bun loads it only once a body spills). */
 export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
   // Not zero-filled: every byte is read over, and zeroing large buffers shows in a dispatcher's profile.

@@ -226,6 +226,11 @@ export interface Runtime {
   /** Whether a process with this pid exists (`true` when that cannot be told). */
   alive(pid: number): boolean;
   /**
+   * Calls `onChange` with the path of each file changed, created or removed under `dir`, recursively, until the
+   * returned function is called.
+   */
+  watchFiles(dir: string, onChange: (path: string) => void): () => void;
+  /**
    * What to tell a user whose module this runtime could not import, when it can say more than the error (Node:
    * TypeScript with decorators needs a loader); `null` otherwise.
    */

@@ -2,7 +2,7 @@
 // the start-up banner.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -233,6 +233,39 @@ describe(`operations (${runtime.name})`, () => {
     assert.equal(refused.code, 1);
     assert.match(refused.err, /^forkyard: (the control socket .* refuses connections|cannot reach the control socket)/);
     assert.equal((await ctl("frobnicate")).code, 2);
+  });
+
+  test("forkyard serve --watch reloads the workers when a file changes, not for node_modules or dot folders", async () => {
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const mod = new URL("../mod.ts", import.meta.url).pathname;
+    // Inside the project (.tmp/ is ignored by git): tsx on Node loads a module outside it apart from the project's.
+    const scratch = new URL("../.tmp/", import.meta.url).pathname;
+    mkdirSync(scratch, { recursive: true });
+    const dir = mkdtempSync(join(scratch, "watch-"));
+    const app = join(dir, "app.ts");
+    const source = (v: number) =>
+      `import { api, Worker } from "${mod}";\nexport default class Hello extends Worker {\n  version() {\n    return { v: ${v} };\n  }\n}\napi("/v", "GET")(Hello.prototype.version);\n`;
+    writeFileSync(app, source(1));
+    const server = start(cli, ["serve", app, "--watch", "--port", "0", "--no-control", "--no-access-log"]);
+    try {
+      const banner = await server.waitStdout(/http:\/\/[\d.]+:(\d+)/);
+      const url = `http://127.0.0.1:${/:(\d+)\n?$/.exec(banner.trim())![1]}/v`;
+      assert.deepEqual(await (await fetch(url)).json(), { v: 1 });
+      mkdirSync(join(dir, "node_modules"));
+      writeFileSync(join(dir, "node_modules", "dep.js"), "export {};\n");
+      mkdirSync(join(dir, ".cache"));
+      writeFileSync(join(dir, ".cache", "x"), "x");
+      writeFileSync(app, source(2));
+      await server.waitStderr(/Reload done/, 20_000);
+      assert.deepEqual(await (await fetch(url)).json(), { v: 2 });
+      const reloads = server.stderr().match(/changed; reloading the workers/g) ?? [];
+      assert.equal(reloads.length, 1, server.stderr());
+      assert.match(server.stderr(), /forkyard: app\.ts changed; reloading the workers/);
+    } finally {
+      server.child.kill("SIGTERM");
+      assert.equal((await server.exited).code, 0);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("env: a pool's variables reach its workers only", async () => {

@@ -49,6 +49,7 @@ Usage:
 
 Options:
 ${options.join("\n")}
+  --watch             serve: reload the workers when files under the module's directory change
 
 Runs as: deno run -A jsr:@forkyard/forkyard/cli | bunx forkyard | npx forkyard
 Config file and options reference: docs/options.md.`;
@@ -71,6 +72,8 @@ export class UsageError extends Error {
 export interface CliArgs {
   /** `serve`, `ctl`, `help` or `version`. */
   command: "serve" | "ctl" | "help" | "version";
+  /** For `serve`: `--watch`, reload the workers when files under the served module's directory change. */
+  watch?: boolean;
   /** For `ctl`: what to ask, and `--json`. */
   ctl?: { command: ControlCommand; json: boolean };
   /** What to serve. */
@@ -109,6 +112,7 @@ export function parseArgs(argv: string[]): CliArgs {
   const out: CliArgs = { command: "help", dispatcher: {}, pool: {} };
   const rest: string[] = [];
   let json = false;
+  let watch = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf("=");
@@ -116,6 +120,10 @@ export function parseArgs(argv: string[]): CliArgs {
     if (flag === "-h" || flag === "--help") return { ...out, command: "help" };
     if (flag === "--json") {
       json = true;
+      continue;
+    }
+    if (flag === "--watch") {
+      watch = true;
       continue;
     }
     if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
@@ -150,9 +158,38 @@ export function parseArgs(argv: string[]): CliArgs {
   if (rest.length === 0) return out;
   if (rest[0] === "ctl") return { ...out, command: "ctl", ctl: { command: ctlCommand(rest.slice(1)), json } };
   if (json) throw new UsageError("--json goes with ctl");
+  if (watch && rest[0] !== "serve") throw new UsageError("--watch goes with serve");
   if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
   if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);
-  return { ...out, command: "serve", target: rest[1] };
+  return { ...out, command: "serve", target: rest[1], ...(watch ? { watch } : {}) };
+}
+
+/** How long the watcher waits after a change for more before it reloads: an editor or `git checkout` writes many. */
+const WATCH_DEBOUNCE_MS = 200;
+
+/** Whether a changed path is one `--watch` ignores: under `node_modules` or a dot folder, or a dot file. */
+function ignoredChange(path: string, root: string): boolean {
+  const relative = path.startsWith(root) ? path.slice(root.length) : path;
+  return relative.split(/[\\/]/).some((part) => part === "node_modules" || part.startsWith("."));
+}
+
+/**
+ * `--watch`: a rolling reload of the workers once files under `root` stop changing; returns what stops watching.
+ * The dispatcher's own code (its `@sync` routes, `doCheck`, options) changes only with a restart.
+ */
+function watchAndReload(runtime: Runtime, root: string, dispatcher: Dispatcher, control: unknown): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let changed = "";
+  const socket = typeof control === "string" ? resolve(control) : "";
+  return runtime.watchFiles(root, (path) => {
+    if (ignoredChange(path, root) || resolve(path) === socket) return;
+    changed = path;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      runtime.writeStderr(`forkyard: ${changed.slice(root.length + 1) || changed} changed; reloading the workers\n`);
+      void dispatcher.reload();
+    }, WATCH_DEBOUNCE_MS);
+  });
 }
 
 /** `status`, `reload [POOL]`, `scale POOL N` or `stop` as a control command; throws {@linkcode UsageError}. */
@@ -497,8 +534,21 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
       return 0;
     }
     const served = await dispatcherFor(args.target!, applyEnvironment(args, (name) => runtime.env(name)));
-    if (served instanceof Dispatcher) await served.run();
-    else await served.finished;
+    const dispatcher = served instanceof Dispatcher ? served : served.dispatcher;
+    const unwatch = args.watch
+      ? watchAndReload(
+        runtime,
+        dirname(resolve(args.target!.replace(/:[^/:]*$/, ""))),
+        dispatcher,
+        dispatcher.options.control,
+      )
+      : undefined;
+    try {
+      if (served instanceof Dispatcher) await served.run();
+      else await served.finished;
+    } finally {
+      unwatch?.();
+    }
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
