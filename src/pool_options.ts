@@ -10,6 +10,18 @@ import { workingDirectory } from "./detect.ts";
 import { LOG_LEVELS } from "./logging/levels.ts";
 import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "./options.ts";
 
+/** A pool's health check, with defaults applied (see the `healthCheck` option). */
+export interface HealthCheck {
+  /** Path asked (below the app's mount for app pools). */
+  path: string;
+  /** Time between checks of one worker, in milliseconds. */
+  interval: number;
+  /** Time a check may take, in milliseconds. */
+  timeout: number;
+  /** Failed checks in a row that get a worker replaced. */
+  retries: number;
+}
+
 /** Longest wait before a crashed worker is restarted, in milliseconds. */
 export const MAX_RESTART_DELAY = 30_000;
 
@@ -43,6 +55,12 @@ export interface WorkerPoolOptions {
   concurrency?: number;
   /** Retry a GET or HEAD request once on another worker when its worker died. @default {false} */
   retryIdempotent?: boolean;
+  /**
+   * An HTTP health check of each worker: a GET of `path` (below the mount for app pools) every `interval` ms
+   * (default 10000); an answer that is not 2xx, or none within `timeout` ms (default 2000), `retries` times in a row
+   * (default 3) gets the worker replaced. Off by default.
+   */
+  healthCheck?: { path: string; interval?: number; timeout?: number; retries?: number };
   /** Environment variables set for this pool's workers only, beside the dispatcher's own. @default {{}} */
   env?: Record<string, string>;
   /** Values available to workers as `this.kwargs`; must be JSON-serialisable. @default {{}} */
@@ -170,6 +188,13 @@ export const POOL_SCHEMA: Schema = {
     flagDefault: true,
     doc: "Retry a GET or HEAD request once on another worker when its worker died",
   },
+  healthCheck: {
+    type: "custom",
+    typeDoc: "`{ path, interval, timeout, retries }`",
+    defaultDoc: "off",
+    doc:
+      "GET `path` of each worker every `interval` (10000); not 2xx within `timeout` (2000) `retries` (3) times in a row: replaced",
+  },
   env: {
     type: "custom",
     typeDoc: "object",
@@ -254,13 +279,38 @@ export const POOL_SCHEMA: Schema = {
 
 /** A pool's options with defaults applied. */
 export type ResolvedPoolOptions =
-  & Readonly<Required<Omit<WorkerPoolOptions, "routes" | "module" | "export" | "name">>>
+  & Readonly<Required<Omit<WorkerPoolOptions, "routes" | "module" | "export" | "name" | "healthCheck">>>
   & {
+    readonly healthCheck: HealthCheck | null;
     readonly routes: readonly string[] | null;
     readonly module: string | null;
     readonly export: string;
     readonly name: string;
   };
+
+/** A `healthCheck` option with its defaults applied; throws naming what is wrong. */
+function resolveHealthCheck(value: unknown): HealthCheck {
+  const bad = (what: string) => new TypeError(`Invalid WorkerPool option "healthCheck": ${what}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw bad("expected { path, interval, timeout, retries }");
+  }
+  const { path, interval = 10_000, timeout = 2000, retries = 3, ...rest } = value as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) throw bad(`unknown key "${unknown[0]}" (expected path, interval, timeout, retries)`);
+  if (typeof path !== "string" || !path.startsWith("/")) throw bad(`path ${JSON.stringify(path)} (expected "/...")`);
+  const int = (name: string, v: unknown, min: number) => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > MAX_MS) {
+      throw bad(`${name} ${JSON.stringify(v)} (expected an integer from ${min} to ${MAX_MS})`);
+    }
+    return v;
+  };
+  return {
+    path,
+    interval: int("interval", interval, 10),
+    timeout: int("timeout", timeout, 1),
+    retries: int("retries", retries, 1),
+  };
+}
 
 /** Checks a pool's options and applies the defaults; throws naming the option. */
 export function resolvePoolOptions(options: WorkerPoolOptions, className: string): ResolvedPoolOptions {
@@ -272,6 +322,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions, className: string
   if (routes !== undefined && (!Array.isArray(routes) || routes.length === 0)) {
     throw new TypeError(`Invalid WorkerPool option "routes": ${JSON.stringify(routes)} (expected a non-empty array)`);
   }
+  const healthCheck = options.healthCheck === undefined ? null : resolveHealthCheck(options.healthCheck);
   const env = options.env ?? {};
   if (
     typeof env !== "object" || env === null || Array.isArray(env) ||
@@ -298,6 +349,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions, className: string
     routes: routes ? [...routes] : null,
     kwargs,
     env: { ...env },
+    healthCheck,
     module: options.module === undefined ? null : moduleUrl(options.module),
   } as unknown as ResolvedPoolOptions;
   if (resolved.stuckTimeout <= resolved.heartbeatInterval) {

@@ -268,6 +268,34 @@ describe(`operations (${runtime.name})`, () => {
     }
   });
 
+  test("healthCheck: a worker whose app fails or hangs on the path retries times in a row is replaced", async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), "forkyard-health-")), "state");
+    const app = await startApp("health.ts", { HEALTH_MARKER: marker });
+    const pid = async () => (await getJson(`${app.url}/app/`)).body.pid as number;
+    const replaced = async (before: number) => {
+      for (let i = 0; i < 200; i++) {
+        const now = await pid().catch(() => before);
+        if (now !== before) return now;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.fail(`worker ${before} was not replaced`);
+    };
+    try {
+      const first = await pid();
+      await new Promise((r) => setTimeout(r, 400)); // several checks pass: no replacement
+      assert.equal(await pid(), first);
+      writeFileSync(marker, "fail");
+      const second = await replaced(first);
+      assert.match(app.stderr(), /failed its health check 2 times in a row \(GET \/health: status 503\)/);
+      writeFileSync(marker, "hang");
+      await replaced(second);
+      assert.match(app.stderr(), /failed its health check 2 times in a row \(GET \/health: timeout\)/);
+      writeFileSync(marker, "");
+    } finally {
+      await app.stop();
+    }
+  });
+
   test("env: a pool's variables reach its workers only", async () => {
     const app = await startApp("app.ts");
     try {

@@ -38,11 +38,14 @@ import { atRequestLimit, dueByMemory, requestLimit } from "./recycling.ts";
 import { RequestQueue } from "./request_queue.ts";
 import { RestartPolicy } from "./restart_policy.ts";
 import { poolStatus } from "./status.ts";
+import { checkDue, checked, healthState } from "./health_check.ts";
 import { KILL_GRACE, watch } from "./watchdog.ts";
 import { chooseWorker } from "./worker_choice.ts";
 import { isServing, type Slot, type WorkerProcess } from "./worker_process.ts";
 
 export type { PoolHost };
+
+const EMPTY: Uint8Array = new Uint8Array(0);
 
 /** Whether `w` may take a new request now. */
 function takesRequests(w: WorkerProcess): boolean {
@@ -61,6 +64,7 @@ function restartKind(killedFor: string | null, state: string): string {
   if (killedFor === null) return state === "starting" ? "startup" : "crash";
   if (killedFor.startsWith("stuck")) return "stuck";
   if (killedFor.startsWith("did not become ready")) return "startup";
+  if (killedFor.startsWith("failed its health check")) return "health";
   return "garbage";
 }
 
@@ -115,7 +119,7 @@ export class Supervisor implements PoolRunner {
     return slot.bootError ?? slot.lastExitReason ?? "no worker started";
   }
 
-  /** Workers replaced so far, by why: `crash`, `stuck`, `startup`, `garbage`, `max_requests`, `max_memory`, `reload`. */
+  /** Workers replaced so far, by why: `crash`, `stuck`, `startup`, `garbage`, `health`, `max_requests`, `max_memory`, `reload`. */
   replacements(): ReadonlyMap<string, number> {
     return this.#replaced;
   }
@@ -262,6 +266,8 @@ export class Supervisor implements PoolRunner {
     worker.state = "ready";
     worker.slot.everReady = true;
     worker.readyAt = this.#clock.now();
+    const check = this.pool.options.healthCheck;
+    if (check !== null) worker.health = healthState(worker.readyAt, check);
     worker.idleSince = worker.readyAt;
     const slot = worker.slot;
     if (slot.standby === worker) {
@@ -565,6 +571,7 @@ export class Supervisor implements PoolRunner {
         continue;
       }
       this.#watch(w, now);
+      if (w.health !== null && isServing(w.state) && checkDue(w.health, now)) this.#checkHealth(w, now);
       if (isServing(w.state) && this.#restarts.serving(w.readyAt)) {
         this.#log.info("Pool {pool} recovered", { pool: this.pool.name });
       }
@@ -650,6 +657,25 @@ export class Supervisor implements PoolRunner {
     return replaced;
   }
 
+  /** Sends `w` its health check: straight to it, beside its other requests, counted against nothing. */
+  #checkHealth(w: WorkerProcess, now: number) {
+    const check = this.pool.options.healthCheck!;
+    const health = w.health!;
+    health.checking = true;
+    const id = this.#nextDetachedId--;
+    const wire: RequestHeader = { i: id, m: "GET", p: (this.pool.mount ?? "") + check.path, q: "", h: [], n: 1 };
+    const p = new Pending<WorkerProcess>(id, null, this.pool, wire, EMPTY, (response) => {
+      void response.body?.cancel().catch(() => {});
+      const reason = checked(health, check, response.status, this.#clock.now());
+      if (reason !== null) this.#kill(w, reason);
+    });
+    p.deadline = deadlineFor(now, check.timeout);
+    p.worker = w;
+    w.inflight.set(id, p);
+    w.busy++;
+    w.writer.send(F.REQUEST, wire);
+  }
+
   #watch(w: WorkerProcess, now: number) {
     const verdict = watch(w, now, this.pool.options);
     w.late = verdict.late;
@@ -684,14 +710,17 @@ export class Supervisor implements PoolRunner {
       worker.busy--;
       worker.writer.send(F.CANCEL, { i: p.requestId, w: "timeout" });
     }
-    this.#log.warning("Request {id} {method} {path} timed out after {timeout} ms", {
-      requestId: p.wire.x,
-      id: p.requestId,
-      method: p.wire.m,
-      path: p.wire.p,
-      timeout: this.pool.options.timeout,
-    });
-    if (p.client === null) {
+    // A health check's timeout is the check's to report.
+    if (p.client !== null || p.resolve === null) {
+      this.#log.warning("Request {id} {method} {path} timed out after {timeout} ms", {
+        requestId: p.wire.x,
+        id: p.requestId,
+        method: p.wire.m,
+        path: p.wire.p,
+        timeout: this.pool.options.timeout,
+      });
+    }
+    if (p.client === null && p.resolve === null) {
       this.#host.finished(p);
     } else {
       this.#answers.deliver(p, failure(p, 504, "Request timeout"));

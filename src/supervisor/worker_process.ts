@@ -7,6 +7,7 @@
 import type { FrameWriter } from "../protocol/codec.ts";
 import { IdTable } from "../id_table.ts";
 import type { ChildProcess } from "../runtime.ts";
+import type { HealthState } from "./health_check.ts";
 import type { Pending } from "./pending.ts";
 
 /**
@@ -78,6 +79,8 @@ export class WorkerProcess {
   killAt = 0;
   /** When the process last had nothing to do, for elastic shrinking; 0 while it has. */
   idleSince: number;
+  /** Its health checks, when the pool has them and it is ready. */
+  health: HealthState | null = null;
   /** Why it was killed. */
   reason: string | null = null;
   /** The unfinished last line of stderr, and of stdout when the channel has its own pipe. */
