@@ -7,7 +7,7 @@
 //   node scripts/test.mjs            all runtimes
 //   node scripts/test.mjs deno bun   some of them
 //   FORKYARD_TEST_FILES="tests/api.test.ts" node scripts/test.mjs node
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -20,6 +20,22 @@ const testsIn = (dir) =>
     : [];
 const files = process.env.FORKYARD_TEST_FILES?.split(/\s+/).filter(Boolean) ??
   [...testsIn("tests"), ...testsIn("tests/faults")].sort();
+
+/** The status page's test drives Debian's chromium: install it when it is missing and apt can. */
+function ensureChromium() {
+  if (spawnSync("chromium", ["--version"]).error === undefined) return;
+  if (spawnSync("apt-get", ["--version"]).error !== undefined) {
+    console.error("chromium is missing and apt-get is not available: tests/status_page.test.ts will fail");
+    return;
+  }
+  console.log("installing chromium from Debian's packages (for tests/status_page.test.ts)");
+  const root = process.getuid?.() === 0;
+  const aptGet = (args) =>
+    spawnSync(root ? "apt-get" : "sudo", root ? args : ["apt-get", ...args], { stdio: "inherit" });
+  aptGet(["update", "-qq"]);
+  aptGet(["install", "-y", "-qq", "chromium"]);
+}
+if (files.some((f) => f.includes("status_page"))) ensureChromium();
 
 const suites = {
   deno: [bin("deno"), ["test", "-A", ...files]],

@@ -24,7 +24,8 @@ import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatch
 
 export type { DispatcherOptions };
 import { accessEntry, type AccessTrail, combinedLine, jsonLine, newTrail } from "./access_log.ts";
-import { Metrics } from "./metrics.ts";
+import { Metrics, type Second } from "./metrics.ts";
+import { type Snapshot, snapshotEvent, STATUS_PAGE } from "./status_page.ts";
 import type { ControlCommand } from "./control.ts";
 import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
@@ -45,6 +46,8 @@ export interface ListenInfo {
 
 /** The exit status of a dispatcher whose pool could not start a worker (gunicorn's is 3 too). */
 const BOOT_FAILURE_STATUS = 3;
+
+const encoder = new TextEncoder();
 
 type RequestHandler = (request: Request, extras: AdapterRequest) => Response | Promise<Response>;
 type SyncTarget = (client: Client, params: PathParams) => unknown;
@@ -109,6 +112,8 @@ export class Dispatcher {
   /** With the admin listener on: what /metrics counts, and the listener. */
   #metrics: Metrics | undefined;
   #adminServer: HttpServer | undefined;
+  /** The status pages listening to /events. */
+  #eventStreams = new Set<ReadableStreamDefaultController<Uint8Array>>();
   /** Stops the control socket, when the `control` option opened one. */
   #closeControl: (() => Promise<void>) | undefined;
   /** The supervisor running each pool, once run() started them. */
@@ -378,6 +383,30 @@ export class Dispatcher {
     };
   }
 
+  /** What the status page shows, with `seconds` of traffic. */
+  #snapshot(seconds: Second[]): Snapshot {
+    return {
+      pid: this.#runtime!.pid,
+      pending: this.#pending,
+      pools: this.#supervisors.map((s) => s.status()),
+      seconds,
+    };
+  }
+
+  /** Once a second with the admin listener on: closes the metrics' second and sends the status page its snapshot. */
+  #broadcastSecond(now: number) {
+    const second = this.#metrics!.roll(now);
+    if (this.#eventStreams.size === 0) return;
+    const bytes = encoder.encode(snapshotEvent(this.#snapshot([second])));
+    for (const stream of this.#eventStreams) {
+      try {
+        stream.enqueue(bytes);
+      } catch {
+        this.#eventStreams.delete(stream);
+      }
+    }
+  }
+
   /** Answers a `forkyard ctl` command from the control socket. */
   async #command(command: ControlCommand): Promise<unknown> {
     const pool = (name: string | undefined) => {
@@ -424,12 +453,21 @@ export class Dispatcher {
       return Response.json({ pending: this.#pending, pools: this.#supervisors.map((s) => s.status()) });
     }
     if (path === "/") {
-      return new Response(
-        '<!doctype html><title>forkyard</title><a href="/metrics">/metrics</a> <a href="/status">/status</a>\n',
-        {
-          headers: { "content-type": "text/html; charset=utf-8" },
+      return new Response(STATUS_PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+    }
+    if (path === "/events") {
+      let self!: ReadableStreamDefaultController<Uint8Array>;
+      const stream = new ReadableStream<Uint8Array>({
+        start: (controller) => {
+          self = controller;
+          this.#eventStreams.add(controller);
+          controller.enqueue(encoder.encode(snapshotEvent(this.#snapshot(this.#metrics!.history))));
         },
-      );
+        cancel: () => void this.#eventStreams.delete(self),
+      });
+      return new Response(stream, {
+        headers: { "content-type": "text/event-stream", "cache-control": "no-store" },
+      });
     }
     return errorResponse(404, "Not found");
   }
@@ -729,7 +767,8 @@ export class Dispatcher {
         this.#log.error("Supervising pool {pool} failed: {error}", { pool: s.pool.name, error });
       }
     }
-    if (++this.#ticks % (1000 / TICK_MS) === 0 && !this.#stopping) {
+    if (++this.#ticks % (1000 / TICK_MS) === 0 && this.#metrics !== undefined) this.#broadcastSecond(now);
+    if (this.#ticks % (1000 / TICK_MS) === 0 && !this.#stopping) {
       try {
         this.onIdle();
       } catch (error) {
@@ -774,6 +813,14 @@ export class Dispatcher {
     this.#log.info("Shutting down: {pending} requests pending", { pending: this.#pending });
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
+    for (const stream of this.#eventStreams) {
+      try {
+        stream.close();
+      } catch {
+        // the page went away
+      }
+    }
+    this.#eventStreams.clear();
     const closingAdmin = this.#adminServer?.close(CLOSE_MARGIN_MS).catch(() => {});
     const closingControl = this.#closeControl?.();
     if (this.#pending > 0) {

@@ -38,10 +38,43 @@ function label(value: string): string {
   return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : "\\" + c));
 }
 
+/** One second of traffic, for the status page's charts. */
+export interface Second {
+  /** End of the second, ms since the epoch. */
+  time: number;
+  /** Requests answered in it. */
+  requests: number;
+  /** Median and 99th percentile latency of those, in milliseconds (0 when none). */
+  p50: number;
+  p99: number;
+}
+
+/** Seconds of history the status page shows. */
+const HISTORY = 300;
+/** Durations kept per second for its percentiles; beyond, every other one is dropped. */
+const SAMPLES = 4096;
+
 /** Counts answers and writes the exposition. */
 export class Metrics {
   #pools = new Map<string, PoolCounts>();
   readonly #started = Date.now();
+  #durations: number[] = [];
+  #seen = 0;
+  /** The last minutes, one entry per second, oldest first. */
+  readonly history: Second[] = [];
+
+  /** Closes the current second: its request count and latency percentiles join the history. */
+  roll(now: number): Second {
+    const sorted = this.#durations.sort((a, b) => a - b);
+    const at = (q: number) =>
+      sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    const second = { time: now, requests: this.#seen, p50: at(0.5), p99: at(0.99) };
+    this.#durations = [];
+    this.#seen = 0;
+    this.history.push(second);
+    if (this.history.length > HISTORY) this.history.shift();
+    return second;
+  }
 
   /** One answered request: its pool (`null`: the dispatcher's own answer), status and duration in milliseconds. */
   observe(pool: string | null, status: number, durationMs: number): void {
@@ -59,6 +92,9 @@ export class Metrics {
     counts.buckets[i]++;
     counts.sum += seconds;
     counts.count++;
+    this.#seen++;
+    if (this.#durations.length < SAMPLES) this.#durations.push(durationMs);
+    else if ((this.#seen & 1) === 0) this.#durations[this.#seen % SAMPLES] = durationMs;
   }
 
   /** The exposition text for the pools' snapshots and the dispatcher's pending count. */
