@@ -35,6 +35,8 @@ export interface OptionSpec {
    * `--flag=value`, and `--no-<flag>` sets `false`.
    */
   flagDefault?: unknown;
+  /** For `custom` options: a flag's text as the option's value; throws an error saying what it takes (`needs ...`). */
+  fromFlag?: (text: string) => unknown;
   /** Whether `--no-<flag>` sets `false` although the flag itself takes a value. */
   negatable?: boolean;
   /** How the config file takes it: as it is (`"plain"`, the default), or read by the command line (`"structured"`). */

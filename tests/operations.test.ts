@@ -319,7 +319,7 @@ describe(`operations (${runtime.name})`, () => {
       );
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(banner)![1]);
       assert.ok(port > 0);
-      assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status < 500, true);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
       await proc.waitStderr(/forkyard\.access[^:]*: 127\.0\.0\.1 - - .*"GET \/ HTTP\/1\.1"/);
     } finally {
       proc.child.kill("SIGTERM");

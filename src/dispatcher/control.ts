@@ -8,6 +8,7 @@
 
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
+import type { PoolStatus, WorkerPool } from "../pool.ts";
 
 /** A command on the control socket. */
 export type ControlCommand =
@@ -18,6 +19,44 @@ export type ControlCommand =
 
 /** What the dispatcher does for each command; a thrown error is answered `{ error }`. */
 export type ControlHandler = (command: ControlCommand) => unknown | Promise<unknown>;
+
+/** What the control socket's commands act on: the dispatcher. */
+export interface ControlTarget {
+  pid: number;
+  port: number;
+  pending(): number;
+  pools: readonly WorkerPool[];
+  statuses(): PoolStatus[];
+  reload(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Carries out `command` on `target`; what it resolves with is the answer. */
+export async function runCommand(command: ControlCommand, target: ControlTarget): Promise<unknown> {
+  const pool = (name: string | undefined) => {
+    const found = target.pools.find((p) => p.name === name);
+    if (found === undefined) {
+      throw new Error(`no pool named "${name}" (pools: ${target.pools.map((p) => p.name).join(", ")})`);
+    }
+    return found;
+  };
+  switch (command.cmd) {
+    case "status":
+      return { pid: target.pid, port: target.port, pending: target.pending(), pools: target.statuses() };
+    case "reload":
+      return { replaced: command.pool === undefined ? await target.reload() : await pool(command.pool).reload() };
+    case "scale": {
+      const found = pool(command.pool);
+      found.scale(command.workers);
+      return { pool: found.name, workers: command.workers };
+    }
+    case "stop":
+      setTimeout(() => void target.stop(), 0);
+      return { stopping: true };
+    default:
+      throw new Error(`unknown command ${JSON.stringify((command as { cmd?: unknown }).cmd)}`);
+  }
+}
 
 /** Whether something answers on the socket at `path`. */
 function answers(path: string): Promise<boolean> {

@@ -13,8 +13,7 @@ import type { PendingRequest, WorkerPool, WorkerResponse } from "../pool.ts";
 import { type Body, InvalidBody } from "../protocol/body.ts";
 import type { RequestHeader } from "../protocol/frames.ts";
 import { errorResponse, flattenHeaders, toResponse } from "../protocol/results.ts";
-import { removeOrphanSpills } from "../protocol/spill.ts";
-import { decoratedMethods, type PathParams, RouteTable, samplePath, SYNC_ROUTES, workerRoutes } from "../routing.ts";
+import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "../routing.ts";
 import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
@@ -23,10 +22,9 @@ import { Client, RejectRequest } from "./client.ts";
 import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatcherOptions } from "./options.ts";
 
 export type { DispatcherOptions };
-import { accessEntry, type AccessTrail, combinedLine, jsonLine, newTrail } from "./access_log.ts";
-import { Metrics, type Second } from "./metrics.ts";
-import { type Snapshot, snapshotEvent, STATUS_PAGE } from "./status_page.ts";
-import type { ControlCommand } from "./control.ts";
+import { AnswerObserver, type RequestHandler } from "./observer.ts";
+import { removeStaleSpills, warnUnreachableRoutes } from "./startup_checks.ts";
+import { AdminListener } from "./admin.ts";
 import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
 import { listenFailure } from "./startup_errors.ts";
@@ -47,9 +45,6 @@ export interface ListenInfo {
 /** The exit status of a dispatcher whose pool could not start a worker (gunicorn's is 3 too). */
 const BOOT_FAILURE_STATUS = 3;
 
-const encoder = new TextEncoder();
-
-type RequestHandler = (request: Request, extras: AdapterRequest) => Response | Promise<Response>;
 type SyncTarget = (client: Client, params: PathParams) => unknown;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
@@ -107,13 +102,10 @@ export class Dispatcher {
   #server: HttpServer | undefined;
   #supervisors: Supervisor[] = [];
   /** With the access log on: where each request's answer came from, by the adapter's per-request object. */
-  #trails: WeakMap<AdapterRequest, AccessTrail> | undefined;
-  #observe: ((request: Request, extras: AdapterRequest, response: Response, trail: AccessTrail) => void) | undefined;
+  #observer: AnswerObserver | undefined;
   /** With the admin listener on: what /metrics counts, and the listener. */
-  #metrics: Metrics | undefined;
+  #admin: AdminListener | undefined;
   #adminServer: HttpServer | undefined;
-  /** The status pages listening to /events. */
-  #eventStreams = new Set<ReadableStreamDefaultController<Uint8Array>>();
   /** Stops the control socket, when the `control` option opened one. */
   #closeControl: (() => Promise<void>) | undefined;
   /** The supervisor running each pool, once run() started them. */
@@ -226,8 +218,8 @@ export class Dispatcher {
     this.#logtape = logtape;
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
-    this.#removeOrphanSpills(runtime);
-    this.#warnUnreachable();
+    removeStaleSpills(runtime, this.#log);
+    warnUnreachableRoutes(this.pools, (path) => this.findPool(path), this.#log);
     const app = await this.#buildApp(runtime);
     // Without middleware or static files, Hono would only route everything to #handle: skip it.
     const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
@@ -276,7 +268,13 @@ export class Dispatcher {
       return;
     }
     const admin = this.options.admin;
-    if (admin !== null) this.#metrics = new Metrics();
+    if (admin !== null) {
+      this.#admin = new AdminListener({
+        pid: runtime.pid,
+        pending: () => this.#pending,
+        pools: () => this.#supervisors.map((s) => ({ status: s.status(), replaced: s.replacements() })),
+      });
+    }
     try {
       if (admin !== null) {
         this.#adminServer = await runtime.serve({
@@ -285,7 +283,7 @@ export class Dispatcher {
           headersTimeout: this.options.headersTimeout,
           idleTimeout: this.options.idleTimeout,
           maxConnections: 0,
-          fetch: (request) => this.#adminAnswer(request),
+          fetch: (request) => this.#admin!.answer(request),
         });
       }
       this.#server = await runtime.serve({
@@ -321,8 +319,17 @@ export class Dispatcher {
     if (this.options.control !== false) {
       try {
         // Loaded here: worker processes, which re-run the program, need no socket server.
-        const { listenControl } = await import("./control.ts");
-        this.#closeControl = await listenControl(this.options.control, (command) => this.#command(command));
+        const { listenControl, runCommand } = await import("./control.ts");
+        this.#closeControl = await listenControl(this.options.control, (command) =>
+          runCommand(command, {
+            pid: runtime.pid,
+            port: this.port,
+            pending: () => this.#pending,
+            pools: this.pools,
+            statuses: () => this.#supervisors.map((s) => s.status()),
+            reload: () => this.reload(),
+            stop: () => this.stop(),
+          }));
       } catch (error) {
         this.#log.error("Cannot open the control socket {path}: {reason}", {
           path: this.options.control,
@@ -344,166 +351,17 @@ export class Dispatcher {
     for (const off of unlisten) off();
   }
 
-  /**
-   * `handle`, with each answer recorded in the access log and the metrics when the `accessLog` and `admin` options
-   * ask for them; `handle` itself when neither does.
-   */
+  /** `handle`, with each answer recorded when the `accessLog` or `admin` options ask for it; else `handle` itself. */
   #observed(handle: RequestHandler): RequestHandler {
     const format = this.options.accessLog;
-    const metrics = this.#metrics;
-    if (format === false && metrics === undefined) return handle;
-    const trails = this.#trails = new WeakMap();
-    const emit = format === false ? undefined : this.#logtape.recordWriter(["forkyard", "access"]);
-    const write = this.#observe = (request, extras, response, trail) => {
-      try {
-        const entry = accessEntry(request, extras.remoteAddress(), response, trail);
-        metrics?.observe(entry.pool, entry.status, entry.duration);
-        if (emit === undefined) return;
-        const time = Date.now();
-        const line = format === "json" ? jsonLine(entry, time) : combinedLine(entry, time);
-        emit({ level: "info", message: [line], rawMessage: line, timestamp: time, properties: { ...entry } });
-      } catch (error) {
-        this.#log.error("Access log failed: {error}", { error });
-      }
-    };
-    // Answers from a pool are recorded as they are delivered (see #forward), without a promise layer more here.
-    return (request, extras) => {
-      const trail = newTrail();
-      trails.set(extras, trail);
-      const answer = handle(request, extras);
-      if (answer instanceof Response) {
-        if (!trail.forwarded) write(request, extras, answer, trail);
-        return answer;
-      }
-      if (trail.forwarded) return answer;
-      return answer.then((response) => {
-        if (!trail.forwarded) write(request, extras, response, trail);
-        return response;
-      });
-    };
-  }
-
-  /** What the status page shows, with `seconds` of traffic. */
-  #snapshot(seconds: Second[]): Snapshot {
-    return {
-      pid: this.#runtime!.pid,
-      pending: this.#pending,
-      pools: this.#supervisors.map((s) => s.status()),
-      seconds,
-    };
-  }
-
-  /** Once a second with the admin listener on: closes the metrics' second and sends the status page its snapshot. */
-  #broadcastSecond(now: number) {
-    const second = this.#metrics!.roll(now);
-    if (this.#eventStreams.size === 0) return;
-    const bytes = encoder.encode(snapshotEvent(this.#snapshot([second])));
-    for (const stream of this.#eventStreams) {
-      try {
-        stream.enqueue(bytes);
-      } catch {
-        this.#eventStreams.delete(stream);
-      }
-    }
-  }
-
-  /** Answers a `forkyard ctl` command from the control socket. */
-  async #command(command: ControlCommand): Promise<unknown> {
-    const pool = (name: string | undefined) => {
-      const found = this.pools.find((p) => p.name === name);
-      if (found === undefined) {
-        throw new Error(`no pool named "${name}" (pools: ${this.pools.map((p) => p.name).join(", ")})`);
-      }
-      return found;
-    };
-    switch (command.cmd) {
-      case "status":
-        return {
-          pid: this.#runtime!.pid,
-          port: this.port,
-          pending: this.#pending,
-          pools: this.#supervisors.map((s) => s.status()),
-        };
-      case "reload":
-        return { replaced: command.pool === undefined ? await this.reload() : await pool(command.pool).reload() };
-      case "scale": {
-        const target = pool(command.pool);
-        target.scale(command.workers);
-        return { pool: target.name, workers: command.workers };
-      }
-      case "stop":
-        setTimeout(() => void this.stop(), 0);
-        return { stopping: true };
-      default:
-        throw new Error(`unknown command ${JSON.stringify((command as { cmd?: unknown }).cmd)}`);
-    }
-  }
-
-  /** The admin listener's answers: `/metrics`, `/status`, and an index. */
-  #adminAnswer(request: Request): Response {
-    const path = new URL(request.url).pathname;
-    if (request.method !== "GET" && request.method !== "HEAD") return errorResponse(405, "Method not allowed");
-    if (path === "/metrics") {
-      const pools = this.#supervisors.map((s) => ({ status: s.status(), replaced: s.replacements() }));
-      return new Response(this.#metrics!.render(pools, this.#pending), {
-        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-      });
-    }
-    if (path === "/status") {
-      return Response.json({ pending: this.#pending, pools: this.#supervisors.map((s) => s.status()) });
-    }
-    if (path === "/") {
-      return new Response(STATUS_PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
-    }
-    if (path === "/events") {
-      let self!: ReadableStreamDefaultController<Uint8Array>;
-      const stream = new ReadableStream<Uint8Array>({
-        start: (controller) => {
-          self = controller;
-          this.#eventStreams.add(controller);
-          controller.enqueue(encoder.encode(snapshotEvent(this.#snapshot(this.#metrics!.history))));
-        },
-        cancel: () => void this.#eventStreams.delete(self),
-      });
-      return new Response(stream, {
-        headers: { "content-type": "text/event-stream", "cache-control": "no-store" },
-      });
-    }
-    return errorResponse(404, "Not found");
-  }
-
-  /** One warning per `@api` route that no request can reach, because the dispatcher sends its paths to another pool. */
-  #warnUnreachable() {
-    for (const pool of this.pools) {
-      if (typeof pool.workerClass !== "function" || pool.mount !== null) continue;
-      for (const { pattern } of workerRoutes(pool.workerClass)) {
-        const path = samplePath(pattern);
-        const served = this.findPool(path);
-        if (served === pool) continue;
-        this.#log.warning(
-          'Route "{pattern}" of pool "{pool}" is never reached: {path} goes to {other} (pool routes: {routes})',
-          {
-            pattern,
-            pool: pool.name,
-            path,
-            other: served === undefined ? "no pool (404)" : `pool "${served.name}"`,
-            routes: pool.options.routes?.join(", ") ?? "none",
-          },
-        );
-      }
-    }
-  }
-
-  /** Spill files (memory, in /dev/shm) that a dispatcher killed with SIGKILL, and its workers, left behind. */
-  #removeOrphanSpills(runtime: Runtime) {
-    const files = runtime.spill();
-    if (files === null) return;
-    try {
-      const count = removeOrphanSpills(files, (pid) => runtime.alive(pid));
-      if (count > 0) this.#log.info("Removed the spill files of {count} processes that no longer run", { count });
-    } catch (error) {
-      this.#log.error("Could not look for stale spill files in {dir}: {error}", { dir: files.dir, error });
-    }
+    const metrics = this.#admin?.metrics ?? null;
+    if (format === false && metrics === null) return handle;
+    this.#observer = new AnswerObserver({
+      accessLog: format === false ? null : { format, emit: this.#logtape.recordWriter(["forkyard", "access"]) },
+      metrics,
+      failed: (error) => this.#log.error("Access log failed: {error}", { error }),
+    });
+    return this.#observer.wrap(handle);
   }
 
   async #buildApp(runtime: Runtime): Promise<Hono<{ Bindings: { extras: AdapterRequest } }>> {
@@ -686,7 +544,7 @@ export class Dispatcher {
     const path = client.path;
     const pool = this.findPool(path);
     if (pool === undefined) return errorResponse(404, "Not found", { "x-request-id": trace });
-    const trail = this.#trails?.get(incoming.extras);
+    const trail = this.#observer?.trail(incoming.extras);
     if (trail !== undefined) trail.pool = pool.name;
     if (this.#pending >= this.options.maxPending) {
       return errorResponse(503, "Too many requests", { "x-request-id": trace });
@@ -701,15 +559,9 @@ export class Dispatcher {
     let resolve!: (response: Response) => void;
     const answer = new Promise<Response>((r) => (resolve = r));
     if (trail !== undefined) {
-      trail.forwarded = true;
       trail.requestId = trace;
       trail.headers = headers;
-      const deliver = resolve;
-      const { request, extras } = incoming;
-      resolve = (response) => {
-        deliver(response);
-        this.#observe!(request, extras, response, trail);
-      };
+      resolve = this.#observer!.forwarding(incoming.request, incoming.extras, trail, resolve);
     }
     const pending = supervisor.request(id, client, wire, body, resolve, incoming.extras);
     if (trail !== undefined) trail.pending = pending;
@@ -767,7 +619,7 @@ export class Dispatcher {
         this.#log.error("Supervising pool {pool} failed: {error}", { pool: s.pool.name, error });
       }
     }
-    if (++this.#ticks % (1000 / TICK_MS) === 0 && this.#metrics !== undefined) this.#broadcastSecond(now);
+    if (++this.#ticks % (1000 / TICK_MS) === 0) this.#admin?.second(now);
     if (this.#ticks % (1000 / TICK_MS) === 0 && !this.#stopping) {
       try {
         this.onIdle();
@@ -813,14 +665,7 @@ export class Dispatcher {
     this.#log.info("Shutting down: {pending} requests pending", { pending: this.#pending });
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
-    for (const stream of this.#eventStreams) {
-      try {
-        stream.close();
-      } catch {
-        // the page went away
-      }
-    }
-    this.#eventStreams.clear();
+    this.#admin?.closeStreams();
     const closingAdmin = this.#adminServer?.close(CLOSE_MARGIN_MS).catch(() => {});
     const closingControl = this.#closeControl?.();
     if (this.#pending > 0) {

@@ -138,6 +138,13 @@ export const DISPATCHER_SCHEMA: Schema = {
     typeDoc: '`"HOST:PORT"` or port',
     defaultDoc: "off",
     flags: ["--admin"],
+    fromFlag: (text) => {
+      try {
+        return parseAdmin(text);
+      } catch {
+        throw new Error("needs [HOST:]PORT");
+      }
+    },
     doc: "Admin listener serving `/metrics` (Prometheus) and `/status`; the host defaults to 127.0.0.1",
   },
   control: {
@@ -156,6 +163,10 @@ export const DISPATCHER_SCHEMA: Schema = {
     defaultDoc: '`false` (`"combined"` from the command line)',
     flags: ["--access-log", "--no-access-log"],
     flagDefault: "combined",
+    fromFlag: (text) => {
+      if (text !== "combined" && text !== "json") throw new Error("takes combined or json");
+      return text;
+    },
     doc: 'One record per answered request (category `["forkyard", "access"]`), as a combined-log-format line or JSON',
   },
   tls: {

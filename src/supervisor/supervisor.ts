@@ -26,46 +26,30 @@ import { fromWire, type WireRecord } from "../protocol/log_record.ts";
 import { errorResponse } from "../protocol/results.ts";
 import { removeSpills, spillPrefix } from "../protocol/spill.ts";
 import type { AdapterRequest, ExitStatus } from "../runtime.ts";
-import { Answers, failure } from "./answers.ts";
+import { Answers } from "./answers.ts";
 import { decideScale } from "./autoscale.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { collectExpired, deadlineFor, extendDeadlines, NO_DEADLINE } from "./deadlines.ts";
-import { detachedRequest } from "./detached.ts";
+import { deadlineFor, extendDeadlines } from "./deadlines.ts";
 import type { PoolHost } from "./host.ts";
 import { Launcher } from "./launcher.ts";
 import { Pending } from "./pending.ts";
 import { atRequestLimit, dueByMemory, requestLimit } from "./recycling.ts";
-import { RequestQueue } from "./request_queue.ts";
+import { RequestFlow } from "./request_flow.ts";
 import { RestartPolicy } from "./restart_policy.ts";
 import { poolStatus } from "./status.ts";
 import { checkDue, checked, healthState } from "./health_check.ts";
 import { KILL_GRACE, watch } from "./watchdog.ts";
-import { chooseWorker } from "./worker_choice.ts";
-import { isServing, type Slot, type WorkerProcess } from "./worker_process.ts";
+import { isServing, type ReplacementKind, type Slot, type WorkerProcess } from "./worker_process.ts";
 
 export type { PoolHost };
 
 const EMPTY: Uint8Array = new Uint8Array(0);
-
-/** Whether `w` may take a new request now. */
-function takesRequests(w: WorkerProcess): boolean {
-  return w.state === "ready" && !w.paused;
-}
 
 /** The first line of a fatal record's error (its `error` property, else its message). */
 function bootErrorOf(wire: WireRecord): string {
   const error = wire.p.error as { name?: string; message?: string } | undefined;
   if (error?.message !== undefined) return `${error.name ?? "Error"}: ${error.message}`.split("\n")[0];
   return wire.m.split("\n")[0];
-}
-
-/** Why a process had to be restarted, as a metric label: from the reason it was killed for, or how it ended. */
-function restartKind(killedFor: string | null, state: string): string {
-  if (killedFor === null) return state === "starting" ? "startup" : "crash";
-  if (killedFor.startsWith("stuck")) return "stuck";
-  if (killedFor.startsWith("did not become ready")) return "startup";
-  if (killedFor.startsWith("failed its health check")) return "health";
-  return "garbage";
 }
 
 /** `code 1` or `signal SIGKILL`. */
@@ -81,17 +65,14 @@ export class Supervisor implements PoolRunner {
   #clock: Clock;
   #slots: Slot[] = [];
   #draining = new Set<WorkerProcess>();
-  #queue = new RequestQueue<Pending<WorkerProcess>>();
-  #queueWarned = false;
   #stopping = false;
-  #nextDetachedId = -1;
-  #rotor = 0;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #launcher: Launcher;
   /** Workers replaced so far, by why (see `replacements()`). */
-  #replaced = new Map<string, number>();
+  #replaced = new Map<ReplacementKind, number>();
   #restarts: RestartPolicy;
   #answers: Answers;
+  #flow: RequestFlow;
 
   constructor(pool: WorkerPool, host: PoolHost) {
     this.pool = pool;
@@ -101,9 +82,21 @@ export class Supervisor implements PoolRunner {
     const opts = pool.options;
     this.#restarts = new RestartPolicy({ ...opts, maxRestartDelay: MAX_RESTART_DELAY }, this.#clock);
     this.#answers = new Answers(host);
+    this.#flow = new RequestFlow(pool, {
+      host,
+      log: this.#log,
+      clock: this.#clock,
+      answers: this.#answers,
+      slots: () => this.#slots,
+      draining: () => this.#draining,
+      stopping: () => this.#stopping,
+      atLimit: (worker) =>
+        this.#retireAtLimit(worker, `took ${worker.assigned} requests (maxRequests)`, "max_requests"),
+      answeredBy: (worker) => this.#recycleIfDue(worker),
+    });
     this.#launcher = new Launcher(pool, host.runtime, this.#log, {
       frame: (worker, type, header, body, lent) => this.#onFrame(worker, type, header, body, lent),
-      garbage: (worker, message) => this.#kill(worker, message, "SIGKILL"),
+      garbage: (worker, message) => this.#kill(worker, message, "garbage", "SIGKILL"),
       exit: (worker, status) => this.#onExit(worker, status),
     }, this.#clock);
   }
@@ -120,12 +113,39 @@ export class Supervisor implements PoolRunner {
   }
 
   /** Workers replaced so far, by why: `crash`, `stuck`, `startup`, `garbage`, `health`, `max_requests`, `max_memory`, `reload`. */
-  replacements(): ReadonlyMap<string, number> {
+  replacements(): ReadonlyMap<ReplacementKind, number> {
     return this.#replaced;
   }
 
-  #count(kind: string) {
+  #count(kind: ReplacementKind) {
     this.#replaced.set(kind, (this.#replaced.get(kind) ?? 0) + 1);
+  }
+
+  /** Accepts a request from a client; its answer goes to `resolve`. Returns the request, to follow it. */
+  request(
+    id: number,
+    client: Client,
+    wire: RequestHeader,
+    body: Body,
+    resolve: (response: Response) => void,
+    adapter: AdapterRequest,
+  ): Pending<WorkerProcess> {
+    return this.#flow.request(id, client, wire, body, resolve, adapter);
+  }
+
+  /** Sends a request nobody waits for (`WorkerPool.send`). */
+  sendDetached(request: PoolRequest): void {
+    this.#flow.sendDetached(request);
+  }
+
+  /** Requests waiting for a worker. */
+  get queueSize(): number {
+    return this.#flow.queueSize;
+  }
+
+  /** Answers every waiting and in-flight request with `response()`. */
+  abortAll(response: () => Response): void {
+    this.#flow.abortAll(response);
   }
 
   /** Whether the pool answers 503 because its workers keep failing. */
@@ -207,25 +227,25 @@ export class Supervisor implements PoolRunner {
     worker.lastSeen = this.#clock.now();
     switch (type) {
       case F.RESPONSE:
-        this.#onResponse(worker, header as ResponseHeader, body, lent);
+        this.#flow.answered(worker, header as ResponseHeader, body, lent);
         return;
       case F.HEARTBEAT: {
         worker.rss = (header as HeartbeatHeader).r;
         const due = dueByMemory(worker.rss, this.pool.options);
-        if (due !== null) this.#retireAtLimit(worker, due);
+        if (due !== null) this.#retireAtLimit(worker, due, "max_memory");
         return;
       }
       case F.LOG:
         this.#onLog(worker, header as WireRecord);
         return;
       case F.START:
-        this.#onStart(worker, header as StartHeader);
+        this.#flow.started(worker, header as StartHeader);
         return;
       case F.CHUNK:
         worker.inflight.get((header as IdHeader).i)?.stream?.enqueue(body);
         return;
       case F.END:
-        this.#onEnd(worker, header as EndHeader);
+        this.#flow.ended(worker, header as EndHeader);
         return;
       case F.READY:
         this.#onReady(worker);
@@ -246,10 +266,10 @@ export class Supervisor implements PoolRunner {
         return;
       case F.RESUME:
         worker.paused = false;
-        this.#drain();
+        this.#flow.drain();
         return;
       default:
-        this.#kill(worker, `sent an unknown frame type ${type}`, "SIGKILL");
+        this.#kill(worker, `sent an unknown frame type ${type}`, "garbage", "SIGKILL");
     }
   }
 
@@ -287,168 +307,33 @@ export class Supervisor implements PoolRunner {
       pool: this.pool.name,
       pid: worker.child.pid,
     });
-    this.#drain();
-  }
-
-  #onResponse(worker: WorkerProcess, h: ResponseHeader, body: Uint8Array, lent: boolean) {
-    const p = worker.inflight.get(h.i);
-    if (p === undefined) {
-      // timed out or cancelled: the client has its answer
-      this.#answers.discard(body, lent);
-      return;
-    }
-    worker.inflight.delete(h.i);
-    worker.busy--;
-    worker.served++;
-    this.#answers.complete(p, h, body, lent);
-    this.#recycleIfDue(worker);
-    this.#next(worker);
-  }
-
-  #onStart(worker: WorkerProcess, h: StartHeader) {
-    const p = worker.inflight.get(h.i);
-    if (p === undefined) return;
-    worker.busy--;
-    this.#answers.startStream(p, h, () => {
-      // The client went away mid-stream.
-      if (worker.inflight.delete(p.requestId)) {
-        worker.writer.send(F.CANCEL, { i: p.requestId, w: "disconnect" });
-        this.#host.finished(p);
-      }
-    });
-    this.#next(worker);
-  }
-
-  #onEnd(worker: WorkerProcess, h: EndHeader) {
-    const p = worker.inflight.get(h.i);
-    if (p === undefined) return;
-    worker.inflight.delete(h.i);
-    worker.served++;
-    this.#answers.endStream(p, h.e === 1);
-    this.#recycleIfDue(worker);
-    this.#next(worker);
-  }
-
-  /** Accepts a request from a client; its answer goes to `resolve`. Returns the request, to follow it. */
-  request(
-    id: number,
-    client: Client,
-    wire: RequestHeader,
-    body: Body,
-    resolve: (response: Response) => void,
-    adapter: AdapterRequest,
-  ): Pending<WorkerProcess> {
-    const p = new Pending<WorkerProcess>(id, client, this.pool, wire, body, resolve, adapter);
-    this.#submit(p);
-    return p;
-  }
-
-  #submit(p: Pending<WorkerProcess>) {
-    p.deadline = deadlineFor(this.#clock.now(), this.pool.options.timeout);
-    const worker = this.#queue.size === 0 ? this.#pick() : undefined;
-    if (worker !== undefined) this.#dispatch(p, worker);
-    else this.#enqueue(p);
-  }
-
-  /** Sends a request nobody waits for (`WorkerPool.send`). */
-  sendDetached(request: PoolRequest): void {
-    const id = this.#nextDetachedId--;
-    const { wire, body } = detachedRequest(id, request);
-    this.#submit(new Pending<WorkerProcess>(id, null, this.pool, wire, body, null));
-  }
-
-  #enqueue(p: Pending<WorkerProcess>) {
-    this.#queue.push(p);
-    const warnAt = this.pool.options.queueWarning;
-    if (warnAt > 0 && !this.#queueWarned && this.#queue.size > warnAt) {
-      this.#queueWarned = true;
-      this.#log.warning("Pool {pool} has {size} requests waiting (queueWarning {limit})", {
-        pool: this.pool.name,
-        size: this.#queue.size,
-        limit: warnAt,
-      });
-    }
-  }
-
-  /** Requests waiting for a worker. */
-  get queueSize(): number {
-    return this.#queue.size;
-  }
-
-  #pick(): WorkerProcess | undefined {
-    const n = this.#slots.length;
-    if (n === 0) return undefined;
-    this.#rotor = (this.#rotor + 1) % n;
-    return chooseWorker(this.#slots, this.#rotor, this.pool.options.concurrency, takesRequests);
-  }
-
-  #dispatch(p: Pending<WorkerProcess>, worker: WorkerProcess) {
-    worker.idleSince = 0;
-    p.worker = worker;
-    worker.inflight.set(p.requestId, p);
-    worker.busy++;
-    worker.writer.send(F.REQUEST, p.wire, p.body);
-    if (++worker.assigned === worker.maxServed) {
-      this.#retireAtLimit(worker, `took ${worker.assigned} requests (maxRequests)`);
-    }
+    this.#flow.drain();
   }
 
   /**
    * A process at its `maxRequests` or over `maxMemoryMb` takes no new request from now on, so that it never serves
    * more than its limit plus what it already has in flight; others, spares or, failing those, the queue take them.
    */
-  #retireAtLimit(worker: WorkerProcess, reason: string) {
+  #retireAtLimit(worker: WorkerProcess, reason: string, kind: ReplacementKind) {
     if (worker.state !== "ready") return;
     worker.state = "retiring";
-    void this.#replace(worker.slot, reason);
+    void this.#replace(worker.slot, reason, kind);
   }
 
   /** Tries again to replace a process at its `maxRequests` whose first replacement failed to start. */
   #recycleIfDue(worker: WorkerProcess) {
     if (atRequestLimit(worker.served, worker.maxServed)) {
-      this.#retireAtLimit(worker, `served ${worker.served} requests (maxRequests)`);
+      this.#retireAtLimit(worker, `served ${worker.served} requests (maxRequests)`, "max_requests");
     }
   }
 
-  /** A request left `worker`: give it the next one, or stop it when it is draining and idle. */
-  #next(worker: WorkerProcess) {
-    if (worker.inflight.size === 0) worker.idleSince = this.#clock.now();
-    if (isServing(worker.state)) {
-      if (this.#queue.size > 0) this.#drain();
-    } else if (worker.state === "draining" && worker.inflight.size === 0) {
-      worker.writer.send(F.STOP);
-    }
-  }
-
-  /** Hands waiting requests to workers while some can take them. */
-  #drain() {
-    for (let p = this.#queue.peek(); p !== undefined; p = this.#queue.peek()) {
-      if (p.deadline === NO_DEADLINE) {
-        // answered already (timed out)
-        this.#queue.shift();
-        continue;
-      }
-      if (p.client !== null && p.client.request.signal.aborted) {
-        // The client left while its request waited: never dispatch it, but settle its answer (499, nginx's code
-        // for a client that closed the request), so that no server holds a response that would never come.
-        this.#queue.shift();
-        this.#answers.deliver(p, failure(p, 499, "Client closed request"));
-        continue;
-      }
-      const worker = this.#pick();
-      if (worker === undefined) break;
-      this.#queue.shift();
-      this.#dispatch(p, worker);
-    }
-    if (this.#queueWarned && this.#queue.size <= this.pool.options.queueWarning) this.#queueWarned = false;
-  }
-
-  #kill(worker: WorkerProcess, reason: string, signal: "SIGTERM" | "SIGKILL" = "SIGTERM") {
+  #kill(worker: WorkerProcess, reason: string, kind: ReplacementKind, signal: "SIGTERM" | "SIGKILL" = "SIGTERM") {
     if (worker.state === "down" || worker.state === "killed") {
       if (signal === "SIGKILL") worker.child.kill("SIGKILL");
       return;
     }
     worker.reason = reason;
+    worker.killedFor = kind;
     worker.killAt = this.#clock.now() + KILL_GRACE;
     worker.state = "killed";
     this.#log.error("Killing worker {id} of pool {pool} (pid {pid}): {reason}", {
@@ -459,28 +344,7 @@ export class Supervisor implements PoolRunner {
     });
     worker.child.kill(signal);
     // In-flight requests fail now, not when the process is finally gone.
-    this.#failInflight(worker);
-  }
-
-  #failInflight(worker: WorkerProcess) {
-    if (worker.inflight.size === 0) return;
-    const retry = this.pool.options.retryIdempotent && !this.#stopping;
-    const requeue: Pending<WorkerProcess>[] = [];
-    for (const p of worker.inflight.values()) {
-      if (retry && !p.retried && p.stream === null && (p.wire.m === "GET" || p.wire.m === "HEAD")) {
-        p.retried = true;
-        p.worker = null;
-        requeue.push(p);
-      } else {
-        this.#answers.fail(p, failure(p, 502, "Worker failed"));
-      }
-    }
-    worker.inflight.clear();
-    worker.busy = 0;
-    if (requeue.length > 0) {
-      this.#queue.pushFront(requeue);
-      this.#drain();
-    }
+    this.#flow.failInflight(worker);
   }
 
   #onExit(worker: WorkerProcess, status: ExitStatus) {
@@ -488,7 +352,7 @@ export class Supervisor implements PoolRunner {
     worker.state = "down";
     worker.writer.close();
     this.#removeSpills(worker.child.pid);
-    this.#failInflight(worker);
+    this.#flow.failInflight(worker);
     const slot = worker.slot;
     if (slot.standby === worker) {
       slot.standby = null;
@@ -512,7 +376,7 @@ export class Supervisor implements PoolRunner {
       (wasState === "starting" ? `exited during startup (${howItEnded(status)})` : `died (${howItEnded(status)})`);
     slot.lastExitReason = reason;
     slot.restarts++;
-    this.#count(restartKind(worker.reason, wasState));
+    this.#count(worker.killedFor ?? (wasState === "starting" ? "startup" : "crash"));
     const { delay, degradedNow, recent } = this.#restarts.crashed(slot.id, worker.readyAt);
     this.#log.error("Worker {id} of pool {pool} (pid {pid}) {reason}; restarting in {delay} ms", {
       id: slot.id,
@@ -527,7 +391,7 @@ export class Supervisor implements PoolRunner {
         count: recent,
         window: this.pool.options.restartWindow,
       });
-      this.#failQueued(() => errorResponse(503, "Service unavailable"));
+      this.#flow.failQueued(() => errorResponse(503, "Service unavailable"));
     }
     slot.respawnAt = this.#clock.now() + delay;
     // A timer (not the 100 ms tick) so that a replacement starts as soon as its backoff allows.
@@ -551,15 +415,9 @@ export class Supervisor implements PoolRunner {
     }
   }
 
-  #failQueued(response: () => Response) {
-    for (const p of this.#queue.takeAll()) {
-      if (p.resolve !== null || p.client === null) this.#answers.fail(p, response());
-    }
-  }
-
   /** Periodic work: timeouts, stalled workers, restarts, recovery, autoscaling. */
   tick(now: number): void {
-    this.#expire(now);
+    this.#flow.expire(now);
     const opts = this.pool.options;
     for (const slot of this.#slots) {
       if (slot.standby !== null) this.#watch(slot.standby, now);
@@ -583,11 +441,11 @@ export class Supervisor implements PoolRunner {
   #autoscale(now: number) {
     const opts = this.pool.options;
     const slots = this.#slots;
-    const oldest = this.#queue.peek();
+    const oldest = this.#flow.oldestQueued();
     const last = slots[slots.length - 1]?.worker;
     const decision = decideScale({
       size: slots.length,
-      queued: this.#queue.size,
+      queued: this.#flow.queueSize,
       waited: oldest === undefined ? 0 : now - (oldest.deadline - opts.timeout),
       starting: slots.some((s) => s.worker?.state === "starting"),
       degraded: this.degraded,
@@ -617,7 +475,7 @@ export class Supervisor implements PoolRunner {
    * Starts a replacement for the slot's process; once it is ready it takes
    * the slot and the old process drains and stops. Resolves whether it took over.
    */
-  #replace(slot: Slot, reason: string): Promise<boolean> {
+  #replace(slot: Slot, reason: string, kind: ReplacementKind): Promise<boolean> {
     const old = slot.worker;
     if (slot.standby === null) {
       if (this.#stopping) return this.#replaceFailed(slot);
@@ -632,7 +490,7 @@ export class Supervisor implements PoolRunner {
       this.#spawn(slot, old !== null);
       if (old === null) return Promise.resolve(slot.worker !== null);
       if (slot.standby === null) return this.#replaceFailed(slot);
-      this.#count(reason === "reload" ? "reload" : reason.startsWith("memory") ? "max_memory" : "max_requests");
+      this.#count(kind);
     }
     return new Promise((resolve) => slot.swapWaiters.push(resolve));
   }
@@ -652,7 +510,7 @@ export class Supervisor implements PoolRunner {
     for (const slot of [...this.#slots]) {
       if (this.#stopping) break;
       if (this.#slots[slot.id] !== slot) continue;
-      if (await this.#replace(slot, "reload")) replaced++;
+      if (await this.#replace(slot, "reload", "reload")) replaced++;
     }
     return replaced;
   }
@@ -662,12 +520,12 @@ export class Supervisor implements PoolRunner {
     const check = this.pool.options.healthCheck!;
     const health = w.health!;
     health.checking = true;
-    const id = this.#nextDetachedId--;
+    const id = this.#flow.nextDetachedId();
     const wire: RequestHeader = { i: id, m: "GET", p: (this.pool.mount ?? "") + check.path, q: "", h: [], n: 1 };
     const p = new Pending<WorkerProcess>(id, null, this.pool, wire, EMPTY, (response) => {
       void response.body?.cancel().catch(() => {});
       const reason = checked(health, check, response.status, this.#clock.now());
-      if (reason !== null) this.#kill(w, reason);
+      if (reason !== null) this.#kill(w, reason, "health");
     });
     p.deadline = deadlineFor(now, check.timeout);
     p.worker = w;
@@ -683,49 +541,8 @@ export class Supervisor implements PoolRunner {
       w.child.kill("SIGKILL");
       w.killAt = now + KILL_GRACE;
     } else if (verdict.action === "kill") {
-      this.#kill(w, verdict.reason);
+      this.#kill(w, verdict.reason, w.state === "starting" ? "startup" : "stuck");
     }
-  }
-
-  /** Times out the requests whose deadline has passed, queued or in flight. */
-  #expire(now: number) {
-    const expired = collectExpired(this.#queue, now, []);
-    for (const slot of this.#slots) {
-      if (slot.worker !== null && slot.worker.inflight.size > 0) {
-        collectExpired(slot.worker.inflight.values(), now, expired);
-      }
-      if (slot.standby !== null && slot.standby.inflight.size > 0) {
-        collectExpired(slot.standby.inflight.values(), now, expired);
-      }
-    }
-    for (const w of this.#draining) if (w.inflight.size > 0) collectExpired(w.inflight.values(), now, expired);
-    for (const p of expired) this.#timeout(p);
-  }
-
-  #timeout(p: Pending<WorkerProcess>) {
-    p.deadline = NO_DEADLINE;
-    const worker = p.worker;
-    if (worker !== null) {
-      if (!worker.inflight.delete(p.requestId)) return;
-      worker.busy--;
-      worker.writer.send(F.CANCEL, { i: p.requestId, w: "timeout" });
-    }
-    // A health check's timeout is the check's to report.
-    if (p.client !== null || p.resolve === null) {
-      this.#log.warning("Request {id} {method} {path} timed out after {timeout} ms", {
-        requestId: p.wire.x,
-        id: p.requestId,
-        method: p.wire.m,
-        path: p.wire.p,
-        timeout: this.pool.options.timeout,
-      });
-    }
-    if (p.client === null && p.resolve === null) {
-      this.#host.finished(p);
-    } else {
-      this.#answers.deliver(p, failure(p, 504, "Request timeout"));
-    }
-    if (worker !== null) this.#next(worker);
   }
 
   /** Sends `config` to every serving worker's `onConfig`. */
@@ -764,21 +581,6 @@ export class Supervisor implements PoolRunner {
     if (worker.inflight.size === 0) worker.writer.send(F.STOP);
   }
 
-  /** Answers every waiting and in-flight request with `response()`. */
-  abortAll(response: () => Response): void {
-    this.#failQueued(response);
-    for (const slot of this.#slots) {
-      const w = slot.worker;
-      if (w === null) continue;
-      for (const p of w.inflight.values()) {
-        w.writer.send(F.CANCEL, { i: p.requestId, w: "shutdown" });
-        this.#answers.fail(p, response());
-      }
-      w.inflight.clear();
-      w.busy = 0;
-    }
-  }
-
   /** Stops every worker: asks nicely, then kills after `graceMs`. */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
@@ -805,7 +607,7 @@ export class Supervisor implements PoolRunner {
     return poolStatus(
       this.pool.name,
       this.#slots,
-      this.#queue.size,
+      this.#flow.queueSize,
       this.degraded,
       this.#launcher.sparePids(),
       this.#clock.now(),

@@ -22,6 +22,17 @@ import type { Pending } from "./pending.ts";
  */
 export type WorkerState = "starting" | "ready" | "retiring" | "draining" | "killed" | "down";
 
+/** Why a worker was replaced: a restart (`crash`, `stuck`, `startup`, `garbage`, `health`) or a recycle. */
+export type ReplacementKind =
+  | "crash"
+  | "stuck"
+  | "startup"
+  | "garbage"
+  | "health"
+  | "max_requests"
+  | "max_memory"
+  | "reload";
+
 /** Whether a worker in `state` has finished starting and has not been replaced, stopped or killed. */
 export function isServing(state: WorkerState): boolean {
   return state === "ready" || state === "retiring";
@@ -83,6 +94,8 @@ export class WorkerProcess {
   health: HealthState | null = null;
   /** Why it was killed. */
   reason: string | null = null;
+  /** Why it was killed, as a kind. */
+  killedFor: ReplacementKind | null = null;
   /** The unfinished last line of stderr, and of stdout when the channel has its own pipe. */
   readonly tails = { stderr: "", stdout: "" };
 

@@ -1,0 +1,170 @@
+/**
+ * The command line's arguments: commands, and the flags, which come from the options schemas.
+ *
+ * @module
+ */
+
+import type { ControlCommand } from "../dispatcher/control.ts";
+import { DISPATCHER_SCHEMA } from "../dispatcher/options.ts";
+import { type OptionSpec, resolveOption } from "../options.ts";
+import { POOL_SCHEMA } from "../pool_options.ts";
+import { UsageError } from "./usage_error.ts";
+
+/** The version printed by `forkyard --version`. */
+export const VERSION = "0.1.0";
+
+/** The flags of the options that have one, from the Dispatcher's and the pools' schemas. */
+const FLAGS: readonly { flags: readonly string[]; owner: "dispatcher" | "pool"; name: string; spec: OptionSpec }[] = [
+  ...Object.entries(DISPATCHER_SCHEMA).map(([name, spec]) => ({ owner: "dispatcher" as const, name, spec })),
+  ...Object.entries(POOL_SCHEMA).map(([name, spec]) => ({ owner: "pool" as const, name, spec })),
+].filter((f) => f.spec.flags !== undefined).map((f) => ({ ...f, flags: f.spec.flags! }));
+
+/** What `forkyard --help` prints. */
+export function helpText(): string {
+  const options = FLAGS.map(({ flags, owner, spec }) => {
+    const value = spec.type === "integer" ? " <n>" : spec.type === "string" ? " <value>" : "";
+    const usage = `  ${flags[0]}${value}`.padEnd(22);
+    const scope = owner === "pool" ? "; for every pool" : "";
+    return `${usage}${spec.doc}${scope} (default ${JSON.stringify(spec.default)}, or the config's)`;
+  });
+  return `forkyard ${VERSION}: run HTTP handlers across a supervised pool of worker processes
+
+Usage:
+  forkyard serve <module>[:export] [options]   serve a module: a Dispatcher, a Worker class,
+                                               or an app with fetch(request) (e.g. a Hono app)
+  forkyard serve <config.json> [options]       serve pools and apps described in a config file
+  forkyard ctl [--control PATH] [--json] status | reload [POOL] | scale POOL N | stop
+                                               ask a running server (its control socket, forkyard.ctl)
+  forkyard --help | --version
+
+Options:
+${options.join("\n")}
+  --watch             serve: reload the workers when files under the module's directory change
+
+Runs as: deno run -A jsr:@forkyard/forkyard/cli | bunx forkyard | npx forkyard
+Config file and options reference: docs/options.md.`;
+}
+
+/** Parsed command line. */
+export interface CliArgs {
+  /** `serve`, `ctl`, `help` or `version`. */
+  command: "serve" | "ctl" | "help" | "version";
+  /** For `serve`: `--watch`, reload the workers when files under the served module's directory change. */
+  watch?: boolean;
+  /** For `ctl`: what to ask, and `--json`. */
+  ctl?: { command: ControlCommand; json: boolean };
+  /** What to serve. */
+  target?: string;
+  /** Dispatcher options given as flags (`--port`, `--host`). */
+  dispatcher: Record<string, unknown>;
+  /** Pool options given as flags, for every pool (`--workers`). */
+  pool: Record<string, unknown>;
+}
+
+/** A flag's value as its option takes it; throws {@linkcode UsageError} naming the flag. */
+function flagValue(flag: string, name: string, spec: OptionSpec, value: string | undefined): unknown {
+  if (spec.type === "integer") {
+    const parsed = value !== undefined && /^\d+$/.test(value) ? Number(value) : NaN;
+    try {
+      return resolveOption("", name, spec, Number.isNaN(parsed) ? value ?? "" : parsed);
+    } catch {
+      const min = typeof spec.min === "number" ? spec.min : 0;
+      const range = typeof spec.max === "number" ? `from ${min} to ${spec.max}` : `>= ${min}`;
+      throw new UsageError(`${flag} needs an integer ${range}, got ${JSON.stringify(value ?? "")}`);
+    }
+  }
+  if (spec.type === "boolean" && value !== undefined && typeof value === "string") {
+    if (value !== "true" && value !== "false") throw new UsageError(`${flag} takes true or false, got "${value}"`);
+    return value === "true";
+  }
+  if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
+  if (spec.fromFlag !== undefined) {
+    try {
+      return spec.fromFlag(value);
+    } catch (error) {
+      throw new UsageError(`${flag} ${(error as Error).message}, got ${JSON.stringify(value)}`);
+    }
+  }
+  if (spec.choices !== undefined && !spec.choices.includes(value)) {
+    throw new UsageError(`${flag} takes ${spec.choices.join(", ")}, got "${value}"`);
+  }
+  return value;
+}
+
+/** Parses `forkyard` arguments; throws {@linkcode UsageError}. */
+export function parseArgs(argv: string[]): CliArgs {
+  const out: CliArgs = { command: "help", dispatcher: {}, pool: {} };
+  const rest: string[] = [];
+  let json = false;
+  let watch = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf("=");
+    const [flag, inline] = arg.startsWith("--") && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    if (flag === "-h" || flag === "--help") return { ...out, command: "help" };
+    if (flag === "--json") {
+      json = true;
+      continue;
+    }
+    if (flag === "--watch") {
+      watch = true;
+      continue;
+    }
+    if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
+    const negated = flag.startsWith("--no-") ? FLAGS.find((f) => f.flags.includes(`--${flag.slice(5)}`)) : undefined;
+    const option = negated ?? FLAGS.find((f) => f.flags.includes(flag));
+    if (
+      option !== undefined &&
+      (negated === undefined || option.spec.flagDefault !== undefined || option.spec.negatable === true)
+    ) {
+      let value: unknown;
+      if (negated !== undefined) value = false;
+      else if (option.spec.flagDefault !== undefined && inline === undefined) value = option.spec.flagDefault;
+      else value = flagValue(flag, option.name, option.spec, inline ?? argv[++i]);
+      out[option.owner][option.name] = value;
+    } else if (arg.startsWith("-")) {
+      throw new UsageError(`unknown option ${arg} (see forkyard --help)`);
+    } else {
+      rest.push(arg);
+    }
+  }
+  if (rest.length === 0) return out;
+  if (rest[0] === "ctl") return { ...out, command: "ctl", ctl: { command: ctlCommand(rest.slice(1)), json } };
+  if (json) throw new UsageError("--json goes with ctl");
+  if (watch && rest[0] !== "serve") throw new UsageError("--watch goes with serve");
+  if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
+  if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);
+  return { ...out, command: "serve", target: rest[1], ...(watch ? { watch } : {}) };
+}
+
+/** `status`, `reload [POOL]`, `scale POOL N` or `stop` as a control command; throws {@linkcode UsageError}. */
+function ctlCommand(words: string[]): ControlCommand {
+  const [action, ...args] = words;
+  if (action === "status" && args.length === 0) return { cmd: "status" };
+  if (action === "stop" && args.length === 0) return { cmd: "stop" };
+  if (action === "reload" && args.length <= 1) {
+    return args.length === 0 ? { cmd: "reload" } : { cmd: "reload", pool: args[0] };
+  }
+  if (action === "scale" && args.length === 2) {
+    const workers = flagValue("scale", "workers", POOL_SCHEMA.workers, args[1]) as number;
+    return { cmd: "scale", pool: args[0], workers };
+  }
+  throw new UsageError(
+    `ctl takes status, reload [POOL], scale POOL N or stop, got ${JSON.stringify(words.join(" "))}`,
+  );
+}
+
+/**
+ * `PORT` and `HOST` from the environment, for the dispatcher options no flag set (as Heroku-style platforms and
+ * containers hand them over); throws {@linkcode UsageError} for a bad value.
+ */
+export function applyEnvironment(args: CliArgs, env: (name: string) => string | undefined): CliArgs {
+  const dispatcher = { ...args.dispatcher };
+  const port = env("PORT");
+  if (port !== undefined && port !== "" && dispatcher.port === undefined) {
+    dispatcher.port = flagValue("PORT", "port", DISPATCHER_SCHEMA.port, port);
+  }
+  const host = env("HOST");
+  if (host !== undefined && host !== "" && dispatcher.hostname === undefined) dispatcher.hostname = host;
+  return { ...args, dispatcher };
+}
