@@ -42,7 +42,10 @@ export { ApiHandler, type ApiHandlerClass, Worker, type WorkerClass, type Worker
 export { WorkerRequest } from "./src/worker/request.ts";
 export type { FetchApp } from "./src/worker/loop.ts";
 export { InvalidBody } from "./src/protocol/body.ts";
-export { type AnyFunction, api, type PathParams, type RouteDecorator, sync } from "./src/routing.ts";
+export { type AnyFunction, api, type PathParams, type RouteDecorator, sync, ws } from "./src/routing.ts";
+export { type WebSocketHandler, WorkerSocket } from "./src/worker/socket.ts";
+export { type AnySocket, publish, subscribe, unsubscribe } from "./src/websocket/pubsub.ts";
+export { upgradeWebSocket, type UpgradeWebSocketOptions } from "./src/websocket/upgrade.ts";
 export { sse, type SSEEvent, type SSEStream } from "./src/sse.ts";
 export type { WorkerLogger } from "./src/logging/worker_logger.ts";
 export type { ResolvedPoolOptions, WorkerPoolOptions } from "./src/pool_options.ts";

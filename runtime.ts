@@ -25,9 +25,12 @@ export type {
   Runtime,
   RuntimeName,
   ServeOptions,
+  ServerWebSocket,
   SignalName,
   SpawnOptions,
   SpillFiles,
   StaticHandler,
   StaticOptions,
+  WebSocketEvents,
+  WebSocketLimits,
 } from "./src/runtime.ts";

@@ -14,10 +14,12 @@ import type {
   ParentChannel,
   Runtime,
   ServeOptions,
+  ServerWebSocket,
   SignalName,
   SpawnOptions,
   SpillFiles,
   StaticOptions,
+  WebSocketEvents,
 } from "../src/runtime.ts";
 import { pump } from "./streams.ts";
 import {
@@ -52,6 +54,25 @@ interface BunServer {
   port: number;
   stop(closeActiveConnections?: boolean): Promise<void>;
   requestIP(request: Request): { address: string } | null;
+  upgrade(request: Request, options: { data: SocketData; headers?: Record<string, string> }): boolean;
+}
+interface SocketData {
+  events: WebSocketEvents;
+}
+interface BunWebSocket {
+  data: SocketData;
+  send(data: string | Uint8Array): number;
+  close(code?: number, reason?: string): void;
+  getBufferedAmount(): number;
+  readyState: number;
+}
+interface BunWebSocketHandler {
+  maxPayloadLength: number;
+  idleTimeout: number;
+  sendPings: boolean;
+  open(ws: BunWebSocket): void;
+  message(ws: BunWebSocket, message: string | Uint8Array): void;
+  close(ws: BunWebSocket, code: number, reason: string): void;
 }
 interface BunApi {
   spawn(options: {
@@ -66,8 +87,9 @@ interface BunApi {
     hostname: string;
     idleTimeout: number;
     tls?: { cert: string; key: string };
-    fetch(request: Request, server: BunServer): Response | Promise<Response>;
+    fetch(request: Request, server: BunServer): Response | undefined | Promise<Response | undefined>;
     error(error: Error): Response;
+    websocket?: BunWebSocketHandler;
   }): BunServer;
   stdin: { stream(): ReadableStream<Uint8Array> };
   stdout: { writer(): FileSink };
@@ -158,14 +180,25 @@ function parentChannel(): ParentChannel {
   };
 }
 
+/** What `fetch` returns for an accepted handshake: Bun answers it itself, so the server gets `undefined`. */
+const UPGRADED = new Response(null, { status: 200 });
+
 /** The peer of one request, read only when asked for. */
 class BunRequest implements AdapterRequest {
   #request: Request;
   #server: BunServer;
+  upgrade?: (events: WebSocketEvents, protocol: string | null) => Response;
 
-  constructor(request: Request, server: BunServer) {
+  constructor(request: Request, server: BunServer, websocket: boolean) {
     this.#request = request;
     this.#server = server;
+    if (websocket) {
+      this.upgrade = (events, protocol) => {
+        const headers = protocol === null ? undefined : { "sec-websocket-protocol": protocol };
+        if (!server.upgrade(request, { data: { events }, headers })) throw new Error("Invalid WebSocket handshake");
+        return UPGRADED;
+      };
+    }
   }
 
   remoteAddress(): string {
@@ -178,15 +211,49 @@ class BunRequest implements AdapterRequest {
   }
 }
 
+/** The socket Bun gives its handlers, as the dispatcher drives it. */
+function serverSocket(ws: BunWebSocket): ServerWebSocket {
+  return {
+    send: (data) => void ws.send(data),
+    close: (code, reason) => ws.close(code, reason),
+    bufferedAmount: () => ws.getBufferedAmount(),
+  };
+}
+
+/** Bun's WebSocket handlers, for the limits given: one set for the server, each socket's own events in its data. */
+function websocketHandler(limits: NonNullable<ServeOptions["websocket"]>): BunWebSocketHandler {
+  return {
+    maxPayloadLength: limits.maxMessageSize,
+    // Seconds; Bun pings a socket silent that long and closes it when nothing comes back.
+    idleTimeout: limits.idleTimeout > 0 ? Math.min(960, Math.max(1, Math.round(limits.idleTimeout / 1000))) : 0,
+    sendPings: true,
+    open: (ws) => ws.data.events.open(serverSocket(ws)),
+    message: (ws, message) =>
+      ws.data.events.message(
+        typeof message === "string" ? message : new Uint8Array(message.buffer, message.byteOffset, message.length),
+      ),
+    close: (ws, code, reason) => ws.data.events.close(code, reason),
+  };
+}
+
 function serve(options: ServeOptions): Promise<HttpServer> {
+  const limits = options.websocket;
   const server = Bun.serve({
     port: options.port,
     hostname: options.hostname,
     // Streams such as Server-Sent Events may stay quiet for long; the dispatcher owns timeouts.
     idleTimeout: 0,
     ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
-    fetch: (request, srv) => options.fetch(request, new BunRequest(request, srv)),
+    fetch: (request, srv) => {
+      if (limits === undefined || request.method !== "GET" || request.headers.get("upgrade") === null) {
+        return options.fetch(request, new BunRequest(request, srv, false));
+      }
+      // After server.upgrade() Bun has answered the handshake: fetch must return nothing.
+      return Promise.resolve(options.fetch(request, new BunRequest(request, srv, true)))
+        .then((response) => response === UPGRADED ? undefined : response);
+    },
     error: () => Response.json({ error: "Internal server error" }, { status: 500 }),
+    ...(limits !== undefined ? { websocket: websocketHandler(limits) } : {}),
   });
   return Promise.resolve({
     port: server.port,

@@ -13,10 +13,13 @@ import type {
   ParentChannel,
   Runtime,
   ServeOptions,
+  ServerWebSocket,
   SignalName,
   SpawnOptions,
   SpillFiles,
   StaticOptions,
+  WebSocketEvents,
+  WebSocketLimits,
 } from "../src/runtime.ts";
 import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
 import { pump } from "./streams.ts";
@@ -339,9 +342,15 @@ function redirectStdout(onText: (text: string) => void): void {
 /** The peer of one request, read only when asked for. */
 class DenoRequest implements AdapterRequest {
   #info: Deno.ServeHandlerInfo;
+  upgrade?: (events: WebSocketEvents, protocol: string | null) => Response;
 
-  constructor(info: Deno.ServeHandlerInfo) {
+  constructor(info: Deno.ServeHandlerInfo, request: Request, limits: WebSocketLimits | undefined) {
     this.#info = info;
+    if (
+      limits !== undefined && request.method === "GET" && request.headers.get("upgrade")?.toLowerCase() === "websocket"
+    ) {
+      this.upgrade = (events, protocol) => upgradeDeno(request, limits, events, protocol);
+    }
   }
 
   remoteAddress(): string {
@@ -352,6 +361,39 @@ class DenoRequest implements AdapterRequest {
     // Deno's Response copied its body when it was made (the fetch standard's "copy of the bytes").
     listener();
   }
+}
+
+/** Accepts a WebSocket handshake with `Deno.upgradeWebSocket`; Deno pings an idle socket itself. */
+function upgradeDeno(
+  request: Request,
+  limits: WebSocketLimits,
+  events: WebSocketEvents,
+  protocol: string | null,
+): Response {
+  const { socket, response } = Deno.upgradeWebSocket(request, {
+    idleTimeout: limits.idleTimeout > 0 ? Math.max(1, Math.round(limits.idleTimeout / 1000)) : 0,
+    ...(protocol !== null ? { protocol } : {}),
+  });
+  socket.binaryType = "arraybuffer";
+  const server: ServerWebSocket = {
+    send: (data) => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(data);
+    },
+    close: (code, reason) => {
+      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+        socket.close(code, reason);
+      }
+    },
+    bufferedAmount: () => socket.bufferedAmount,
+  };
+  socket.onopen = () => events.open(server);
+  socket.onmessage = (event) => {
+    const data = event.data;
+    events.message(typeof data === "string" ? data : new Uint8Array(data as ArrayBuffer));
+  };
+  // Deno reports 0 for a connection that broke without a close frame: 1006, as the web's WebSocket says.
+  socket.onclose = (event) => events.close(event.code >= 1000 ? event.code : 1006, event.reason);
+  return response;
 }
 
 /** How long after its listener failed (out of descriptors) the server listens again, doubling to the last. */
@@ -381,7 +423,7 @@ function serve(options: ServeOptions): Promise<HttpServer> {
       },
       (request, info) => {
         failures = 0;
-        return options.fetch(request, new DenoRequest(info));
+        return options.fetch(request, new DenoRequest(info, request, options.websocket));
       },
     );
     server.finished.catch((error) => {

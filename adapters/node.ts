@@ -7,7 +7,7 @@
 
 import { spawn as spawnProcess } from "node:child_process";
 import { createServer as createHttpsServer } from "node:https";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server as HttpServerNode, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
 import * as fs from "node:fs";
@@ -121,6 +121,10 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
   warmNextTick();
   // Loaded here, not at the top: worker processes never serve HTTP.
   const { serve: honoServe } = await import("@hono/node-server");
+  const attachWebSockets = options.websocket
+    ? await (await import("./node_websocket.ts")).webSockets(options.websocket)
+    : null;
+  let stopPinging = () => {};
   return await new Promise((resolve, reject) => {
     const server = honoServe(
       {
@@ -145,6 +149,7 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
               const http = server as { closeIdleConnections(): void; closeAllConnections(): void };
               const sweep = setInterval(() => http.closeIdleConnections(), 50);
               const force = graceMs === undefined ? undefined : setTimeout(() => http.closeAllConnections(), graceMs);
+              stopPinging();
               server.close(() => {
                 clearInterval(sweep);
                 clearTimeout(force);
@@ -156,6 +161,7 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
       },
     );
     server.once("error", reject);
+    if (attachWebSockets !== null) stopPinging = attachWebSockets(server as HttpServerNode, options.fetch);
     if (options.maxConnections) server.maxConnections = options.maxConnections;
     if (options.headersTimeout) {
       // Node's headersTimeout starts at a request's first byte: a connection that sends none is closed here.

@@ -56,6 +56,11 @@ export interface WorkerPoolOptions {
   /** Retry a GET or HEAD request once on another worker when its worker died. @default {false} */
   retryIdempotent?: boolean;
   /**
+   * Time a replaced worker (reload, recycling, scaling down) keeps its open WebSockets before they are closed with
+   * 1012, so that their clients reconnect to the new workers. @default {10000}
+   */
+  wsDrainTimeout?: number;
+  /**
    * An HTTP health check of each worker: a GET of `path` (below the mount for app pools) every `interval` ms
    * (default 10000); an answer that is not 2xx, or none within `timeout` ms (default 2000), `retries` times in a row
    * (default 3) gets the worker replaced. Off by default.
@@ -180,6 +185,13 @@ export const POOL_SCHEMA: Schema = {
     min: 1,
     flags: ["--concurrency"],
     doc: "Requests one worker handles at the same time; more wait in the dispatcher",
+  },
+  wsDrainTimeout: {
+    type: "integer",
+    default: 10_000,
+    min: 0,
+    max: MAX_MS,
+    doc: "Time a replaced worker keeps its WebSockets before they are closed with 1012",
   },
   retryIdempotent: {
     type: "boolean",

@@ -101,6 +101,8 @@ export interface RouteSpec {
 export const API_ROUTES: unique symbol = Symbol.for("forkyard.api");
 /** Marker for `@sync` routes. */
 export const SYNC_ROUTES: unique symbol = Symbol.for("forkyard.sync");
+/** Marker for `@ws` routes. */
+export const WS_ROUTES: unique symbol = Symbol.for("forkyard.ws");
 
 /** Any function: what a route decorator accepts. */
 // deno-lint-ignore no-explicit-any
@@ -123,7 +125,7 @@ function checkMethods(kind: string, methods: string[]): string[] {
 
 function routeDecorator(key: symbol, kind: string, pattern: string, methods: string[]): RouteDecorator {
   if (kind === "api" && pattern !== "") compilePattern(pattern);
-  if (kind === "sync") compilePattern(pattern);
+  if (kind === "sync" || kind === "ws") compilePattern(pattern);
   const spec: RouteSpec = { pattern, methods: checkMethods(kind, methods) };
   return <F extends AnyFunction>(method: F, _context?: ClassMethodDecoratorContext): F => {
     if (typeof method !== "function") throw new TypeError(`@${kind}("${pattern}") must decorate a method`);
@@ -186,6 +188,34 @@ export function api(pattern: string, ...methods: string[]): RouteDecorator {
  */
 export function sync(pattern: string, ...methods: string[]): RouteDecorator {
   return routeDecorator(SYNC_ROUTES, "sync", pattern, methods);
+}
+
+/**
+ * Declares a worker's WebSocket route. The method is called with the handshake's request and returns the socket's
+ * handlers (`onOpen`, `onMessage`, `onClose`); returning a `Response` instead refuses the handshake with it.
+ * A plain HTTP request to the route gets 426.
+ *
+ * @example A chat room across workers
+ * ```ts
+ * import { publish, subscribe, type WebSocketHandler, Worker, type WorkerRequest, ws } from "@forkyard/forkyard";
+ *
+ * class Chat extends Worker {
+ *   @ws("/chat/{room}")
+ *   room(req: WorkerRequest): WebSocketHandler {
+ *     const topic = `room:${req.pathParams.room}`;
+ *     return {
+ *       onOpen: (socket) => subscribe(socket, topic),
+ *       onMessage: (_socket, data) => publish(topic, data),
+ *     };
+ *   }
+ * }
+ * ```
+ *
+ * @param pattern The path pattern, as for `@api`.
+ * @returns A method decorator.
+ */
+export function ws(pattern: string): RouteDecorator {
+  return routeDecorator(WS_ROUTES, "ws", pattern, []);
 }
 
 /** A matched route's target. */
@@ -327,6 +357,15 @@ export function workerRoutes(cls: RoutedClass): WorkerRoute[] {
   }
   for (const { fn, specs } of decoratedMethods(cls.prototype, API_ROUTES)) {
     for (const spec of specs) out.push({ pattern: spec.pattern || "/", methods: spec.methods, fn, handler: null });
+  }
+  return out;
+}
+
+/** Every `@ws` route of a worker class: its own methods' (WebSocket routes are not read from `ApiHandler`s). */
+export function socketRoutes(cls: RoutedClass): WorkerRoute[] {
+  const out: WorkerRoute[] = [];
+  for (const { fn, specs } of decoratedMethods(cls.prototype, WS_ROUTES)) {
+    for (const spec of specs) out.push({ pattern: spec.pattern, methods: [], fn, handler: null });
   }
   return out;
 }

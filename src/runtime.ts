@@ -100,6 +100,39 @@ export interface ServeOptions {
    * without a free descriptor) and the adapter will listen again after `retryMs`.
    */
   onListenerFailed?: (error: unknown, retryMs: number) => void;
+  /** Limits for the WebSockets the server accepts (see {@linkcode AdapterRequest.upgrade}). */
+  websocket?: WebSocketLimits;
+}
+
+/** Limits for accepted WebSockets, enforced by the adapter with what its runtime offers. */
+export interface WebSocketLimits {
+  /**
+   * Milliseconds a WebSocket may stay silent: the server pings it then, and closes it when no pong (or any other
+   * frame) comes within about as long again.
+   */
+  idleTimeout: number;
+  /** Largest message in bytes a client may send; a larger one closes the socket with 1009. */
+  maxMessageSize: number;
+}
+
+/** A WebSocket the server accepted, as the dispatcher drives it. */
+export interface ServerWebSocket {
+  /** Sends a text (string) or binary message; does nothing once the socket is closing. */
+  send(data: string | Uint8Array): void;
+  /** Starts the closing handshake; the socket is cut after a few seconds if the client does not answer. */
+  close(code: number, reason: string): void;
+  /** Bytes given to `send` that the runtime has not written to the connection yet. */
+  bufferedAmount(): number;
+}
+
+/** What the adapter tells the dispatcher about an accepted WebSocket, in this order: open, messages, close once. */
+export interface WebSocketEvents {
+  /** The handshake is done; `socket` sends from now on. */
+  open(socket: ServerWebSocket): void;
+  /** A message from the client: text as a string, binary as bytes. */
+  message(data: string | Uint8Array): void;
+  /** The socket closed, with the code and reason the closing side gave (1006: the connection broke). */
+  close(code: number, reason: string): void;
 }
 
 /**
@@ -127,6 +160,12 @@ export interface AdapterRequest {
    * (@hono/node-server on Node). The dispatcher then reads later bodies into them.
    */
   afterResponse?(listener: () => void): void;
+  /**
+   * Present only on a WebSocket handshake (`GET` with `Upgrade: websocket`): accepts it, and returns what the
+   * server's `fetch` must return for it. `protocol` is the subprotocol chosen, if any. Throws when the handshake is
+   * malformed (the dispatcher answers 400).
+   */
+  upgrade?: (events: WebSocketEvents, protocol: string | null) => Response;
 }
 
 /**

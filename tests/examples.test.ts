@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { getJson, runtime, start } from "./helpers.ts";
+import { type Conn, open } from "./ws_client.ts";
 
 const file = (path: string) => fileURLToPath(new URL(`../${path}`, import.meta.url));
 
@@ -84,6 +85,38 @@ describe(`examples (${runtime.name})`, () => {
       );
       const fib = await getJson(`${url}/api/compute/fib/20`, { headers: { "x-api-key": "demo-key" } });
       assert.equal(fib.body.result, 6765);
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0);
+    }
+  });
+
+  test("the chat example serves its page, and a line said in a room reaches every member on either worker", async () => {
+    const { proc, url } = await example("examples/chat.ts");
+    try {
+      const page = await fetch(`${url}/`);
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+      assert.match(await page.text(), /new WebSocket/);
+      const ws = url.replace("http:", "ws:");
+      const members: Conn[] = [];
+      const workers = new Set<string>();
+      for (let i = 0; i < 6 && workers.size < 2; i++) {
+        const conn = await open(`${ws}/chat/demo`);
+        const hello = JSON.parse(String(await conn.next())) as { text: string };
+        workers.add(/worker (\d+)/.exec(hello.text)![1]);
+        members.push(conn);
+      }
+      assert.equal(workers.size, 2, "members on both workers");
+      // Each member hears the later ones join; skip to the line said.
+      members[0].ws.send("hello, room");
+      for (const member of members) {
+        for (;;) {
+          const said = JSON.parse(String(await member.next())) as { text: string };
+          if (said.text === "hello, room") break;
+        }
+      }
+      for (const member of members) member.ws.close();
     } finally {
       proc.child.kill("SIGTERM");
       assert.equal((await proc.exited).code, 0);

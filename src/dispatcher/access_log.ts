@@ -18,6 +18,8 @@ export interface AccessTrail {
   requestId: string | null;
   /** The request headers as the dispatcher read them (flat, names in lower case), or `null`. */
   headers: readonly string[] | null;
+  /** The status to log when the answer's own says less (101 for an accepted WebSocket); 0: the answer's. */
+  status: number;
   /** The request in the pool: its worker and its answer's size. */
   pending:
     | { readonly worker: { readonly slot: { readonly id: number } } | null; readonly responseBytes: number }
@@ -26,7 +28,15 @@ export interface AccessTrail {
 
 /** A fresh trail for a request arriving now. */
 export function newTrail(): AccessTrail {
-  return { started: performance.now(), forwarded: false, pool: null, requestId: null, headers: null, pending: null };
+  return {
+    started: performance.now(),
+    forwarded: false,
+    pool: null,
+    requestId: null,
+    headers: null,
+    status: 0,
+    pending: null,
+  };
 }
 
 /** One access record's properties. */
@@ -120,7 +130,7 @@ export function accessEntry(
     remoteAddress,
     method: request.method,
     url: requestTarget(request.url),
-    status: response.status,
+    status: trail.status || response.status,
     bytes,
     duration: performance.now() - trail.started,
     pool: trail.pool,

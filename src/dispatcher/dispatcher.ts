@@ -11,11 +11,13 @@ import { loadRuntime } from "../detect.ts";
 import { flushLogs } from "../logging/line_buffer.ts";
 import type { PendingRequest, WorkerPool, WorkerResponse } from "../pool.ts";
 import { type Body, InvalidBody } from "../protocol/body.ts";
-import type { RequestHeader } from "../protocol/frames.ts";
+import type { RequestHeader, ResponseHeader } from "../protocol/frames.ts";
 import { errorResponse, flattenHeaders, toResponse } from "../protocol/results.ts";
 import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "../routing.ts";
 import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
+import type { CloseSocket, SocketLink } from "../supervisor/pending.ts";
+import type { SocketHub } from "./socket_hub.ts";
 import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
 import { takeAdopter } from "./adoption.ts";
 import { Client, RejectRequest } from "./client.ts";
@@ -111,6 +113,8 @@ export class Dispatcher {
   /** The supervisor running each pool, once run() started them. */
   #supervisorOf = new Map<WorkerPool, Supervisor>();
   #fallback: WorkerPool | undefined;
+  /** The WebSockets accepted, pinned to their workers, and their topics. */
+  #sockets: SocketHub | undefined;
   #pending = 0;
   #nextId = 1;
   #stopping = false;
@@ -211,10 +215,18 @@ export class Dispatcher {
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
     this.#runtime = runtime;
     // Loaded here, not at the top: worker processes re-run the program and need neither.
-    const [logtape, { Supervisor }] = await Promise.all([
+    const [logtape, { Supervisor }, { SocketHub }, { setPubSub }] = await Promise.all([
       import("../logging/logtape.ts"),
       import("../supervisor/supervisor.ts"),
+      import("./socket_hub.ts"),
+      import("../websocket/pubsub.ts"),
     ]);
+    const sockets = new SocketHub({
+      maxMessageSize: this.options.wsMaxMessageSize,
+      maxBuffered: this.options.wsMaxBuffered,
+    });
+    this.#sockets = sockets;
+    setPubSub({ publish: (topic, data) => sockets.publish(topic, data) });
     this.#logtape = logtape;
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
@@ -230,6 +242,7 @@ export class Dispatcher {
         answered: this.#hasOnResponse ? (response, p) => this.#answered(response, p) : undefined,
         log: (record) => this.#onWorkerLog(record),
         logger: this.#logtape.getLogger(["forkyard", "pool", pool.name]),
+        sockets,
       });
       pool.attach(supervisor);
       this.#supervisors.push(supervisor);
@@ -293,6 +306,7 @@ export class Dispatcher {
         headersTimeout: this.options.headersTimeout,
         idleTimeout: this.options.idleTimeout,
         maxConnections: this.options.maxConnections,
+        websocket: { idleTimeout: this.options.wsIdleTimeout, maxMessageSize: this.options.wsMaxMessageSize },
         onListenerFailed: (error, retryMs) =>
           this.#log.error("The listener failed ({reason}); listening again in {retryMs} ms", {
             reason: firstLine(error),
@@ -555,6 +569,8 @@ export class Dispatcher {
     const wire: RequestHeader = { i: id, m: client.method, p: path, q: client.rawQuery, h: headers, x: trace };
     if (client.contentType !== null) wire.t = client.contentType;
     if (incoming.rawPath !== path) wire.r = incoming.rawPath;
+    const upgrade = incoming.extras.upgrade !== undefined;
+    if (upgrade) wire.u = 1;
     this.#pending++;
     let resolve!: (response: Response) => void;
     const answer = new Promise<Response>((r) => (resolve = r));
@@ -565,7 +581,38 @@ export class Dispatcher {
     }
     const pending = supervisor.request(id, client, wire, body, resolve, incoming.extras);
     if (trail !== undefined) trail.pending = pending;
+    // The worker's answer comes in a later frame: the handshake's acceptance can be set up now.
+    if (upgrade) pending.upgrade = (link, h) => this.#upgrade(id, incoming.extras, link, h, resolve, trace);
     return answer;
+  }
+
+  /**
+   * A WebSocket handshake its worker accepted: the runtime answers it, and the socket stays pinned to that worker.
+   * Returns how to close it, or `null` when the handshake was malformed (the client gets 400).
+   */
+  #upgrade(
+    id: number,
+    extras: AdapterRequest,
+    link: SocketLink,
+    answer: ResponseHeader,
+    resolve: (response: Response) => void,
+    trace: string,
+  ): CloseSocket | null {
+    const accepted = this.#sockets!.accept(id, link);
+    const headers = answer.h ?? [];
+    const at = headers.indexOf("sec-websocket-protocol");
+    const protocol = at >= 0 && at % 2 === 0 ? headers[at + 1] : null;
+    const trail = this.#observer?.trail(extras);
+    if (trail !== undefined) trail.status = 101;
+    try {
+      resolve(extras.upgrade!(accepted.events, protocol));
+      return accepted.close;
+    } catch (error) {
+      this.#log.debug("WebSocket handshake refused by the runtime: {reason}", { reason: firstLine(error) });
+      accepted.close(1006, "Handshake failed", true);
+      resolve(errorResponse(400, "Bad request", { "x-request-id": trace }));
+      return null;
+    }
   }
 
   async #runSync(
@@ -668,6 +715,8 @@ export class Dispatcher {
     this.#admin?.closeStreams();
     const closingAdmin = this.#adminServer?.close(CLOSE_MARGIN_MS).catch(() => {});
     const closingControl = this.#closeControl?.();
+    // WebSockets never finish by themselves: closed with 1001 (going away), their workers told.
+    this.#sockets?.closeAll(1001, "Server shutting down");
     if (this.#pending > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {

@@ -34,6 +34,18 @@ export interface DispatcherOptions {
   idleTimeout?: number;
   /** Connections served at once; more are closed as they arrive (Node). 0: no limit. @default {0} */
   maxConnections?: number;
+  /**
+   * Time a WebSocket may stay silent before the server pings it; one that does not answer within about as long
+   * again is closed. 0: never. @default {60000}
+   */
+  wsIdleTimeout?: number;
+  /** Largest WebSocket message in bytes a client may send; a larger one closes the socket with 1009. @default {16777216} */
+  wsMaxMessageSize?: number;
+  /**
+   * Bytes that may wait to be written to one WebSocket client; a client that falls further behind is closed with
+   * 1008, so that a slow reader cannot grow the dispatcher's memory. @default {16777216}
+   */
+  wsMaxBuffered?: number;
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: string; key: string };
   /**
@@ -119,6 +131,25 @@ export const DISPATCHER_SCHEMA: Schema = {
     min: 1,
     max: MAX_MS,
     doc: "Time a keep-alive connection may stay idle between requests (ms; Node)",
+  },
+  wsIdleTimeout: {
+    type: "integer",
+    default: 60_000,
+    min: 0,
+    max: MAX_MS,
+    doc: "Time a WebSocket may stay silent before it is pinged, and closed without an answer (ms); 0: never",
+  },
+  wsMaxMessageSize: {
+    type: "integer",
+    default: 16 * 1024 * 1024,
+    min: 1,
+    doc: "Largest WebSocket message a client may send, in bytes; larger closes the socket with 1009",
+  },
+  wsMaxBuffered: {
+    type: "integer",
+    default: 16 * 1024 * 1024,
+    min: 1,
+    doc: "Bytes that may wait to be written to one WebSocket client before it is closed with 1008",
   },
   maxConnections: {
     type: "integer",

@@ -213,6 +213,8 @@ export class FrameWriter<M extends object = FrameHeaders> {
   #len = 0;
   /** Pieces ready for the sink, in order, when a large body split the buffer. */
   #parts: Uint8Array[] = [];
+  /** Bytes in `#parts`. */
+  #queued = 0;
   #scheduled = false;
   #blocked: Promise<void> | undefined;
   #sink: ByteSink;
@@ -250,7 +252,10 @@ export class FrameWriter<M extends object = FrameHeaders> {
 
   /** Moves the buffered bytes to the list of parts; the buffer's rest stays usable. */
   #cut() {
-    if (this.#len > this.#start) this.#parts.push(this.#buf.subarray(this.#start, this.#len));
+    if (this.#len > this.#start) {
+      this.#parts.push(this.#buf.subarray(this.#start, this.#len));
+      this.#queued += this.#len - this.#start;
+    }
     this.#start = this.#len;
   }
 
@@ -317,6 +322,7 @@ export class FrameWriter<M extends object = FrameHeaders> {
       this.#cut();
       if (body instanceof Uint8Array) this.#parts.push(body);
       else for (const chunk of body) if (chunk.length > 0) this.#parts.push(chunk);
+      this.#queued += blen;
     }
     this.#schedule();
   }
@@ -350,6 +356,7 @@ export class FrameWriter<M extends object = FrameHeaders> {
     if (this.#parts.length === 0) return;
     const parts = this.#parts;
     this.#parts = [];
+    this.#queued = 0;
     // The sink may keep the bytes until they are written: never write into them again.
     if (this.#start > this.#buf.length / 2) {
       this.#buf = new Uint8Array(BUFFER_SIZE);
@@ -391,10 +398,19 @@ export class FrameWriter<M extends object = FrameHeaders> {
     }
   }
 
+  /**
+   * Bytes queued and not yet handed to the sink: while the sink is full (the other side reads slowly), what waits
+   * here grows.
+   */
+  get queued(): number {
+    return this.#queued + this.#len - this.#start;
+  }
+
   /** Drops everything queued and ignores later frames. */
   close(): void {
     this.#closed = true;
     this.#parts = [];
+    this.#queued = 0;
     this.#start = this.#len;
   }
 }

@@ -23,6 +23,12 @@ export const F = {
   STOP: 5,
   /** The dispatcher read one of the worker's spill files: {@linkcode SpillHeader}; the worker may write it again. */
   RELEASE: 6,
+  /** The client of an accepted WebSocket is connected: {@linkcode IdHeader}. */
+  WS_OPEN: 7,
+  /** A client's WebSocket message: {@linkcode MessageHeader}, the bytes (text as UTF-8) as the frame's body. */
+  WS_MESSAGE: 8,
+  /** A WebSocket closed, whoever closed it: {@linkcode CloseHeader}. The worker hears nothing more of it. */
+  WS_CLOSED: 9,
   /** `setup()` finished: the worker takes requests. No header. */
   READY: 32,
   /** Sent every `heartbeatInterval`: {@linkcode HeartbeatHeader}. */
@@ -45,6 +51,16 @@ export const F = {
   RESUME: 41,
   /** The worker read one of the dispatcher's spill files: {@linkcode SpillHeader}. */
   RELEASED: 42,
+  /** A message to a WebSocket's client: {@linkcode MessageHeader}, the bytes as the frame's body. */
+  WS_SEND: 43,
+  /** The worker closes a WebSocket: {@linkcode CloseHeader}. */
+  WS_CLOSE: 44,
+  /** A WebSocket subscribes to a topic: {@linkcode TopicHeader}. */
+  SUBSCRIBE: 45,
+  /** A WebSocket leaves a topic: {@linkcode TopicHeader}. */
+  UNSUBSCRIBE: 46,
+  /** A message for every WebSocket subscribed to a topic: {@linkcode PublishHeader}, the bytes as the body. */
+  PUBLISH: 47,
 } as const;
 
 /** A frame type: one of the values of {@linkcode F}. */
@@ -96,6 +112,11 @@ export interface RequestHeader {
   r?: string;
   /** The request's trace id (`X-Request-ID`); it travels here, not in `h`. */
   x?: string;
+  /**
+   * Set for a WebSocket handshake: a `RESPONSE` with status 101 accepts it (its `h` may name the subprotocol in
+   * `sec-websocket-protocol`), and the request id becomes the socket's id; any other answer refuses it.
+   */
+  u?: 1;
 }
 
 /** Why a request is cancelled. */
@@ -163,6 +184,40 @@ export interface EndHeader {
   e?: 1;
 }
 
+/** `WS_MESSAGE` and `WS_SEND`. */
+export interface MessageHeader {
+  /** Socket id (the handshake's request id). */
+  i: number;
+  /** Set for a binary message; else the body is UTF-8 text. */
+  b?: 1;
+}
+
+/** `WS_CLOSE` and `WS_CLOSED`. */
+export interface CloseHeader {
+  /** Socket id. */
+  i: number;
+  /** Close code. */
+  c: number;
+  /** Close reason. */
+  r: string;
+}
+
+/** `SUBSCRIBE` and `UNSUBSCRIBE`. */
+export interface TopicHeader {
+  /** Socket id. */
+  i: number;
+  /** Topic. */
+  t: string;
+}
+
+/** `PUBLISH`. */
+export interface PublishHeader {
+  /** Topic. */
+  t: string;
+  /** Set for a binary message. */
+  b?: 1;
+}
+
 /** The header each frame type carries (`undefined`: none). */
 export interface FrameHeaders {
   [F.INIT]: InitHeader;
@@ -171,6 +226,9 @@ export interface FrameHeaders {
   [F.CANCEL]: CancelHeader;
   [F.STOP]: undefined;
   [F.RELEASE]: SpillHeader;
+  [F.WS_OPEN]: IdHeader;
+  [F.WS_MESSAGE]: MessageHeader;
+  [F.WS_CLOSED]: CloseHeader;
   [F.READY]: undefined;
   [F.HEARTBEAT]: HeartbeatHeader;
   [F.RESPONSE]: ResponseHeader;
@@ -182,4 +240,9 @@ export interface FrameHeaders {
   [F.PAUSE]: undefined;
   [F.RESUME]: undefined;
   [F.RELEASED]: SpillHeader;
+  [F.WS_SEND]: MessageHeader;
+  [F.WS_CLOSE]: CloseHeader;
+  [F.SUBSCRIBE]: TopicHeader;
+  [F.UNSUBSCRIBE]: TopicHeader;
+  [F.PUBLISH]: PublishHeader;
 }

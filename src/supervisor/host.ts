@@ -21,6 +21,8 @@ export interface PoolHost {
   log(record: LogRecord): void;
   /** The pool's own logger (LogTape is the dispatcher's to load). */
   logger: Logger;
+  /** Where frames about WebSockets go (sends, closes, topics); without it they are dropped. */
+  sockets?: { fromWorker(type: number, header: unknown, body: Uint8Array, lent: boolean): void };
   /** The supervisor's time; the system clock when absent. */
   clock?: Clock;
 }

@@ -8,8 +8,23 @@
 import type { Client } from "../dispatcher/client.ts";
 import type { PendingRequest, WorkerPool } from "../pool.ts";
 import type { Body } from "../protocol/body.ts";
-import type { RequestHeader } from "../protocol/frames.ts";
+import type { FrameWriter } from "../protocol/codec.ts";
+import type { RequestHeader, ResponseHeader } from "../protocol/frames.ts";
 import type { AdapterRequest } from "../runtime.ts";
+
+/** The worker a WebSocket is pinned to, as the dispatcher's socket hub sees it. */
+export interface SocketLink {
+  /** The worker's channel. */
+  readonly writer: FrameWriter;
+  /** Socket `id` closed: its worker serves one socket fewer. */
+  closed(id: number): void;
+}
+
+/** Closes a socket from the dispatcher's side; `tell`: whether its worker hears of it. */
+export type CloseSocket = (code: number, reason: string, tell: boolean) => void;
+
+/** Accepts a WebSocket handshake its worker answered with 101; returns how to close the socket, or `null`. */
+export type AcceptSocket = (link: SocketLink, answer: ResponseHeader) => CloseSocket | null;
 
 /** One request on its way through a pool; `W` is what serves it (a worker process). */
 export class Pending<W = unknown> implements PendingRequest {
@@ -34,6 +49,8 @@ export class Pending<W = unknown> implements PendingRequest {
   responseBytes = -1;
   /** The stream of a streamed answer, once it began. */
   stream: ReadableStreamDefaultController<Uint8Array> | null = null;
+  /** For a WebSocket handshake: what accepts it when its worker answers 101. */
+  upgrade: AcceptSocket | null = null;
 
   constructor(
     id: number,

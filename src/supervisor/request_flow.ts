@@ -38,6 +38,8 @@ export interface FlowContext {
   atLimit(worker: WorkerProcess): void;
   /** `worker` answered a request (it may be due for recycling). */
   answeredBy(worker: WorkerProcess): void;
+  /** A WebSocket pinned to `worker` closed. */
+  socketClosed(worker: WorkerProcess): void;
 }
 
 /** Whether `w` may take a new request now. */
@@ -75,15 +77,36 @@ export class RequestFlow {
     if (p === undefined) {
       // timed out or cancelled: the client has its answer
       this.#context.answers.discard(body, lent);
+      if (h.s === 101) worker.writer.send(F.WS_CLOSED, { i: h.i, c: 1006, r: "" });
       return;
     }
     worker.inflight.delete(h.i);
     worker.busy--;
     worker.served++;
-    this.#context.answers.complete(p, h, body, lent);
+    if (h.s === 101) this.#accepted(worker, p, h);
+    else this.#context.answers.complete(p, h, body, lent);
     this.#context.answeredBy(worker);
     this.next(worker);
   }
+  /** A WebSocket handshake its worker accepted: the socket stays pinned to `worker`. */
+  #accepted(worker: WorkerProcess, p: Pending<WorkerProcess>, h: ResponseHeader) {
+    if (p.upgrade === null) {
+      // 101 to a request that was no handshake: the worker is confused.
+      this.#context.answers.fail(p, failure(p, 502, "Worker failed"));
+      return;
+    }
+    // The handshake's answer is the runtime's (the upgrade), given by p.upgrade.
+    const close = p.upgrade({
+      writer: worker.writer,
+      closed: (id) => {
+        if (worker.sockets.delete(id)) this.#context.socketClosed(worker);
+      },
+    }, h);
+    if (close !== null) worker.sockets.set(p.requestId, close);
+    p.resolve = null;
+    this.#context.host.finished(p);
+  }
+
   /** A worker's streamed answer begins. */
   started(worker: WorkerProcess, h: StartHeader) {
     const p = worker.inflight.get(h.i);
@@ -168,7 +191,7 @@ export class RequestFlow {
     if (worker.inflight.size === 0) worker.idleSince = this.#context.clock.now();
     if (isServing(worker.state)) {
       if (this.#queue.size > 0) this.drain();
-    } else if (worker.state === "draining" && worker.inflight.size === 0) {
+    } else if (worker.state === "draining" && worker.inflight.size === 0 && worker.sockets.size === 0) {
       worker.writer.send(F.STOP);
     }
   }

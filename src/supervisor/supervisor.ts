@@ -10,6 +10,7 @@
 import type { Logger } from "@logtape/logtape";
 import { MAX_RESTART_DELAY, type PoolRequest, type PoolRunner, type PoolStatus, type WorkerPool } from "../pool.ts";
 import type { Client } from "../dispatcher/client.ts";
+import { CLOSE } from "../dispatcher/socket_hub.ts";
 import type { Body } from "../protocol/body.ts";
 import {
   type EndHeader,
@@ -93,6 +94,11 @@ export class Supervisor implements PoolRunner {
       atLimit: (worker) =>
         this.#retireAtLimit(worker, `took ${worker.assigned} requests (maxRequests)`, "max_requests"),
       answeredBy: (worker) => this.#recycleIfDue(worker),
+      socketClosed: (worker) => {
+        if (worker.state === "draining" && worker.inflight.size === 0 && worker.sockets.size === 0) {
+          worker.writer.send(F.STOP);
+        }
+      },
     });
     this.#launcher = new Launcher(pool, host.runtime, this.#log, {
       frame: (worker, type, header, body, lent) => this.#onFrame(worker, type, header, body, lent),
@@ -268,6 +274,13 @@ export class Supervisor implements PoolRunner {
         worker.paused = false;
         this.#flow.drain();
         return;
+      case F.WS_SEND:
+      case F.WS_CLOSE:
+      case F.SUBSCRIBE:
+      case F.UNSUBSCRIBE:
+      case F.PUBLISH:
+        this.#host.sockets?.fromWorker(type, header, body, lent);
+        return;
       default:
         this.#kill(worker, `sent an unknown frame type ${type}`, "garbage", "SIGKILL");
     }
@@ -345,6 +358,7 @@ export class Supervisor implements PoolRunner {
     worker.child.kill(signal);
     // In-flight requests fail now, not when the process is finally gone.
     this.#flow.failInflight(worker);
+    this.#closeSockets(worker, CLOSE.WORKER_FAILED, "Worker failed", false);
   }
 
   #onExit(worker: WorkerProcess, status: ExitStatus) {
@@ -353,6 +367,7 @@ export class Supervisor implements PoolRunner {
     worker.writer.close();
     this.#removeSpills(worker.child.pid);
     this.#flow.failInflight(worker);
+    this.#closeSockets(worker, CLOSE.WORKER_FAILED, "Worker failed", false);
     const slot = worker.slot;
     if (slot.standby === worker) {
       slot.standby = null;
@@ -434,7 +449,10 @@ export class Supervisor implements PoolRunner {
         this.#log.info("Pool {pool} recovered", { pool: this.pool.name });
       }
     }
-    for (const w of this.#draining) this.#watch(w, now);
+    for (const w of this.#draining) {
+      this.#watch(w, now);
+      if (w.sockets.size > 0 && now >= w.socketsUntil) this.#closeSockets(w, CLOSE.RESTART, "Service restart", true);
+    }
     if (opts.maxWorkers > opts.minWorkers && !this.#stopping) this.#autoscale(now);
   }
 
@@ -578,7 +596,15 @@ export class Supervisor implements PoolRunner {
     this.#draining.add(worker);
     if (worker.slot.worker === worker) worker.slot.worker = null;
     if (worker.slot.standby === worker) worker.slot.standby = null;
-    if (worker.inflight.size === 0) worker.writer.send(F.STOP);
+    worker.socketsUntil = this.#clock.now() + this.pool.options.wsDrainTimeout;
+    if (worker.inflight.size === 0 && worker.sockets.size === 0) worker.writer.send(F.STOP);
+  }
+
+  /** Closes the WebSockets pinned to `worker`; `tell`: whether it hears of it (not when it is gone). */
+  #closeSockets(worker: WorkerProcess, code: number, reason: string, tell: boolean) {
+    if (worker.sockets.size === 0) return;
+    for (const close of [...worker.sockets.values()]) close(code, reason, tell);
+    worker.sockets.clear();
   }
 
   /** Stops every worker: asks nicely, then kills after `graceMs`. */

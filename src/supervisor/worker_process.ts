@@ -8,7 +8,7 @@ import type { FrameWriter } from "../protocol/codec.ts";
 import { IdTable } from "../id_table.ts";
 import type { ChildProcess } from "../runtime.ts";
 import type { HealthState } from "./health_check.ts";
-import type { Pending } from "./pending.ts";
+import type { CloseSocket, Pending } from "./pending.ts";
 
 /**
  * Where a worker process is in its life:
@@ -68,6 +68,10 @@ export class WorkerProcess {
   state: WorkerState = "starting";
   /** Requests dispatched and not yet answered, by request id. */
   readonly inflight: IdTable<Pending<WorkerProcess>> = new IdTable();
+  /** WebSockets pinned to this process, by socket id: how to close each. */
+  readonly sockets: Map<number, CloseSocket> = new Map();
+  /** While draining with open sockets: when they are closed with 1012 (clock time). */
+  socketsUntil = 0;
   /** Requests in flight whose answer has not begun (streams no longer count): what `concurrency` limits. */
   busy = 0;
   /** The worker asked for no new requests for now (`Worker.pause()`); flow control, not a state. */

@@ -19,7 +19,11 @@ import {
 import { encodeResult, errorBody, flattenHeaders } from "../protocol/results.ts";
 import type { WorkerLogger } from "../logging/worker_logger.ts";
 import { IdTable } from "../id_table.ts";
-import { RouteTable, workerRoutes } from "../routing.ts";
+import { RouteTable, socketRoutes, workerRoutes } from "../routing.ts";
+import { setPubSub } from "../websocket/pubsub.ts";
+import { honoHandler, takeUpgrade } from "../websocket/upgrade.ts";
+import type { WebSocketHandler } from "./socket.ts";
+import { WorkerSockets } from "./sockets.ts";
 import type { Runtime } from "../runtime.ts";
 import { ABORT, WorkerRequest } from "./request.ts";
 import {
@@ -44,6 +48,7 @@ interface Target {
 const encoder = new TextEncoder();
 const NOT_FOUND = encoder.encode(errorBody("Not found"));
 const METHOD_NOT_ALLOWED = encoder.encode(errorBody("Method not allowed"));
+const UPGRADE_REQUIRED = encoder.encode(errorBody("Upgrade required"));
 const INTERNAL = encoder.encode(errorBody("Internal server error"));
 const TICK = Symbol("tick");
 
@@ -75,6 +80,8 @@ export class WorkerLoop {
   #init: InitHeader;
   #worker!: Worker;
   #routes!: RouteTable<Target>;
+  #socketRoutes: RouteTable<Target> = new RouteTable();
+  #sockets: WorkerSockets;
   #app: FetchApp | undefined;
   #inflight = new IdTable<Inflight>();
   #ready = false;
@@ -94,6 +101,14 @@ export class WorkerLoop {
     this.#init = init;
     this.#log = log;
     this.#context = context;
+    this.#sockets = new WorkerSockets(writer, log);
+    setPubSub({
+      publish: (topic, data) => {
+        if (typeof data === "string") writer.send(F.PUBLISH, { t: topic }, data);
+        // The channel keeps large bodies by reference until it writes them; the caller may reuse its buffer.
+        else writer.send(F.PUBLISH, { t: topic, b: 1 }, data.length >= 64 * 1024 ? data.slice() : data);
+      },
+    });
   }
 
   async start(target: WorkerClass | FetchApp): Promise<void> {
@@ -111,6 +126,9 @@ export class WorkerLoop {
     const WorkerClass = target;
     this.#worker = new WorkerClass(this.#workerContext());
     this.#routes = buildWorkerRoutes(this.#worker);
+    for (const { pattern, fn } of socketRoutes(WorkerClass)) {
+      this.#socketRoutes.add(pattern, [], { fn, owner: this.#worker });
+    }
     this.#heartbeat();
     setInterval(() => this.#heartbeat(), init.heartbeatInterval);
     await this.#worker.setup();
@@ -158,6 +176,11 @@ export class WorkerLoop {
       case F.STOP:
         this.#stop();
         break;
+      case F.WS_OPEN:
+      case F.WS_MESSAGE:
+      case F.WS_CLOSED:
+        this.#sockets.onFrame(type, header, body);
+        break;
     }
   }
 
@@ -181,6 +204,21 @@ export class WorkerLoop {
     if (this.#app !== undefined) {
       this.#appRequest(wire, body);
       return;
+    }
+    if (this.#socketRoutes.routes.length > 0) {
+      const socket = this.#socketRoutes.match("GET", wire.p);
+      if (socket?.route !== undefined && wire.u === 1) {
+        this.#handshake(wire, body, socket.route.target, socket.params);
+        return;
+      }
+      if (socket?.route !== undefined && this.#routes.match(wire.m, wire.p) === undefined) {
+        this.#writer.send(
+          F.RESPONSE,
+          { i: id, s: 426, k: KIND.HEADERS, h: ["upgrade", "websocket", "content-type", "application/json"] },
+          UPGRADE_REQUIRED,
+        );
+        return;
+      }
     }
     const match = this.#routes.match(wire.m, wire.p);
     if (match === undefined) {
@@ -211,6 +249,42 @@ export class WorkerLoop {
     }
   }
 
+  /**
+   * A WebSocket handshake to a `@ws` route: the method's handlers accept it (101); a `Response` it returns refuses
+   * it.
+   */
+  #handshake(wire: RequestHeader, body: Uint8Array, target: Target, params: Record<string, string | number>) {
+    const id = wire.i;
+    const request = new WorkerRequest(wire, body, params);
+    this.#inflight.set(id, { request });
+    const accept = (value: unknown) => {
+      if (value instanceof Response) {
+        this.#finish(id, value);
+        return;
+      }
+      if (value === null || typeof value !== "object") {
+        this.#fail(
+          id,
+          request,
+          new TypeError(`@ws handler for ${wire.p} returned ${value}, not the socket's handlers`),
+        );
+        return;
+      }
+      if (!this.#inflight.delete(id)) return;
+      this.#sockets.accept(request, value as WebSocketHandler, null);
+      this.#afterRequest();
+    };
+    let result: unknown;
+    try {
+      result = target.fn.call(target.owner, request);
+    } catch (error) {
+      this.#fail(id, request, error);
+      return;
+    }
+    if (result instanceof Promise) result.then(accept, (error) => this.#fail(id, request, error));
+    else accept(result);
+  }
+
   /** App pools: the request as a web `Request` without the mount prefix, to the app's `fetch`. */
   #appRequest(wire: RequestHeader, body: Uint8Array) {
     const id = wire.i;
@@ -222,18 +296,30 @@ export class WorkerLoop {
     const headers = request.headers;
     const url = `http://${headers.get("host") ?? "localhost"}${path}${wire.q ? "?" + wire.q : ""}`;
     let result: unknown;
+    let web: Request;
     try {
       const hasBody = body.length > 0 && wire.m !== "GET" && wire.m !== "HEAD";
-      result = this.#app!.fetch(
-        new Request(url, { method: wire.m, headers, body: hasBody ? body as BodyInit : null, signal: request.signal }),
-      );
+      web = new Request(url, {
+        method: wire.m,
+        headers,
+        body: hasBody ? body as BodyInit : null,
+        signal: request.signal,
+      });
+      result = this.#app!.fetch(web);
     } catch (error) {
       this.#fail(id, request, error);
       return;
     }
     Promise.resolve(result).then(
       (value) => {
-        if (value instanceof Response) this.#finish(id, value);
+        const upgrade = takeUpgrade(web);
+        if (upgrade !== undefined && wire.u === 1) {
+          honoHandler(upgrade, url).then((handler) => {
+            if (!this.#inflight.delete(id)) return;
+            this.#sockets.accept(request, handler, upgrade.protocol);
+            this.#afterRequest();
+          }, (error) => this.#fail(id, request, error));
+        } else if (value instanceof Response) this.#finish(id, value);
         else this.#fail(id, request, new TypeError(`The app's fetch() returned ${typeof value}, not a Response`));
       },
       (error) => this.#fail(id, request, error),

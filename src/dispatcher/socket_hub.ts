@@ -1,0 +1,211 @@
+/**
+ * The dispatcher's WebSockets: each accepted socket stays pinned to the worker
+ * that accepted its handshake, and messages cross the channel as frames both
+ * ways. Topics and their subscribers live here, across every pool, so that a
+ * message published by one worker reaches sockets pinned to any other.
+ *
+ * @module
+ */
+
+import { F, type FrameHeaders } from "../protocol/frames.ts";
+import type { FrameWriter } from "../protocol/codec.ts";
+import type { ServerWebSocket, WebSocketEvents } from "../runtime.ts";
+import type { SocketLink } from "../supervisor/pending.ts";
+
+/** Close codes the dispatcher gives (RFC 6455, section 7.4.1). */
+export const CLOSE = {
+  /** Graceful shutdown. */
+  GOING_AWAY: 1001,
+  /** The client sent more than it may, or cannot keep up with what it is sent. */
+  POLICY: 1008,
+  /** The socket's worker does not keep up with what its clients send. */
+  TRY_AGAIN_LATER: 1013,
+  /** A message over `wsMaxMessageSize`. */
+  TOO_BIG: 1009,
+  /** The worker serving the socket died. */
+  WORKER_FAILED: 1011,
+  /** The worker was replaced (reload, recycling): reconnect. */
+  RESTART: 1012,
+} as const;
+
+/** The hub's limits (see the `wsMaxMessageSize` and `wsMaxBuffered` options). */
+export interface HubLimits {
+  /** Largest message a client may send, in bytes. */
+  maxMessageSize: number;
+  /**
+   * Bytes that may wait to be written to one client before it is closed as too slow, and to one worker's channel
+   * before a client sending to it is closed.
+   */
+  maxBuffered: number;
+}
+
+/** One accepted socket. */
+interface HubSocket {
+  readonly id: number;
+  readonly link: SocketLink;
+  /** The runtime's socket, once the handshake completed. */
+  server: ServerWebSocket | null;
+  /** Messages the worker sent before the handshake completed. */
+  early: (string | Uint8Array)[] | null;
+  topics: Set<string> | null;
+  closed: boolean;
+}
+
+/** What the hub gives back for an accepted socket. */
+export interface Accepted {
+  /** For the adapter. */
+  events: WebSocketEvents;
+  /** Closes the socket from the dispatcher's side; `tell` says whether its worker hears of it. */
+  close(code: number, reason: string, tell: boolean): void;
+}
+
+const decoder = new TextDecoder();
+
+/** Every open WebSocket of one dispatcher, and the topics they subscribed to. */
+export class SocketHub {
+  readonly #sockets = new Map<number, HubSocket>();
+  readonly #topics = new Map<string, Set<HubSocket>>();
+  readonly #limits: HubLimits;
+  /** Sockets accepted so far, and messages each way: for the metrics. */
+  readonly counts = { accepted: 0, received: 0, sent: 0 };
+
+  constructor(limits: HubLimits) {
+    this.#limits = limits;
+  }
+
+  /** Open sockets. */
+  get size(): number {
+    return this.#sockets.size;
+  }
+
+  /** Accepts socket `id`, pinned to the worker behind `link`. */
+  accept(id: number, link: SocketLink): Accepted {
+    const s: HubSocket = { id, link, server: null, early: null, topics: null, closed: false };
+    this.#sockets.set(id, s);
+    this.counts.accepted++;
+    const writer = link.writer as FrameWriter<FrameHeaders>;
+    return {
+      events: {
+        open: (server) => {
+          if (s.closed) {
+            server.close(CLOSE.GOING_AWAY, "Closed");
+            return;
+          }
+          s.server = server;
+          writer.send(F.WS_OPEN, { i: id });
+          const early = s.early;
+          s.early = null;
+          if (early !== null) { for (const data of early) this.#send(s, data); }
+        },
+        message: (data) => {
+          if (s.closed) return;
+          // Text is measured in UTF-16 units here; Bun and `ws` on Node measure bytes before it arrives.
+          if (data.length > this.#limits.maxMessageSize) {
+            this.#close(s, CLOSE.TOO_BIG, "Message too big", true);
+            return;
+          }
+          // A worker that reads slower than its clients send would make the channel hold everything meanwhile.
+          if (writer.queued > this.#limits.maxBuffered) {
+            this.#close(s, CLOSE.TRY_AGAIN_LATER, "Worker overloaded", true);
+            return;
+          }
+          this.counts.received++;
+          if (typeof data === "string") writer.send(F.WS_MESSAGE, { i: id }, data);
+          else writer.send(F.WS_MESSAGE, { i: id, b: 1 }, data);
+        },
+        close: (code, reason) => this.#gone(s, code, reason, true),
+      },
+      close: (code, reason, tell) => this.#close(s, code, reason, tell),
+    };
+  }
+
+  /** A frame about sockets from a worker. `lent` bodies are copied before a socket may keep them. */
+  fromWorker(type: number, header: unknown, body: Uint8Array, lent: boolean): void {
+    switch (type) {
+      case F.WS_SEND: {
+        const h = header as FrameHeaders[typeof F.WS_SEND];
+        const s = this.#sockets.get(h.i);
+        if (s !== undefined) this.#send(s, h.b === 1 ? (lent ? body.slice() : body) : decoder.decode(body));
+        return;
+      }
+      case F.WS_CLOSE: {
+        const h = header as FrameHeaders[typeof F.WS_CLOSE];
+        const s = this.#sockets.get(h.i);
+        if (s !== undefined) this.#close(s, h.c, h.r, true);
+        return;
+      }
+      case F.SUBSCRIBE: {
+        const h = header as FrameHeaders[typeof F.SUBSCRIBE];
+        const s = this.#sockets.get(h.i);
+        if (s === undefined) return;
+        (s.topics ??= new Set()).add(h.t);
+        let members = this.#topics.get(h.t);
+        if (members === undefined) this.#topics.set(h.t, members = new Set());
+        members.add(s);
+        return;
+      }
+      case F.UNSUBSCRIBE: {
+        const h = header as FrameHeaders[typeof F.UNSUBSCRIBE];
+        const s = this.#sockets.get(h.i);
+        if (s !== undefined) this.#leave(s, h.t);
+        return;
+      }
+      case F.PUBLISH: {
+        const h = header as FrameHeaders[typeof F.PUBLISH];
+        this.publish(h.t, h.b === 1 ? (lent ? body.slice() : body) : decoder.decode(body));
+        return;
+      }
+    }
+  }
+
+  /** Sends `data` to every socket subscribed to `topic`; returns how many. */
+  publish(topic: string, data: string | Uint8Array): number {
+    const members = this.#topics.get(topic);
+    if (members === undefined) return 0;
+    for (const s of [...members]) this.#send(s, data);
+    return members.size;
+  }
+
+  /** Closes every socket (graceful shutdown), telling their workers. */
+  closeAll(code: number, reason: string): void {
+    for (const s of [...this.#sockets.values()]) this.#close(s, code, reason, true);
+  }
+
+  #send(s: HubSocket, data: string | Uint8Array) {
+    if (s.closed) return;
+    const server = s.server;
+    if (server === null) {
+      (s.early ??= []).push(data);
+      return;
+    }
+    this.counts.sent++;
+    server.send(data);
+    // A client that does not read would make the dispatcher hold everything sent to it.
+    if (server.bufferedAmount() > this.#limits.maxBuffered) this.#close(s, CLOSE.POLICY, "Client too slow", true);
+  }
+
+  #leave(s: HubSocket, topic: string) {
+    s.topics?.delete(topic);
+    const members = this.#topics.get(topic);
+    if (members === undefined) return;
+    members.delete(s);
+    if (members.size === 0) this.#topics.delete(topic);
+  }
+
+  #close(s: HubSocket, code: number, reason: string, tell: boolean) {
+    if (s.closed) return;
+    s.server?.close(code, reason);
+    this.#gone(s, code, reason, tell);
+  }
+
+  /** The socket is closed: forgotten here, and its worker told (once) unless it is gone. */
+  #gone(s: HubSocket, code: number, reason: string, tell: boolean) {
+    if (s.closed) return;
+    s.closed = true;
+    s.early = null;
+    this.#sockets.delete(s.id);
+    if (s.topics !== null) { for (const topic of [...s.topics]) this.#leave(s, topic); }
+    if (tell) (s.link.writer as FrameWriter<FrameHeaders>).send(F.WS_CLOSED, { i: s.id, c: code, r: reason });
+    s.link.closed(s.id);
+  }
+}
