@@ -47,6 +47,8 @@ export interface WorkerStatus {
   rss: number;
   /** Requests this process answered. */
   served: number;
+  /** WebSockets pinned to this process. */
+  sockets: number;
 }
 
 /** What {@linkcode WorkerPool.status} returns. */

@@ -206,7 +206,7 @@ describe(`operations (${runtime.name})`, () => {
       const table = await ctl("status");
       assert.equal(table.code, 0, table.err);
       assert.match(table.out, /^dispatcher pid \d+, port \d+, 0 pending; \/: 0 queued\n/);
-      assert.match(table.out, /POOL +WORKER +PID +STATE +UPTIME +RSS +SERVED +IN FLIGHT +RESTARTS/);
+      assert.match(table.out, /POOL +WORKER +PID +STATE +UPTIME +RSS +SERVED +IN FLIGHT +SOCKETS +RESTARTS/);
       assert.equal(table.out.match(/^\/ +\d +\d+ +ready /gm)?.length, 2, table.out);
       const json = JSON.parse((await ctl("status", "--json")).out);
       assert.equal(json.pools[0].workers.length, 2);

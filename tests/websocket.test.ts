@@ -74,11 +74,19 @@ describe(`websockets (${runtime.name})`, () => {
     const conn = await open(`${ws}/ws/echo`);
     conn.ws.send("pid");
     const pid = Number(await conn.next());
+    // The pool's status counts it with its worker, until it closes.
+    const sockets = async () =>
+      ((await getJson(`${app.url}/sync/status`)).body.pools[0].workers as { pid: number; sockets: number }[])
+        .find((w) => w.pid === pid)!.sockets;
+    const counted = await sockets();
+    assert.ok(counted >= 1);
     for (let i = 0; i < 20; i++) {
       conn.ws.send("pid");
       assert.equal(Number(await conn.next()), pid);
     }
     conn.ws.close();
+    await conn.closed;
+    assert.ok(await eventually(async () => (await sockets()) === counted - 1, 5000));
     const info = await open(`${ws}/ws/info/alice%20b`);
     const seen = await info.json();
     assert.deepEqual(seen.params, { name: "alice b" });

@@ -23,7 +23,7 @@ function duration(ms: number): string {
 
 /** `forkyard ctl status` as a table: one row per worker. */
 export function statusTable(status: { pid: number; port: number; pending: number; pools: PoolStatus[] }): string {
-  const rows = [["POOL", "WORKER", "PID", "STATE", "UPTIME", "RSS", "SERVED", "IN FLIGHT", "RESTARTS"]];
+  const rows = [["POOL", "WORKER", "PID", "STATE", "UPTIME", "RSS", "SERVED", "IN FLIGHT", "SOCKETS", "RESTARTS"]];
   for (const pool of status.pools) {
     for (const w of pool.workers) {
       rows.push([
@@ -35,6 +35,7 @@ export function statusTable(status: { pid: number; port: number; pending: number
         `${(w.rss / 1048576).toFixed(1)} MiB`,
         String(w.served),
         String(w.inflight),
+        String(w.sockets),
         String(w.restarts),
       ]);
     }

@@ -171,6 +171,12 @@ export class Metrics {
       (w) => w.served,
     );
     perWorker(
+      "forkyard_worker_websockets",
+      "gauge",
+      "WebSockets pinned to the worker's current process.",
+      (w) => w.sockets,
+    );
+    perWorker(
       "forkyard_worker_restarts_total",
       "counter",
       "Times the slot's process crashed, stalled or failed to start.",

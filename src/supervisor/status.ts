@@ -32,6 +32,7 @@ export function slotStatus(slot: Slot, now: number): WorkerStatus {
     uptime: w && w.readyAt > 0 ? now - w.readyAt : 0,
     rss: w?.rss ?? 0,
     served: w?.served ?? 0,
+    sockets: w?.sockets.size ?? 0,
   };
 }
 
