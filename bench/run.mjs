@@ -7,6 +7,7 @@
 //   node bench/run.mjs node          one runtime
 //   BENCH_SECONDS=5 npm run bench    longer runs
 //   BENCH_ONLY=uploads node bench/run.mjs   only the large-uploads-beside-small-GETs scenario, printed
+//   BENCH_ONLY=ws node bench/run.mjs        only the WebSocket scenarios, printed
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -288,6 +289,85 @@ async function rssWithPending(s, n) {
   return { rss, pending };
 }
 
+/** One WebSocket echo run of bench/ws_load.mjs: messages/s and latency percentiles in ms. */
+function wsLoad(url, conns = CONNS) {
+  const out = execFileSync(bin("node"), [join(root, "bench", "ws_load.mjs"), url, String(conns), String(SECONDS)], {
+    encoding: "utf8",
+  });
+  const r = JSON.parse(out.trim().split("\n").pop());
+  return { rps: r.rate, requests: r.messages, p50: r.p50, p99: r.p99 };
+}
+
+/**
+ * WebSocket echo through forkyard (1 and 2 workers) against the runtime's own server in one process: closed-loop
+ * clients, each waiting for its echo before it sends again; one warm-up, then interleaved runs.
+ */
+async function wsEcho(rt) {
+  const servers = {
+    baseline: await start([...RUN[rt], server("baseline.ts")]),
+    w1: await forkyard(rt, 1),
+    w2: await forkyard(rt, 2),
+    floor: await start([...RUN[rt], join(root, "bench", "floor", "ws_forward.ts")]),
+  };
+  const wsUrl = (s) => `${s.url.replace("http:", "ws:")}/ws`;
+  for (const [k, s] of Object.entries(servers)) {
+    wsLoad(wsUrl(s));
+  }
+  const out = Object.fromEntries(Object.keys(servers).map((k) => [k, []]));
+  for (let run = 0; run < RUNS; run++) {
+    for (const [k, s] of Object.entries(servers)) out[k].push(wsLoad(wsUrl(s)));
+  }
+  for (const s of Object.values(servers)) await stop(s);
+  return out;
+}
+
+/** RSS of the process `pid` while a client holds `n` idle WebSockets open to `url`. */
+async function rssWithSockets(url, pid, n) {
+  const child = spawn(bin("node"), [join(root, "bench", "ws_load.mjs"), url], {
+    env: { ...process.env, IDLE: String(n) },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const opened = await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (c) => {
+      out += c;
+      const m = /\{"open":(\d+)\}/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on("exit", (code) => reject(new Error(`ws_load exited ${code}`)));
+  });
+  await sleep(1000);
+  const rss = rssMiB(pid);
+  const exited = new Promise((r) => child.once("exit", r));
+  child.stdin.end();
+  await exited;
+  return { rss, open: opened };
+}
+
+/** The dispatcher's RSS with 10,000 idle sockets, and the in-process server's with as many. */
+async function wsIdle(rt) {
+  const f = await forkyard(rt, 1);
+  const dispatcher = (await getJson(`${f.url}/pids`)).dispatcher;
+  const forkyardRss = await rssWithSockets(`${f.url.replace("http:", "ws:")}/ws`, dispatcher, 10_000);
+  await stop(f);
+  const b = await start([...RUN[rt], server("baseline.ts")]);
+  const baseRss = await rssWithSockets(`${b.url.replace("http:", "ws:")}/ws`, b.child.pid, 10_000);
+  await stop(b);
+  return { forkyard: forkyardRss, baseline: baseRss };
+}
+
+function printWs(rt, echo, idle) {
+  for (const [k, v] of Object.entries(echo)) {
+    console.log(
+      `  ws echo ${k}: ${fmt(v).text} msg/s, p50 ${fmt(v, "p50", 2).text} ms, p99 ${fmt(v, "p99", 2).text} ms`,
+    );
+  }
+  console.log(
+    `  ${rt} RSS with ${idle.forkyard.open} idle sockets: dispatcher ${idle.forkyard.rss.toFixed(1)} MiB, ` +
+      `in-process server ${idle.baseline.rss.toFixed(1)} MiB`,
+  );
+}
+
 const versions = {
   deno: execFileSync(bin("deno"), ["--version"], { encoding: "utf8" }).split("\n")[0],
   bun: "bun " + execFileSync(bin("bun"), ["--version"], { encoding: "utf8" }).trim(),
@@ -370,6 +450,10 @@ if (process.env.BENCH_ONLY === "uploads") {
   }
   process.exit(0);
 }
+if (process.env.BENCH_ONLY === "ws") {
+  for (const rt of runtimes) printWs(rt, await wsEcho(rt), await wsIdle(rt));
+  process.exit(0);
+}
 for (const rt of runtimes) {
   console.log(`\n=== ${rt}`);
   const r = (results[rt] = {});
@@ -444,6 +528,9 @@ for (const rt of runtimes) {
       fmt(r.uploads.loaded, "p99", 1).text
     } ms beside uploads`,
   );
+  r.wsEcho = await wsEcho(rt);
+  r.wsIdle = await wsIdle(rt);
+  printWs(rt, r.wsEcho, r.wsIdle);
   // dispatcher RSS with 10,000 pending requests
   {
     const s = await forkyard(rt, 1, { CONCURRENCY: "32" });
@@ -571,6 +658,30 @@ for (const rt of runtimes) {
       row(rt, `POST echo ${label}, floor: ${floorLabel}`, `${mbs(fl)} MiB/s`, ratio(fl, b).toFixed(2), "", "");
     }
   }
+  if (r.wsEcho) {
+    const b = fmt(r.wsEcho.baseline).median;
+    const cell = (v) => `${fmt(v).text} msg/s, p50 ${fmt(v, "p50", 2).text} ms, p99 ${fmt(v, "p99", 2).text} ms`;
+    row(rt, "WebSocket echo, in-process server", cell(r.wsEcho.baseline), "1.00", "", "");
+    for (
+      const [key, label] of [["w1", "forkyard 1 worker"], ["w2", "forkyard 2 workers"], [
+        "floor",
+        "floor: the runtime's server relaying each message as a frame to an echoing child",
+      ]]
+    ) {
+      const v = r.wsEcho[key];
+      row(rt, `WebSocket echo, ${label}`, cell(v), ratio(fmt(v).median, b).toFixed(2), "", "");
+    }
+    const { forkyard: f, baseline: base } = r.wsIdle;
+    row(rt, `in-process server RSS, ${base.open} idle WebSockets`, `${base.rss.toFixed(1)} MiB`, "", "", "");
+    row(
+      rt,
+      `dispatcher RSS, ${f.open} idle WebSockets`,
+      `${f.rss.toFixed(1)} MiB`,
+      ratio(f.rss, base.rss).toFixed(2),
+      "",
+      "",
+    );
+  }
   row(rt, "bare runtime spawn-to-ready", `${r.bare.ms.toFixed(0)} ms`, "1.00", "", "");
   for (const [ms, label] of [[r.kill, ""], [r.killSpare, ", spares: 1"]]) {
     const x = ratio(ms, r.bare.ms);
@@ -651,6 +762,10 @@ two servers measured in the same run; absolute numbers vary between machines and
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.
+- WebSocket echo (\`bench/ws_load.mjs\`, the \`ws\` package's client on Node): ${CONNS} connections, each
+  sending a 64-byte text message and waiting for its echo before the next, for ${SECONDS} s; messages per second
+  and the latency of each round trip. Idle WebSockets: one client process opens 10,000 sockets (200 handshakes at
+  a time), and the server's \`VmRSS\` is read a second after the last one opened.
 - Kill -9 to serving: SIGKILL to the only worker, then requests one after another until one answers 200
   (until the dispatcher sees the death a request may get 502; after it, requests wait in the queue for
   the replacement); median of 3. Bare spawn-to-ready: spawning the runtime (Node: with \`--import tsx\`,

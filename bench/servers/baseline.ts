@@ -1,5 +1,6 @@
 // The baseline: the same handlers served in one process by the runtime's own server
-// (Deno.serve, Bun.serve, node:http). Prints {"port": N} when listening.
+// (Deno.serve, Bun.serve, node:http; WebSocket echo at /ws with Deno.upgradeWebSocket, Bun's server.upgrade, and the
+// ws package on Node). Prints {"port": N} when listening.
 import { createServer } from "node:http";
 import process from "node:process";
 import { burn } from "./baseline_burn.ts";
@@ -34,10 +35,21 @@ async function handle(req: Request): Promise<Response> {
 const port = Number(process.env.PORT ?? 0);
 const g = globalThis as Record<string, any>;
 if (g.Deno) {
-  const server = g.Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, handle);
+  const server = g.Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, (req: Request) => {
+    if (!req.url.endsWith("/ws")) return handle(req);
+    const { socket, response } = g.Deno.upgradeWebSocket(req);
+    socket.onmessage = (event: MessageEvent) => socket.send(event.data);
+    return response;
+  });
   console.log(JSON.stringify({ port: server.addr.port }));
 } else if (g.Bun) {
-  const server = g.Bun.serve({ port, hostname: "127.0.0.1", fetch: handle });
+  const server = g.Bun.serve({
+    port,
+    hostname: "127.0.0.1",
+    fetch: (req: Request, srv: { upgrade(req: Request): boolean }) =>
+      req.url.endsWith("/ws") && srv.upgrade(req) ? undefined : handle(req),
+    websocket: { message: (ws: { send(data: unknown): void }, message: unknown) => ws.send(message) },
+  });
   console.log(JSON.stringify({ port: server.port }));
 } else {
   // node:http directly, as a Node user's fastest in-process server
@@ -59,6 +71,13 @@ if (g.Deno) {
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
     } else res.writeHead(404).end("not found");
   });
+  const { WebSocketServer } = await import("ws");
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  server.on(
+    "upgrade",
+    (req, socket, head) =>
+      wss.handleUpgrade(req, socket, head, (ws) => ws.on("message", (data, binary) => ws.send(data, { binary }))),
+  );
   server.listen(
     port,
     "127.0.0.1",

@@ -13,9 +13,11 @@ import {
   Dispatcher,
   type ListenInfo,
   sync,
+  type WebSocketHandler,
   Worker,
   WorkerPool,
   type WorkerRequest,
+  ws,
 } from "../../mod.ts";
 import { burn } from "./baseline_burn.ts";
 
@@ -34,6 +36,11 @@ class BenchWorker extends Worker {
   @api("/echo", "POST")
   echo(req: WorkerRequest) {
     return req.body;
+  }
+
+  @ws("/ws")
+  wsEcho(): WebSocketHandler {
+    return { onMessage: (socket, data) => socket.send(data) };
   }
 
   @api("/slow", "GET")
@@ -88,3 +95,5 @@ await new BenchDispatcher({
     }),
   ],
 }).run();
+// Exit at once after shutdown: a Deno WebSocket cut by its client keeps the process up to half its idle timeout.
+if (g.Deno) (g.Deno as unknown as { exit(code: number): never }).exit(0);
