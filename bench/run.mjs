@@ -310,9 +310,8 @@ async function wsEcho(rt) {
     floor: await start([...RUN[rt], join(root, "bench", "floor", "ws_forward.ts")]),
   };
   const wsUrl = (s) => `${s.url.replace("http:", "ws:")}/ws`;
-  for (const [k, s] of Object.entries(servers)) {
-    wsLoad(wsUrl(s));
-  }
+  // One warm-up run each.
+  for (const s of Object.values(servers)) wsLoad(wsUrl(s));
   const out = Object.fromEntries(Object.keys(servers).map((k) => [k, []]));
   for (let run = 0; run < RUNS; run++) {
     for (const [k, s] of Object.entries(servers)) out[k].push(wsLoad(wsUrl(s)));

@@ -12,7 +12,7 @@ const runtime = await loadRuntime();
 const child = new URL(`./${runtime.name}_echo_child.ts`, import.meta.url).pathname;
 const sockets = new Map<number, ServerWebSocket>();
 const decoder = new TextDecoder();
-const frames = new FrameDecoder((type, header, body) => {
+const frames = new FrameDecoder((_type, header, body) => {
   const socket = sockets.get((header as { i: number }).i);
   if (socket === undefined) return;
   socket.send((header as { b?: 1 }).b === 1 ? body.slice() : decoder.decode(body));
