@@ -85,6 +85,7 @@ interface BunApi {
   serve(options: {
     port: number;
     hostname: string;
+    reusePort?: boolean;
     idleTimeout: number;
     tls?: { cert: string; key: string };
     fetch(request: Request, server: BunServer): Response | undefined | Promise<Response | undefined>;
@@ -241,6 +242,7 @@ function serve(options: ServeOptions): Promise<HttpServer> {
   const server = Bun.serve({
     port: options.port,
     hostname: options.hostname,
+    ...(options.reusePort ? { reusePort: true } : {}),
     // Streams such as Server-Sent Events may stay quiet for long; the dispatcher owns timeouts.
     idleTimeout: 0,
     ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
@@ -294,6 +296,11 @@ export const runtime: Runtime = {
   args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
+  writeStdout: (text) => void process.stdout.write(text),
+  reusePortFlags: [],
+  reusePortMissing: process.platform === "linux"
+    ? null
+    : `Bun offers SO_REUSEPORT on Linux only, not ${process.platform}`,
   // node:fs is loaded when a body first spills (it costs a Bun process about 4 MiB). Without /dev/shm (macOS),
   // the first write fails and the writer keeps to the channel.
   spill: () => (spillFiles ??= fsSpill("/dev/shm", () => process.getBuiltinModule("node:fs"))),

@@ -416,6 +416,7 @@ function serve(options: ServeOptions): Promise<HttpServer> {
       {
         signal: abort.signal,
         port,
+        ...(options.reusePort ? { reusePort: true } : {}),
         hostname: options.hostname,
         ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
         onListen: () => {},
@@ -535,6 +536,13 @@ export const runtime: Runtime = {
     let off = 0;
     while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
   },
+  writeStdout: (text) => {
+    const bytes = new TextEncoder().encode(text);
+    let off = 0;
+    while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+  },
+  reusePortMissing: Deno.build.os === "linux" ? null : `Deno offers SO_REUSEPORT on Linux only, not ${Deno.build.os}`,
+  reusePortFlags: ["--unstable-net"],
   spill: () => (spillFiles ??= denoSpill()),
   inspect: (value) => Deno.inspect(value),
   rss: () => Deno.memoryUsage().rss,

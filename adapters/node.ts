@@ -120,24 +120,25 @@ function warmNextTick() {
 async function serve(options: ServeOptions): Promise<HttpServer> {
   warmNextTick();
   // Loaded here, not at the top: worker processes never serve HTTP.
-  const { serve: honoServe } = await import("@hono/node-server");
+  const { createAdaptorServer } = await import("@hono/node-server");
   const attachWebSockets = options.websocket
     ? await (await import("./node_websocket.ts")).webSockets(options.websocket)
     : null;
   let stopPinging = () => {};
   return await new Promise((resolve, reject) => {
-    const server = honoServe(
-      {
-        fetch: (request: Request, env: unknown) => {
-          const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
-          return options.fetch(request, new NodeRequest(incoming, outgoing));
-        },
-        port: options.port,
-        hostname: options.hostname,
-        serverOptions: { ...limits(options), ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}) },
-        ...(options.tls ? { createServer: createHttpsServer } : {}),
+    const server = createAdaptorServer({
+      fetch: (request: Request, env: unknown) => {
+        const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
+        return options.fetch(request, new NodeRequest(incoming, outgoing));
       },
-      (info: AddressInfo) => {
+      serverOptions: { ...limits(options), ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}) },
+      ...(options.tls ? { createServer: createHttpsServer } : {}),
+    });
+    // listen() with options, not @hono/node-server's serve(): the options carry reusePort.
+    server.listen(
+      { port: options.port, host: options.hostname, ...(options.reusePort ? { reusePort: true } : {}) },
+      () => {
+        const info = server.address() as AddressInfo;
         server.off("error", reject);
         resolve({
           port: info.port,
@@ -173,6 +174,14 @@ async function serve(options: ServeOptions): Promise<HttpServer> {
       });
     }
   });
+}
+
+/** SO_REUSEPORT in `net` listen options came with Node 22.12 and 23.1, on Linux (and a few other systems). */
+function reusePortMissing(): string | null {
+  if (process.platform !== "linux") return `SO_REUSEPORT is used on Linux only, not ${process.platform}`;
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)) return null;
+  return `Node ${process.versions.node} cannot listen with SO_REUSEPORT (Node 22.12 or later can)`;
 }
 
 /** The server options that enforce the connection limits: Node checks them every connectionsCheckingInterval. */
@@ -235,6 +244,9 @@ export const runtime: Runtime = {
   args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
+  writeStdout: (text) => void process.stdout.write(text),
+  reusePortMissing: reusePortMissing(),
+  reusePortFlags: [],
   spill: () => (spillFiles ??= existsSync("/dev/shm") ? fsSpill("/dev/shm", () => fs) : null),
   inspect: (value) => inspect(value),
   rss: () => process.memoryUsage.rss(),

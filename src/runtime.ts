@@ -102,6 +102,8 @@ export interface ServeOptions {
   onListenerFailed?: (error: unknown, retryMs: number) => void;
   /** Limits for the WebSockets the server accepts (see {@linkcode AdapterRequest.upgrade}). */
   websocket?: WebSocketLimits;
+  /** Binds with SO_REUSEPORT, so that several processes listen on the port (only where `Runtime.reusePort`). */
+  reusePort?: boolean;
 }
 
 /** Limits for accepted WebSockets, enforced by the adapter with what its runtime offers. */
@@ -253,6 +255,15 @@ export interface Runtime {
   stderrIsTerminal(): boolean;
   /** Writes text to stderr synchronously. */
   writeStderr(text: string): void;
+  /** Writes text to stdout. */
+  writeStdout(text: string): void;
+  /**
+   * Why this runtime cannot listen with SO_REUSEPORT here (`ServeOptions.reusePort`), or `null` when it can: Linux,
+   * and Node 22.12 or later.
+   */
+  readonly reusePortMissing: string | null;
+  /** Flags a process of this runtime needs to listen with SO_REUSEPORT (Deno: `--unstable-net`). */
+  readonly reusePortFlags: readonly string[];
   /**
    * A memory-backed directory both sides of a channel may write and read
    * large bodies through, or `null` (then bodies go through the pipes).

@@ -18,6 +18,7 @@ import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { CloseSocket, SocketLink } from "../supervisor/pending.ts";
 import type { SocketHub } from "./socket_hub.ts";
+import type { DispatcherLink, DispatcherSlot } from "./primary.ts";
 import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
 import { takeAdopter } from "./adoption.ts";
 import { Client, RejectRequest } from "./client.ts";
@@ -108,6 +109,10 @@ export class Dispatcher {
   /** With the admin listener on: what /metrics counts, and the listener. */
   #admin: AdminListener | undefined;
   #adminServer: HttpServer | undefined;
+  /** With several dispatchers: in the primary, what runs them; in each of them, its link to the primary. */
+  #primary: { reload(): Promise<number>; stop(): Promise<void> } | undefined;
+  #several: typeof import("./primary.ts") | undefined;
+  #link: DispatcherLink | undefined;
   /** Stops the control socket, when the `control` option opened one. */
   #closeControl: (() => Promise<void>) | undefined;
   /** The supervisor running each pool, once run() started them. */
@@ -230,6 +235,25 @@ export class Dispatcher {
     this.#logtape = logtape;
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
+    // Several dispatchers: this process is their primary, or one of them with its share of the workers.
+    let slot: DispatcherSlot | null = null;
+    if (this.options.dispatchers > 1) {
+      const several = await import("./primary.ts");
+      slot = several.dispatcherSlot(runtime);
+      if (slot === null) {
+        await several.runPrimary({
+          runtime,
+          dispatcher: this,
+          log: this.#log,
+          finished: this.#finished,
+          adopt: (primary) => (this.#primary = primary),
+          listening: (info) => this.onListen(info),
+        });
+        return;
+      }
+      for (const pool of this.pools) pool.scale(several.share(pool.options.workers, slot.index, slot.count));
+      this.#several = several;
+    }
     removeStaleSpills(runtime, this.#log);
     warnUnreachableRoutes(this.pools, (path) => this.findPool(path), this.#log);
     const app = await this.#buildApp(runtime);
@@ -280,7 +304,8 @@ export class Dispatcher {
       runtime.exit(BOOT_FAILURE_STATUS);
       return;
     }
-    const admin = this.options.admin;
+    // With several dispatchers, the primary answers for them all.
+    const admin = slot === null ? this.options.admin : null;
     if (admin !== null) {
       this.#admin = new AdminListener({
         pid: runtime.pid,
@@ -300,7 +325,8 @@ export class Dispatcher {
         });
       }
       this.#server = await runtime.serve({
-        port: this.options.port,
+        port: slot?.port ?? this.options.port,
+        reusePort: slot !== null,
         hostname: this.options.hostname,
         tls: this.options.tls ?? undefined,
         headersTimeout: this.options.headersTimeout,
@@ -328,6 +354,19 @@ export class Dispatcher {
       this.#log.error(listenFailure(error, failed.hostname, failed.port));
       flushLogs();
       runtime.exit(1);
+      return;
+    }
+    if (this.#several !== undefined) {
+      this.#link = new this.#several.DispatcherLink({
+        runtime,
+        pools: this.pools,
+        pending: () => this.#pending,
+        reload: () => this.reload(),
+        stop: () => this.stop(),
+      });
+      this.#link.listening(this.#server.port);
+      await this.#finished;
+      for (const off of unlisten) off();
       return;
     }
     if (this.options.control !== false) {
@@ -684,9 +723,11 @@ export class Dispatcher {
   async reload(): Promise<number> {
     if (this.#reloading) return this.#reloading;
     this.#log.info("Reloading workers");
+    const primary = this.#primary;
     this.#reloading = (async () => {
       let replaced = 0;
-      for (const pool of this.pools) replaced += await pool.reload();
+      if (primary !== undefined) replaced = await primary.reload();
+      else for (const pool of this.pools) replaced += await pool.reload();
       this.#log.info("Reload done: {replaced} workers replaced", { replaced });
       return replaced;
     })();
@@ -703,12 +744,13 @@ export class Dispatcher {
    * workers (killing those that do not exit) and makes `run()` resolve.
    */
   stop(): Promise<void> {
-    this.#stopped ??= this.#shutdown();
+    this.#stopped ??= this.#primary !== undefined ? this.#primary.stop().then(() => this.#done()) : this.#shutdown();
     return this.#stopped;
   }
 
   async #shutdown() {
     this.#stopping = true;
+    this.#link?.close();
     this.#log.info("Shutting down: {pending} requests pending", { pending: this.#pending });
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});

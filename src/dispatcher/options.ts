@@ -35,6 +35,12 @@ export interface DispatcherOptions {
   /** Connections served at once; more are closed as they arrive (Node). 0: no limit. @default {0} */
   maxConnections?: number;
   /**
+   * Dispatcher processes sharing the port with SO_REUSEPORT (Linux), started and supervised by a small primary
+   * process; each runs its share of every pool's `workers` (the total divided among them, at least one each), its own
+   * `maxPending`, and the `@sync` routes. 1: this process is the dispatcher. @default {1}
+   */
+  dispatchers?: number;
+  /**
    * Time a WebSocket may stay silent before the server pings it; one that does not answer within about as long
    * again is closed. 0: never. @default {60000}
    */
@@ -131,6 +137,14 @@ export const DISPATCHER_SCHEMA: Schema = {
     min: 1,
     max: MAX_MS,
     doc: "Time a keep-alive connection may stay idle between requests (ms; Node)",
+  },
+  dispatchers: {
+    type: "integer",
+    default: 1,
+    min: 1,
+    max: 256,
+    flags: ["--dispatchers"],
+    doc: "Dispatcher processes sharing the port (SO_REUSEPORT, Linux), each with its share of every pool's workers",
   },
   wsIdleTimeout: {
     type: "integer",

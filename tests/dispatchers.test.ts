@@ -1,0 +1,206 @@
+// Several dispatchers per host: a primary starts them on one port (SO_REUSEPORT), each with its share of the workers;
+// it restarts one killed under load, rolls a reload through them, and stops them all on SIGTERM.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import http from "node:http";
+import { type App, eventually, fixture, runtime, start } from "./helpers.ts";
+
+/** Pids of the processes of the fixture's program (dispatchers and workers; not tsx's esbuild) whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) !== pid || fields[0] === "Z") continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("dispatchers.ts")) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** GET on a new connection each time (so that the kernel picks a dispatcher anew); status and body. */
+function getFresh(url: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, headers: { connection: "close" } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+  });
+}
+
+async function startDispatchers(env: Record<string, string> = {}): Promise<App & { primary: number }> {
+  const proc = start(fixture("dispatchers.ts"), [], { PORT: "0", ...env });
+  const { port, primary } = await proc.line<{ port: number; primary: number }>((v) => typeof v.port === "number");
+  return {
+    ...proc,
+    port,
+    primary,
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      proc.child.kill("SIGTERM");
+      return await proc.exited;
+    },
+  };
+}
+
+/** Which dispatcher pids answer `n` requests on fresh connections. */
+async function answering(url: string, n: number): Promise<Set<number>> {
+  const seen = new Set<number>();
+  for (let i = 0; i < n; i++) seen.add((await getFresh(`${url}/who`)).body.dispatcher);
+  return seen;
+}
+
+/** Runs `concurrency` clients on fresh connections until `stop()`; counts answers by status and failures. */
+function load(url: string, concurrency: number) {
+  const counts = { ok: 0, failed: 0, other: 0 };
+  let running = true;
+  const clients = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      try {
+        const res = await getFresh(`${url}/work/slow`);
+        if (res.status === 200) counts.ok++;
+        else counts.other++;
+      } catch {
+        counts.failed++;
+      }
+    }
+  });
+  return {
+    counts,
+    async stop() {
+      running = false;
+      await Promise.all(clients);
+      return counts;
+    },
+  };
+}
+
+describe(`several dispatchers (${runtime.name})`, () => {
+  test("two dispatchers share the port, each with its share of the workers; the primary serves nothing itself", async () => {
+    const app = await startDispatchers({ WORKERS: "2" });
+    try {
+      const dispatchers = childrenOf(app.primary);
+      assert.equal(dispatchers.length, 2, `the primary's children: ${dispatchers}`);
+      const seen = await answering(app.url, 40);
+      assert.deepEqual([...seen].sort(), [...dispatchers].sort(), "both dispatchers answer");
+      for (const d of dispatchers) assert.equal(childrenOf(d).length, 1, `dispatcher ${d} has one worker`);
+      assert.ok(!seen.has(app.primary));
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("sendConfig, status, scale and reload from the primary reach every dispatcher (forkyard ctl too)", async () => {
+    const control = `/tmp/forkyard-dispatchers-${process.pid}-${Date.now()}.ctl`;
+    const app = await startDispatchers({ WORKERS: "2", CONTROL: control });
+    const ctl = async (...args: string[]) => {
+      const proc = start(fixture("../../cli.ts"), ["ctl", "--control", control, ...args]);
+      const status = await proc.exited;
+      assert.equal(status.code, 0, proc.stderr());
+      return proc.stdout();
+    };
+    try {
+      // Each dispatcher's worker got the primary's config.
+      assert.ok(
+        await eventually(async () => {
+          const answers = await Promise.all(Array.from({ length: 10 }, () => getFresh(`${app.url}/work/pid`)));
+          const workers = new Set(answers.map((a) => a.body.worker));
+          return workers.size === 2 && answers.every((a) => a.body.config?.from === app.primary);
+        }, 10_000),
+        "config on both dispatchers' workers",
+      );
+      const status = JSON.parse(await ctl("status", "--json"));
+      assert.equal(status.pid, app.primary);
+      assert.equal(status.pools[0].workers.length, 2, JSON.stringify(status));
+      await ctl("scale", "Work", "4");
+      assert.ok(await eventually(() => childrenOf(app.primary).flatMap(childrenOf).length === 4, 15_000));
+      assert.ok(
+        await eventually(async () => JSON.parse(await ctl("status", "--json")).pools[0].workers.length === 4, 5000),
+      );
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("a dispatcher killed with SIGKILL under load fails only its own requests, and is replaced", async () => {
+    const app = await startDispatchers({ WORKERS: "2" });
+    try {
+      const [victim, survivor] = childrenOf(app.primary);
+      const traffic = load(app.url, 8);
+      await new Promise((r) => setTimeout(r, 500));
+      const before = { ...traffic.counts };
+      process.kill(victim, "SIGKILL");
+      assert.ok(
+        await eventually(
+          () => childrenOf(app.primary).filter((p) => p !== survivor && p !== victim).length === 1,
+          15_000,
+        ),
+        "a new dispatcher replaces the killed one",
+      );
+      const replacement = childrenOf(app.primary).find((p) => p !== survivor)!;
+      assert.ok(await eventually(async () => (await answering(app.url, 10)).has(replacement), 15_000));
+      const counts = await traffic.stop();
+      assert.ok(before.ok > 0 && counts.ok > before.ok, JSON.stringify(counts));
+      // At most what was in flight on the killed dispatcher (8 clients) failed; nothing answered other than 200.
+      assert.ok(counts.failed <= 8, JSON.stringify(counts));
+      assert.equal(counts.other, 0, JSON.stringify(counts));
+      assert.ok(
+        app.stderr().includes(`Dispatcher 0 (pid ${victim}) exited`) ||
+          app.stderr().includes(`(pid ${victim}) exited`),
+        app.stderr(),
+      );
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("SIGHUP reloads every dispatcher's workers, one dispatcher at a time, with no failed request", async () => {
+    const app = await startDispatchers({ WORKERS: "2" });
+    try {
+      const workersBefore = childrenOf(app.primary).flatMap(childrenOf);
+      const traffic = load(app.url, 4);
+      process.kill(app.primary, "SIGHUP");
+      assert.ok(
+        await eventually(() => {
+          const now = childrenOf(app.primary).flatMap(childrenOf);
+          return now.length === 2 && now.every((p) => !workersBefore.includes(p));
+        }, 20_000),
+        "every worker replaced",
+      );
+      const counts = await traffic.stop();
+      assert.equal(counts.failed + counts.other, 0, JSON.stringify(counts));
+      assert.ok(counts.ok > 0);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("SIGTERM stops every dispatcher and worker and exits 0", async () => {
+    const app = await startDispatchers({ WORKERS: "2" });
+    const dispatchers = childrenOf(app.primary);
+    const workers = dispatchers.flatMap(childrenOf);
+    assert.equal(workers.length, 2);
+    assert.equal((await app.stop()).code, 0);
+    for (const pid of [...dispatchers, ...workers]) {
+      assert.ok(await eventually(() => !alivePid(pid), 3000), `${pid} left`);
+    }
+  });
+});
+
+function alivePid(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
