@@ -8,8 +8,9 @@
 //   BENCH_SECONDS=5 npm run bench    longer runs
 //   BENCH_ONLY=uploads node bench/run.mjs   only the large-uploads-beside-small-GETs scenario, printed
 //   BENCH_ONLY=ws node bench/run.mjs        only the WebSocket scenarios, printed
+//   BENCH_ONLY=dispatchers node bench/run.mjs   only 2 dispatchers × 1 worker against 1 × 2 and reusePort × 2, printed
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -367,6 +368,62 @@ function printWs(rt, echo, idle) {
   );
 }
 
+/** Pids of the processes running `name` whose parent is `pid` (not tsx's esbuild), from /proc. */
+function childPids(pid, name) {
+  const out = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(name)) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Several dispatchers: tiny JSON and the 2 ms CPU route through 2 dispatchers × 1 worker, 1 dispatcher × 2 workers,
+ * and the runtime's own server twice on one port with SO_REUSEPORT; CPU per request of each process.
+ */
+async function dispatchersScenario(rt) {
+  const reuse = rt === "deno" ? [...RUN.deno, "--unstable-net"] : RUN[rt];
+  const first = await start([...reuse, server("baseline.ts")], { REUSE_PORT: "1" });
+  const second = await start([...reuse, server("baseline.ts")], { REUSE_PORT: "1", PORT: String(first.port) });
+  const pair = { ...first, pids: async () => [first.child.pid, second.child.pid] };
+  const d1 = await forkyard(rt, 2);
+  const d2 = await forkyard(rt, 2, { DISPATCHERS: "2" });
+  d2.pids = async () => {
+    const dispatchers = childPids(d2.child.pid, "forkyard.ts");
+    return [...dispatchers, ...dispatchers.flatMap((p) => childPids(p, "forkyard.ts")), d2.child.pid];
+  };
+  const servers = { reuse2: pair, d1w2: d1, d2w1: d2 };
+  const json = await interleaved(servers, "/json");
+  const cpu = await interleaved(servers, "/cpu");
+  for (const s of [first, second, d1, d2]) await stop(s);
+  return { json, cpu };
+}
+
+function printDispatchers(rt, r) {
+  const label = {
+    reuse2: "in-process server ×2, reusePort",
+    d1w2: "1 dispatcher × 2 workers",
+    d2w1: "2 dispatchers × 1 worker",
+  };
+  for (const [route, stats] of Object.entries(r)) {
+    for (const [k, v] of Object.entries(stats)) {
+      const cpus = v[0].cpu.map((_, i) => median(v.map((s) => s.cpu[i])).toFixed(1)).join(" / ");
+      console.log(
+        `  ${rt} ${route} ${label[k]}: ${fmt(v).text} req/s, p99 ${
+          fmt(v, "p99", 1).text
+        } ms; CPU µs/request per process ${cpus}`,
+      );
+    }
+  }
+}
+
 const versions = {
   deno: execFileSync(bin("deno"), ["--version"], { encoding: "utf8" }).split("\n")[0],
   bun: "bun " + execFileSync(bin("bun"), ["--version"], { encoding: "utf8" }).trim(),
@@ -447,6 +504,10 @@ if (process.env.BENCH_ONLY === "uploads") {
       } ms beside ${u.uploads} uploads of ${(u.bytes / 1e6).toFixed(1)} MB JSON`,
     );
   }
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY === "dispatchers") {
+  for (const rt of runtimes) printDispatchers(rt, await dispatchersScenario(rt));
   process.exit(0);
 }
 if (process.env.BENCH_ONLY === "ws") {

@@ -33,9 +33,11 @@ async function handle(req: Request): Promise<Response> {
 }
 
 const port = Number(process.env.PORT ?? 0);
+// REUSE_PORT=1: bind with SO_REUSEPORT, so that several of these serve one port (Deno needs --unstable-net).
+const reusePort = process.env.REUSE_PORT === "1";
 const g = globalThis as Record<string, any>;
 if (g.Deno) {
-  const server = g.Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, (req: Request) => {
+  const server = g.Deno.serve({ port, hostname: "127.0.0.1", reusePort, onListen() {} }, (req: Request) => {
     if (!req.url.endsWith("/ws")) return handle(req);
     const { socket, response } = g.Deno.upgradeWebSocket(req);
     socket.onmessage = (event: MessageEvent) => socket.send(event.data);
@@ -46,6 +48,7 @@ if (g.Deno) {
   const server = g.Bun.serve({
     port,
     hostname: "127.0.0.1",
+    reusePort,
     fetch: (req: Request, srv: { upgrade(req: Request): boolean }) =>
       req.url.endsWith("/ws") && srv.upgrade(req) ? undefined : handle(req),
     websocket: { message: (ws: { send(data: unknown): void }, message: unknown) => ws.send(message) },
@@ -79,8 +82,7 @@ if (g.Deno) {
       wss.handleUpgrade(req, socket, head, (ws) => ws.on("message", (data, binary) => ws.send(data, { binary }))),
   );
   server.listen(
-    port,
-    "127.0.0.1",
+    { port, host: "127.0.0.1", reusePort },
     () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })),
   );
 }

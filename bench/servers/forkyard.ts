@@ -81,6 +81,7 @@ await new BenchDispatcher({
   port: Number(env("PORT") ?? 0),
   hostname: "127.0.0.1",
   maxPending: 20_000,
+  dispatchers: Number(env("DISPATCHERS") ?? 1),
   maxBodySize: 8 * 1024 * 1024,
   accessLog: (env("ACCESS_LOG") as "combined" | "json" | undefined) ?? false,
   pools: [
