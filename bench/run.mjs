@@ -392,10 +392,10 @@ async function dispatchersScenario(rt) {
   const reuse = rt === "deno" ? [...RUN.deno, "--unstable-net"] : RUN[rt];
   const first = await start([...reuse, server("baseline.ts")], { REUSE_PORT: "1" });
   const second = await start([...reuse, server("baseline.ts")], { REUSE_PORT: "1", PORT: String(first.port) });
-  const pair = { ...first, pids: async () => [first.child.pid, second.child.pid] };
+  const pair = { ...first, pids: () => [first.child.pid, second.child.pid] };
   const d1 = await forkyard(rt, 2);
   const d2 = await forkyard(rt, 2, { DISPATCHERS: "2" });
-  d2.pids = async () => {
+  d2.pids = () => {
     const dispatchers = childPids(d2.child.pid, "forkyard.ts");
     return [...dispatchers, ...dispatchers.flatMap((p) => childPids(p, "forkyard.ts")), d2.child.pid];
   };

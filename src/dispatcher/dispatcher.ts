@@ -367,6 +367,9 @@ export class Dispatcher {
       this.#link.listening(this.#server.port);
       await this.#finished;
       for (const off of unlisten) off();
+      // Started by the primary to be a dispatcher and nothing else, like a worker: its channel would keep it alive.
+      flushLogs();
+      runtime.exit(0);
       return;
     }
     if (this.options.control !== false) {
