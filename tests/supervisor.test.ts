@@ -110,7 +110,15 @@ function setup(script: Script, options: WorkerPoolOptions = {}) {
       const id = nextId++;
       const client = { request: new Request("http://x/") } as unknown as Client;
       const wire: RequestHeader = { i: id, m: method, p: "/", q: "", h: [] };
-      supervisor.request(id, client, wire, new Uint8Array(0), resolve, {} as AdapterRequest);
+      supervisor.request({
+        id,
+        client,
+        wire,
+        body: new Uint8Array(0),
+        resolve,
+        adapter: {} as AdapterRequest,
+        upgrade: null,
+      });
     });
   return { clock, workers, supervisor, request, finished };
 }

@@ -18,7 +18,8 @@ import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { CloseSocket, SocketLink } from "../supervisor/pending.ts";
 import type { SocketHub } from "./socket_hub.ts";
-import type { DispatcherLink, DispatcherSlot } from "./primary.ts";
+import type { DispatcherSlot } from "./primary.ts";
+import type { DispatcherLink } from "./dispatcher_link.ts";
 import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
 import { takeAdopter } from "./adoption.ts";
 import { Client, RejectRequest } from "./client.ts";
@@ -109,9 +110,8 @@ export class Dispatcher {
   /** With the admin listener on: what /metrics counts, and the listener. */
   #admin: AdminListener | undefined;
   #adminServer: HttpServer | undefined;
-  /** With several dispatchers: in the primary, what runs them; in each of them, its link to the primary. */
+  /** With several dispatchers: in the primary, what runs them; in each of them (#link), its link to the primary. */
   #primary: { reload(): Promise<number>; stop(): Promise<void> } | undefined;
-  #several: typeof import("./primary.ts") | undefined;
   #link: DispatcherLink | undefined;
   /** Stops the control socket, when the `control` option opened one. */
   #closeControl: (() => Promise<void>) | undefined;
@@ -252,7 +252,6 @@ export class Dispatcher {
         return;
       }
       for (const pool of this.pools) pool.scale(several.share(pool.options.workers, slot.index, slot.count));
-      this.#several = several;
     }
     removeStaleSpills(runtime, this.#log);
     warnUnreachableRoutes(this.pools, (path) => this.findPool(path), this.#log);
@@ -356,8 +355,9 @@ export class Dispatcher {
       runtime.exit(1);
       return;
     }
-    if (this.#several !== undefined) {
-      this.#link = new this.#several.DispatcherLink({
+    if (slot !== null) {
+      const { DispatcherLink } = await import("./dispatcher_link.ts");
+      this.#link = new DispatcherLink({
         runtime,
         pools: this.pools,
         pending: () => this.#pending,
@@ -621,10 +621,16 @@ export class Dispatcher {
       trail.headers = headers;
       resolve = this.#observer!.forwarding(incoming.request, incoming.extras, trail, resolve);
     }
-    const pending = supervisor.request(id, client, wire, body, resolve, incoming.extras);
+    const pending = supervisor.request({
+      id,
+      client,
+      wire,
+      body,
+      resolve,
+      adapter: incoming.extras,
+      upgrade: upgrade ? (link, h) => this.#upgrade(id, incoming.extras, link, h, resolve, trace) : null,
+    });
     if (trail !== undefined) trail.pending = pending;
-    // The worker's answer comes in a later frame: the handshake's acceptance can be set up now.
-    if (upgrade) pending.upgrade = (link, h) => this.#upgrade(id, incoming.extras, link, h, resolve, trace);
     return answer;
   }
 

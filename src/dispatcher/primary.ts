@@ -34,7 +34,7 @@ export interface PrimaryLog {
 export const DISPATCHER_ENV = "FORKYARD_DISPATCHER";
 
 /** Frames between the primary and its dispatchers. */
-const P = {
+export const P = {
   /** Primary to dispatcher: {@linkcode Command}. */
   COMMAND: 1,
   /** Dispatcher to primary: listening, `{ port }`. */
@@ -329,81 +329,6 @@ export class Primary {
     clearTimeout(timer);
     for (const w of this.#waiting.values()) w.reject(new Error("Stopped"));
     this.#waiting.clear();
-  }
-}
-
-/** What a dispatcher started by a primary does for it. */
-export interface DispatcherLinkHost {
-  runtime: Runtime;
-  pools: readonly WorkerPool[];
-  pending(): number;
-  reload(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-/** A dispatcher's end of its channel to the primary. */
-export class DispatcherLink {
-  readonly #host: DispatcherLinkHost;
-  readonly #writer: FrameWriter<AnyFrames>;
-  #timer: ReturnType<typeof setInterval> | undefined;
-
-  constructor(host: DispatcherLinkHost) {
-    this.#host = host;
-    const channel = host.runtime.parentChannel();
-    this.#writer = new FrameWriter<AnyFrames>((bytes) => channel.write(bytes));
-    const frames = new FrameDecoder((type, header) => {
-      if (type === P.COMMAND) void this.#run(header as Command);
-    });
-    // The primary gone (its end of the channel closed): this dispatcher stops too, leaving no orphan.
-    channel.start((chunk) => frames.push(chunk), () => void host.stop());
-  }
-
-  /** Tells the primary this dispatcher listens, then reports its status once a second. */
-  listening(port: number): void {
-    this.#writer.send(P.READY, { port });
-    this.#report();
-    this.#timer = setInterval(() => this.#report(), 1000);
-  }
-
-  #report() {
-    this.#writer.send(P.STATUS, { pools: this.#host.pools.map((p) => p.status()), pending: this.#host.pending() });
-  }
-
-  /** Stops reporting. */
-  close(): void {
-    clearInterval(this.#timer);
-  }
-
-  async #run(command: Command) {
-    const pool = (name: string) => {
-      const found = this.#host.pools.find((p) => p.name === name);
-      if (found === undefined) throw new Error(`no pool named "${name}"`);
-      return found;
-    };
-    try {
-      let r: unknown;
-      switch (command.c) {
-        case "reload":
-          r = command.pool === undefined ? await this.#host.reload() : await pool(command.pool).reload();
-          break;
-        case "scale":
-          pool(command.pool).scale(command.n);
-          break;
-        case "config":
-          pool(command.pool).sendConfig(command.config);
-          break;
-        case "send":
-          pool(command.pool).send(command.request);
-          break;
-        case "stop":
-          void this.#host.stop();
-          break;
-      }
-      this.#report();
-      this.#writer.send(P.DONE, { id: command.id, r });
-    } catch (error) {
-      this.#writer.send(P.DONE, { id: command.id, e: error instanceof Error ? error.message : String(error) });
-    }
   }
 }
 

@@ -26,6 +26,21 @@ export type CloseSocket = (code: number, reason: string, tell: boolean) => void;
 /** Accepts a WebSocket handshake its worker answered with 101; returns how to close the socket, or `null`. */
 export type AcceptSocket = (link: SocketLink, answer: ResponseHeader) => CloseSocket | null;
 
+/** A client's request as the dispatcher hands it to a pool. */
+export interface ClientRequest {
+  /** The dispatcher's id; a WebSocket handshake's becomes its socket's. */
+  id: number;
+  client: Client;
+  wire: RequestHeader;
+  body: Body;
+  /** Receives the answer. */
+  resolve: (response: Response) => void;
+  /** What the adapter offers for the request. */
+  adapter: AdapterRequest;
+  /** For a WebSocket handshake: what accepts it when its worker answers 101. */
+  upgrade: AcceptSocket | null;
+}
+
 /** One request on its way through a pool; `W` is what serves it (a worker process). */
 export class Pending<W = unknown> implements PendingRequest {
   readonly requestId: number;

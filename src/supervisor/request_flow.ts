@@ -7,17 +7,14 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import type { Client } from "../dispatcher/client.ts";
 import type { PoolRequest, WorkerPool } from "../pool.ts";
-import type { Body } from "../protocol/body.ts";
-import { type EndHeader, F, type RequestHeader, type ResponseHeader, type StartHeader } from "../protocol/frames.ts";
-import type { AdapterRequest } from "../runtime.ts";
+import { type EndHeader, F, type ResponseHeader, type StartHeader } from "../protocol/frames.ts";
 import { type Answers, failure } from "./answers.ts";
 import type { Clock } from "./clock.ts";
 import { collectExpired, deadlineFor, NO_DEADLINE } from "./deadlines.ts";
 import { detachedRequest } from "./detached.ts";
 import type { PoolHost } from "./host.ts";
-import { Pending } from "./pending.ts";
+import { type ClientRequest, Pending } from "./pending.ts";
 import { RequestQueue } from "./request_queue.ts";
 import { chooseWorker } from "./worker_choice.ts";
 import { isServing, type Slot, type WorkerProcess } from "./worker_process.ts";
@@ -131,16 +128,11 @@ export class RequestFlow {
     this.#context.answeredBy(worker);
     this.next(worker);
   }
-  /** Accepts a request from a client; its answer goes to `resolve`. Returns the request, to follow it. */
-  request(
-    id: number,
-    client: Client,
-    wire: RequestHeader,
-    body: Body,
-    resolve: (response: Response) => void,
-    adapter: AdapterRequest,
-  ): Pending<WorkerProcess> {
+  /** Accepts a request from a client; its answer goes to `request.resolve`. Returns it pending, to follow it. */
+  request(request: ClientRequest): Pending<WorkerProcess> {
+    const { id, client, wire, body, resolve, adapter } = request;
     const p = new Pending<WorkerProcess>(id, client, this.#pool, wire, body, resolve, adapter);
+    p.upgrade = request.upgrade;
     this.#submit(p);
     return p;
   }

@@ -9,9 +9,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { MAX_RESTART_DELAY, type PoolRequest, type PoolRunner, type PoolStatus, type WorkerPool } from "../pool.ts";
-import type { Client } from "../dispatcher/client.ts";
 import { CLOSE } from "../dispatcher/socket_hub.ts";
-import type { Body } from "../protocol/body.ts";
 import {
   type EndHeader,
   F,
@@ -26,14 +24,14 @@ import {
 import { fromWire, type WireRecord } from "../protocol/log_record.ts";
 import { errorResponse } from "../protocol/results.ts";
 import { removeSpills, spillPrefix } from "../protocol/spill.ts";
-import type { AdapterRequest, ExitStatus } from "../runtime.ts";
+import type { ExitStatus } from "../runtime.ts";
 import { Answers } from "./answers.ts";
 import { decideScale } from "./autoscale.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { deadlineFor, extendDeadlines } from "./deadlines.ts";
 import type { PoolHost } from "./host.ts";
 import { Launcher } from "./launcher.ts";
-import { Pending } from "./pending.ts";
+import { type ClientRequest, Pending } from "./pending.ts";
 import { atRequestLimit, dueByMemory, requestLimit } from "./recycling.ts";
 import { RequestFlow } from "./request_flow.ts";
 import { RestartPolicy } from "./restart_policy.ts";
@@ -127,16 +125,9 @@ export class Supervisor implements PoolRunner {
     this.#replaced.set(kind, (this.#replaced.get(kind) ?? 0) + 1);
   }
 
-  /** Accepts a request from a client; its answer goes to `resolve`. Returns the request, to follow it. */
-  request(
-    id: number,
-    client: Client,
-    wire: RequestHeader,
-    body: Body,
-    resolve: (response: Response) => void,
-    adapter: AdapterRequest,
-  ): Pending<WorkerProcess> {
-    return this.#flow.request(id, client, wire, body, resolve, adapter);
+  /** Accepts a request from a client; its answer goes to `request.resolve`. Returns it pending, to follow it. */
+  request(request: ClientRequest): Pending<WorkerProcess> {
+    return this.#flow.request(request);
   }
 
   /** Sends a request nobody waits for (`WorkerPool.send`). */

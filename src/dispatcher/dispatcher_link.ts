@@ -1,0 +1,87 @@
+/**
+ * A dispatcher's end of its channel to the primary that started it (option
+ * `dispatchers`): it carries out the primary's commands, says when it listens,
+ * and reports its pools' status once a second.
+ *
+ * @module
+ */
+
+import type { WorkerPool } from "../pool.ts";
+import { type AnyFrames, FrameDecoder, FrameWriter } from "../protocol/codec.ts";
+import type { Runtime } from "../runtime.ts";
+import { type Command, P } from "./primary.ts";
+
+/** What a dispatcher started by a primary does for it. */
+export interface DispatcherLinkHost {
+  runtime: Runtime;
+  pools: readonly WorkerPool[];
+  pending(): number;
+  reload(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** A dispatcher's end of its channel to the primary. */
+export class DispatcherLink {
+  readonly #host: DispatcherLinkHost;
+  readonly #writer: FrameWriter<AnyFrames>;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(host: DispatcherLinkHost) {
+    this.#host = host;
+    const channel = host.runtime.parentChannel();
+    this.#writer = new FrameWriter<AnyFrames>((bytes) => channel.write(bytes));
+    const frames = new FrameDecoder((type, header) => {
+      if (type === P.COMMAND) void this.#run(header as Command);
+    });
+    // The primary gone (its end of the channel closed): this dispatcher stops too, leaving no orphan.
+    channel.start((chunk) => frames.push(chunk), () => void host.stop());
+  }
+
+  /** Tells the primary this dispatcher listens, then reports its status once a second. */
+  listening(port: number): void {
+    this.#writer.send(P.READY, { port });
+    this.#report();
+    this.#timer = setInterval(() => this.#report(), 1000);
+  }
+
+  #report() {
+    this.#writer.send(P.STATUS, { pools: this.#host.pools.map((p) => p.status()), pending: this.#host.pending() });
+  }
+
+  /** Stops reporting. */
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  async #run(command: Command) {
+    const pool = (name: string) => {
+      const found = this.#host.pools.find((p) => p.name === name);
+      if (found === undefined) throw new Error(`no pool named "${name}"`);
+      return found;
+    };
+    try {
+      let r: unknown;
+      switch (command.c) {
+        case "reload":
+          r = command.pool === undefined ? await this.#host.reload() : await pool(command.pool).reload();
+          break;
+        case "scale":
+          pool(command.pool).scale(command.n);
+          break;
+        case "config":
+          pool(command.pool).sendConfig(command.config);
+          break;
+        case "send":
+          pool(command.pool).send(command.request);
+          break;
+        case "stop":
+          void this.#host.stop();
+          break;
+      }
+      this.#report();
+      this.#writer.send(P.DONE, { id: command.id, r });
+    } catch (error) {
+      this.#writer.send(P.DONE, { id: command.id, e: error instanceof Error ? error.message : String(error) });
+    }
+  }
+}
