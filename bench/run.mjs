@@ -393,28 +393,49 @@ async function dispatchersScenario(rt) {
   const first = await start([...reuse, server("baseline.ts")], { REUSE_PORT: "1" });
   const second = await start([...reuse, server("baseline.ts")], { REUSE_PORT: "1", PORT: String(first.port) });
   const pair = { ...first, pids: () => [first.child.pid, second.child.pid] };
+  // The floor: two bare forwarders with forkyard's frames, each with an echoing child, on one port.
+  const forward = [...reuse, join(root, "bench", "floor", `${rt}_forward.ts`)];
+  const floorEnv = { PROTOCOL: "1", REUSE_PORT: "1", ...(rt === "deno" ? { CHANNEL: "unix" } : {}) };
+  const floorA = await start(forward, floorEnv);
+  const floorB = await start(forward, { ...floorEnv, PORT: String(floorA.port) });
+  const floor2 = {
+    ...floorA,
+    pids: () => [
+      floorA.child.pid,
+      floorB.child.pid,
+      ...[floorA, floorB].flatMap((f) => childPids(f.child.pid, "_child.ts")),
+    ],
+  };
   const d1 = await forkyard(rt, 2);
   const d2 = await forkyard(rt, 2, { DISPATCHERS: "2" });
   d2.pids = () => {
     const dispatchers = childPids(d2.child.pid, "forkyard.ts");
     return [...dispatchers, ...dispatchers.flatMap((p) => childPids(p, "forkyard.ts")), d2.child.pid];
   };
-  const servers = { reuse2: pair, d1w2: d1, d2w1: d2 };
+  const servers = { reuse2: pair, floor2, d1w2: d1, d2w1: d2 };
   const json = await interleaved(servers, "/json");
-  const cpu = await interleaved(servers, "/cpu");
-  for (const s of [first, second, d1, d2]) await stop(s);
+  const { floor2: _, ...cpuServers } = servers;
+  const cpu = await interleaved(cpuServers, "/cpu");
+  for (const s of [first, second, floorA, floorB, d1, d2]) await stop(s);
   return { json, cpu };
 }
 
+/** How dispatchersScenario()'s servers are named in the output and the report. */
+const DISPATCHER_LABELS = {
+  reuse2: "in-process server ×2, reusePort",
+  floor2: "floor: 2 bare forwarders with forkyard's frames, reusePort",
+  d1w2: "1 dispatcher × 2 workers",
+  d2w1: "2 dispatchers × 1 worker",
+};
+
+/** The median CPU µs/request of each process of a server's runs, joined with " / ". */
+const cpuPerProcess = (v) => v[0].cpu.map((_, i) => median(v.map((s) => s.cpu[i])).toFixed(1)).join(" / ");
+
 function printDispatchers(rt, r) {
-  const label = {
-    reuse2: "in-process server ×2, reusePort",
-    d1w2: "1 dispatcher × 2 workers",
-    d2w1: "2 dispatchers × 1 worker",
-  };
+  const label = DISPATCHER_LABELS;
   for (const [route, stats] of Object.entries(r)) {
     for (const [k, v] of Object.entries(stats)) {
-      const cpus = v[0].cpu.map((_, i) => median(v.map((s) => s.cpu[i])).toFixed(1)).join(" / ");
+      const cpus = cpuPerProcess(v);
       console.log(
         `  ${rt} ${route} ${label[k]}: ${fmt(v).text} req/s, p99 ${
           fmt(v, "p99", 1).text
@@ -588,6 +609,8 @@ for (const rt of runtimes) {
       fmt(r.uploads.loaded, "p99", 1).text
     } ms beside uploads`,
   );
+  r.dispatchers = await dispatchersScenario(rt);
+  printDispatchers(rt, r.dispatchers);
   r.wsEcho = await wsEcho(rt);
   r.wsIdle = await wsIdle(rt);
   printWs(rt, r.wsEcho, r.wsIdle);
@@ -718,6 +741,22 @@ for (const rt of runtimes) {
       row(rt, `POST echo ${label}, floor: ${floorLabel}`, `${mbs(fl)} MiB/s`, ratio(fl, b).toFixed(2), "", "");
     }
   }
+  if (r.dispatchers) {
+    for (const [route, label] of [["json", "tiny JSON"], ["cpu", "2 ms CPU route"]]) {
+      const stats = r.dispatchers[route];
+      const b = fmt(stats.reuse2).median;
+      for (const [k, v] of Object.entries(stats)) {
+        row(
+          rt,
+          `${label}, ${DISPATCHER_LABELS[k]}`,
+          `${fmt(v).text} req/s, p99 ${fmt(v, "p99", 1).text} ms; CPU µs/request per process ${cpuPerProcess(v)}`,
+          ratio(fmt(v).median, b).toFixed(2),
+          "",
+          "",
+        );
+      }
+    }
+  }
   if (r.wsEcho) {
     const b = fmt(r.wsEcho.baseline).median;
     const cell = (v) => `${fmt(v).text} msg/s, p50 ${fmt(v, "p50", 2).text} ms, p99 ${fmt(v, "p99", 2).text} ms`;
@@ -822,6 +861,10 @@ two servers measured in the same run; absolute numbers vary between machines and
 - CPU µs per request: user + system time from \`/proc/<pid>/stat\` across a run, divided by the requests
   wrk completed. RSS: \`VmRSS\` from \`/proc/<pid>/status\`. 10,000 pending: 10,000 concurrent requests to
   a route that never answers in time, held open by the benchmark process.
+- Several dispatchers (option \`dispatchers\`): two processes share the port with SO_REUSEPORT: the in-process
+  server twice (ratio 1.00 of its group), the floor twice (each a forwarder with forkyard's frames and its echoing
+  child), forkyard with 2 dispatchers × 1 worker; and forkyard with 1 dispatcher × 2 workers. CPU per process in
+  the order: the servers (dispatchers), then their children (workers, echo children), then the primary.
 - WebSocket echo (\`bench/ws_load.mjs\`, the \`ws\` package's client on Node): ${CONNS} connections, each
   sending a 64-byte text message and waiting for its echo before the next, for ${SECONDS} s; messages per second
   and the latency of each round trip. Idle WebSockets: one client process opens 10,000 sockets (200 handshakes at

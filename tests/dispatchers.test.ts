@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { type App, eventually, fixture, runtime, start } from "./helpers.ts";
+import { type Conn, open } from "./ws_client.ts";
 
 /** Pids of the processes of the fixture's program (dispatchers and workers; not tsx's esbuild) whose parent is `pid`. */
 function childrenOf(pid: number): number[] {
@@ -37,13 +38,18 @@ function getFresh(url: string): Promise<{ status: number; body: any }> {
   });
 }
 
-async function startDispatchers(env: Record<string, string> = {}): Promise<App & { primary: number }> {
+async function startDispatchers(
+  env: Record<string, string> = {},
+): Promise<App & { primary: number; admin?: number }> {
   const proc = start(fixture("dispatchers.ts"), [], { PORT: "0", ...env });
-  const { port, primary } = await proc.line<{ port: number; primary: number }>((v) => typeof v.port === "number");
+  const { port, primary, admin } = await proc.line<{ port: number; primary: number; admin?: number }>((v) =>
+    typeof v.port === "number"
+  );
   return {
     ...proc,
     port,
     primary,
+    admin,
     url: `http://127.0.0.1:${port}`,
     async stop() {
       proc.child.kill("SIGTERM");
@@ -127,6 +133,69 @@ describe(`several dispatchers (${runtime.name})`, () => {
         await eventually(async () => JSON.parse(await ctl("status", "--json")).pools[0].workers.length === 4, 5000),
       );
     } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("the admin listener, served by the primary, counts every dispatcher's answers and shows every worker", async () => {
+    const app = await startDispatchers({ WORKERS: "2", ADMIN: "127.0.0.1:0" });
+    try {
+      assert.equal(typeof app.admin, "number");
+      const admin = `http://127.0.0.1:${app.admin}`;
+      const seen = new Set<number>();
+      for (let i = 0; i < 30; i++) {
+        const res = await getFresh(`${app.url}/work/pid`);
+        assert.equal(res.status, 200);
+        seen.add(res.body.worker);
+      }
+      assert.equal(seen.size, 2, "both dispatchers' workers answered");
+      const count = (text: string) =>
+        Number(/^forkyard_requests_total\{pool="Work",code="2xx"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+      // Each dispatcher reports its counts once a second.
+      let metrics = "";
+      assert.ok(
+        await eventually(async () => {
+          metrics = await (await fetch(`${admin}/metrics`)).text();
+          return count(metrics) === 30;
+        }, 5000),
+        metrics,
+      );
+      assert.match(metrics, /^forkyard_pool_workers\{pool="Work"\} 2$/m);
+      assert.match(metrics, /^forkyard_request_duration_seconds_count\{pool="Work"\} 30$/m);
+      const status = await (await fetch(`${admin}/status`)).json();
+      const pids = status.pools[0].workers.map((w: { pid: number }) => w.pid).sort();
+      assert.deepEqual(pids, [...seen].sort());
+      // A dispatcher that dies takes its counts with it no more: what it reported stays in the totals.
+      process.kill(childrenOf(app.primary)[0], "SIGKILL");
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(count(await (await fetch(`${admin}/metrics`)).text()), 30);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("a message published in one dispatcher reaches sockets subscribed through the other", async () => {
+    const app = await startDispatchers({ WORKERS: "2" });
+    const conns: Conn[] = [];
+    try {
+      // Each WebSocket is a connection of its own: open them until both dispatchers hold one.
+      const through = new Map<number, Conn>();
+      for (let i = 0; i < 40 && through.size < 2; i++) {
+        const conn = await open(`ws://127.0.0.1:${app.port}/work/room`);
+        conns.push(conn);
+        const { dispatcher } = await conn.json<{ dispatcher: number }>();
+        if (!through.has(dispatcher)) through.set(dispatcher, conn);
+      }
+      assert.equal(through.size, 2, "sockets through both dispatchers");
+      const [a, b] = [...through.values()];
+      a.ws.send("from a");
+      assert.equal(await b.next(), "from a");
+      assert.equal(await a.next(), "from a");
+      b.ws.send(new Uint8Array([1, 2, 3]));
+      assert.deepEqual(await a.next(), new Uint8Array([1, 2, 3]));
+      for (const c of conns) if (c !== a && c !== b) assert.equal(await c.next(), "from a");
+    } finally {
+      for (const c of conns) c.ws.close();
       assert.equal((await app.stop()).code, 0);
     }
   });

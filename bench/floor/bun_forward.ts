@@ -2,6 +2,7 @@
 // child that echoes it back over its stdin/stdout, batched once per event-loop turn, no parsing;
 // with PROTOCOL=1, forkyard's frames instead (see forwarder.ts), and TRACE_HEADER=0 answers those
 // without the x-request-id header; CHILD=decode runs decode_child.ts, a child that does a worker's minimum.
+// REUSE_PORT=1 binds with SO_REUSEPORT, so that two of these share one port.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import process from "node:process";
 import { runtime } from "../../adapters/bun.ts";
@@ -14,7 +15,9 @@ interface Proc {
 const Bun = (globalThis as unknown as {
   Bun: {
     spawn(cmd: string[], o: { stdin: "pipe"; stdout: "pipe" }): Proc;
-    serve(o: { port: number; hostname: string; fetch(request: Request): Promise<Response> }): { port: number };
+    serve(o: { port: number; hostname: string; reusePort: boolean; fetch(request: Request): Promise<Response> }): {
+      port: number;
+    };
   };
 }).Bun;
 const childFile = process.env.CHILD === "decode" ? "./decode_child.ts" : "./bun_echo_child.ts";
@@ -33,6 +36,7 @@ const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEAD
 const server = Bun.serve({
   port: Number(process.env.PORT ?? 0),
   hostname: "127.0.0.1",
+  reusePort: process.env.REUSE_PORT === "1",
   fetch: (request) => f.handle(request),
 });
 console.log(JSON.stringify({ port: server.port }));

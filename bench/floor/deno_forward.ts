@@ -4,6 +4,7 @@
 // PROTOCOL=1, forkyard's frames instead of 16 bytes (see forwarder.ts), and TRACE_HEADER=0 answers
 // those without the x-request-id header; CHILD=decode (with CHANNEL=unix) runs decode_child.ts, a child that does a
 // worker's minimum and connects as a Deno worker does.
+// REUSE_PORT=1 binds with SO_REUSEPORT, so that two of these share one port (Deno needs --unstable-net).
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import { CHANNEL_ENV, runtime, TOKEN_BYTES } from "../../adapters/deno.ts";
 import { forwarder, protocolForwarder } from "./forwarder.ts";
@@ -55,7 +56,12 @@ if (channel === "unix") {
   })();
 }
 const server = Deno.serve(
-  { port: Number(Deno.env.get("PORT") ?? 0), hostname: "127.0.0.1", onListen() {} },
+  {
+    port: Number(Deno.env.get("PORT") ?? 0),
+    hostname: "127.0.0.1",
+    reusePort: Deno.env.get("REUSE_PORT") === "1",
+    onListen() {},
+  },
   (request) => f.handle(request),
 );
 console.log(JSON.stringify({ port: server.addr.port }));

@@ -3,11 +3,12 @@
 // of its own (fd 3, as forkyard's Node workers write), batched once per event-loop turn, no parsing;
 // with PROTOCOL=1, forkyard's frames instead (see forwarder.ts), and TRACE_HEADER=0 answers those
 // without the x-request-id header; CHILD=decode runs decode_child.ts, a child that does a worker's minimum.
+// REUSE_PORT=1 binds with SO_REUSEPORT, so that two of these share one port.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import { spawn } from "node:child_process";
 import process from "node:process";
 import type { Readable } from "node:stream";
-import { serve } from "@hono/node-server";
+import { createAdaptorServer } from "@hono/node-server";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { runtime } from "../../adapters/node.ts";
 import { CHANNEL_FD_ENV } from "../../adapters/node_like.ts";
@@ -40,9 +41,12 @@ const fetch = (request: Request, env: unknown) => {
   const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
   return f.handle(request, request.method === "GET" ? undefined : nodeIO(incoming, outgoing));
 };
-const server = serve({ fetch, port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1" }, (info) => {
-  console.log(JSON.stringify({ port: info.port }));
-});
+// Listen options, as forkyard's dispatcher listens: REUSE_PORT=1 binds with SO_REUSEPORT, for several of these on one port.
+const server = createAdaptorServer({ fetch });
+server.listen(
+  { port: Number(process.env.PORT ?? 0), host: "127.0.0.1", reusePort: process.env.REUSE_PORT === "1" },
+  () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })),
+);
 process.on("SIGTERM", () => {
   child.kill();
   server.close();

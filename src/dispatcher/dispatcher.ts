@@ -29,6 +29,7 @@ export type { DispatcherOptions };
 import { AnswerObserver, type RequestHandler } from "./observer.ts";
 import { removeStaleSpills, warnUnreachableRoutes } from "./startup_checks.ts";
 import { AdminListener } from "./admin.ts";
+import { Metrics } from "./metrics.ts";
 import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
 import { listenFailure } from "./startup_errors.ts";
@@ -110,6 +111,8 @@ export class Dispatcher {
   /** With the admin listener on: what /metrics counts, and the listener. */
   #admin: AdminListener | undefined;
   #adminServer: HttpServer | undefined;
+  /** In a dispatcher started by a primary, with the admin option on: its answers, counted for the primary. */
+  #metrics: Metrics | undefined;
   /** With several dispatchers: in the primary, what runs them; in each of them (#link), its link to the primary. */
   #primary: { reload(): Promise<number>; stop(): Promise<void> } | undefined;
   #link: DispatcherLink | undefined;
@@ -303,8 +306,9 @@ export class Dispatcher {
       runtime.exit(BOOT_FAILURE_STATUS);
       return;
     }
-    // With several dispatchers, the primary answers for them all.
+    // With several dispatchers, the primary answers for them all: each counts its answers and reports them.
     const admin = slot === null ? this.options.admin : null;
+    if (slot !== null && this.options.admin !== null) this.#metrics = new Metrics();
     if (admin !== null) {
       this.#admin = new AdminListener({
         pid: runtime.pid,
@@ -357,13 +361,18 @@ export class Dispatcher {
     }
     if (slot !== null) {
       const { DispatcherLink } = await import("./dispatcher_link.ts");
-      this.#link = new DispatcherLink({
+      const link = new DispatcherLink({
         runtime,
         pools: this.pools,
         pending: () => this.#pending,
+        replaced: () => this.#supervisors.map((s) => s.replacements()),
+        metrics: this.#metrics ?? null,
+        deliver: (topic, data) => sockets.deliver(topic, data),
         reload: () => this.reload(),
         stop: () => this.stop(),
       });
+      this.#link = link;
+      sockets.relay = (topic, data) => link.publish(topic, data);
       this.#link.listening(this.#server.port);
       await this.#finished;
       for (const off of unlisten) off();
@@ -410,7 +419,7 @@ export class Dispatcher {
   /** `handle`, with each answer recorded when the `accessLog` or `admin` options ask for it; else `handle` itself. */
   #observed(handle: RequestHandler): RequestHandler {
     const format = this.options.accessLog;
-    const metrics = this.#admin?.metrics ?? null;
+    const metrics = this.#admin?.metrics ?? this.#metrics ?? null;
     if (format === false && metrics === null) return handle;
     this.#observer = new AnswerObserver({
       accessLog: format === false ? null : { format, emit: this.#logtape.recordWriter(["forkyard", "access"]) },

@@ -1,7 +1,9 @@
 /**
  * A dispatcher's end of its channel to the primary that started it (option
  * `dispatchers`): it carries out the primary's commands, says when it listens,
- * and reports its pools' status once a second.
+ * reports its pools' status and the answers it counted once a second, and
+ * passes WebSocket messages published here to the other dispatchers and theirs
+ * to this one.
  *
  * @module
  */
@@ -9,13 +11,22 @@
 import type { WorkerPool } from "../pool.ts";
 import { type AnyFrames, FrameDecoder, FrameWriter } from "../protocol/codec.ts";
 import type { Runtime } from "../runtime.ts";
-import { type Command, P } from "./primary.ts";
+import type { Metrics } from "./metrics.ts";
+import { type Command, P, type Published, type Report } from "./primary.ts";
+
+const decoder = new TextDecoder();
 
 /** What a dispatcher started by a primary does for it. */
 export interface DispatcherLinkHost {
   runtime: Runtime;
   pools: readonly WorkerPool[];
   pending(): number;
+  /** Each pool's workers replaced so far, by why, in the order of `pools`. */
+  replaced(): ReadonlyMap<string, number>[];
+  /** Where answers are counted when the `admin` option is on (the primary serves them), else `null`. */
+  metrics: Metrics | null;
+  /** Delivers a message another dispatcher's worker published to this dispatcher's sockets. */
+  deliver(topic: string, data: string | Uint8Array): void;
   reload(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -30,8 +41,12 @@ export class DispatcherLink {
     this.#host = host;
     const channel = host.runtime.parentChannel();
     this.#writer = new FrameWriter<AnyFrames>((bytes) => channel.write(bytes));
-    const frames = new FrameDecoder((type, header) => {
+    const frames = new FrameDecoder((type, header, body, lent) => {
       if (type === P.COMMAND) void this.#run(header as Command);
+      else if (type === P.PUBLISH) {
+        const h = header as Published;
+        host.deliver(h.t, h.b === 1 ? (lent ? body.slice() : body) : decoder.decode(body));
+      }
     });
     // The primary gone (its end of the channel closed): this dispatcher stops too, leaving no orphan.
     channel.start((chunk) => frames.push(chunk), () => void host.stop());
@@ -44,8 +59,20 @@ export class DispatcherLink {
     this.#timer = setInterval(() => this.#report(), 1000);
   }
 
+  /** Passes a message published in this dispatcher to the others. */
+  publish(topic: string, data: string | Uint8Array): void {
+    this.#writer.send(P.PUBLISH, { t: topic, b: typeof data === "string" ? 0 : 1 } satisfies Published, data);
+  }
+
   #report() {
-    this.#writer.send(P.STATUS, { pools: this.#host.pools.map((p) => p.status()), pending: this.#host.pending() });
+    const host = this.#host;
+    const report: Report = {
+      pools: host.pools.map((p) => p.status()),
+      replaced: host.replaced().map((r) => Object.fromEntries(r)),
+      pending: host.pending(),
+      metrics: host.metrics?.take(),
+    };
+    this.#writer.send(P.STATUS, report);
   }
 
   /** Stops reporting. */

@@ -49,6 +49,19 @@ export interface Second {
   p99: number;
 }
 
+/**
+ * Answers counted since the last {@linkcode Metrics.take}: what a dispatcher started by a primary (option
+ * `dispatchers`) sends it once a second, for the primary's admin listener to answer for all of them.
+ */
+export interface MetricsDelta {
+  /** Per pool (`""`: the dispatcher's own answers): counts by status class, histogram buckets, sum, count. */
+  pools: [pool: string, byClass: [string, number][], buckets: number[], sum: number, count: number][];
+  /** Durations sampled for the second's percentiles, in milliseconds. */
+  samples: number[];
+  /** Answers seen. */
+  seen: number;
+}
+
 /** Seconds of history the status page shows. */
 const HISTORY = 300;
 /** Durations kept per second for its percentiles; beyond, every other one is dropped. */
@@ -76,14 +89,47 @@ export class Metrics {
     return second;
   }
 
-  /** One answered request: its pool (`null`: the dispatcher's own answer), status and duration in milliseconds. */
-  observe(pool: string | null, status: number, durationMs: number): void {
-    const key = pool ?? "";
-    let counts = this.#pools.get(key);
+  /** The answers counted since the last call, which start again from zero. */
+  take(): MetricsDelta {
+    const pools: MetricsDelta["pools"] = [];
+    for (const [pool, c] of this.#pools) pools.push([pool, [...c.byClass], c.buckets, c.sum, c.count]);
+    const delta = { pools, samples: this.#durations.map((d) => Math.round(d * 100) / 100), seen: this.#seen };
+    this.#pools = new Map();
+    this.#durations = [];
+    this.#seen = 0;
+    return delta;
+  }
+
+  /** Adds answers another dispatcher counted (see {@linkcode Metrics.take}). */
+  add(delta: MetricsDelta): void {
+    for (const [pool, byClass, buckets, sum, count] of delta.pools) {
+      const counts = this.#counts(pool);
+      for (const [statusClass, n] of byClass) {
+        counts.byClass.set(statusClass, (counts.byClass.get(statusClass) ?? 0) + n);
+      }
+      for (let i = 0; i < counts.buckets.length; i++) counts.buckets[i] += buckets[i] ?? 0;
+      counts.sum += sum;
+      counts.count += count;
+    }
+    this.#seen += delta.seen;
+    for (const d of delta.samples) {
+      if (this.#durations.length < SAMPLES) this.#durations.push(d);
+      else this.#durations[Math.floor(Math.random() * SAMPLES)] = d;
+    }
+  }
+
+  #counts(pool: string): PoolCounts {
+    let counts = this.#pools.get(pool);
     if (counts === undefined) {
       counts = { byClass: new Map(), buckets: new Array(BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
-      this.#pools.set(key, counts);
+      this.#pools.set(pool, counts);
     }
+    return counts;
+  }
+
+  /** One answered request: its pool (`null`: the dispatcher's own answer), status and duration in milliseconds. */
+  observe(pool: string | null, status: number, durationMs: number): void {
+    const counts = this.#counts(pool ?? "");
     const statusClass = `${Math.floor(status / 100)}xx`;
     counts.byClass.set(statusClass, (counts.byClass.get(statusClass) ?? 0) + 1);
     const seconds = durationMs / 1000;

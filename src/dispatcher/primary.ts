@@ -4,7 +4,9 @@
  * SO_REUSEPORT, each with its share of every pool's workers. The primary
  * restarts a dispatcher that dies, with backoff, rolls a reload through them
  * one at a time, stops them on SIGTERM, and answers for all of them: status,
- * `sendConfig`, `reload()`, `scale()`.
+ * `sendConfig`, `reload()`, `scale()`, the control socket and the admin
+ * listener. WebSocket messages published in one dispatcher pass through it to
+ * the others.
  *
  * Between the primary and each dispatcher runs a channel of its own, in
  * forkyard's frames: commands one way, readiness, statuses and results the
@@ -16,11 +18,13 @@
 import { createServer } from "node:net";
 import type { PoolRequest, PoolRunner, PoolStatus, WorkerPool } from "../pool.ts";
 import { type AnyFrames, FrameDecoder, FrameWriter } from "../protocol/codec.ts";
-import type { ChildProcess, Runtime } from "../runtime.ts";
+import type { ChildProcess, HttpServer, Runtime } from "../runtime.ts";
 import { Backoff } from "../supervisor/restart_policy.ts";
 import { firstLine } from "../error_text.ts";
 import { flushLogs } from "../logging/line_buffer.ts";
 import type { ResolvedDispatcherOptions } from "./options.ts";
+import type { Metrics, MetricsDelta, PoolSnapshot } from "./metrics.ts";
+import type { AdminListener } from "./admin.ts";
 
 /** Where the primary logs. */
 export interface PrimaryLog {
@@ -39,11 +43,31 @@ export const P = {
   COMMAND: 1,
   /** Dispatcher to primary: listening, `{ port }`. */
   READY: 32,
-  /** Dispatcher to primary, once a second: `{ pools, pending }`. */
+  /** Dispatcher to primary, once a second: a {@linkcode Report}. */
   STATUS: 33,
   /** Dispatcher to primary: a command's result, `{ id, r }` or `{ id, e }`. */
   DONE: 34,
+  /** Both ways: a WebSocket message published to a topic, {@linkcode Published}, the message as body. */
+  PUBLISH: 35,
 } as const;
+
+/** What a dispatcher reports to the primary once a second. */
+export interface Report {
+  /** Its pools' status. */
+  pools: PoolStatus[];
+  /** Per pool, in the same order: workers replaced so far, by why. */
+  replaced: Record<string, number>[];
+  /** Its pending requests. */
+  pending: number;
+  /** With the `admin` option: the answers it counted since its last report. */
+  metrics?: MetricsDelta;
+}
+
+/** The header of a {@linkcode P.PUBLISH} frame: the topic, and whether the message is binary (1) or text (0). */
+export interface Published {
+  t: string;
+  b: 0 | 1;
+}
 
 /** What the primary asks a dispatcher to do. */
 export type CommandBody =
@@ -103,6 +127,8 @@ export interface PrimaryHost {
   /** Time a dispatcher gets to shut down before it is killed. */
   stopGrace: number;
   log: PrimaryLog;
+  /** With the `admin` option: where the answers the dispatchers count are added up. */
+  metrics: Metrics | null;
 }
 
 /** One dispatcher process as the primary sees it. */
@@ -112,6 +138,8 @@ interface Child {
   writer: FrameWriter<AnyFrames> | null;
   ready: boolean;
   statuses: PoolStatus[];
+  /** Per pool name: workers replaced by why, as its current process last said. */
+  replaced: Map<string, Record<string, number>>;
   pending: number;
   backoff: Backoff;
   startedAt: number;
@@ -132,6 +160,8 @@ export class Primary {
   #stopping = false;
   #nextCommand = 1;
   readonly #waiting = new Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }>();
+  /** Per pool name: workers replaced by why, in dispatcher processes that have exited. */
+  readonly #retired = new Map<string, Map<string, number>>();
   /** While starting: fails the start, when a dispatcher exits before it ever listened. */
   #failedStart: ((error: Error) => void) | undefined;
 
@@ -161,6 +191,7 @@ export class Primary {
         writer: null,
         ready: false,
         statuses: [],
+        replaced: new Map(),
         pending: 0,
         backoff: new Backoff(100, 30_000),
         startedAt: 0,
@@ -186,7 +217,7 @@ export class Primary {
   #spawn(child: Child) {
     const { runtime } = this.#host;
     const decoder = new TextDecoder();
-    const frames = new FrameDecoder((type, header) => this.#onFrame(child, type, header));
+    const frames = new FrameDecoder((type, header, body, lent) => this.#onFrame(child, type, header, body, lent));
     // The program again, with its arguments, and what listening with SO_REUSEPORT needs.
     const command = runtime.selfCommand(runtime.mainModule());
     const script = command.pop()!;
@@ -211,15 +242,21 @@ export class Primary {
     });
   }
 
-  #onFrame(child: Child, type: number, header: unknown) {
+  #onFrame(child: Child, type: number, header: unknown, body: Uint8Array, lent: boolean) {
     if (type === P.READY) {
       child.ready = true;
       child.everReady = true;
       for (const done of child.readyWaiters.splice(0)) done();
     } else if (type === P.STATUS) {
-      const h = header as { pools: PoolStatus[]; pending: number };
-      child.statuses = h.pools;
-      child.pending = h.pending;
+      const report = header as Report;
+      child.statuses = report.pools;
+      child.replaced = new Map(report.pools.map((p, i) => [p.name, report.replaced[i] ?? {}]));
+      child.pending = report.pending;
+      if (report.metrics !== undefined) this.#host.metrics?.add(report.metrics);
+    } else if (type === P.PUBLISH) {
+      // The other dispatchers' sockets subscribed to the topic get it too, in the order this one published.
+      const message = lent ? body.slice() : body;
+      for (const other of this.#children) if (other !== child) other.writer?.send(P.PUBLISH, header, message);
     } else if (type === P.DONE) {
       const h = header as { id: number; r?: unknown; e?: string };
       const waiter = this.#waiting.get(h.id);
@@ -236,6 +273,12 @@ export class Primary {
     child.ready = false;
     child.statuses = [];
     child.pending = 0;
+    for (const [pool, reasons] of child.replaced) {
+      const total = this.#retired.get(pool) ?? new Map<string, number>();
+      for (const [reason, n] of Object.entries(reasons)) total.set(reason, (total.get(reason) ?? 0) + n);
+      this.#retired.set(pool, total);
+    }
+    child.replaced = new Map();
     if (this.#stopping) return;
     if (Date.now() - child.startedAt >= MIN_UPTIME) child.backoff.reset();
     const delay = child.backoff.next();
@@ -299,6 +342,19 @@ export class Primary {
     return this.#host.pools.map((p) => this.#poolStatus(p.name));
   }
 
+  /** Every pool's status and replacements across dispatchers, those that exited included, for the metrics. */
+  snapshots(): PoolSnapshot[] {
+    return this.#host.pools.map((p) => {
+      const replaced = new Map(this.#retired.get(p.name));
+      for (const child of this.#children) {
+        for (const [reason, n] of Object.entries(child.replaced.get(p.name) ?? {})) {
+          replaced.set(reason, (replaced.get(reason) ?? 0) + n);
+        }
+      }
+      return { status: this.#poolStatus(p.name), replaced };
+    });
+  }
+
   /** Sends `command` to one dispatcher after another, each done before the next: resolves with the sum of results. */
   async #rolling(command: CommandBody): Promise<number> {
     let replaced = 0;
@@ -347,7 +403,12 @@ export interface RunPrimaryHost {
   /** Hands the primary to the dispatcher, whose `reload()` and `stop()` then go to it. */
   adopt(primary: Primary): void;
   /** Calls `onListen` once every dispatcher listens. */
-  listening(info: { port: number; hostname: string; protocol: "http" | "https" }): void;
+  listening(info: {
+    port: number;
+    hostname: string;
+    protocol: "http" | "https";
+    admin?: { port: number; hostname: string };
+  }): void;
 }
 
 /**
@@ -366,9 +427,11 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
     flushLogs();
     runtime.exit(1);
   }
-  if (options.admin !== null) {
-    log.warning("The admin listener is not served with several dispatchers yet; forkyard ctl status shows them all");
-  }
+  const admin: AdminListener | null = options.admin === null ? null : new (await import("./admin.ts")).AdminListener({
+    pid: runtime.pid,
+    pending: (): number => primary.pending,
+    pools: (): PoolSnapshot[] => primary.snapshots(),
+  });
   const primary = new Primary({
     runtime,
     pools: dispatcher.pools,
@@ -377,6 +440,7 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
     hostname: options.hostname,
     stopGrace: options.shutdownTimeout + 5000,
     log,
+    metrics: admin?.metrics ?? null,
   });
   host.adopt(primary);
   const unlisten = [
@@ -385,8 +449,20 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
     runtime.onSignal("SIGHUP", () => void dispatcher.reload()),
   ];
   let closeControl: (() => Promise<void>) | undefined;
+  let adminServer: HttpServer | undefined;
+  const second = admin === null ? undefined : setInterval(() => admin.second(Date.now()), 1000);
   try {
     const port = await primary.start();
+    if (admin !== null) {
+      adminServer = await runtime.serve({
+        port: options.admin!.port,
+        hostname: options.admin!.hostname,
+        headersTimeout: options.headersTimeout,
+        idleTimeout: options.idleTimeout,
+        maxConnections: 0,
+        fetch: (request) => admin.answer(request),
+      });
+    }
     if (options.control !== false) {
       const { listenControl, runCommand } = await import("./control.ts");
       closeControl = await listenControl(options.control, (command) =>
@@ -400,14 +476,24 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
           stop: () => dispatcher.stop(),
         }));
     }
-    host.listening({ port, hostname: options.hostname, protocol: options.tls ? "https" : "http" });
+    host.listening({
+      port,
+      hostname: options.hostname,
+      protocol: options.tls ? "https" : "http",
+      ...(adminServer ? { admin: { port: adminServer.port, hostname: adminServer.hostname } } : {}),
+    });
   } catch (error) {
     log.error("Cannot start {count} dispatchers: {reason}", { count: options.dispatchers, reason: firstLine(error) });
+    clearInterval(second);
+    await adminServer?.close(0).catch(() => {});
     await dispatcher.stop();
     flushLogs();
     runtime.exit(error instanceof DispatcherFailed ? error.status : 1);
   }
   await host.finished;
+  clearInterval(second);
+  admin?.closeStreams();
+  await adminServer?.close(0).catch(() => {});
   await closeControl?.();
   for (const off of unlisten) off();
 }

@@ -158,8 +158,20 @@ export class SocketHub {
     }
   }
 
-  /** Sends `data` to every socket subscribed to `topic`; returns how many. */
+  /**
+   * With several dispatchers: passes what is published here on to the others (their own publications arrive by
+   * {@linkcode SocketHub.deliver}).
+   */
+  relay: ((topic: string, data: string | Uint8Array) => void) | null = null;
+
+  /** Sends `data` to every socket subscribed to `topic`, here and in the other dispatchers; returns how many here. */
   publish(topic: string, data: string | Uint8Array): number {
+    this.relay?.(topic, data);
+    return this.deliver(topic, data);
+  }
+
+  /** Sends `data` to every socket of this dispatcher subscribed to `topic`; returns how many. */
+  deliver(topic: string, data: string | Uint8Array): number {
     const members = this.#topics.get(topic);
     if (members === undefined) return 0;
     for (const s of [...members]) this.#send(s, data);
