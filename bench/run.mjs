@@ -9,6 +9,7 @@
 //   BENCH_ONLY=uploads node bench/run.mjs   only the large-uploads-beside-small-GETs scenario, printed
 //   BENCH_ONLY=ws node bench/run.mjs        only the WebSocket scenarios, printed
 //   BENCH_ONLY=dispatchers node bench/run.mjs   only 2 dispatchers × 1 worker against 1 × 2 and reusePort × 2, printed
+//   BENCH_ONLY=remote node bench/run.mjs        only a remote pool over NATS against a local one, printed
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -420,6 +421,65 @@ async function dispatchersScenario(rt) {
   return { json, cpu };
 }
 
+/** A nats-server on a free loopback port (Debian's package: `apt-get install nats-server`). */
+async function natsServer() {
+  const port = await freePort();
+  const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+  started.add(child);
+  await new Promise((resolve, reject) => {
+    let out = "";
+    const onData = (c) => {
+      out += c;
+      if (out.includes("Server is ready")) resolve();
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.once("error", reject);
+  });
+  return { child, url: `nats://127.0.0.1:${port}` };
+}
+
+/**
+ * Remote pools: the 2 ms CPU route through a pool of 2 worker hosts (1 worker each) reached over a local NATS server,
+ * against a local pool of 2 workers, in the same run; and tiny JSON on one connection, whose latency difference is what
+ * the trip through NATS adds per request.
+ */
+async function remoteScenario(rt) {
+  const nats = await natsServer();
+  const hosts = [];
+  for (const name of ["host-1", "host-2"]) {
+    const args = ["worker", "--nats", nats.url, join(root, "bench", "servers", "bench_worker.ts:BenchWorker")];
+    const host = spawn(RUN[rt][0], [...RUN[rt].slice(1), join(root, "cli.ts"), ...args, "--name", name], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, FORKYARD_LOG_LEVEL: "warning" },
+    });
+    started.add(host);
+    await new Promise((resolve) => host.stdout.once("data", resolve));
+    hosts.push(host);
+  }
+  const local = await forkyard(rt, 2);
+  const remote = await forkyard(rt, 2, { REMOTE_NATS: nats.url });
+  const servers = { local, remote };
+  const cpu = await interleaved(servers, "/cpu");
+  const latency = await interleaved(servers, "/json", { conns: 1 });
+  for (const s of [local, remote]) await stop(s);
+  for (const child of [...hosts, nats.child]) {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.exitCode !== null ? r() : child.once("exit", r));
+  }
+  return { cpu, latency };
+}
+
+function printRemote(rt, r) {
+  for (const [k, label] of [["local", "local pool, 2 workers"], ["remote", "remote pool, 2 hosts × 1 worker"]]) {
+    console.log(
+      `  ${rt} cpu ${label}: ${fmt(r.cpu[k]).text} req/s, p99 ${
+        fmt(r.cpu[k], "p99", 1).text
+      } ms; json 1 connection p50 ${fmt(r.latency[k], "p50", 3).text} ms`,
+    );
+  }
+}
+
 /** How dispatchersScenario()'s servers are named in the output and the report. */
 const DISPATCHER_LABELS = {
   reuse2: "in-process server ×2, reusePort",
@@ -531,6 +591,10 @@ if (process.env.BENCH_ONLY === "dispatchers") {
   for (const rt of runtimes) printDispatchers(rt, await dispatchersScenario(rt));
   process.exit(0);
 }
+if (process.env.BENCH_ONLY === "remote") {
+  for (const rt of runtimes) printRemote(rt, await remoteScenario(rt));
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY === "ws") {
   for (const rt of runtimes) printWs(rt, await wsEcho(rt), await wsIdle(rt));
   process.exit(0);
@@ -611,6 +675,8 @@ for (const rt of runtimes) {
   );
   r.dispatchers = await dispatchersScenario(rt);
   printDispatchers(rt, r.dispatchers);
+  r.remote = await remoteScenario(rt);
+  printRemote(rt, r.remote);
   r.wsEcho = await wsEcho(rt);
   r.wsIdle = await wsIdle(rt);
   printWs(rt, r.wsEcho, r.wsIdle);
@@ -757,6 +823,35 @@ for (const rt of runtimes) {
       }
     }
   }
+  if (r.remote) {
+    const l = fmt(r.remote.cpu.local).median;
+    row(
+      rt,
+      "2 ms CPU route, local pool 2 workers",
+      `${fmt(r.remote.cpu.local).text} req/s, p99 ${fmt(r.remote.cpu.local, "p99", 1).text} ms`,
+      "1.00",
+      "",
+      "",
+    );
+    row(
+      rt,
+      "2 ms CPU route, remote pool over NATS, 2 worker hosts × 1 worker",
+      `${fmt(r.remote.cpu.remote).text} req/s, p99 ${fmt(r.remote.cpu.remote, "p99", 1).text} ms`,
+      ratio(fmt(r.remote.cpu.remote).median, l).toFixed(2),
+      "",
+      "",
+    );
+    const lp = fmt(r.remote.latency.local, "p50", 3);
+    const rp = fmt(r.remote.latency.remote, "p50", 3);
+    row(
+      rt,
+      "tiny JSON on 1 connection, p50 latency: remote pool vs local",
+      `${rp.text} vs ${lp.text} ms: +${((rp.median - lp.median) * 1000).toFixed(0)} µs per request`,
+      ratio(rp.median, lp.median).toFixed(2),
+      "",
+      "",
+    );
+  }
   if (r.wsEcho) {
     const b = fmt(r.wsEcho.baseline).median;
     const cell = (v) => `${fmt(v).text} msg/s, p50 ${fmt(v, "p50", 2).text} ms, p99 ${fmt(v, "p99", 2).text} ms`;
@@ -865,6 +960,9 @@ two servers measured in the same run; absolute numbers vary between machines and
   server twice (ratio 1.00 of its group), the floor twice (each a forwarder with forkyard's frames and its echoing
   child), forkyard with 2 dispatchers × 1 worker; and forkyard with 1 dispatcher × 2 workers. CPU per process in
   the order: the servers (dispatchers), then their children (workers, echo children), then the primary.
+- Remote pools: a local \`nats-server\` and two worker hosts (\`forkyard worker --nats\`, 1 worker each) serving
+  \`bench/servers/bench_worker.ts\`, behind a dispatcher whose pool is remote, against the same dispatcher with a
+  local pool of 2 workers. Everything on this one machine: the NATS hop costs CPU here that another host would carry.
 - WebSocket echo (\`bench/ws_load.mjs\`, the \`ws\` package's client on Node): ${CONNS} connections, each
   sending a 64-byte text message and waiting for its echo before the next, for ${SECONDS} s; messages per second
   and the latency of each round trip. Idle WebSockets: one client process opens 10,000 sockets (200 handshakes at

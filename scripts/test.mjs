@@ -21,21 +21,25 @@ const testsIn = (dir) =>
 const files = process.env.FORKYARD_TEST_FILES?.split(/\s+/).filter(Boolean) ??
   [...testsIn("tests"), ...testsIn("tests/faults")].sort();
 
-/** The status page's test drives Debian's chromium: install it when it is missing and apt can. */
-function ensureChromium() {
-  if (spawnSync("chromium", ["--version"]).error === undefined) return;
+/**
+ * Debian packages some tests drive: chromium (the status page's test), nats-server (remote pools'). Installed when
+ * missing and apt can.
+ */
+function ensurePackage(command, pkg, testFile) {
+  if (spawnSync(command, ["--version"]).error === undefined) return;
   if (spawnSync("apt-get", ["--version"]).error !== undefined) {
-    console.error("chromium is missing and apt-get is not available: tests/status_page.test.ts will fail");
+    console.error(`${command} is missing and apt-get is not available: ${testFile} will fail`);
     return;
   }
-  console.log("installing chromium from Debian's packages (for tests/status_page.test.ts)");
+  console.log(`installing ${pkg} from Debian's packages (for ${testFile})`);
   const root = process.getuid?.() === 0;
   const aptGet = (args) =>
     spawnSync(root ? "apt-get" : "sudo", root ? args : ["apt-get", ...args], { stdio: "inherit" });
   aptGet(["update", "-qq"]);
-  aptGet(["install", "-y", "-qq", "chromium"]);
+  aptGet(["install", "-y", "-qq", pkg]);
 }
-if (files.some((f) => f.includes("status_page"))) ensureChromium();
+if (files.some((f) => f.includes("status_page"))) ensurePackage("chromium", "chromium", "tests/status_page.test.ts");
+if (files.some((f) => f.includes("remote"))) ensurePackage("nats-server", "nats-server", "tests/remote.test.ts");
 
 const suites = {
   deno: [bin("deno"), ["test", "-A", ...files]],

@@ -49,6 +49,8 @@ export interface WorkerStatus {
   served: number;
   /** WebSockets pinned to this process. */
   sockets: number;
+  /** For a remote pool: the name of the worker host this worker runs on. */
+  host?: string;
 }
 
 /** What {@linkcode WorkerPool.status} returns. */

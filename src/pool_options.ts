@@ -9,6 +9,7 @@ import type { LogLevel } from "@logtape/logtape";
 import { workingDirectory } from "./detect.ts";
 import { LOG_LEVELS } from "./logging/levels.ts";
 import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "./options.ts";
+import { type RemoteOptions, type ResolvedRemote, resolveRemote } from "./remote/remote_options.ts";
 
 /** A pool's health check, with defaults applied (see the `healthCheck` option). */
 export interface HealthCheck {
@@ -66,6 +67,12 @@ export interface WorkerPoolOptions {
    * (default 3) gets the worker replaced. Off by default.
    */
   healthCheck?: { path: string; interval?: number; timeout?: number; retries?: number };
+  /**
+   * Run the pool's workers on other hosts, reached over NATS: `{ nats: "nats://host:4222", subject }`. Each worker
+   * host runs `forkyard worker --nats URL module:Export --workers N`; the dispatcher starts no worker of its own.
+   * Off by default.
+   */
+  remote?: RemoteOptions;
   /** Environment variables set for this pool's workers only, beside the dispatcher's own. @default {{}} */
   env?: Record<string, string>;
   /** Values available to workers as `this.kwargs`; must be JSON-serialisable. @default {{}} */
@@ -207,6 +214,13 @@ export const POOL_SCHEMA: Schema = {
     doc:
       "GET `path` of each worker every `interval` (10000); not 2xx within `timeout` (2000) `retries` (3) times in a row: replaced",
   },
+  remote: {
+    type: "custom",
+    typeDoc: "`{ nats, subject, token, user, pass, tls }`",
+    defaultDoc: "off",
+    doc:
+      'Workers on other hosts, reached over NATS at `nats` (`"nats://host:4222"`); `subject` defaults to `"forkyard." + name`',
+  },
   env: {
     type: "custom",
     typeDoc: "object",
@@ -291,9 +305,11 @@ export const POOL_SCHEMA: Schema = {
 
 /** A pool's options with defaults applied. */
 export type ResolvedPoolOptions =
-  & Readonly<Required<Omit<WorkerPoolOptions, "routes" | "module" | "export" | "name" | "healthCheck">>>
+  & Readonly<Required<Omit<WorkerPoolOptions, "routes" | "module" | "export" | "name" | "healthCheck" | "remote">>>
   & {
     readonly healthCheck: HealthCheck | null;
+    /** The worker hosts' NATS server and subject, for a remote pool. */
+    readonly remote: ResolvedRemote | null;
     readonly routes: readonly string[] | null;
     readonly module: string | null;
     readonly export: string;
@@ -335,6 +351,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions, className: string
     throw new TypeError(`Invalid WorkerPool option "routes": ${JSON.stringify(routes)} (expected a non-empty array)`);
   }
   const healthCheck = options.healthCheck === undefined ? null : resolveHealthCheck(options.healthCheck);
+  const remote = options.remote === undefined ? null : resolveRemote(options.remote, name, what);
   const env = options.env ?? {};
   if (
     typeof env !== "object" || env === null || Array.isArray(env) ||
@@ -362,6 +379,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions, className: string
     kwargs,
     env: { ...env },
     healthCheck,
+    remote,
     module: options.module === undefined ? null : moduleUrl(options.module),
   } as unknown as ResolvedPoolOptions;
   if (resolved.stuckTimeout <= resolved.heartbeatInterval) {

@@ -1,4 +1,5 @@
-// The same handlers behind a forkyard dispatcher with WORKERS worker processes (and SPARES spares).
+// The same handlers behind a forkyard dispatcher with WORKERS worker processes (and SPARES spares); with REMOTE_NATS,
+// on worker hosts instead (bench/servers/bench_worker.ts, run by `forkyard worker`).
 // Settings come from Deno.env on Deno, not node:process: every worker re-runs this program, and the first use of
 // node:process starts Deno's Node compatibility layer (about 10 ms per worker start, measured with and without).
 // The bare runtime it is compared with (ready.ts) loads neither.
@@ -13,42 +14,11 @@ import {
   Dispatcher,
   type ListenInfo,
   sync,
-  type WebSocketHandler,
   Worker,
   WorkerPool,
   type WorkerRequest,
-  ws,
 } from "../../mod.ts";
-import { burn } from "./baseline_burn.ts";
-
-class BenchWorker extends Worker {
-  @api("/json", "GET")
-  json() {
-    return { hello: "world" };
-  }
-
-  @api("/cpu", "GET")
-  cpu() {
-    burn();
-    return { hello: "world" };
-  }
-
-  @api("/echo", "POST")
-  echo(req: WorkerRequest) {
-    return req.body;
-  }
-
-  @ws("/ws")
-  wsEcho(): WebSocketHandler {
-    return { onMessage: (socket, data) => socket.send(data) };
-  }
-
-  @api("/slow", "GET")
-  async slow() {
-    await new Promise((r) => setTimeout(r, 60_000));
-    return null;
-  }
-}
+import { BenchWorker } from "./bench_worker.ts";
 
 /** Takes large uploads in a pool of its own and reads only their size (UPLOAD_POOL=1). */
 class UploadWorker extends Worker {
@@ -93,6 +63,8 @@ await new BenchDispatcher({
       queueWarning: 0,
       restartDelay: 0,
       spares: Number(env("SPARES") ?? 0),
+      // REMOTE_NATS: the pool's workers run on worker hosts (`forkyard worker --nats`), reached through that server.
+      ...(env("REMOTE_NATS") ? { remote: { nats: env("REMOTE_NATS")! } } : {}),
     }),
   ],
 }).run();

@@ -35,11 +35,17 @@ Usage:
   forkyard serve <config.json> [options]       serve pools and apps described in a config file
   forkyard ctl [--control PATH] [--json] status | reload [POOL] | scale POOL N | stop
                                                ask a running server (its control socket, forkyard.ctl)
+  forkyard worker --nats URL <module>[:export] [--subject S] [--name NAME] [options]
+                                               run a remote pool's workers on this host: a Worker class
+                                               or a fetch app, taking requests over NATS (docs/remote.md)
   forkyard --help | --version
 
 Options:
 ${options.join("\n")}
   --watch             serve: reload the workers when files under the module's directory change
+  --nats <url>        worker: the NATS server (nats://[user:pass@]host:4222, tls://...)
+  --subject <s>       worker: the pool's subject (default "forkyard." + the pool's name)
+  --name <name>       worker: this host's name in status and logs (default the hostname)
 
 Runs as: deno run -A jsr:@forkyard/forkyard/cli | bunx forkyard | npx forkyard
 Config file and options reference: docs/options.md.`;
@@ -47,8 +53,10 @@ Config file and options reference: docs/options.md.`;
 
 /** Parsed command line. */
 export interface CliArgs {
-  /** `serve`, `ctl`, `help` or `version`. */
-  command: "serve" | "ctl" | "help" | "version";
+  /** `serve`, `ctl`, `worker`, `help` or `version`. */
+  command: "serve" | "ctl" | "worker" | "help" | "version";
+  /** For `worker`: `--nats`, `--subject`, `--name`. */
+  worker?: { nats?: string; subject?: string; name?: string };
   /** For `serve`: `--watch`, reload the workers when files under the served module's directory change. */
   watch?: boolean;
   /** For `ctl`: what to ask, and `--json`. */
@@ -97,6 +105,7 @@ export function parseArgs(argv: string[]): CliArgs {
   const rest: string[] = [];
   let json = false;
   let watch = false;
+  const worker: NonNullable<CliArgs["worker"]> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf("=");
@@ -111,6 +120,12 @@ export function parseArgs(argv: string[]): CliArgs {
       continue;
     }
     if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
+    if (flag === "--nats" || flag === "--subject" || flag === "--name") {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
+      worker[flag.slice(2) as "nats" | "subject" | "name"] = value;
+      continue;
+    }
     const negated = flag.startsWith("--no-") ? FLAGS.find((f) => f.flags.includes(`--${flag.slice(5)}`)) : undefined;
     const option = negated ?? FLAGS.find((f) => f.flags.includes(flag));
     if (
@@ -131,6 +146,12 @@ export function parseArgs(argv: string[]): CliArgs {
   if (rest.length === 0) return out;
   if (rest[0] === "ctl") return { ...out, command: "ctl", ctl: { command: ctlCommand(rest.slice(1)), json } };
   if (json) throw new UsageError("--json goes with ctl");
+  if (rest[0] === "worker") {
+    if (worker.nats === undefined) throw new UsageError("worker needs --nats URL (the NATS server)");
+    if (rest.length !== 2) throw new UsageError(`worker takes one module, got ${rest.length - 1}`);
+    return { ...out, command: "worker", target: rest[1], worker };
+  }
+  if (Object.keys(worker).length > 0) throw new UsageError("--nats, --subject and --name go with worker");
   if (watch && rest[0] !== "serve") throw new UsageError("--watch goes with serve");
   if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
   if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);

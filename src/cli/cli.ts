@@ -183,6 +183,7 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
       return 0;
     }
     if (args.command === "ctl") return await runCtl(args, runtime);
+    if (args.command === "worker") return await (await import("./worker_command.ts")).runWorkerCommand(args, runtime);
     const served = await dispatcherFor(args.target!, applyEnvironment(args, (name) => runtime.env(name)));
     const dispatcher = served instanceof Dispatcher ? served : served.dispatcher;
     const unwatch = args.watch

@@ -23,12 +23,27 @@ function duration(ms: number): string {
 
 /** `forkyard ctl status` as a table: one row per worker. */
 export function statusTable(status: { pid: number; port: number; pending: number; pools: PoolStatus[] }): string {
-  const rows = [["POOL", "WORKER", "PID", "STATE", "UPTIME", "RSS", "SERVED", "IN FLIGHT", "SOCKETS", "RESTARTS"]];
+  // Remote pools' workers run on worker hosts: a HOST column, then.
+  const hosts = status.pools.some((p) => p.workers.some((w) => w.host !== undefined));
+  const rows = [[
+    "POOL",
+    "WORKER",
+    ...(hosts ? ["HOST"] : []),
+    "PID",
+    "STATE",
+    "UPTIME",
+    "RSS",
+    "SERVED",
+    "IN FLIGHT",
+    "SOCKETS",
+    "RESTARTS",
+  ]];
   for (const pool of status.pools) {
     for (const w of pool.workers) {
       rows.push([
         pool.name,
         String(w.id),
+        ...(hosts ? [w.host ?? "-"] : []),
         String(w.pid ?? "-"),
         w.state,
         duration(w.uptime),

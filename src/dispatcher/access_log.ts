@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { ServedBy } from "../supervisor/pending.ts";
+
 /** Where the answer to a request came from, filled in on its way through the dispatcher. */
 export interface AccessTrail {
   /** `performance.now()` when the request arrived. */
@@ -22,7 +24,7 @@ export interface AccessTrail {
   status: number;
   /** The request in the pool: its worker and its answer's size. */
   pending:
-    | { readonly worker: { readonly slot: { readonly id: number } } | null; readonly responseBytes: number }
+    | { readonly worker: ServedBy | null; readonly responseBytes: number }
     | null;
 }
 
@@ -134,7 +136,7 @@ export function accessEntry(
     bytes,
     duration: performance.now() - trail.started,
     pool: trail.pool,
-    workerId: pending?.worker?.slot.id ?? null,
+    workerId: pending?.worker?.slot?.id ?? null,
     requestId: trail.requestId ?? response.headers.get("x-request-id"),
     referer: header(request, trail, "referer"),
     userAgent: header(request, trail, "user-agent"),

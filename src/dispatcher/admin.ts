@@ -1,7 +1,7 @@
 /**
  * The admin listener's answers, apart from the public port: `/metrics`
- * (Prometheus), `/status` (JSON), the live status page at `/` and its event
- * stream `/events`.
+ * (Prometheus), `/status` (JSON), `/ready` (readiness, from the pools' state),
+ * the live status page at `/` and its event stream `/events`.
  *
  * @module
  */
@@ -77,6 +77,16 @@ export class AdminListener {
         });
       case "/status":
         return Response.json({ pending: this.#source.pending(), pools: this.#source.pools().map((p) => p.status) });
+      case "/ready": {
+        // Ready when every pool can serve: a worker up (a host, for remote pools) and not degraded.
+        const pools = this.#source.pools().map(({ status }) => ({
+          name: status.name,
+          workers: status.workers.filter((w) => w.alive).length,
+          degraded: status.degraded,
+        }));
+        const ready = pools.every((p) => p.workers > 0 && !p.degraded);
+        return Response.json({ ready, pools }, { status: ready ? 200 : 503 });
+      }
       case "/":
         return new Response(STATUS_PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
       case "/events": {

@@ -15,7 +15,7 @@ import type { RequestHeader, ResponseHeader } from "../protocol/frames.ts";
 import { errorResponse, flattenHeaders, toResponse } from "../protocol/results.ts";
 import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "../routing.ts";
 import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
-import type { Supervisor } from "../supervisor/supervisor.ts";
+import type { PoolBackend } from "../supervisor/host.ts";
 import type { CloseSocket, SocketLink } from "../supervisor/pending.ts";
 import type { SocketHub } from "./socket_hub.ts";
 import type { DispatcherSlot } from "./primary.ts";
@@ -105,7 +105,7 @@ export class Dispatcher {
   #middleware: MiddlewareHandler[] = [];
   #runtime: Runtime | undefined;
   #server: HttpServer | undefined;
-  #supervisors: Supervisor[] = [];
+  #supervisors: PoolBackend[] = [];
   /** With the access log on: where each request's answer came from, by the adapter's per-request object. */
   #observer: AnswerObserver | undefined;
   /** With the admin listener on: what /metrics counts, and the listener. */
@@ -119,7 +119,7 @@ export class Dispatcher {
   /** Stops the control socket, when the `control` option opened one. */
   #closeControl: (() => Promise<void>) | undefined;
   /** The supervisor running each pool, once run() started them. */
-  #supervisorOf = new Map<WorkerPool, Supervisor>();
+  #supervisorOf = new Map<WorkerPool, PoolBackend>();
   #fallback: WorkerPool | undefined;
   /** The WebSockets accepted, pinned to their workers, and their topics. */
   #sockets: SocketHub | undefined;
@@ -261,15 +261,24 @@ export class Dispatcher {
     const app = await this.#buildApp(runtime);
     // Without middleware or static files, Hono would only route everything to #handle: skip it.
     const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
+    // Remote pools' client code is loaded only when some pool is remote.
+    const remote = this.pools.some((p) => p.options.remote !== null)
+      ? await import("../remote/remote_pool.ts")
+      : undefined;
     for (const pool of this.pools) {
-      const supervisor = new Supervisor(pool, {
+      const host = {
         runtime,
-        finished: (p) => this.#finish(p),
-        answered: this.#hasOnResponse ? (response, p) => this.#answered(response, p) : undefined,
-        log: (record) => this.#onWorkerLog(record),
+        finished: (p: PendingRequest) => this.#finish(p),
+        answered: this.#hasOnResponse
+          ? (response: WorkerResponse, p: PendingRequest) => this.#answered(response, p)
+          : undefined,
+        log: (record: LogRecord) => this.#onWorkerLog(record),
         logger: this.#logtape.getLogger(["forkyard", "pool", pool.name]),
         sockets,
-      });
+      };
+      const supervisor: PoolBackend = pool.options.remote !== null
+        ? new remote!.RemotePool(pool, host, pool.options.remote)
+        : new Supervisor(pool, host);
       pool.attach(supervisor);
       this.#supervisors.push(supervisor);
       this.#supervisorOf.set(pool, supervisor);

@@ -153,8 +153,10 @@ export function pickLogStyle(runtime: Runtime): LogStyle {
 /** Formats one record as a single line of text in the given style. */
 export function formatRecord(record: LogRecord, style: LogStyle, inspect: Inspect): string {
   const message = renderMessage(record.message, inspect);
-  const requestId = record.properties.requestId;
-  const category = record.category.join(".") + (typeof requestId === "string" ? ` [${requestId}]` : "");
+  const { requestId, host } = record.properties;
+  // A remote pool's worker records name the worker host they come from.
+  const category = record.category.join(".") + (typeof host === "string" ? `@${host}` : "") +
+    (typeof requestId === "string" ? ` [${requestId}]` : "");
   if (style === "syslog") {
     return message.split("\n").map((line) => `${SYSLOG[record.level]}${category}: ${line}`).join("\n") + "\n";
   }

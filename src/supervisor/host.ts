@@ -1,14 +1,15 @@
 /**
- * What a pool's supervisor needs from its dispatcher.
+ * What a pool's supervisor needs from its dispatcher, and what the dispatcher
+ * needs from whatever runs a pool.
  *
  * @module
  */
 
 import type { Logger, LogRecord } from "@logtape/logtape";
-import type { WorkerResponse } from "../pool.ts";
+import type { PoolRunner, WorkerPool, WorkerResponse } from "../pool.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock } from "./clock.ts";
-import type { Pending } from "./pending.ts";
+import type { ClientRequest, Pending, ServedBy } from "./pending.ts";
 
 /** What a pool needs from its dispatcher. */
 export interface PoolHost {
@@ -17,6 +18,8 @@ export interface PoolHost {
   finished(pending: Pending): void;
   /** A worker answered; calls `onResponse` when the application has one. */
   answered?: (response: WorkerResponse, pending: Pending) => void;
+  /** A worker called `keepAlive()` while serving `pending` (a worker host tells the dispatcher). */
+  keptAlive?: (pending: Pending) => void;
   /** A worker's log record. */
   log(record: LogRecord): void;
   /** The pool's own logger (LogTape is the dispatcher's to load). */
@@ -25,4 +28,30 @@ export interface PoolHost {
   sockets?: { fromWorker(type: number, header: unknown, body: Uint8Array, lent: boolean): void };
   /** The supervisor's time; the system clock when absent. */
   clock?: Clock;
+}
+
+/**
+ * What runs a pool for its dispatcher: a {@linkcode Supervisor} of local processes, or a remote pool's link to its
+ * worker hosts.
+ */
+export interface PoolBackend extends PoolRunner {
+  readonly pool: WorkerPool;
+  /** Starts the pool's workers (or its connection). */
+  start(): void;
+  /** Resolves once the first workers are ready or failed. */
+  settled(): Promise<void>;
+  /** Why no worker could start, or `null`. */
+  bootFailure(): string | null;
+  /** Whether the pool answers 503 for now. */
+  readonly degraded: boolean;
+  /** Accepts a client's request; its answer goes to `request.resolve`. */
+  request(request: ClientRequest): Pending<ServedBy>;
+  /** Workers replaced so far, by why. */
+  replacements(): ReadonlyMap<string, number>;
+  /** Called every tick with the time. */
+  tick(now: number): void;
+  /** Answers every waiting and in-flight request with `response()`. */
+  abortAll(response: () => Response): void;
+  /** Stops the workers, killing those not gone after `grace` ms. */
+  stop(grace: number): Promise<void>;
 }

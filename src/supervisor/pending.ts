@@ -26,17 +26,23 @@ export type CloseSocket = (code: number, reason: string, tell: boolean) => void;
 /** Accepts a WebSocket handshake its worker answered with 101; returns how to close the socket, or `null`. */
 export type AcceptSocket = (link: SocketLink, answer: ResponseHeader) => CloseSocket | null;
 
+/** What served a request: a local worker, with its slot, or, for a remote pool, a worker host, with none. */
+export interface ServedBy {
+  readonly slot: { readonly id: number } | null;
+}
+
 /** A client's request as the dispatcher hands it to a pool. */
 export interface ClientRequest {
   /** The dispatcher's id; a WebSocket handshake's becomes its socket's. */
   id: number;
-  client: Client;
+  /** The client; `null` on a worker host, whose client is a dispatcher's. */
+  client: Client | null;
   wire: RequestHeader;
   body: Body;
   /** Receives the answer. */
   resolve: (response: Response) => void;
-  /** What the adapter offers for the request. */
-  adapter: AdapterRequest;
+  /** What the adapter offers for the request; `null` on a worker host. */
+  adapter: AdapterRequest | null;
   /** For a WebSocket handshake: what accepts it when its worker answers 101. */
   upgrade: AcceptSocket | null;
 }

@@ -8,7 +8,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { PoolRequest, WorkerPool } from "../pool.ts";
-import { type EndHeader, F, type ResponseHeader, type StartHeader } from "../protocol/frames.ts";
+import { type CancelReason, type EndHeader, F, type ResponseHeader, type StartHeader } from "../protocol/frames.ts";
 import { type Answers, failure } from "./answers.ts";
 import type { Clock } from "./clock.ts";
 import { collectExpired, deadlineFor, NO_DEADLINE } from "./deadlines.ts";
@@ -276,6 +276,26 @@ export class RequestFlow {
       this.#context.answers.deliver(p, failure(p, 504, "Request timeout"));
     }
     if (worker !== null) this.next(worker);
+  }
+  /**
+   * Nobody waits for `p` any more (a remote dispatcher gave it up): its worker, if it has one, is told, and `p`
+   * leaves without an answer. A stream is ended by cancelling its body instead.
+   */
+  cancel(p: Pending<WorkerProcess>, why: CancelReason) {
+    if (p.stream !== null || p.deadline === NO_DEADLINE) return;
+    p.deadline = NO_DEADLINE;
+    p.resolve = null;
+    const worker = p.worker;
+    if (worker === null) {
+      // queued: drain() drops it
+      this.#context.host.finished(p);
+      return;
+    }
+    if (!worker.inflight.delete(p.requestId)) return;
+    worker.busy--;
+    worker.writer.send(F.CANCEL, { i: p.requestId, w: why });
+    this.#context.host.finished(p);
+    this.next(worker);
   }
   /** Answers every waiting and in-flight request with `response()`. */
   abortAll(response: () => Response): void {

@@ -8,9 +8,10 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { MAX_RESTART_DELAY, type PoolRequest, type PoolRunner, type PoolStatus, type WorkerPool } from "../pool.ts";
+import { MAX_RESTART_DELAY, type PoolRequest, type PoolStatus, type WorkerPool } from "../pool.ts";
 import { CLOSE } from "../dispatcher/socket_hub.ts";
 import {
+  type CancelReason,
   type EndHeader,
   F,
   type HeartbeatHeader,
@@ -29,7 +30,7 @@ import { Answers } from "./answers.ts";
 import { decideScale } from "./autoscale.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { deadlineFor, extendDeadlines } from "./deadlines.ts";
-import type { PoolHost } from "./host.ts";
+import type { PoolBackend, PoolHost } from "./host.ts";
 import { Launcher } from "./launcher.ts";
 import { type ClientRequest, Pending } from "./pending.ts";
 import { atRequestLimit, dueByMemory, requestLimit } from "./recycling.ts";
@@ -57,7 +58,7 @@ function howItEnded(status: ExitStatus): string {
 }
 
 /** Runs a pool's processes: spawning, dispatching, timeouts, heartbeats and restarts. */
-export class Supervisor implements PoolRunner {
+export class Supervisor implements PoolBackend {
   readonly pool: WorkerPool;
   #host: PoolHost;
   #log: Logger;
@@ -128,6 +129,11 @@ export class Supervisor implements PoolRunner {
   /** Accepts a request from a client; its answer goes to `request.resolve`. Returns it pending, to follow it. */
   request(request: ClientRequest): Pending<WorkerProcess> {
     return this.#flow.request(request);
+  }
+
+  /** Nobody waits for `pending` any more: its worker is told, and it leaves without an answer. */
+  cancel(pending: Pending<WorkerProcess>, why: CancelReason): void {
+    this.#flow.cancel(pending, why);
   }
 
   /** Sends a request nobody waits for (`WorkerPool.send`). */
@@ -254,6 +260,9 @@ export class Supervisor implements PoolRunner {
           this.pool.options.timeout,
           (p) => p.stream !== null,
         );
+        if (this.#host.keptAlive) {
+          for (const p of worker.inflight.values()) if (p.stream === null) this.#host.keptAlive(p);
+        }
         return;
       case F.PAUSE:
         worker.paused = true;

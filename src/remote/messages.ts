@@ -1,0 +1,128 @@
+/**
+ * Messages between a dispatcher and the worker hosts of a remote pool, over
+ * NATS. Each NATS message carries one: a type byte, the length of a JSON
+ * header, the header, and the body's bytes as they are.
+ *
+ * Subjects, for a pool whose subject is `S`:
+ * - `S`, queue group {@linkcode QUEUE}: requests, each with the dispatcher's reply subject for its answer; only
+ *   hosts with a free slot are subscribed.
+ * - the reply subject: `ACK` (the host that took it), `KEEPALIVE`s, then `ANSWER`, `CHUNK`s and `END`.
+ * - `S.host.<id>`: to one host: the rest of a request's body (`BODY`), `CANCEL`.
+ * - `S.hb`: each host's heartbeat, a {@linkcode HostBeat}.
+ * - `S.log`: each host's workers' log records.
+ *
+ * @module
+ */
+
+import type { WorkerStatus } from "../pool.ts";
+import type { RequestHeader } from "../protocol/frames.ts";
+import type { WireRecord } from "../protocol/log_record.ts";
+
+/** The queue group every worker host of a pool joins. */
+export const QUEUE = "forkyard";
+
+/** Message types. */
+export const M = {
+  /** Dispatcher to any host (queue group): {@linkcode RemoteRequest}, the body or its first part. */
+  REQUEST: 1,
+  /** Dispatcher to the host that took a request: the next part of its body, `{ k, last }`. */
+  BODY: 2,
+  /** Dispatcher to the host: the client no longer waits, `{ k }`. */
+  CANCEL: 3,
+  /** Host to dispatcher: it took the request, `{ h: host id }`. */
+  ACK: 16,
+  /** Host to dispatcher: status and headers, {@linkcode RemoteAnswer}, and the body or its first part. */
+  ANSWER: 17,
+  /** Host to dispatcher: the next part of an answer's body. */
+  CHUNK: 18,
+  /** Host to dispatcher: the answer's body is complete, `{ e: 1 }` when it broke off. */
+  END: 19,
+  /** Host to dispatcher: the worker called `keepAlive()`; the request's timeout starts again. */
+  KEEPALIVE: 20,
+} as const;
+
+/** A request as it crosses to a worker host. */
+export interface RemoteRequest {
+  /** The request, as a local worker would get it. */
+  w: RequestHeader;
+  /** The body's whole length in bytes; parts follow as `BODY` messages when it is longer than this message's. */
+  n: number;
+  /** Milliseconds left before the dispatcher answers 504. */
+  t: number;
+}
+
+/** An answer's head. */
+export interface RemoteAnswer {
+  /** Status. */
+  s: number;
+  /** Headers, flattened `[name, value, ...]`. */
+  h: string[];
+  /** Set when the body is a stream of unknown length: `CHUNK`s until `END`; else the body's length. */
+  n: number | "stream";
+}
+
+/** What a worker host says about itself every heartbeat, on `S.hb`. */
+export interface HostBeat {
+  /** Unique per host process. */
+  id: string;
+  /** The host's name (`--name`, else its hostname). */
+  name: string;
+  pid: number;
+  /** Requests it can take now. */
+  free: number;
+  /** Requests it can take when idle: ready workers × concurrency. */
+  slots: number;
+  /** Its heartbeat interval, in milliseconds: the dispatcher counts it gone after three missed. */
+  every: number;
+  /** Its workers. */
+  workers: WorkerStatus[];
+  /** Requests waiting for a worker on the host. */
+  queue: number;
+  /** Set when it stops taking requests (shutting down). */
+  bye?: 1;
+}
+
+/** A worker's log record, as the host passes it on, on `S.log`. */
+export interface HostLog {
+  /** The host's name. */
+  host: string;
+  /** The record, its properties naming pool, worker and pid. */
+  r: WireRecord;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** One message: `type`, `header` as JSON, then `body`. */
+export function encode(type: number, header: unknown, body: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const json = encoder.encode(JSON.stringify(header));
+  const out = new Uint8Array(5 + json.length + body.length);
+  out[0] = type;
+  new DataView(out.buffer).setUint32(1, json.length);
+  out.set(json, 5);
+  out.set(body, 5 + json.length);
+  return out;
+}
+
+/** A message's type, header and body (a view into `data`); `null` when it is not one. */
+export function decode(data: Uint8Array): { type: number; header: unknown; body: Uint8Array } | null {
+  if (data.length < 5) return null;
+  const length = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
+  if (5 + length > data.length) return null;
+  try {
+    const header = JSON.parse(decoder.decode(data.subarray(5, 5 + length)));
+    return { type: data[0], header, body: data.subarray(5 + length) };
+  } catch {
+    return null;
+  }
+}
+
+/** What a body part may take of the server's maximum payload, in a message of its own (`BODY`, `CHUNK`). */
+export function partSize(maxPayload: number): number {
+  return Math.max(1024, maxPayload - 256);
+}
+
+/** How much of a body fits beside `header` in the first message (`REQUEST`, `ANSWER`); 0 when the header fills it. */
+export function firstPartSize(maxPayload: number, header: unknown): number {
+  return Math.max(0, maxPayload - 256 - encoder.encode(JSON.stringify(header)).length);
+}

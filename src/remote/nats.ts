@@ -1,0 +1,100 @@
+/**
+ * The connection to a NATS server, for remote pools: the official client
+ * (`@nats-io/transport-node`, which runs on Deno and Bun through their
+ * `node:net`), loaded only by processes that use one. Credentials may come in
+ * the URL (`nats://user:pass@host:4222`, `nats://token@host:4222`) or as
+ * options; `tls://` asks for TLS.
+ *
+ * @module
+ */
+
+import type { NatsConnection } from "@nats-io/transport-node";
+
+/** How to reach the NATS server: the `remote` pool option's connection part, and `forkyard worker`'s. */
+export interface NatsOptions {
+  /** Server URL(s): `nats://host:4222`, with credentials if the server asks for them. */
+  nats: string | string[];
+  /** Token authentication (instead of one in the URL). */
+  token?: string;
+  /** User and password authentication (instead of ones in the URL). */
+  user?: string;
+  pass?: string;
+  /** TLS: `{ caFile, certFile, keyFile }` or `{ ca, cert, key }` as PEM text (the client's TLS options). */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; ca?: string; cert?: string; key?: string };
+}
+
+/** The client's connection options for `options`: credentials taken out of the URLs, which keep host and port. */
+export function connectOptions(options: NatsOptions, name: string): Record<string, unknown> {
+  const urls = Array.isArray(options.nats) ? options.nats : [options.nats];
+  const out: Record<string, unknown> = { name, servers: [] as string[] };
+  let tls = options.tls !== undefined;
+  for (const raw of urls) {
+    let url: URL;
+    try {
+      url = new URL(raw.includes("://") ? raw : `nats://${raw}`);
+    } catch {
+      throw new TypeError(`Invalid NATS URL ${JSON.stringify(raw)} (expected nats://host:port)`);
+    }
+    if (!["nats:", "tls:"].includes(url.protocol)) {
+      throw new TypeError(`Invalid NATS URL ${JSON.stringify(raw)} (expected nats:// or tls://)`);
+    }
+    if (url.protocol === "tls:") tls = true;
+    if (url.username !== "" && url.password !== "") {
+      out.user = decodeURIComponent(url.username);
+      out.pass = decodeURIComponent(url.password);
+    } else if (url.username !== "") {
+      out.token = decodeURIComponent(url.username);
+    }
+    (out.servers as string[]).push(`${url.hostname}:${url.port || "4222"}`);
+  }
+  if (options.token !== undefined) out.token = options.token;
+  if (options.user !== undefined) out.user = options.user;
+  if (options.pass !== undefined) out.pass = options.pass;
+  if (tls) out.tls = options.tls ?? {};
+  return out;
+}
+
+/**
+ * Connects to NATS, trying every 250 ms until it is reached or `signal` aborts (then resolves with `null`), and
+ * reconnecting forever after a loss; `onStatus` hears of each loss and return of the connection.
+ */
+export async function connectNats(
+  options: NatsOptions,
+  name: string,
+  onStatus: (connected: boolean) => void,
+  signal: AbortSignal,
+): Promise<NatsConnection | null> {
+  const { connect } = await import("@nats-io/transport-node");
+  const settings = {
+    ...connectOptions(options, name),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    reconnectJitter: 100,
+  };
+  let nc: NatsConnection | undefined;
+  while (nc === undefined) {
+    if (signal.aborted) return null;
+    try {
+      nc = await connect(settings);
+    } catch (error) {
+      // Not there yet, or refused: a wrong password or a bad TLS setting would only fail again.
+      if (/authoriz|auth|tls|certificate/i.test(String(error))) throw error;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250);
+        signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+    }
+  }
+  (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") onStatus(false);
+      else if (status.type === "reconnect") onStatus(true);
+    }
+  })().catch(() => {});
+  return nc;
+}
+
+export type { NatsConnection };

@@ -1,0 +1,323 @@
+// Remote pools: a dispatcher whose pools run on worker hosts (`forkyard worker --nats URL ...`, separate processes)
+// reached through a real nats-server. Bytes exact, large bodies in parts, streams, timeouts, logs, status, a host
+// killed under load, and the NATS server restarted under load.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { type App, eventually, fixture, runtime, start } from "./helpers.ts";
+import { type NatsServer, startNats } from "./nats_server.ts";
+import { WorkerPool } from "../mod.ts";
+import { Render } from "./fixtures/remote_worker.ts";
+import { decode, encode, firstPartSize, M } from "../src/remote/messages.ts";
+import { connectOptions } from "../src/remote/nats.ts";
+
+/** A worker host: `forkyard worker` running the Render class (or `target`), started and connected. */
+async function startHost(nats: string, name: string, args: string[] = [], target = "remote_worker.ts:Render") {
+  const proc = start(fixture("../../cli.ts"), [
+    "worker",
+    "--nats",
+    nats,
+    fixture(target),
+    "--name",
+    name,
+    ...args,
+  ], { FORKYARD_TEST_HOST: name });
+  const { host } = await proc.line<{ host: string }>((v) => typeof v.host === "string");
+  return {
+    ...proc,
+    host,
+    async stop() {
+      proc.child.kill("SIGTERM");
+      return await proc.exited;
+    },
+  };
+}
+
+async function startDispatcher(nats: string, env: Record<string, string> = {}): Promise<App & { admin?: number }> {
+  const proc = start(fixture("remote_dispatcher.ts"), [], { NATS_URL: nats, ...env });
+  const { port, admin } = await proc.line<{ port: number; admin?: number }>((v) => typeof v.port === "number");
+  return {
+    ...proc,
+    port,
+    admin,
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      proc.child.kill("SIGTERM");
+      return await proc.exited;
+    },
+  };
+}
+
+/** Bytes with a pattern no two parts share, so that a misplaced part shows. */
+function pattern(n: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7 + (i >> 10)) & 255;
+  return out;
+}
+
+describe(`remote pool messages and NATS options (${runtime.name})`, () => {
+  test("a message keeps its type, header and body bytes; a truncated one is refused", () => {
+    const body = pattern(70_000);
+    const bytes = encode(M.ANSWER, { s: 200, h: ["content-type", "text/plain"], n: body.length }, body);
+    const back = decode(bytes)!;
+    assert.equal(back.type, M.ANSWER);
+    assert.deepEqual(back.header, { s: 200, h: ["content-type", "text/plain"], n: body.length });
+    assert.deepEqual(back.body, body);
+    assert.equal(decode(bytes.subarray(0, 8)), null);
+    assert.equal(firstPartSize(1024, { h: "x".repeat(2000) }), 0);
+  });
+
+  test("credentials come out of the URL; tls:// asks for TLS", () => {
+    assert.deepEqual(connectOptions({ nats: "nats://alice:s%40cret@10.0.0.5:4223" }, "n"), {
+      name: "n",
+      servers: ["10.0.0.5:4223"],
+      user: "alice",
+      pass: "s@cret",
+    });
+    assert.deepEqual(connectOptions({ nats: ["nats://tok@a", "b:4000"] }, "n"), {
+      name: "n",
+      servers: ["a:4222", "b:4000"],
+      token: "tok",
+    });
+    assert.deepEqual(connectOptions({ nats: "tls://a:4222", tls: { caFile: "/ca.pem" } }, "n").tls, {
+      caFile: "/ca.pem",
+    });
+    assert.deepEqual(connectOptions({ nats: "tls://a:4222" }, "n").tls, {});
+  });
+});
+
+describe(`remote pools over NATS (${runtime.name})`, () => {
+  let nats: NatsServer;
+  before(async () => {
+    nats = await startNats();
+  });
+  after(async () => {
+    await nats.kill();
+  });
+
+  test("a bad remote option throws at construction, naming it", () => {
+    assert.throws(() => new WorkerPool(Render, { remote: { nats: 5 } as never }), /option "remote": nats 5/);
+    assert.throws(
+      () => new WorkerPool(Render, { remote: { nats: "http://x:1" } }),
+      /option "remote": .*expected nats:\/\/ or tls:\/\//,
+    );
+    assert.throws(() => new WorkerPool(Render, { remote: { nats: "nats://x", subject: "a.*" } }), /subject "a\.\*"/);
+    assert.equal(new WorkerPool(Render, { remote: { nats: "nats://x" } }).options.remote?.subject, "forkyard.Render");
+  });
+
+  test("forkyard worker without --nats is a usage error", async () => {
+    const proc = start(fixture("../../cli.ts"), ["worker", fixture("remote_worker.ts:Render")]);
+    assert.equal((await proc.exited).code, 2);
+    assert.match(proc.stderr(), /worker needs --nats URL/);
+  });
+
+  test("requests reach both worker hosts; bodies and answers stay byte-exact across message parts; the trace id travels", async () => {
+    const hosts = [await startHost(nats.url, "host-a"), await startHost(nats.url, "host-b")];
+    const app = await startDispatcher(nats.url, { APP_POOL: "1" });
+    try {
+      const seen = new Set<string>();
+      assert.ok(
+        await eventually(async () => {
+          const res = await fetch(`${app.url}/render/who`, { headers: { "x-request-id": "trace-123" } });
+          assert.equal(res.status, 200);
+          const body = await res.json();
+          assert.equal(body.trace, "trace-123");
+          assert.equal(res.headers.get("x-request-id"), "trace-123");
+          seen.add(body.host);
+          return seen.size === 2;
+        }, 10_000),
+        `hosts answering: ${[...seen]}`,
+      );
+      // 3 MiB: three times the server's 1 MiB message limit, both ways.
+      const body = pattern(3 * 1024 * 1024 + 17);
+      const echo = await fetch(`${app.url}/render/echo`, { method: "POST", body });
+      assert.equal(echo.status, 200);
+      assert.deepEqual(new Uint8Array(await echo.arrayBuffer()), body);
+      const big = await fetch(`${app.url}/render/bytes/${2_500_001}`);
+      const bytes = new Uint8Array(await big.arrayBuffer());
+      assert.equal(bytes.length, 2_500_001);
+      assert.ok(bytes.every((b, i) => b === i % 251), "bytes as sent");
+      // An app pool on the worker host, as for a WorkerPool.
+      const appHost = await startHost(nats.url, "host-app", ["--subject", "forkyard.test.app"], "remote_app.ts");
+      try {
+        const res = await fetch(`${app.url}/app/hello`);
+        assert.equal(res.status, 200);
+        assert.deepEqual({ ...(await res.json()), pid: 0 }, { app: true, path: "/hello", pid: 0 });
+      } finally {
+        assert.equal((await appHost.stop()).code, 0);
+      }
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      for (const h of hosts) assert.equal((await h.stop()).code, 0);
+    }
+  });
+
+  test("streams arrive as they are sent; a request over its timeout gets 504, keepAlive() holds it; worker logs reach the dispatcher's log with the host's name", async () => {
+    const host = await startHost(nats.url, "host-log");
+    const app = await startDispatcher(nats.url, { TIMEOUT: "1000" });
+    try {
+      const res = await fetch(`${app.url}/render/sse`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "text/event-stream");
+      const text = await res.text();
+      assert.deepEqual(text.match(/data: .*/g), ['data: {"n":1}', 'data: {"n":2}', 'data: {"n":3}']);
+      const t0 = Date.now();
+      const slow = await fetch(`${app.url}/render/slow/5000`);
+      const took = Date.now() - t0;
+      assert.equal(slow.status, 504);
+      assert.deepEqual(await slow.json(), { error: "Request timeout" });
+      assert.ok(took >= 900 && took < 2500, `504 after ${took} ms`);
+      // keepAlive() on the worker host starts the dispatcher's timeout again.
+      const patient = await fetch(`${app.url}/render/patient`);
+      assert.equal(patient.status, 200);
+      assert.deepEqual(await patient.json(), { patient: true });
+      assert.equal((await fetch(`${app.url}/render/log?what=teapot`)).status, 200);
+      await app.waitStderr(/rendered "?teapot"? on the remote host/, 5000);
+      const line = app.stderr().split("\n").find((l) => l.includes("on the remote host"))!;
+      assert.match(line, /forkyard\.worker\.Render@host-log \[[^\]]+\]: rendered "?teapot"? on the remote host$/);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      assert.equal((await host.stop()).code, 0);
+    }
+  });
+
+  test("status, forkyard ctl and the admin listener show the worker hosts and their workers; ready once a host serves", async () => {
+    const control = `/tmp/forkyard-remote-${process.pid}-${Date.now()}.ctl`;
+    const app = await startDispatcher(nats.url, { CONTROL: control, ADMIN: "127.0.0.1:0" });
+    const admin = `http://127.0.0.1:${app.admin}`;
+    const hosts: Awaited<ReturnType<typeof startHost>>[] = [];
+    try {
+      // No worker host yet: not ready, and the answer says which pool lacks workers.
+      const unready = await fetch(`${admin}/ready`);
+      assert.equal(unready.status, 503);
+      assert.deepEqual(await unready.json(), {
+        ready: false,
+        pools: [{ name: "Render", workers: 0, degraded: false }],
+      });
+      hosts.push(await startHost(nats.url, "host-one", ["--workers", "2"]), await startHost(nats.url, "host-two"));
+      assert.ok(await eventually(async () => (await fetch(`${admin}/ready`)).status === 200, 10_000));
+      let status: any;
+      assert.ok(
+        await eventually(async () => {
+          const ctl = start(fixture("../../cli.ts"), ["ctl", "--control", control, "status", "--json"]);
+          if ((await ctl.exited).code !== 0) return false;
+          status = JSON.parse(ctl.stdout());
+          return status.pools[0].workers.length === 3;
+        }, 10_000),
+        JSON.stringify(status),
+      );
+      const workers = status.pools[0].workers;
+      assert.deepEqual(workers.map((w: { host: string }) => w.host).sort(), ["host-one", "host-one", "host-two"]);
+      assert.ok(workers.every((w: { alive: boolean; pid: number }) => w.alive && w.pid > 0));
+      const table = start(fixture("../../cli.ts"), ["ctl", "--control", control, "status"]);
+      assert.equal((await table.exited).code, 0);
+      assert.match(table.stdout(), /^POOL +WORKER +HOST +PID/m);
+      assert.match(table.stdout(), /host-two/);
+      const metrics = await (await fetch(`${admin}/metrics`)).text();
+      assert.match(metrics, /^forkyard_pool_workers\{pool="Render"\} 3$/m);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      for (const h of hosts) assert.equal((await h.stop()).code, 0);
+    }
+  });
+
+  test("a worker host killed under load: only its in-flight requests fail, the other keeps serving", async () => {
+    const victim = await startHost(nats.url, "host-victim", ["--concurrency", "2"]);
+    const survivor = await startHost(nats.url, "host-survivor", ["--concurrency", "2"]);
+    const app = await startDispatcher(nats.url);
+    try {
+      const statuses: Record<number, number> = {};
+      const byHost: Record<string, number> = {};
+      let running = true;
+      const clients = Array.from({ length: 6 }, async () => {
+        while (running) {
+          const res = await fetch(`${app.url}/render/slow/100`);
+          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+          if (res.status === 200) {
+            const host = (await res.json()).host;
+            byHost[host] = (byHost[host] ?? 0) + 1;
+          } else await res.arrayBuffer();
+        }
+      });
+      assert.ok(await eventually(() => (byHost["host-victim"] ?? 0) > 3 && (byHost["host-survivor"] ?? 0) > 3, 10_000));
+      victim.child.kill("SIGKILL");
+      const servedBefore = byHost["host-survivor"];
+      // Three missed heartbeats (3 s) later the host is gone; requests keep going to the survivor.
+      assert.ok(await eventually(() => byHost["host-survivor"] > servedBefore + 30, 15_000), JSON.stringify(byHost));
+      running = false;
+      await Promise.all(clients);
+      // What the killed host held: its 2 slots, and what was on its way to it as it died.
+      assert.ok((statuses[502] ?? 0) <= 6, JSON.stringify(statuses));
+      assert.deepEqual(Object.keys(statuses).filter((s) => s !== "200" && s !== "502"), [], JSON.stringify(statuses));
+      assert.ok(await eventually(() => app.stderr().includes("host-victim missed 3 heartbeats"), 1000), app.stderr());
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      assert.equal((await survivor.stop()).code, 0);
+      victim.child.kill("SIGKILL");
+    }
+  });
+
+  test("the NATS server restarted under load: requests in that window get 502 or 503, none hangs, service resumes", async () => {
+    const host = await startHost(nats.url, "host-restart");
+    const app = await startDispatcher(nats.url, { TIMEOUT: "5000" });
+    try {
+      const statuses: Record<number, number> = {};
+      let running = true;
+      let slowest = 0;
+      const clients = Array.from({ length: 4 }, async () => {
+        while (running) {
+          const t0 = Date.now();
+          const res = await fetch(`${app.url}/render/slow/20`);
+          await res.arrayBuffer();
+          slowest = Math.max(slowest, Date.now() - t0);
+          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+          if (res.status !== 200) await new Promise((r) => setTimeout(r, 20));
+        }
+      });
+      assert.ok(await eventually(() => (statuses[200] ?? 0) > 20, 10_000));
+      await nats.restart();
+      const before = statuses[200];
+      assert.ok(await eventually(() => statuses[200] > before + 20, 20_000), JSON.stringify(statuses));
+      running = false;
+      await Promise.all(clients);
+      assert.deepEqual(
+        Object.keys(statuses).filter((s) => !["200", "502", "503"].includes(s)),
+        [],
+        JSON.stringify(statuses),
+      );
+      assert.ok(slowest < 5000, `slowest answer ${slowest} ms`);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      assert.equal((await host.stop()).code, 0);
+    }
+  });
+
+  test("examples/remote.ts answers from a worker host running examples/render_worker.ts", async () => {
+    const examples = fileURLToPath(new URL("../examples/", import.meta.url));
+    const host = start(fixture("../../cli.ts"), [
+      "worker",
+      "--nats",
+      nats.url,
+      `${examples}render_worker.ts:Render`,
+    ], { HOSTNAME: "render-host" });
+    await host.line<{ host: string }>((v) => typeof v.host === "string");
+    const proc = start(`${examples}remote.ts`, [], { PORT: "0", NATS_URL: nats.url });
+    try {
+      const line = await proc.waitStderr(/Listening on http:\/\/[0-9.]+:\d+/);
+      const url = `http://127.0.0.1:${line.slice(line.lastIndexOf(":") + 1)}`;
+      const res = await fetch(`${url}/render/cat`);
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.name, "cat");
+      assert.equal(body.host, "render-host");
+      assert.ok(
+        await eventually(async () => (await (await fetch(`${url}/health`)).json()).workers.length === 1, 5000),
+      );
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0);
+      host.child.kill("SIGTERM");
+      assert.equal((await host.exited).code, 0);
+    }
+  });
+});
