@@ -320,4 +320,93 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
       assert.equal((await host.exited).code, 0);
     }
   });
+
+  test("with retryIdempotent, a GET whose worker host is killed goes to another host: no request fails", async () => {
+    const victim = await startHost(nats.url, "host-retry-victim", ["--concurrency", "2"]);
+    const survivor = await startHost(nats.url, "host-retry-survivor", ["--concurrency", "2"]);
+    const app = await startDispatcher(nats.url, { RETRY: "1" });
+    try {
+      const statuses: Record<number, number> = {};
+      const byHost: Record<string, number> = {};
+      let running = true;
+      const clients = Array.from({ length: 4 }, async () => {
+        while (running) {
+          const res = await fetch(`${app.url}/render/slow/100`);
+          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+          if (res.status === 200) {
+            const host = (await res.json()).host;
+            byHost[host] = (byHost[host] ?? 0) + 1;
+          } else await res.arrayBuffer();
+        }
+      });
+      assert.ok(await eventually(() => (byHost["host-retry-victim"] ?? 0) > 3, 10_000), JSON.stringify(byHost));
+      victim.child.kill("SIGKILL");
+      const before = byHost["host-retry-survivor"] ?? 0;
+      assert.ok(await eventually(() => byHost["host-retry-survivor"] > before + 40, 15_000), JSON.stringify(byHost));
+      running = false;
+      await Promise.all(clients);
+      assert.deepEqual(Object.keys(statuses), ["200"], JSON.stringify(statuses));
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      assert.equal((await survivor.stop()).code, 0);
+      victim.child.kill("SIGKILL");
+    }
+  });
+
+  test("a request waits for a worker host until its timeout; one that joins in time serves it", async () => {
+    const app = await startDispatcher(nats.url, { TIMEOUT: "4000" });
+    try {
+      const t0 = Date.now();
+      const none = await fetch(`${app.url}/render/who`);
+      assert.equal(none.status, 504);
+      assert.ok(Date.now() - t0 >= 3900, `504 after ${Date.now() - t0} ms`);
+      const waiting = fetch(`${app.url}/render/who`);
+      const host = await startHost(nats.url, "host-late");
+      try {
+        const res = await waiting;
+        assert.equal(res.status, 200);
+        assert.equal((await res.json()).host, "host-late");
+      } finally {
+        assert.equal((await host.stop()).code, 0);
+      }
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
+  test("a client leaving a stream cancels it on the host's worker; SIGTERM lets a host finish its requests", async () => {
+    const host = await startHost(nats.url, "host-graceful");
+    const app = await startDispatcher(nats.url, { ADMIN: "127.0.0.1:0" });
+    try {
+      const aborter = new AbortController();
+      const res = await fetch(`${app.url}/render/forever`, { signal: aborter.signal });
+      const reader = res.body!.getReader();
+      assert.match(new TextDecoder().decode((await reader.read()).value), /data: 0/);
+      aborter.abort();
+      await reader.cancel().catch(() => {});
+      assert.ok(
+        await eventually(
+          async () => (await (await fetch(`${app.url}/render/disconnects`)).json()).disconnects === 1,
+          5000,
+        ),
+        "the worker heard of the disconnect",
+      );
+      const slow = fetch(`${app.url}/render/slow/1500`);
+      // In progress on the host, as its heartbeat says.
+      assert.ok(
+        await eventually(async () => {
+          const status = await (await fetch(`http://127.0.0.1:${app.admin}/status`)).json();
+          return status.pools[0].workers[0]?.inflight === 1;
+        }, 5000),
+      );
+      host.child.kill("SIGTERM");
+      const answer = await slow;
+      assert.equal(answer.status, 200);
+      assert.equal((await answer.json()).host, "host-graceful");
+      assert.equal((await host.exited).code, 0);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      host.child.kill("SIGKILL");
+    }
+  });
 });

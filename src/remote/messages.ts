@@ -8,7 +8,7 @@
  *   hosts with a free slot are subscribed.
  * - the reply subject: `ACK` (the host that took it), `KEEPALIVE`s, then `ANSWER`, `CHUNK`s and `END`.
  * - `S.host.<id>`: to one host: the rest of a request's body (`BODY`), `CANCEL`.
- * - `S.hb`: each host's heartbeat, a {@linkcode HostBeat}.
+ * - `S.hb`: each host's heartbeat, a {@linkcode HostBeat}; `S.hello`: a dispatcher asks for one at once.
  * - `S.log`: each host's workers' log records.
  *
  * @module
@@ -29,7 +29,7 @@ export const M = {
   BODY: 2,
   /** Dispatcher to the host: the client no longer waits, `{ k }`. */
   CANCEL: 3,
-  /** Host to dispatcher: it took the request, `{ h: host id }`. */
+  /** Host to dispatcher: it took the request, `{ h: host id, n: host name }`. */
   ACK: 16,
   /** Host to dispatcher: status and headers, {@linkcode RemoteAnswer}, and the body or its first part. */
   ANSWER: 17,

@@ -132,6 +132,8 @@ export class RemotePool implements PoolBackend {
       nc.subscribe(`${subject}.hb`, { callback: (_e, msg) => this.#onBeat(msg.data) }),
       nc.subscribe(`${subject}.log`, { callback: (_e, msg) => this.#onLog(msg.data) }),
     );
+    // The hosts' next heartbeat may be a second away: ask them for one now.
+    nc.publish(`${subject}.hello`);
     this.#pump();
   }
 
@@ -261,10 +263,19 @@ export class RemotePool implements PoolBackend {
     if (message === null) return;
     const { type, header, body } = message;
     if (type === M.ACK) {
-      const hostId = (header as { h: string }).h;
-      // A host whose first heartbeat has not arrived yet: known by its id until it comes.
+      const { h: hostId, n: name } = header as { h: string; n?: string };
+      // A host whose first heartbeat has not arrived yet: known by what its acknowledgement says until it comes.
       const host = this.#hosts.get(hostId) ??
-        this.#addHost({ id: hostId, name: hostId, pid: 0, free: 0, slots: 0, every: 1000, workers: [], queue: 0 });
+        this.#addHost({
+          id: hostId,
+          name: name ?? hostId,
+          pid: 0,
+          free: 0,
+          slots: 0,
+          every: 1000,
+          workers: [],
+          queue: 0,
+        });
       sent.host = host;
       p.worker = host;
       host.inflight.add(sent);
@@ -350,9 +361,9 @@ export class RemotePool implements PoolBackend {
     if (known === undefined) {
       if (beat.bye === 1) return;
       this.#addHost(beat);
-      this.#log.info("Pool {pool}: worker host {host} (pid {pid}) joined with {workers} workers", {
+      this.#log.info("Pool {pool}: worker host {name} (pid {pid}) joined with {workers} workers", {
         pool: this.pool.name,
-        host: beat.name,
+        name: beat.name,
         pid: beat.pid,
         workers: beat.workers.length,
       });
@@ -394,9 +405,9 @@ export class RemotePool implements PoolBackend {
         this.#hosts.delete(host.beat.id);
         if (host.beat.bye === 1) continue;
         this.#lost.set("missed_heartbeats", (this.#lost.get("missed_heartbeats") ?? 0) + 1);
-        this.#log.error("Pool {pool}: worker host {host} missed {n} heartbeats; its {count} requests fail", {
+        this.#log.error("Pool {pool}: worker host {name} missed {n} heartbeats; its {count} requests fail", {
           pool: this.pool.name,
-          host: host.beat.name ?? host.beat.id,
+          name: host.beat.name,
           n: MISSED_BEATS,
           count: host.inflight.size,
         });

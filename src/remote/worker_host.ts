@@ -153,6 +153,8 @@ export class WorkerHost {
       nc.subscribe(`${remote.subject}.host.${this.#id}`, {
         callback: (_e, msg) => this.#onDirect(msg.data),
       });
+      // A dispatcher that just connected asks for a heartbeat rather than wait for the next.
+      nc.subscribe(`${remote.subject}.hello`, { callback: () => this.#beat() });
       nc.subscribe(`${remote.subject}.config`, {
         callback: (_e, msg) => {
           try {
@@ -229,7 +231,7 @@ export class WorkerHost {
     const message = decode(data);
     if (message === null || message.type !== M.REQUEST || reply === undefined) return;
     const header = message.header as RemoteRequest;
-    this.#nc?.publish(reply, encode(M.ACK, { h: this.#id }));
+    this.#nc?.publish(reply, encode(M.ACK, { h: this.#id, n: this.#o.name }));
     this.#busy++;
     const taken: Taken = { partial: null, p: null, reader: null };
     this.#taken.set(reply, taken);
