@@ -462,15 +462,31 @@ async function remoteScenario(rt) {
   const servers = { local, remote };
   const cpu = await interleaved(servers, "/cpu");
   const latency = await interleaved(servers, "/json", { conns: 1 });
+  // The floor: a bare NATS request-reply round trip between two processes of this runtime.
+  const script = join(root, "bench", "floor", "nats_roundtrip.ts");
+  const responder = spawn(RUN[rt][0], [...RUN[rt].slice(1), script], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, NATS_URL: nats.url, ROLE: "responder" },
+  });
+  started.add(responder);
+  await new Promise((resolve) => responder.stdout.once("data", resolve));
+  const floor = JSON.parse(
+    execFileSync(RUN[rt][0], [...RUN[rt].slice(1), script], {
+      encoding: "utf8",
+      env: { ...process.env, NATS_URL: nats.url },
+    }).trim().split("\n").pop(),
+  );
+  hosts.push(responder);
   for (const s of [local, remote]) await stop(s);
   for (const child of [...hosts, nats.child]) {
     child.kill("SIGTERM");
     await new Promise((r) => child.exitCode !== null ? r() : child.once("exit", r));
   }
-  return { cpu, latency };
+  return { cpu, latency, floor };
 }
 
 function printRemote(rt, r) {
+  console.log(`  ${rt} floor: NATS request-reply round trip p50 ${r.floor.p50.toFixed(3)} ms`);
   for (const [k, label] of [["local", "local pool, 2 workers"], ["remote", "remote pool, 2 hosts × 1 worker"]]) {
     console.log(
       `  ${rt} cpu ${label}: ${fmt(r.cpu[k]).text} req/s, p99 ${
@@ -848,6 +864,14 @@ for (const rt of runtimes) {
       "tiny JSON on 1 connection, p50 latency: remote pool vs local",
       `${rp.text} vs ${lp.text} ms: +${((rp.median - lp.median) * 1000).toFixed(0)} µs per request`,
       ratio(rp.median, lp.median).toFixed(2),
+      "",
+      "",
+    );
+    row(
+      rt,
+      "floor: a bare NATS request-reply round trip, 64 bytes, p50",
+      `${(r.remote.floor.p50 * 1000).toFixed(0)} µs (p99 ${(r.remote.floor.p99 * 1000).toFixed(0)} µs)`,
+      "",
       "",
       "",
     );
