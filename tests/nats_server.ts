@@ -24,9 +24,11 @@ function freePort(): Promise<number> {
   });
 }
 
-function run(port: number): Promise<ChildProcess> {
+function run(port: number, args: string[]): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     const onData = (chunk: Buffer) => {
       out += chunk;
@@ -39,10 +41,10 @@ function run(port: number): Promise<ChildProcess> {
   });
 }
 
-/** Starts a nats-server on a free loopback port. */
-export async function startNats(): Promise<NatsServer> {
+/** Starts a nats-server on a free loopback port; `args` adds to its command line (`--auth TOKEN`, say). */
+export async function startNats(args: string[] = []): Promise<NatsServer> {
   const port = await freePort();
-  let child = await run(port);
+  let child = await run(port, args);
   const kill = () =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -55,7 +57,7 @@ export async function startNats(): Promise<NatsServer> {
     kill,
     async restart() {
       await kill();
-      child = await run(port);
+      child = await run(port, args);
     },
   };
 }

@@ -4,6 +4,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type App, eventually, fixture, runtime, start } from "./helpers.ts";
 import { type NatsServer, startNats } from "./nats_server.ts";
 import { WorkerPool } from "../mod.ts";
@@ -407,6 +410,70 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
     } finally {
       assert.equal((await app.stop()).code, 0);
       host.child.kill("SIGKILL");
+    }
+  });
+
+  test("a remote pool from forkyard.json, served by forkyard serve", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-remote-config-"));
+    const config = join(dir, "forkyard.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        pools: [{
+          module: fixture("remote_worker.ts"),
+          export: "Render",
+          routes: ["/render/**"],
+          remote: { nats: nats.url },
+        }],
+      }),
+    );
+    const host = await startHost(nats.url, "host-config");
+    const proc = start(fixture("../../cli.ts"), ["serve", config, "--port", "0", "--host", "127.0.0.1"]);
+    try {
+      const line = await proc.waitStderr(/Listening on http:\/\/127\.0\.0\.1:\d+/);
+      const res = await fetch(`${line.replace(/^Listening on /, "")}/render/who`);
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).host, "host-config");
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0);
+      assert.equal((await host.stop()).code, 0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe(`remote pools with an authenticating NATS server (${runtime.name})`, () => {
+  test("the token in the URL lets the dispatcher and the host in; a wrong one stops either with one line", async () => {
+    const secured = await startNats(["--auth", "s3cret-token"]);
+    const url = `nats://s3cret-token@127.0.0.1:${secured.port}`;
+    try {
+      const wrong = start(fixture("../../cli.ts"), [
+        "worker",
+        "--nats",
+        `nats://wrong@127.0.0.1:${secured.port}`,
+        fixture("remote_worker.ts:Render"),
+      ]);
+      assert.equal((await wrong.exited).code, 1);
+      assert.match(wrong.stderr(), /^forkyard: .*[Aa]uthoriz/m);
+      // A dispatcher refused by the server does not start: exit 3, one line naming the pool.
+      const refused = start(fixture("remote_dispatcher.ts"), [], {
+        NATS_URL: `nats://wrong@127.0.0.1:${secured.port}`,
+      });
+      assert.equal((await refused.exited).code, 3);
+      assert.match(refused.stderr(), /Cannot start pool "Render": .*NATS at .* refused the connection: .*[Aa]uthoriz/);
+      const host = await startHost(url, "host-auth");
+      const app = await startDispatcher(url);
+      try {
+        const res = await fetch(`${app.url}/render/who`);
+        assert.equal(res.status, 200);
+        assert.equal((await res.json()).host, "host-auth");
+      } finally {
+        assert.equal((await app.stop()).code, 0);
+        assert.equal((await host.stop()).code, 0);
+      }
+    } finally {
+      await secured.kill();
     }
   });
 });

@@ -10,7 +10,12 @@ const subject = `floor.${process.env.SUBJECT ?? "echo"}`;
 const nc = await connect({ servers: url.replace("nats://", "") });
 
 if (process.env.ROLE === "responder") {
-  nc.subscribe(subject, { queue: "floor", callback: (_e, msg) => msg.respond(msg.data) });
+  nc.subscribe(subject, {
+    queue: "floor",
+    callback: (_e, msg) => {
+      msg.respond(msg.data);
+    },
+  });
   await nc.flush();
   console.log("ready");
 } else {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Hono, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import type { LogRecord } from "@logtape/logtape";
 import { loadRuntime } from "../detect.ts";
 import { flushLogs } from "../logging/line_buffer.ts";
@@ -18,11 +18,12 @@ import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
 import type { PoolBackend } from "../supervisor/host.ts";
 import type { CloseSocket, SocketLink } from "../supervisor/pending.ts";
 import type { SocketHub } from "./socket_hub.ts";
-import type { DispatcherSlot } from "./primary.ts";
+import type { DispatcherSlot } from "./primary_protocol.ts";
 import type { DispatcherLink } from "./dispatcher_link.ts";
 import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
 import { takeAdopter } from "./adoption.ts";
 import { Client, RejectRequest } from "./client.ts";
+import { buildApp } from "./hono_app.ts";
 import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatcherOptions } from "./options.ts";
 
 export type { DispatcherOptions };
@@ -241,10 +242,10 @@ export class Dispatcher {
     // Several dispatchers: this process is their primary, or one of them with its share of the workers.
     let slot: DispatcherSlot | null = null;
     if (this.options.dispatchers > 1) {
-      const several = await import("./primary.ts");
+      const several = await import("./primary_protocol.ts");
       slot = several.dispatcherSlot(runtime);
       if (slot === null) {
-        await several.runPrimary({
+        await (await import("./run_primary.ts")).runPrimary({
           runtime,
           dispatcher: this,
           log: this.#log,
@@ -258,7 +259,13 @@ export class Dispatcher {
     }
     removeStaleSpills(runtime, this.#log);
     warnUnreachableRoutes(this.pools, (path) => this.findPool(path), this.#log);
-    const app = await this.#buildApp(runtime);
+    const app = await buildApp({
+      runtime,
+      middleware: this.#middleware,
+      staticRoutes: this.options.staticRoutes,
+      handle: (request, extras) => this.#handle(request, extras),
+      failed: this.#failed,
+    });
     // Without middleware or static files, Hono would only route everything to #handle: skip it.
     const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
     // Remote pools' client code is loaded only when some pool is remote.
@@ -436,38 +443,6 @@ export class Dispatcher {
       failed: (error) => this.#log.error("Access log failed: {error}", { error }),
     });
     return this.#observer.wrap(handle);
-  }
-
-  async #buildApp(runtime: Runtime): Promise<Hono<{ Bindings: { extras: AdapterRequest } }>> {
-    // Loaded here, not at the top: worker processes re-run the main module and never route HTTP.
-    const [{ Hono }, { etag }, { confineToRoot }] = await Promise.all([
-      import("hono"),
-      import("hono/etag"),
-      import("./static_root.ts"),
-    ]);
-    const app = new Hono<{ Bindings: { extras: AdapterRequest } }>();
-    app.onError((error, c) => this.#failed(error, c.req.raw));
-    // Static files and middleware answers carry an X-Request-ID too; the pools' and #handle's have one already.
-    app.use(async (c, next) => {
-      await next();
-      if (c.res.headers.has("x-request-id")) return;
-      const res = withTrace(c.res, traceHeader(c.req.raw)["x-request-id"]);
-      if (res !== c.res) c.res = res;
-    });
-    for (const mw of this.#middleware) app.use(mw);
-    for (const [prefix, dir] of Object.entries(this.options.staticRoutes)) {
-      const base = prefix.endsWith("/") ? prefix.slice(0, -1) : prefix;
-      const rewrite = (path: string) => path.slice(base.length) || "/";
-      app.use(
-        `${base}/*`,
-        confineToRoot(dir, rewrite),
-        etag(),
-        await runtime.serveStatic({ root: dir, rewriteRequestPath: rewrite }),
-      );
-      if (base !== "") app.use(base, etag(), await runtime.serveStatic({ root: dir, rewriteRequestPath: () => "/" }));
-    }
-    app.all("*", (c) => this.#handle(c.req.raw, c.env.extras));
-    return app;
   }
 
   #handleSafely(request: Request, extras: AdapterRequest): Response | Promise<Response> {

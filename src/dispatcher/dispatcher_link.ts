@@ -12,7 +12,7 @@ import type { WorkerPool } from "../pool.ts";
 import { type AnyFrames, FrameDecoder, FrameWriter } from "../protocol/codec.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Metrics } from "./metrics.ts";
-import { type Command, P, type Published, type Report } from "./primary.ts";
+import { type Command, P, type Published, type Report } from "./primary_protocol.ts";
 
 const decoder = new TextDecoder();
 

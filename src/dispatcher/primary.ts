@@ -1,30 +1,24 @@
 /**
- * Several dispatchers per host (option `dispatchers`): a small primary process
- * starts that many dispatcher processes, which bind the same port with
- * SO_REUSEPORT, each with its share of every pool's workers. The primary
- * restarts a dispatcher that dies, with backoff, rolls a reload through them
- * one at a time, stops them on SIGTERM, and answers for all of them: status,
- * `sendConfig`, `reload()`, `scale()`, the control socket and the admin
- * listener. WebSocket messages published in one dispatcher pass through it to
- * the others.
- *
- * Between the primary and each dispatcher runs a channel of its own, in
- * forkyard's frames: commands one way, readiness, statuses and results the
- * other.
+ * Several dispatchers per host (option `dispatchers`): the primary, a small
+ * process that starts that many dispatcher processes, which bind the same port
+ * with SO_REUSEPORT, each with its share of every pool's workers. It restarts
+ * a dispatcher that dies, with backoff, rolls a reload through them one at a
+ * time, stops them, and answers for all of them: status, `sendConfig`,
+ * `reload()`, `scale()`, and the metrics they report. WebSocket messages
+ * published in one dispatcher pass through it to the others. How the process
+ * runs as the primary is `run_primary.ts`; the channel's frames are in
+ * `primary_protocol.ts`.
  *
  * @module
  */
 
 import { createServer } from "node:net";
-import type { PoolRequest, PoolRunner, PoolStatus, WorkerPool } from "../pool.ts";
+import type { PoolRunner, PoolStatus, WorkerPool } from "../pool.ts";
 import { type AnyFrames, FrameDecoder, FrameWriter } from "../protocol/codec.ts";
-import type { ChildProcess, HttpServer, Runtime } from "../runtime.ts";
+import type { ChildProcess, Runtime } from "../runtime.ts";
 import { Backoff } from "../supervisor/restart_policy.ts";
-import { firstLine } from "../error_text.ts";
-import { flushLogs } from "../logging/line_buffer.ts";
-import type { ResolvedDispatcherOptions } from "./options.ts";
-import type { Metrics, MetricsDelta, PoolSnapshot } from "./metrics.ts";
-import type { AdminListener } from "./admin.ts";
+import type { Metrics, PoolSnapshot } from "./metrics.ts";
+import { type CommandBody, DISPATCHER_ENV, P, type Report, share } from "./primary_protocol.ts";
 
 /** Where the primary logs. */
 export interface PrimaryLog {
@@ -32,77 +26,6 @@ export interface PrimaryLog {
   error(message: string, properties?: Record<string, unknown>): void;
   /** Logs a warning. */
   warning(message: string, properties?: Record<string, unknown>): void;
-}
-
-/** Set in a dispatcher process the primary started: `index/count:port`. */
-export const DISPATCHER_ENV = "FORKYARD_DISPATCHER";
-
-/** Frames between the primary and its dispatchers. */
-export const P = {
-  /** Primary to dispatcher: {@linkcode Command}. */
-  COMMAND: 1,
-  /** Dispatcher to primary: listening, `{ port }`. */
-  READY: 32,
-  /** Dispatcher to primary, once a second: a {@linkcode Report}. */
-  STATUS: 33,
-  /** Dispatcher to primary: a command's result, `{ id, r }` or `{ id, e }`. */
-  DONE: 34,
-  /** Both ways: a WebSocket message published to a topic, {@linkcode Published}, the message as body. */
-  PUBLISH: 35,
-} as const;
-
-/** What a dispatcher reports to the primary once a second. */
-export interface Report {
-  /** Its pools' status. */
-  pools: PoolStatus[];
-  /** Per pool, in the same order: workers replaced so far, by why. */
-  replaced: Record<string, number>[];
-  /** Its pending requests. */
-  pending: number;
-  /** With the `admin` option: the answers it counted since its last report. */
-  metrics?: MetricsDelta;
-}
-
-/** The header of a {@linkcode P.PUBLISH} frame: the topic, and whether the message is binary (1) or text (0). */
-export interface Published {
-  t: string;
-  b: 0 | 1;
-}
-
-/** What the primary asks a dispatcher to do. */
-export type CommandBody =
-  | { c: "reload"; pool?: string }
-  | { c: "scale"; pool: string; n: number }
-  | { c: "config"; pool: string; config: unknown }
-  | { c: "send"; pool: string; request: PoolRequest }
-  | { c: "stop" };
-
-/** A command with its id, which the dispatcher's answer names. */
-export type Command = CommandBody & { id: number };
-
-/** Where a dispatcher process stands among its siblings. */
-export interface DispatcherSlot {
-  /** From 0. */
-  index: number;
-  /** How many dispatchers there are. */
-  count: number;
-  /** The port they share. */
-  port: number;
-}
-
-/** The slot of this process when a primary started it, else `null`. */
-export function dispatcherSlot(runtime: Runtime): DispatcherSlot | null {
-  const spec = runtime.env(DISPATCHER_ENV);
-  const m = spec ? /^(\d+)\/(\d+):(\d+)$/.exec(spec) : null;
-  return m ? { index: Number(m[1]), count: Number(m[2]), port: Number(m[3]) } : null;
-}
-
-/**
- * Dispatcher `index`'s share of `total` workers among `count` dispatchers: the total divided, the first ones taking
- * one more when it does not divide, and at least one each.
- */
-export function share(total: number, index: number, count: number): number {
-  return Math.max(1, Math.floor(total / count) + (index < total % count ? 1 : 0));
 }
 
 /** A free TCP port on `hostname`, for dispatchers that must all bind the same one when the option asks for any. */
@@ -386,116 +309,6 @@ export class Primary {
     for (const w of this.#waiting.values()) w.reject(new Error("Stopped"));
     this.#waiting.clear();
   }
-}
-
-/** What {@linkcode runPrimary} needs of the `Dispatcher` it runs as the primary. */
-export interface RunPrimaryHost {
-  runtime: Runtime;
-  dispatcher: {
-    readonly pools: readonly WorkerPool[];
-    readonly options: ResolvedDispatcherOptions;
-    reload(): Promise<number>;
-    stop(): Promise<void>;
-  };
-  log: PrimaryLog;
-  /** Resolves once the dispatcher has stopped. */
-  finished: Promise<void>;
-  /** Hands the primary to the dispatcher, whose `reload()` and `stop()` then go to it. */
-  adopt(primary: Primary): void;
-  /** Calls `onListen` once every dispatcher listens. */
-  listening(info: {
-    port: number;
-    hostname: string;
-    protocol: "http" | "https";
-    admin?: { port: number; hostname: string };
-  }): void;
-}
-
-/**
- * Runs this process as the primary of `options.dispatchers` dispatchers until it is stopped. When SO_REUSEPORT is
- * missing, or a dispatcher cannot start at all, it says why in one line and exits (status 1, or the dispatcher's).
- */
-export async function runPrimary(host: RunPrimaryHost): Promise<void> {
-  const { runtime, dispatcher, log } = host;
-  const options = dispatcher.options;
-  const missing = runtime.reusePortMissing;
-  if (missing !== null) {
-    log.error("Cannot run {count} dispatchers: {reason}; run with dispatchers 1", {
-      count: options.dispatchers,
-      reason: missing,
-    });
-    flushLogs();
-    runtime.exit(1);
-  }
-  const admin: AdminListener | null = options.admin === null ? null : new (await import("./admin.ts")).AdminListener({
-    pid: runtime.pid,
-    pending: (): number => primary.pending,
-    pools: (): PoolSnapshot[] => primary.snapshots(),
-  });
-  const primary = new Primary({
-    runtime,
-    pools: dispatcher.pools,
-    dispatchers: options.dispatchers,
-    port: options.port,
-    hostname: options.hostname,
-    stopGrace: options.shutdownTimeout + 5000,
-    log,
-    metrics: admin?.metrics ?? null,
-  });
-  host.adopt(primary);
-  const unlisten = [
-    runtime.onSignal("SIGTERM", () => void dispatcher.stop()),
-    runtime.onSignal("SIGINT", () => void dispatcher.stop()),
-    runtime.onSignal("SIGHUP", () => void dispatcher.reload()),
-  ];
-  let closeControl: (() => Promise<void>) | undefined;
-  let adminServer: HttpServer | undefined;
-  const second = admin === null ? undefined : setInterval(() => admin.second(Date.now()), 1000);
-  try {
-    const port = await primary.start();
-    if (admin !== null) {
-      adminServer = await runtime.serve({
-        port: options.admin!.port,
-        hostname: options.admin!.hostname,
-        headersTimeout: options.headersTimeout,
-        idleTimeout: options.idleTimeout,
-        maxConnections: 0,
-        fetch: (request) => admin.answer(request),
-      });
-    }
-    if (options.control !== false) {
-      const { listenControl, runCommand } = await import("./control.ts");
-      closeControl = await listenControl(options.control, (command) =>
-        runCommand(command, {
-          pid: runtime.pid,
-          port,
-          pending: () => primary.pending,
-          pools: dispatcher.pools,
-          statuses: () => primary.statuses(),
-          reload: () => dispatcher.reload(),
-          stop: () => dispatcher.stop(),
-        }));
-    }
-    host.listening({
-      port,
-      hostname: options.hostname,
-      protocol: options.tls ? "https" : "http",
-      ...(adminServer ? { admin: { port: adminServer.port, hostname: adminServer.hostname } } : {}),
-    });
-  } catch (error) {
-    log.error("Cannot start {count} dispatchers: {reason}", { count: options.dispatchers, reason: firstLine(error) });
-    clearInterval(second);
-    await adminServer?.close(0).catch(() => {});
-    await dispatcher.stop();
-    flushLogs();
-    runtime.exit(error instanceof DispatcherFailed ? error.status : 1);
-  }
-  await host.finished;
-  clearInterval(second);
-  admin?.closeStreams();
-  await adminServer?.close(0).catch(() => {});
-  await closeControl?.();
-  for (const off of unlisten) off();
 }
 
 /** A dispatcher that exited before it ever listened: the primary gives up with its exit status. */

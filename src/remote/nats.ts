@@ -8,6 +8,7 @@
  * @module
  */
 
+import process from "node:process";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 /** How to reach the NATS server: the `remote` pool option's connection part, and `forkyard worker`'s. */
@@ -55,6 +56,28 @@ export function connectOptions(options: NatsOptions, name: string): Record<strin
 }
 
 /**
+ * Deno's `node:net` reports the reset of a socket the client has already destroyed (a server refusing the
+ * credentials closes at once) as an error with no listener left, which would end the process before the refusal
+ * is told in one line: that error alone is swallowed while a connection is attempted, and for `end(ms)` after.
+ */
+function ignoreStrayReset(): { end(afterMs: number): void } {
+  const onError = (error: Error & { code?: string; syscall?: string }) => {
+    if (error?.code === "ECONNRESET" && error.syscall === "read") return;
+    // Anything else is as uncaught as it was.
+    process.removeListener("uncaughtException", onError);
+    console.error(error);
+    process.exit(1);
+  };
+  process.on("uncaughtException", onError);
+  return {
+    end(afterMs) {
+      if (afterMs === 0) process.removeListener("uncaughtException", onError);
+      else setTimeout(() => process.removeListener("uncaughtException", onError), afterMs).unref?.();
+    },
+  };
+}
+
+/**
  * Connects to NATS, trying every 250 ms until it is reached or `signal` aborts (then resolves with `null`), and
  * reconnecting forever after a loss; `onStatus` hears of each loss and return of the connection.
  */
@@ -74,9 +97,12 @@ export async function connectNats(
   let nc: NatsConnection | undefined;
   while (nc === undefined) {
     if (signal.aborted) return null;
+    const stray = ignoreStrayReset();
     try {
       nc = await connect(settings);
+      stray.end(0);
     } catch (error) {
+      stray.end(1000);
       // Not there yet, or refused: a wrong password or a bad TLS setting would only fail again.
       if (/authoriz|auth|tls|certificate/i.test(String(error))) throw error;
       await new Promise<void>((resolve) => {

@@ -12,9 +12,10 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import type { PoolRequest, PoolStatus, WorkerPool, WorkerStatus } from "../pool.ts";
+import type { PoolRequest, PoolStatus, WorkerPool } from "../pool.ts";
 import { bodyLength, joinBody } from "../protocol/body.ts";
 import { fromWire } from "../protocol/log_record.ts";
+import { firstLine } from "../error_text.ts";
 import { Answers, failure } from "../supervisor/answers.ts";
 import { deadlineFor, NO_DEADLINE } from "../supervisor/deadlines.ts";
 import { detachedRequest } from "../supervisor/detached.ts";
@@ -34,17 +35,10 @@ import {
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
 import type { ResolvedRemote } from "./remote_options.ts";
+import { MISSED_BEATS, type RemoteHost, RemoteHosts } from "./remote_hosts.ts";
 
-/** A worker host as the dispatcher knows it from its heartbeats. */
-interface Host {
-  /** Its workers are not this dispatcher's: no local slot. */
-  readonly slot: null;
-  beat: HostBeat;
-  /** Clock time of its last heartbeat. */
-  lastSeen: number;
-  /** Requests it took from this dispatcher and has not answered. */
-  inflight: Set<Sent>;
-}
+/** A worker host, with the requests this dispatcher sent it. */
+type Host = RemoteHost<Sent>;
 
 /** A request sent to the pool's subject, until its answer ends. */
 interface Sent {
@@ -59,9 +53,6 @@ interface Sent {
   answer: { head: RemoteAnswer; parts: Uint8Array[]; length: number } | null;
 }
 
-/** Heartbeats a host may miss before it counts as gone. */
-const MISSED_BEATS = 3;
-
 /** Runs a pool whose workers are on other hosts, reached over NATS. */
 export class RemotePool implements PoolBackend {
   readonly pool: WorkerPool;
@@ -70,7 +61,7 @@ export class RemotePool implements PoolBackend {
   readonly #log: Logger;
   readonly #answers: Answers;
   readonly #queue = new RequestQueue<Pending<Host>>();
-  readonly #hosts = new Map<string, Host>();
+  readonly #hosts = new RemoteHosts<Sent>();
   readonly #sent = new Map<number, Sent>();
   /** Hosts gone, by why: counted as the `replacements()` of a local pool. */
   readonly #lost = new Map<string, number>();
@@ -84,6 +75,7 @@ export class RemotePool implements PoolBackend {
   #started: Promise<void> | null = null;
   #nextDetached = -1;
   #stopping = false;
+  #bootError: string | null = null;
   /** Ends the first connection's attempts when the pool stops before NATS was ever reached. */
   readonly #stop = new AbortController();
 
@@ -98,11 +90,8 @@ export class RemotePool implements PoolBackend {
   /** Connects to NATS; requests wait in the queue meanwhile. */
   start(): void {
     this.#started = this.#connect().catch((error) => {
-      this.#log.error("Pool {pool}: cannot connect to NATS at {url}: {error}", {
-        pool: this.pool.name,
-        url: this.#remote.nats,
-        error,
-      });
+      // Refused (credentials, TLS): the dispatcher does not start, as when a local pool's workers cannot.
+      this.#bootError = `NATS at ${this.#remote.nats} refused the connection: ${firstLine(error)}`;
     });
   }
 
@@ -144,9 +133,9 @@ export class RemotePool implements PoolBackend {
     return Promise.race([this.#started ?? Promise.resolve(), waited]).finally(() => clearTimeout(timer));
   }
 
-  /** A remote pool never fails to boot: hosts may come later. */
+  /** Why the pool cannot start: the NATS server refused it. No host yet is no failure: hosts may come later. */
   bootFailure(): string | null {
-    return null;
+    return this.#bootError;
   }
 
   /** Never degraded: a pool without hosts queues its requests until their timeout. */
@@ -195,10 +184,8 @@ export class RemotePool implements PoolBackend {
 
   /** Requests any host may take now: every live host's slots, less what this dispatcher has sent. */
   #room(): number {
-    let slots = 0;
-    for (const h of this.#hosts.values()) if (h.beat.bye === undefined) slots += h.beat.slots;
     // Before any heartbeat: one at a time, to find out.
-    return Math.max(1, slots) - this.#sent.size;
+    return Math.max(1, this.#hosts.slots()) - this.#sent.size;
   }
 
   /** Sends waiting requests while hosts have room. */
@@ -264,18 +251,7 @@ export class RemotePool implements PoolBackend {
     const { type, header, body } = message;
     if (type === M.ACK) {
       const { h: hostId, n: name } = header as { h: string; n?: string };
-      // A host whose first heartbeat has not arrived yet: known by what its acknowledgement says until it comes.
-      const host = this.#hosts.get(hostId) ??
-        this.#addHost({
-          id: hostId,
-          name: name ?? hostId,
-          pid: 0,
-          free: 0,
-          slots: 0,
-          every: 1000,
-          workers: [],
-          queue: 0,
-        });
+      const host = this.#hosts.acknowledged(hostId, name, Date.now());
       sent.host = host;
       p.worker = host;
       host.inflight.add(sent);
@@ -344,12 +320,6 @@ export class RemotePool implements PoolBackend {
     this.#pump();
   }
 
-  #addHost(beat: HostBeat): Host {
-    const host: Host = { slot: null, beat, lastSeen: Date.now(), inflight: new Set() };
-    this.#hosts.set(beat.id, host);
-    return host;
-  }
-
   #onBeat(data: Uint8Array) {
     let beat: HostBeat;
     try {
@@ -357,19 +327,13 @@ export class RemotePool implements PoolBackend {
     } catch {
       return;
     }
-    const known = this.#hosts.get(beat.id);
-    if (known === undefined) {
-      if (beat.bye === 1) return;
-      this.#addHost(beat);
+    if (this.#hosts.beat(beat, Date.now()) !== null) {
       this.#log.info("Pool {pool}: worker host {name} (pid {pid}) joined with {workers} workers", {
         pool: this.pool.name,
         name: beat.name,
         pid: beat.pid,
         workers: beat.workers.length,
       });
-    } else {
-      known.beat = beat;
-      known.lastSeen = Date.now();
     }
     if (beat.free > 0) this.#blocked = false;
     this.#pump();
@@ -399,24 +363,19 @@ export class RemotePool implements PoolBackend {
         this.#lostRequest(sent);
       }
     }
-    for (const host of [...this.#hosts.values()]) {
-      const every = host.beat.every ?? 1000;
-      if (now - host.lastSeen > MISSED_BEATS * every || (host.beat.bye === 1 && host.inflight.size === 0)) {
-        this.#hosts.delete(host.beat.id);
-        if (host.beat.bye === 1) continue;
-        this.#lost.set("missed_heartbeats", (this.#lost.get("missed_heartbeats") ?? 0) + 1);
-        this.#log.error("Pool {pool}: worker host {name} missed {n} heartbeats; its {count} requests fail", {
-          pool: this.pool.name,
-          name: host.beat.name,
-          n: MISSED_BEATS,
-          count: host.inflight.size,
-        });
-        for (const sent of [...host.inflight]) {
-          this.#sent.delete(sent.p.requestId);
-          this.#lostRequest(sent);
-        }
-        host.inflight.clear();
+    for (const host of this.#hosts.expire(now)) {
+      this.#lost.set("missed_heartbeats", (this.#lost.get("missed_heartbeats") ?? 0) + 1);
+      this.#log.error("Pool {pool}: worker host {name} missed {n} heartbeats; its {count} requests fail", {
+        pool: this.pool.name,
+        name: host.beat.name,
+        n: MISSED_BEATS,
+        count: host.inflight.size,
+      });
+      for (const sent of [...host.inflight]) {
+        this.#sent.delete(sent.p.requestId);
+        this.#lostRequest(sent);
       }
+      host.inflight.clear();
     }
     if (this.#blocked && now - this.#blockedAt > 1000) this.#blocked = false;
     this.#pump();
@@ -488,13 +447,8 @@ export class RemotePool implements PoolBackend {
 
   /** Every host's workers; `id`s numbered across hosts, `host` naming each one's host. */
   status(): PoolStatus {
-    const workers: WorkerStatus[] = [];
-    let queued = this.#queue.size;
-    for (const h of this.#hosts.values()) {
-      for (const w of h.beat.workers ?? []) workers.push({ ...w, id: workers.length, host: h.beat.name });
-      queued += h.beat.queue ?? 0;
-    }
-    return { name: this.pool.name, workers, queueSize: queued, degraded: false, spares: [] };
+    const { workers, queued } = this.#hosts.workers();
+    return { name: this.pool.name, workers, queueSize: this.#queue.size + queued, degraded: false, spares: [] };
   }
 
   /** Config goes to every host, which passes it to its workers. */

@@ -140,10 +140,17 @@ export class WorkerHost {
       const remote = this.#o.remote;
       const giveUp = new AbortController();
       void stopped.then(() => giveUp.abort());
-      const nc = await connectNats(remote, `forkyard worker host ${this.#o.name}`, (up) => {
-        if (up) this.#log.info("NATS connection back");
-        else this.#log.warning("NATS connection lost; answers in flight are lost with it");
-      }, giveUp.signal);
+      let nc: NatsConnection | null;
+      try {
+        nc = await connectNats(remote, `forkyard worker host ${this.#o.name}`, (up) => {
+          if (up) this.#log.info("NATS connection back");
+          else this.#log.warning("NATS connection lost; answers in flight are lost with it");
+        }, giveUp.signal);
+      } catch (error) {
+        // Refused (credentials, TLS): trying again would not help.
+        await supervisor.stop(1000);
+        throw error;
+      }
       if (nc === null) {
         // stopped before NATS was reached
         await supervisor.stop(1000);
