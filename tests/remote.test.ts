@@ -224,6 +224,30 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
     }
   });
 
+  test("a host takes requests only while it has a free slot: two single-slot hosts serve two requests, one each", async () => {
+    const hosts = [
+      await startHost(nats.url, "host-slot-a", ["--concurrency", "1"]),
+      await startHost(nats.url, "host-slot-b", ["--concurrency", "1"]),
+    ];
+    const app = await startDispatcher(nats.url, { ADMIN: "127.0.0.1:0" });
+    try {
+      // Both hosts known, with their one slot each.
+      assert.ok(
+        await eventually(async () => {
+          const status = await (await fetch(`http://127.0.0.1:${app.admin}/status`)).json();
+          return status.pools[0].workers.length === 2;
+        }, 5000),
+      );
+      for (let round = 0; round < 5; round++) {
+        const answers = await Promise.all([0, 1].map(() => fetch(`${app.url}/render/slow/300`).then((r) => r.json())));
+        assert.deepEqual(answers.map((a) => a.host).sort(), ["host-slot-a", "host-slot-b"], `round ${round}`);
+      }
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      for (const h of hosts) assert.equal((await h.stop()).code, 0);
+    }
+  });
+
   test("a worker host killed under load: only its in-flight requests fail, the other keeps serving", async () => {
     const victim = await startHost(nats.url, "host-victim", ["--concurrency", "2"]);
     const survivor = await startHost(nats.url, "host-survivor", ["--concurrency", "2"]);

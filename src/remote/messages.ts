@@ -6,7 +6,7 @@
  * Subjects, for a pool whose subject is `S`:
  * - `S`, queue group {@linkcode QUEUE}: requests, each with the dispatcher's reply subject for its answer; only
  *   hosts with a free slot are subscribed.
- * - the reply subject: `ACK` (the host that took it), `KEEPALIVE`s, then `ANSWER`, `CHUNK`s and `END`.
+ * - the reply subject: `ACK` (the host that took it) or `BUSY`, `KEEPALIVE`s, then `ANSWER`, `CHUNK`s and `END`.
  * - `S.host.<id>`: to one host: the rest of a request's body (`BODY`), `CANCEL`.
  * - `S.hb`: each host's heartbeat, a {@linkcode HostBeat}; `S.hello`: a dispatcher asks for one at once.
  * - `S.log`: each host's workers' log records.
@@ -31,6 +31,8 @@ export const M = {
   CANCEL: 3,
   /** Host to dispatcher: it took the request, `{ h: host id, n: host name }`. */
   ACK: 16,
+  /** Host to dispatcher: it has no free slot (it just filled up); the request goes to another. */
+  BUSY: 21,
   /** Host to dispatcher: status and headers, {@linkcode RemoteAnswer}, and the body or its first part. */
   ANSWER: 17,
   /** Host to dispatcher: the next part of an answer's body. */

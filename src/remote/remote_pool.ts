@@ -67,9 +67,11 @@ export class RemotePool implements PoolBackend {
   readonly #lost = new Map<string, number>();
   #nc: NatsConnection | null = null;
   #connected = false;
-  /** Set when the last request sent found no host subscribed; cleared by a heartbeat with a free slot. */
-  #blocked = false;
-  #blockedAt = 0;
+  /**
+   * Clock time before which nothing is sent: set when a request found no host with room (no subscriber, or the one
+   * it reached was full); a heartbeat with a free slot clears it.
+   */
+  #pausedUntil = 0;
   readonly #inbox = `_INBOX.forkyard.${randomId()}`;
   readonly #subs: Subscription[] = [];
   #started: Promise<void> | null = null;
@@ -192,7 +194,7 @@ export class RemotePool implements PoolBackend {
   #pump() {
     const nc = this.#nc;
     if (nc === null || !this.#connected || this.#stopping) return;
-    let room = this.#blocked ? 0 : this.#room();
+    let room = Date.now() < this.#pausedUntil ? 0 : this.#room();
     while (room > 0 && this.#queue.size > 0) {
       const p = this.#queue.shift()!;
       if (p.deadline === NO_DEADLINE) continue;
@@ -239,17 +241,17 @@ export class RemotePool implements PoolBackend {
     if (sent === undefined) return;
     const p = sent.p;
     if (headers !== undefined && headers.code === 503 && data.length === 0) {
-      // No host subscribed: all are busy, or none runs. Back to the queue's front, until a host has room.
-      this.#sent.delete(id);
-      this.#blocked = true;
-      this.#blockedAt = Date.now();
-      if (p.deadline !== NO_DEADLINE) this.#queue.pushFront([p]);
+      // No host subscribed: all are full, or none runs. Back to the queue's front until a host has room.
+      this.#sendAgain(sent, 1000);
       return;
     }
     const message = decode(data);
     if (message === null) return;
     const { type, header, body } = message;
-    if (type === M.ACK) {
+    if (type === M.BUSY) {
+      // The host had just filled up (it leaves the queue group, but this one was on its way): soon to another.
+      this.#sendAgain(sent, 50);
+    } else if (type === M.ACK) {
       const { h: hostId, n: name } = header as { h: string; n?: string };
       const host = this.#hosts.acknowledged(hostId, name, Date.now());
       sent.host = host;
@@ -288,6 +290,13 @@ export class RemotePool implements PoolBackend {
       this.#answers.endStream(p, (header as { e?: 1 }).e === 1);
       this.#pump();
     }
+  }
+
+  /** `sent` found no host with room: back to the queue's front, and nothing sent for `pauseMs`. */
+  #sendAgain(sent: Sent, pauseMs: number) {
+    this.#sent.delete(sent.p.requestId);
+    this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + pauseMs);
+    if (sent.p.deadline !== NO_DEADLINE) this.#queue.pushFront([sent.p]);
   }
 
   #complete(sent: Sent, head: RemoteAnswer, body: Uint8Array) {
@@ -335,7 +344,7 @@ export class RemotePool implements PoolBackend {
         workers: beat.workers.length,
       });
     }
-    if (beat.free > 0) this.#blocked = false;
+    if (beat.free > 0) this.#pausedUntil = 0;
     this.#pump();
   }
 
@@ -377,7 +386,6 @@ export class RemotePool implements PoolBackend {
       }
       host.inflight.clear();
     }
-    if (this.#blocked && now - this.#blockedAt > 1000) this.#blocked = false;
     this.#pump();
   }
 

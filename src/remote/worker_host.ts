@@ -207,7 +207,7 @@ export class WorkerHost {
         callback: (_e, msg) => this.#onRequest(msg.data, msg.reply),
       });
     } else if (free <= 0 && this.#sub !== null) {
-      // Drained, not dropped: requests already on their way to this host are still taken (and queued here).
+      // Drained, not dropped: requests already on their way to this host still get an answer (BUSY).
       void this.#sub.drain().catch(() => {});
       this.#sub = null;
     }
@@ -238,6 +238,11 @@ export class WorkerHost {
     const message = decode(data);
     if (message === null || message.type !== M.REQUEST || reply === undefined) return;
     const header = message.header as RemoteRequest;
+    if (this.#free() <= 0 || this.#stopping) {
+      // Full: it left the queue group as it filled up, but this request was already on its way.
+      this.#nc?.publish(reply, encode(M.BUSY, {}));
+      return;
+    }
     this.#nc?.publish(reply, encode(M.ACK, { h: this.#id, n: this.#o.name }));
     this.#busy++;
     const taken: Taken = { partial: null, p: null, reader: null };
