@@ -501,3 +501,29 @@ describe(`remote pools with an authenticating NATS server (${runtime.name})`, ()
     }
   });
 });
+
+describe(`remote pools over TLS (${runtime.name})`, () => {
+  test("tls:// with the server's CA works for the host and the dispatcher; without it, the host stops with one line", async () => {
+    const secured = await startNats(["--tls", "--tlscert", fixture("cert.pem"), "--tlskey", fixture("key.pem")]);
+    const url = `tls://127.0.0.1:${secured.port}`;
+    try {
+      const untrusted = start(fixture("../../cli.ts"), ["worker", "--nats", url, fixture("remote_worker.ts:Render")]);
+      assert.equal((await untrusted.exited).code, 1);
+      assert.match(untrusted.stderr(), /^forkyard: .*certificate/m);
+      const host = await startHost(url, "host-tls", ["--nats-ca", fixture("cert.pem")]);
+      const app = await startDispatcher(url, { NATS_CA: fixture("cert.pem") });
+      try {
+        const body = pattern(100_000);
+        const res = await fetch(`${app.url}/render/echo`, { method: "POST", body });
+        assert.equal(res.status, 200);
+        assert.deepEqual(new Uint8Array(await res.arrayBuffer()), body);
+        assert.equal((await (await fetch(`${app.url}/render/who`)).json()).host, "host-tls");
+      } finally {
+        assert.equal((await app.stop()).code, 0);
+        assert.equal((await host.stop()).code, 0);
+      }
+    } finally {
+      await secured.kill();
+    }
+  });
+});

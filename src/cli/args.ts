@@ -35,7 +35,7 @@ Usage:
   forkyard serve <config.json> [options]       serve pools and apps described in a config file
   forkyard ctl [--control PATH] [--json] status | reload [POOL] | scale POOL N | stop
                                                ask a running server (its control socket, forkyard.ctl)
-  forkyard worker --nats URL <module>[:export] [--subject S] [--name NAME] [options]
+  forkyard worker --nats URL <module>[:export] [--subject S] [--name NAME] [--nats-ca FILE] [options]
                                                run a remote pool's workers on this host: a Worker class
                                                or a fetch app, taking requests over NATS (docs/remote.md)
   forkyard --help | --version
@@ -46,6 +46,7 @@ ${options.join("\n")}
   --nats <url>        worker: the NATS server (nats://[user:pass@]host:4222, tls://...)
   --subject <s>       worker: the pool's subject (default "forkyard." + the pool's name)
   --name <name>       worker: this host's name in status and logs (default the hostname)
+  --nats-ca <file>    worker: the CA certificate (PEM) that signed the NATS server's, for tls://
 
 Runs as: deno run -A jsr:@forkyard/forkyard/cli | bunx forkyard | npx forkyard
 Config file and options reference: docs/options.md.`;
@@ -55,8 +56,8 @@ Config file and options reference: docs/options.md.`;
 export interface CliArgs {
   /** `serve`, `ctl`, `worker`, `help` or `version`. */
   command: "serve" | "ctl" | "worker" | "help" | "version";
-  /** For `worker`: `--nats`, `--subject`, `--name`. */
-  worker?: { nats?: string; subject?: string; name?: string };
+  /** For `worker`: `--nats`, `--subject`, `--name`, `--nats-ca`. */
+  worker?: { nats?: string; subject?: string; name?: string; ca?: string };
   /** For `serve`: `--watch`, reload the workers when files under the served module's directory change. */
   watch?: boolean;
   /** For `ctl`: what to ask, and `--json`. */
@@ -120,10 +121,10 @@ export function parseArgs(argv: string[]): CliArgs {
       continue;
     }
     if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
-    if (flag === "--nats" || flag === "--subject" || flag === "--name") {
+    if (flag === "--nats" || flag === "--subject" || flag === "--name" || flag === "--nats-ca") {
       const value = inline ?? argv[++i];
       if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
-      worker[flag.slice(2) as "nats" | "subject" | "name"] = value;
+      worker[flag === "--nats-ca" ? "ca" : flag.slice(2) as "nats" | "subject" | "name"] = value;
       continue;
     }
     const negated = flag.startsWith("--no-") ? FLAGS.find((f) => f.flags.includes(`--${flag.slice(5)}`)) : undefined;
@@ -151,7 +152,7 @@ export function parseArgs(argv: string[]): CliArgs {
     if (rest.length !== 2) throw new UsageError(`worker takes one module, got ${rest.length - 1}`);
     return { ...out, command: "worker", target: rest[1], worker };
   }
-  if (Object.keys(worker).length > 0) throw new UsageError("--nats, --subject and --name go with worker");
+  if (Object.keys(worker).length > 0) throw new UsageError("--nats, --subject, --name and --nats-ca go with worker");
   if (watch && rest[0] !== "serve") throw new UsageError("--watch goes with serve");
   if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
   if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);

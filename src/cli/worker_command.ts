@@ -52,10 +52,14 @@ async function poolFor(target: string, args: CliArgs, runtime: Runtime): Promise
 /** Runs `forkyard worker`; resolves with the exit status. */
 export async function runWorkerCommand(args: CliArgs, runtime: Runtime): Promise<number> {
   const pool = await poolFor(args.target!, args, runtime);
-  const { nats, subject, name } = args.worker ?? {};
+  const { nats, subject, name, ca } = args.worker ?? {};
   let remote;
   try {
-    remote = resolveRemote({ nats, ...(subject !== undefined ? { subject } : {}) }, pool.name, "forkyard worker");
+    remote = resolveRemote(
+      { nats, ...(subject !== undefined ? { subject } : {}), ...(ca !== undefined ? { tls: { caFile: ca } } : {}) },
+      pool.name,
+      "forkyard worker",
+    );
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
