@@ -166,8 +166,18 @@ describe(`several dispatchers (${runtime.name})`, () => {
       const pids = status.pools[0].workers.map((w: { pid: number }) => w.pid).sort();
       assert.deepEqual(pids, [...seen].sort());
       // A dispatcher that dies takes its counts with it no more: what it reported stays in the totals.
-      process.kill(childrenOf(app.primary)[0], "SIGKILL");
-      await new Promise((r) => setTimeout(r, 1500));
+      const [victim, survivor] = childrenOf(app.primary);
+      process.kill(victim, "SIGKILL");
+      // Its replacement running and reporting: the primary has seen the exit, and the counts it had stay.
+      assert.ok(
+        await eventually(() => childrenOf(app.primary).some((p) => p !== victim && p !== survivor), 15_000),
+      );
+      assert.ok(
+        await eventually(async () => {
+          const status = await (await fetch(`${admin}/status`)).json();
+          return status.pools[0].workers.length === 2;
+        }, 15_000),
+      );
       assert.equal(count(await (await fetch(`${admin}/metrics`)).text()), 30);
     } finally {
       assert.equal((await app.stop()).code, 0);

@@ -51,6 +51,34 @@ async function startDispatcher(nats: string, env: Record<string, string> = {}): 
   };
 }
 
+/**
+ * `clients` loops of GET /render/slow/100 until `stop()`: answers counted by status, and the 200s by the host that
+ * served them.
+ */
+function hostLoad(url: string, clients: number) {
+  const statuses: Record<number, number> = {};
+  const byHost: Record<string, number> = {};
+  let running = true;
+  const loops = Array.from({ length: clients }, async () => {
+    while (running) {
+      const res = await fetch(`${url}/render/slow/100`);
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      if (res.status === 200) {
+        const host = (await res.json()).host;
+        byHost[host] = (byHost[host] ?? 0) + 1;
+      } else await res.arrayBuffer();
+    }
+  });
+  return {
+    statuses,
+    byHost,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
 /** Bytes with a pattern no two parts share, so that a misplaced part shows. */
 function pattern(n: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);
@@ -253,26 +281,13 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
     const survivor = await startHost(nats.url, "host-survivor", ["--concurrency", "2"]);
     const app = await startDispatcher(nats.url);
     try {
-      const statuses: Record<number, number> = {};
-      const byHost: Record<string, number> = {};
-      let running = true;
-      const clients = Array.from({ length: 6 }, async () => {
-        while (running) {
-          const res = await fetch(`${app.url}/render/slow/100`);
-          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-          if (res.status === 200) {
-            const host = (await res.json()).host;
-            byHost[host] = (byHost[host] ?? 0) + 1;
-          } else await res.arrayBuffer();
-        }
-      });
+      const { statuses, byHost, stop } = hostLoad(app.url, 6);
       assert.ok(await eventually(() => (byHost["host-victim"] ?? 0) > 3 && (byHost["host-survivor"] ?? 0) > 3, 10_000));
       victim.child.kill("SIGKILL");
       const servedBefore = byHost["host-survivor"];
       // Three missed heartbeats (3 s) later the host is gone; requests keep going to the survivor.
       assert.ok(await eventually(() => byHost["host-survivor"] > servedBefore + 30, 15_000), JSON.stringify(byHost));
-      running = false;
-      await Promise.all(clients);
+      await stop();
       // What the killed host held: its 2 slots, and what was on its way to it as it died.
       assert.ok((statuses[502] ?? 0) <= 6, JSON.stringify(statuses));
       assert.deepEqual(Object.keys(statuses).filter((s) => s !== "200" && s !== "502"), [], JSON.stringify(statuses));
@@ -353,25 +368,12 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
     const survivor = await startHost(nats.url, "host-retry-survivor", ["--concurrency", "2"]);
     const app = await startDispatcher(nats.url, { RETRY: "1" });
     try {
-      const statuses: Record<number, number> = {};
-      const byHost: Record<string, number> = {};
-      let running = true;
-      const clients = Array.from({ length: 4 }, async () => {
-        while (running) {
-          const res = await fetch(`${app.url}/render/slow/100`);
-          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-          if (res.status === 200) {
-            const host = (await res.json()).host;
-            byHost[host] = (byHost[host] ?? 0) + 1;
-          } else await res.arrayBuffer();
-        }
-      });
+      const { statuses, byHost, stop } = hostLoad(app.url, 4);
       assert.ok(await eventually(() => (byHost["host-retry-victim"] ?? 0) > 3, 10_000), JSON.stringify(byHost));
       victim.child.kill("SIGKILL");
       const before = byHost["host-retry-survivor"] ?? 0;
       assert.ok(await eventually(() => byHost["host-retry-survivor"] > before + 40, 15_000), JSON.stringify(byHost));
-      running = false;
-      await Promise.all(clients);
+      await stop();
       assert.deepEqual(Object.keys(statuses), ["200"], JSON.stringify(statuses));
     } finally {
       assert.equal((await app.stop()).code, 0);

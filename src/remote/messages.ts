@@ -17,6 +17,7 @@
 import type { WorkerStatus } from "../pool.ts";
 import type { RequestHeader } from "../protocol/frames.ts";
 import type { WireRecord } from "../protocol/log_record.ts";
+import { joinBody } from "../protocol/body.ts";
 
 /** The queue group every worker host of a pool joins. */
 export const QUEUE = "forkyard";
@@ -120,11 +121,41 @@ export function decode(data: Uint8Array): { type: number; header: unknown; body:
 }
 
 /** What a body part may take of the server's maximum payload, in a message of its own (`BODY`, `CHUNK`). */
-export function partSize(maxPayload: number): number {
+function partSize(maxPayload: number): number {
   return Math.max(1024, maxPayload - 256);
 }
 
 /** How much of a body fits beside `header` in the first message (`REQUEST`, `ANSWER`); 0 when the header fills it. */
 export function firstPartSize(maxPayload: number, header: unknown): number {
   return Math.max(0, maxPayload - 256 - encoder.encode(JSON.stringify(header)).length);
+}
+
+/**
+ * `body` cut for messages of at most `maxPayload` bytes: the part that goes beside `header` in the first message,
+ * then the parts that go in messages of their own (views into `body`). With no header, every part is of the latter.
+ */
+export function splitBody(body: Uint8Array, maxPayload: number, header?: unknown): [Uint8Array, Uint8Array[]] {
+  const first = header === undefined ? 0 : firstPartSize(maxPayload, header);
+  const size = partSize(maxPayload);
+  const rest: Uint8Array[] = [];
+  for (let at = first; at < body.length; at += size) rest.push(body.subarray(at, at + size));
+  return [body.subarray(0, first), rest];
+}
+
+/** A body arriving in parts, until `length` bytes came. */
+export class BodyParts {
+  readonly #parts: Uint8Array[] = [];
+  #received = 0;
+  readonly length: number;
+
+  constructor(length: number) {
+    this.length = length;
+  }
+
+  /** Adds a part (copied: it may be a view into a message's buffer); returns the whole body once complete. */
+  add(part: Uint8Array): Uint8Array | null {
+    this.#parts.push(part.slice());
+    this.#received += part.length;
+    return this.#received >= this.length ? joinBody(this.#parts) : null;
+  }
 }

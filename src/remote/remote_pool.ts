@@ -23,15 +23,15 @@ import type { PoolBackend, PoolHost } from "../supervisor/host.ts";
 import { type ClientRequest, Pending } from "../supervisor/pending.ts";
 import { RequestQueue } from "../supervisor/request_queue.ts";
 import {
+  BodyParts,
   decode,
   encode,
-  firstPartSize,
   type HostBeat,
   type HostLog,
   M,
-  partSize,
   type RemoteAnswer,
   type RemoteRequest,
+  splitBody,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
 import type { ResolvedRemote } from "./remote_options.ts";
@@ -49,8 +49,8 @@ interface Sent {
   at: number;
   /** Body parts still to send once a host took it. */
   rest: Uint8Array[];
-  /** A whole answer's head and the bytes so far, while its body arrives in parts. */
-  answer: { head: RemoteAnswer; parts: Uint8Array[]; length: number } | null;
+  /** A whole answer's head and its body so far, while it arrives in parts. */
+  answer: { head: RemoteAnswer; parts: BodyParts } | null;
 }
 
 /** Runs a pool whose workers are on other hosts, reached over NATS. */
@@ -217,15 +217,11 @@ export class RemotePool implements PoolBackend {
       ...(p.wire.r !== undefined ? { r: p.wire.r.slice(mount.length) || "/" } : {}),
     };
     const header: RemoteRequest = { w: wire, n: bodyLength(p.body), t: Math.max(1, p.deadline - Date.now()) };
-    const body = joinBody(p.body);
-    const first = firstPartSize(maxPayload, header);
-    const part = partSize(maxPayload);
-    const rest: Uint8Array[] = [];
-    for (let at = first; at < body.length; at += part) rest.push(body.subarray(at, at + part));
+    const [first, rest] = splitBody(joinBody(p.body), maxPayload, header);
     const sent: Sent = { p, host: null, at: Date.now(), rest, answer: null };
     this.#sent.set(p.requestId, sent);
     try {
-      nc.publish(this.#remote.subject, encode(M.REQUEST, header, body.subarray(0, first)), {
+      nc.publish(this.#remote.subject, encode(M.REQUEST, header, first), {
         reply: `${this.#inbox}.${p.requestId}`,
       });
     } catch (error) {
@@ -265,17 +261,15 @@ export class RemotePool implements PoolBackend {
       const head = header as RemoteAnswer;
       if (head.n === "stream") {
         this.#answers.startStream(p, { i: id, s: head.s, h: head.h }, () => this.#cancel(sent, "disconnect"));
-      } else if (body.length >= head.n) {
-        this.#complete(sent, head, body.slice());
       } else {
-        sent.answer = { head, parts: [body.slice()], length: body.length };
+        sent.answer = { head, parts: new BodyParts(head.n) };
+        const whole = sent.answer.parts.add(body);
+        if (whole !== null) this.#complete(sent, head, whole);
       }
     } else if (type === M.CHUNK) {
       if (sent.answer !== null) {
-        const a = sent.answer;
-        a.parts.push(body.slice());
-        a.length += body.length;
-        if (a.length >= (a.head.n as number)) this.#complete(sent, a.head, joinBody(a.parts));
+        const whole = sent.answer.parts.add(body);
+        if (whole !== null) this.#complete(sent, sent.answer.head, whole);
       } else if (p.stream !== null) {
         try {
           p.stream.enqueue(body.slice());

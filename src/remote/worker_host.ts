@@ -20,16 +20,16 @@ import type { Pending } from "../supervisor/pending.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { CancelReason } from "../protocol/frames.ts";
 import {
+  BodyParts,
   decode,
   encode,
-  firstPartSize,
   type HostBeat,
   type HostLog,
   M,
-  partSize,
   QUEUE,
   type RemoteAnswer,
   type RemoteRequest,
+  splitBody,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
 import type { ResolvedRemote } from "./remote_options.ts";
@@ -50,7 +50,7 @@ export interface WorkerHostOptions {
 /** A request this host took, until its answer is sent. */
 interface Taken {
   /** Its request, while its body is still arriving in parts. */
-  partial: { header: RemoteRequest; parts: Uint8Array[]; length: number } | null;
+  partial: { header: RemoteRequest; parts: BodyParts } | null;
   /** The local pending request, once submitted. */
   p: Pending | null;
   /** The reader of a streamed answer's body, while it streams. */
@@ -192,8 +192,7 @@ export class WorkerHost {
 
   /** Requests the host can take now: its ready workers' slots, less those taken. */
   #free(): number {
-    const ready = this.#supervisor.status().workers.filter((w) => w.alive).length;
-    return ready * this.#o.pool.options.concurrency - this.#busy;
+    return this.#supervisor.serving * this.#o.pool.options.concurrency - this.#busy;
   }
 
   /** Joins the queue group while the host has room, leaves it when full; says at once when room comes back. */
@@ -219,7 +218,7 @@ export class WorkerHost {
     const nc = this.#nc;
     if (nc === null || nc.isClosed()) return;
     const status = this.#supervisor.status();
-    const ready = status.workers.filter((w) => w.alive).length;
+    const ready = this.#supervisor.serving;
     const beat: HostBeat = {
       id: this.#id,
       name: this.#o.name,
@@ -248,7 +247,8 @@ export class WorkerHost {
     const taken: Taken = { partial: null, p: null, reader: null };
     this.#taken.set(reply, taken);
     if (message.body.length < header.n) {
-      taken.partial = { header, parts: [message.body.slice()], length: message.body.length };
+      taken.partial = { header, parts: new BodyParts(header.n) };
+      taken.partial.parts.add(message.body);
     } else {
       this.#submit(reply, taken, header, message.body.slice());
     }
@@ -263,18 +263,11 @@ export class WorkerHost {
     const taken = this.#taken.get(k);
     if (taken === undefined) return;
     if (message.type === M.BODY && taken.partial !== null) {
-      const partial = taken.partial;
-      partial.parts.push(message.body.slice());
-      partial.length += message.body.length;
-      if (partial.length >= partial.header.n) {
+      const { header, parts } = taken.partial;
+      const body = parts.add(message.body);
+      if (body !== null) {
         taken.partial = null;
-        const body = new Uint8Array(partial.length);
-        let at = 0;
-        for (const part of partial.parts) {
-          body.set(part, at);
-          at += part.length;
-        }
-        this.#submit(k, taken, partial.header, body);
+        this.#submit(k, taken, header, body);
       }
     } else if (message.type === M.CANCEL) {
       this.#taken.delete(k);
@@ -308,7 +301,6 @@ export class WorkerHost {
       return;
     }
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-    const part = partSize(maxPayload);
     // The trace id travels with the request; the dispatcher adds it to the answer itself.
     const headers = flattenHeaders(response.headers).filter((_, i, all) => all[i - (i % 2)] !== "x-request-id");
     const publish = (type: number, header: unknown, body?: Uint8Array) => {
@@ -318,9 +310,9 @@ export class WorkerHost {
       const body = new Uint8Array(await response.arrayBuffer());
       this.#taken.delete(reply);
       const head: RemoteAnswer = { s: response.status, h: headers, n: body.length };
-      const first = firstPartSize(maxPayload, head);
-      publish(M.ANSWER, head, body.subarray(0, first));
-      for (let at = first; at < body.length; at += part) publish(M.CHUNK, {}, body.subarray(at, at + part));
+      const [first, rest] = splitBody(body, maxPayload, head);
+      publish(M.ANSWER, head, first);
+      for (const part of rest) publish(M.CHUNK, {}, part);
       return;
     }
     publish(M.ANSWER, { s: response.status, h: headers, n: "stream" });
@@ -330,7 +322,7 @@ export class WorkerHost {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        for (let at = 0; at < value.length; at += part) publish(M.CHUNK, {}, value.subarray(at, at + part));
+        for (const part of splitBody(value, maxPayload)[1]) publish(M.CHUNK, {}, part);
       }
       publish(M.END, {});
     } catch {

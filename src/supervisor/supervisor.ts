@@ -589,6 +589,13 @@ export class Supervisor implements PoolBackend {
     return this.#slots.length;
   }
 
+  /** Workers serving now (a worker host's free slots are counted from it, per request). */
+  get serving(): number {
+    let n = 0;
+    for (const slot of this.#slots) if (slot.worker !== null && isServing(slot.worker.state)) n++;
+    return n;
+  }
+
   /** Stops routing to `worker`, lets its requests finish, then stops it. */
   #retire(worker: WorkerProcess) {
     if (worker.state === "down" || worker.state === "killed") return;
