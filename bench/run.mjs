@@ -129,7 +129,8 @@ function rssMiB(pid) {
 }
 
 async function getJson(url) {
-  const res = await fetch(url);
+  // Once more on a failure: a kept-alive connection a Node server closes (after 5 s idle) as it is reused.
+  const res = await fetch(url).catch(() => fetch(url));
   return res.json();
 }
 
