@@ -237,7 +237,31 @@ function websocketHandler(limits: NonNullable<ServeOptions["websocket"]>): BunWe
   };
 }
 
-function serve(options: ServeOptions): Promise<HttpServer> {
+const CONTENT_LENGTH = Symbol("forkyard.contentLength");
+
+/**
+ * Bun's ServerResponse has Node's private `_contentLength` but never writes it out, and @hono/node-server sets it
+ * instead of a Content-Length header: without a header set here, every answer of known length would go out chunked.
+ */
+function writeContentLength() {
+  const { ServerResponse } = process.getBuiltinModule("node:http");
+  Object.defineProperty(ServerResponse.prototype, "_contentLength", {
+    configurable: true,
+    get(this: { [CONTENT_LENGTH]?: number | null }) {
+      return this[CONTENT_LENGTH] ?? null;
+    },
+    set(
+      this: { [CONTENT_LENGTH]?: number | null; headersSent: boolean; setHeader(n: string, v: number): void },
+      length,
+    ) {
+      this[CONTENT_LENGTH] = length;
+      if (typeof length === "number" && !this.headersSent) this.setHeader("Content-Length", length);
+    },
+  });
+}
+
+/** Bun.serve, which closes a connection on which a request arrives while an asynchronous answer is pending. */
+function serveNative(options: ServeOptions): Promise<HttpServer> {
   const limits = options.websocket;
   const server = Bun.serve({
     port: options.port,
@@ -286,7 +310,13 @@ export const runtime: Runtime = {
     process.on(signal, handler);
     return () => process.off(signal, handler);
   },
-  serve,
+  // Bun.serve fails pipelined requests behind an asynchronous answer (oven-sh/bun#38128) and has no header timeout
+  // or connection count of its own to set.
+  serve: async (options) => {
+    if (options.httpServer === "native") return serveNative(options);
+    writeContentLength();
+    return (await import("./node_http.ts")).serveNodeHttp(options);
+  },
   serveStatic: async (options: StaticOptions): Promise<MiddlewareHandler> => {
     const { serveStatic } = await import("hono/bun");
     return serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath });
@@ -298,9 +328,12 @@ export const runtime: Runtime = {
   writeStderr: (text) => void process.stderr.write(text),
   writeStdout: (text) => void process.stdout.write(text),
   reusePortFlags: [],
-  reusePortMissing: process.platform === "linux"
-    ? null
-    : `Bun offers SO_REUSEPORT on Linux only, not ${process.platform}`,
+  reusePortMissing: (server) => {
+    if (process.platform !== "linux") return `Bun offers SO_REUSEPORT on Linux only, not ${process.platform}`;
+    return server === "native"
+      ? null
+      : `Bun's node:http server cannot listen with SO_REUSEPORT (set httpServer "native")`;
+  },
   // node:fs is loaded when a body first spills (it costs a Bun process about 4 MiB). Without /dev/shm (macOS),
   // the first write fails and the writer keeps to the channel.
   spill: () => (spillFiles ??= fsSpill("/dev/shm", () => process.getBuiltinModule("node:fs"))),

@@ -403,7 +403,7 @@ const RELISTEN_MS = [250, 500, 1000, 2000, 5000];
  * Deno.serve, kept listening: when its accept loop fails while serving (EMFILE: no descriptor free for a new
  * connection), Deno ends the server; it listens again on the same port after a backoff, once descriptors may be free.
  */
-function serve(options: ServeOptions): Promise<HttpServer> {
+function serveNative(options: ServeOptions): Promise<HttpServer> {
   let server: Deno.HttpServer<Deno.NetAddr>;
   let abort: AbortController;
   let closing = false;
@@ -516,7 +516,9 @@ export const runtime: Runtime = {
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);
   },
-  serve,
+  // Deno.serve enforces no connection limit (denoland/deno#3515) and gives no access to its connections.
+  serve: async (options) =>
+    options.httpServer === "native" ? serveNative(options) : (await import("./node_http.ts")).serveNodeHttp(options),
   serveStatic: async (options: StaticOptions): Promise<MiddlewareHandler> => {
     const { serveStatic } = await import("hono/deno");
     return serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath });
@@ -541,7 +543,8 @@ export const runtime: Runtime = {
     let off = 0;
     while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
   },
-  reusePortMissing: Deno.build.os === "linux" ? null : `Deno offers SO_REUSEPORT on Linux only, not ${Deno.build.os}`,
+  reusePortMissing: () =>
+    Deno.build.os === "linux" ? null : `Deno offers SO_REUSEPORT on Linux only, not ${Deno.build.os}`,
   reusePortFlags: ["--unstable-net"],
   spill: () => (spillFiles ??= denoSpill()),
   inspect: (value) => Deno.inspect(value),

@@ -10,6 +10,7 @@
 //   BENCH_ONLY=ws node bench/run.mjs        only the WebSocket scenarios, printed
 //   BENCH_ONLY=dispatchers node bench/run.mjs   only 2 dispatchers × 1 worker against 1 × 2 and reusePort × 2, printed
 //   BENCH_ONLY=remote node bench/run.mjs        only a remote pool over NATS against a local one, printed
+//   BENCH_ONLY=servers node bench/run.mjs       only tiny JSON on the node:http server against the native one, printed
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -408,8 +409,10 @@ async function dispatchersScenario(rt) {
       ...[floorA, floorB].flatMap((f) => childPids(f.child.pid, "_child.ts")),
     ],
   };
-  const d1 = await forkyard(rt, 2);
-  const d2 = await forkyard(rt, 2, { DISPATCHERS: "2" });
+  // Bun's node:http server cannot share a port: both of Bun's forkyards serve with Bun.serve, to compare alike.
+  const same = rt === "bun" ? { HTTP_SERVER: "native" } : {};
+  const d1 = await forkyard(rt, 2, same);
+  const d2 = await forkyard(rt, 2, { DISPATCHERS: "2", ...same });
   d2.pids = () => {
     const dispatchers = childPids(d2.child.pid, "forkyard.ts");
     return [...dispatchers, ...dispatchers.flatMap((p) => childPids(p, "forkyard.ts")), d2.child.pid];
@@ -420,6 +423,29 @@ async function dispatchersScenario(rt) {
   const cpu = await interleaved(cpuServers, "/cpu");
   for (const s of [first, second, floorA, floorB, d1, d2]) await stop(s);
   return { json, cpu };
+}
+
+/** Tiny JSON through 1 worker on the node:http server (the default) and on the runtime's own (`httpServer: "native"`). */
+async function serversScenario(rt) {
+  const servers = {
+    baseline: await start([...RUN[rt], server("baseline.ts")]),
+    node: await forkyard(rt, 1),
+    ...(rt === "node" ? {} : { native: await forkyard(rt, 1, { HTTP_SERVER: "native" }) }),
+  };
+  const json = await interleaved(servers, "/json");
+  for (const s of Object.values(servers)) await stop(s);
+  return json;
+}
+
+function printServers(rt, json) {
+  const base = fmt(json.baseline).median;
+  for (const [key, runs] of Object.entries(json)) {
+    const cpu = median(runs.map((s) => s.cpu[0]));
+    console.log(
+      `${rt} ${key}: ${fmt(runs).text} req/s (${(fmt(runs).median / base).toFixed(2)} of in-process), ` +
+        `${key === "baseline" ? "server" : "dispatcher"} ${cpu.toFixed(1)} µs/request`,
+    );
+  }
 }
 
 /** A nats-server on a free loopback port (Debian's package: `apt-get install nats-server`). */
@@ -612,6 +638,10 @@ if (process.env.BENCH_ONLY === "remote") {
   for (const rt of runtimes) printRemote(rt, await remoteScenario(rt));
   process.exit(0);
 }
+if (process.env.BENCH_ONLY === "servers") {
+  for (const rt of runtimes) printServers(rt, await serversScenario(rt));
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY === "ws") {
   for (const rt of runtimes) printWs(rt, await wsEcho(rt), await wsIdle(rt));
   process.exit(0);
@@ -628,6 +658,7 @@ for (const rt of runtimes) {
         stderrFile: join(mkdtempSync(join(os.tmpdir(), "forkyard-access-")), "stderr.log"),
       }),
       w2: await forkyard(rt, 2),
+      ...(rt === "node" ? {} : { w1native: await forkyard(rt, 1, { HTTP_SERVER: "native" }) }),
       ...(await floors(rt)),
     };
     r.idle = {
@@ -741,6 +772,18 @@ for (const rt of runtimes) {
         median(r.json.w1.map((s) => s.cpu[0])).toFixed(1)
       } without)`,
       ratio(logged, base).toFixed(2),
+      "",
+      "",
+    );
+  }
+  if (r.json.w1native) {
+    row(
+      rt,
+      `tiny JSON, forkyard 1 worker, httpServer "native" (${rt === "deno" ? "Deno.serve" : "Bun.serve"})`,
+      `${fmt(r.json.w1native).text} req/s, dispatcher ${
+        median(r.json.w1native.map((s) => s.cpu[0])).toFixed(1)
+      } µs/request`,
+      ratio(fmt(r.json.w1native).median, base).toFixed(2),
       "",
       "",
     );

@@ -6,6 +6,7 @@
 //   node bench/soak.mjs                    all runtimes, 20 s each
 //   SOAK_SECONDS=60 node bench/soak.mjs node
 //   SOAK_ONLY=aborts node bench/soak.mjs node    one kind of trouble: load, aborts, slow or kills
+//   HTTP_SERVER=native node bench/soak.mjs deno  on Deno.serve or Bun.serve instead of node:http
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";

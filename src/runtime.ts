@@ -10,6 +10,13 @@
 /** The name of a supported runtime. */
 export type RuntimeName = "deno" | "bun" | "node";
 
+/**
+ * Which HTTP server a runtime serves with: `"node"`, the `node:http` server all three runtimes provide (it enforces
+ * the connection limits and answers pipelined requests), or `"native"`, `Deno.serve` and `Bun.serve` (fewer µs per
+ * request; on Node it is `node:http` too).
+ */
+export type HttpServerKind = "node" | "native";
+
 /** A POSIX signal that forkyard sends or listens for. */
 export type SignalName =
   | "SIGTERM"
@@ -102,8 +109,10 @@ export interface ServeOptions {
   onListenerFailed?: (error: unknown, retryMs: number) => void;
   /** Limits for the WebSockets the server accepts (see {@linkcode AdapterRequest.upgrade}). */
   websocket?: WebSocketLimits;
-  /** Binds with SO_REUSEPORT, so that several processes listen on the port (only where `Runtime.reusePort`). */
+  /** Binds with SO_REUSEPORT, so that several processes listen on the port (only where `Runtime.reusePortMissing` is `null`). */
   reusePort?: boolean;
+  /** The server to serve with. @default {"node"} */
+  httpServer?: HttpServerKind;
 }
 
 /** Limits for accepted WebSockets, enforced by the adapter with what its runtime offers. */
@@ -258,10 +267,10 @@ export interface Runtime {
   /** Writes text to stdout. */
   writeStdout(text: string): void;
   /**
-   * Why this runtime cannot listen with SO_REUSEPORT here (`ServeOptions.reusePort`), or `null` when it can: Linux,
-   * and Node 22.12 or later.
+   * Why this runtime's `server` cannot listen with SO_REUSEPORT here (`ServeOptions.reusePort`), or `null` when it
+   * can: Linux, Node 22.12 or later, and on Bun only `Bun.serve`.
    */
-  readonly reusePortMissing: string | null;
+  reusePortMissing(server: HttpServerKind): string | null;
   /** Flags a process of this runtime needs to listen with SO_REUSEPORT (Deno: `--unstable-net`). */
   readonly reusePortFlags: readonly string[];
   /**

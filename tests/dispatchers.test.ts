@@ -41,7 +41,9 @@ function getFresh(url: string): Promise<{ status: number; body: any }> {
 async function startDispatchers(
   env: Record<string, string> = {},
 ): Promise<App & { primary: number; admin?: number }> {
-  const proc = start(fixture("dispatchers.ts"), [], { PORT: "0", ...env });
+  // Bun's node:http server cannot share a port (SO_REUSEPORT): Bun's dispatchers serve with Bun.serve.
+  const server: Record<string, string> = runtime.name === "bun" ? { HTTP_SERVER: "native" } : {};
+  const proc = start(fixture("dispatchers.ts"), [], { PORT: "0", ...server, ...env });
   const { port, primary, admin } = await proc.line<{ port: number; primary: number; admin?: number }>((v) =>
     typeof v.port === "number"
   );
@@ -261,6 +263,14 @@ describe(`several dispatchers (${runtime.name})`, () => {
     } finally {
       assert.equal((await app.stop()).code, 0);
     }
+  });
+
+  test("a server that cannot share the port refuses several dispatchers in one line (Bun's node:http)", async () => {
+    if (runtime.name !== "bun") return; // node:http shares ports on Node and Deno: every other test here uses it
+    const proc = start(fixture("dispatchers.ts"), [], { PORT: "0", HTTP_SERVER: "node" });
+    assert.deepEqual(await proc.exited, { code: 1, signal: null });
+    assert.match(proc.stderr(), /Cannot run 2 dispatchers: Bun's node:http server cannot listen with SO_REUSEPORT/);
+    assert.equal(proc.stderr().trim().split("\n").length, 1, proc.stderr());
   });
 
   test("SIGTERM stops every dispatcher and worker and exits 0", async () => {

@@ -8,6 +8,9 @@ import type { ChildProcess, ExitStatus, Runtime } from "../src/runtime.ts";
 
 export const runtime: Runtime = await loadRuntime();
 
+/** The HTTP servers a dispatcher can serve with here: node:http everywhere, and Deno.serve or Bun.serve. */
+export const HTTP_SERVERS: readonly ("node" | "native")[] = runtime.name === "node" ? ["node"] : ["node", "native"];
+
 /** Absolute path of a file under tests/fixtures. */
 export function fixture(name: string): string {
   return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));

@@ -52,6 +52,7 @@ await new BenchDispatcher({
   hostname: "127.0.0.1",
   maxPending: 20_000,
   dispatchers: Number(env("DISPATCHERS") ?? 1),
+  httpServer: (env("HTTP_SERVER") ?? "node") as "node" | "native",
   maxBodySize: 8 * 1024 * 1024,
   accessLog: (env("ACCESS_LOG") as "combined" | "json" | undefined) ?? false,
   pools: [

@@ -340,6 +340,8 @@ export class Dispatcher {
           headersTimeout: this.options.headersTimeout,
           idleTimeout: this.options.idleTimeout,
           maxConnections: 0,
+          // The same server as the public port's: a node:http one would change the process's Response class.
+          httpServer: this.options.httpServer,
           fetch: (request) => this.#admin!.answer(request),
         });
       }
@@ -351,6 +353,7 @@ export class Dispatcher {
         headersTimeout: this.options.headersTimeout,
         idleTimeout: this.options.idleTimeout,
         maxConnections: this.options.maxConnections,
+        httpServer: this.options.httpServer,
         websocket: { idleTimeout: this.options.wsIdleTimeout, maxMessageSize: this.options.wsMaxMessageSize },
         onListenerFailed: (error, retryMs) =>
           this.#log.error("The listener failed ({reason}); listening again in {retryMs} ms", {

@@ -7,6 +7,7 @@
 
 import type { WorkerPool } from "../pool.ts";
 import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "../options.ts";
+import type { HttpServerKind } from "../runtime.ts";
 
 /** Options of a {@linkcode Dispatcher}. Durations are milliseconds. */
 export interface DispatcherOptions {
@@ -26,14 +27,23 @@ export interface DispatcherOptions {
   maxBodySize?: number;
   /**
    * Time a client gets to send a request's headers, from the moment it connects or its previous answer was sent;
-   * then the connection is closed (slowloris). Enforced on Node; Bun closes such connections itself after about
-   * 12 s, and Deno's server offers no such limit. @default {20000}
+   * then the connection is closed (slowloris). Enforced by the `"node"` HTTP server on every runtime. @default {20000}
    */
   headersTimeout?: number;
-  /** Time a keep-alive connection may stay idle between requests before it is closed (Node). @default {5000} */
+  /** Time a keep-alive connection may stay idle between requests before it is closed. @default {5000} */
   idleTimeout?: number;
-  /** Connections served at once; more are closed as they arrive (Node). 0: no limit. @default {0} */
+  /** Connections served at once; more are closed as they arrive. 0: no limit. @default {0} */
   maxConnections?: number;
+  /**
+   * The HTTP server: `"node"`, the `node:http` server that Node, Deno and Bun all provide, which enforces
+   * `headersTimeout`, `idleTimeout` and `maxConnections` and answers pipelined requests in order; or `"native"`, the
+   * runtime's own (Deno's and Bun's `serve`), which spends fewer µs per request but enforces none of the three (Bun
+   * closes slow and idle connections after its own 10 s or so) and, on Bun, fails pipelined requests: for a
+   * dispatcher behind a proxy that enforces such limits itself (nginx, a cloud load balancer). On Node both are
+   * `node:http`.
+   * @default {"node"}
+   */
+  httpServer?: HttpServerKind;
   /**
    * Dispatcher processes sharing the port with SO_REUSEPORT (Linux), started and supervised by a small primary
    * process; each runs its share of every pool's `workers` (the total divided among them, at least one each), its own
@@ -129,14 +139,24 @@ export const DISPATCHER_SCHEMA: Schema = {
     default: 20_000,
     min: 1,
     max: MAX_MS,
-    doc: "Time a client gets to send a request's headers before its connection is closed (ms; Node)",
+    flags: ["--headers-timeout"],
+    doc: "Time a client gets to send a request's headers before its connection is closed (ms)",
   },
   idleTimeout: {
     type: "integer",
     default: 5000,
     min: 1,
     max: MAX_MS,
-    doc: "Time a keep-alive connection may stay idle between requests (ms; Node)",
+    flags: ["--idle-timeout"],
+    doc: "Time a keep-alive connection may stay idle between requests (ms)",
+  },
+  httpServer: {
+    type: "string",
+    default: "node",
+    choices: ["node", "native"],
+    flags: ["--http-server"],
+    doc: "`node` (node:http: enforces the connection limits, answers pipelined requests) or `native` (Deno's or " +
+      "Bun's own `serve`: fewer µs per request, enforces none of them)",
   },
   dispatchers: {
     type: "integer",
@@ -169,7 +189,8 @@ export const DISPATCHER_SCHEMA: Schema = {
     type: "integer",
     default: 0,
     min: 0,
-    doc: "Connections served at once; more are closed as they arrive (Node); 0: no limit",
+    flags: ["--max-connections"],
+    doc: "Connections served at once; more are closed as they arrive; 0: no limit",
   },
   retryBoot: {
     type: "boolean",

@@ -46,7 +46,7 @@ export interface RunPrimaryHost {
 export async function runPrimary(host: RunPrimaryHost): Promise<void> {
   const { runtime, dispatcher, log } = host;
   const options = dispatcher.options;
-  const missing = runtime.reusePortMissing;
+  const missing = runtime.reusePortMissing(options.httpServer);
   if (missing !== null) {
     log.error("Cannot run {count} dispatchers: {reason}; run with dispatchers 1", {
       count: options.dispatchers,
@@ -88,6 +88,7 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
         headersTimeout: options.headersTimeout,
         idleTimeout: options.idleTimeout,
         maxConnections: 0,
+        httpServer: options.httpServer,
         fetch: (request) => admin.answer(request),
       });
     }

@@ -1,0 +1,101 @@
+// The dispatcher on its runtime's own server (httpServer "native": Deno.serve, Bun.serve; on Node node:http as
+// always): the request paths that differ from the node:http server, end to end. The WebSocket suite and the
+// adapter's contract run on both servers themselves (websocket.test.ts, contract.test.ts).
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { type App, eventually, runtime, startApp } from "./helpers.ts";
+
+describe(`the native HTTP server (${runtime.name})`, () => {
+  let app: App;
+  before(async () => {
+    app = await startApp("app.ts", { HTTP_SERVER: "native", SHUTDOWN_TIMEOUT: "1000" });
+  });
+  after(async () => {
+    await app?.stop();
+  });
+
+  test("serves worker routes, @sync routes and static files, each answer with its X-Request-ID", async () => {
+    for (
+      const [path, status, body] of [
+        ["/names/query?x=7", 200, /"x":\["7"\]/],
+        ["/sync/health", 200, /ok/],
+        ["/static/data.json", 200, /\{/],
+        ["/nowhere", 404, /Not found/],
+      ] as const
+    ) {
+      const res = await fetch(`${app.url}${path}`);
+      assert.equal(res.status, status, path);
+      assert.match(await res.text(), body, path);
+      assert.match(res.headers.get("x-request-id") ?? "", /^[0-9a-f-]{20,}$/, path);
+    }
+  });
+
+  test("a 1 MiB body crosses both ways byte-exact; a Content-Length over maxBodySize is 413", async () => {
+    const body = new Uint8Array(1024 * 1024 - 1).map((_, i) => (i * 7 + 3) & 255);
+    const res = await fetch(`${app.url}/api/raw`, { method: "POST", body });
+    assert.equal(res.status, 200);
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(body));
+    const over = await fetch(`${app.url}/api/raw`, { method: "POST", body: new Uint8Array(1024 * 1024 + 1) });
+    assert.equal(over.status, 413);
+    await over.body?.cancel();
+  });
+
+  test("streamed answers and Server-Sent Events arrive as sent", async () => {
+    assert.equal(await (await fetch(`${app.url}/api/stream`)).text(), "chunk0\nchunk1\nchunk2\n");
+    const sse = await fetch(`${app.url}/api/sse`);
+    assert.equal(sse.headers.get("content-type"), "text/event-stream");
+    assert.match(await sse.text(), /event: greeting\nid: 1\ndata: \{"hello":"world"\}\n\n[^]*data: two\ndata: lines/);
+  });
+
+  test("a crashing handler is 500 without its stack", async () => {
+    const res = await fetch(`${app.url}/api/throw`);
+    assert.equal(res.status, 500);
+    assert.doesNotMatch(await res.text(), /at .*\.ts/);
+  });
+
+  test("pipelined requests are answered in order on Deno.serve", async () => {
+    if (runtime.name === "bun") return; // Bun.serve fails them: tests/hostile.test.ts compares it with Bun's own
+    const answered = await new Promise<string>((resolve) => {
+      const socket = connect(app.port, "127.0.0.1");
+      let data = "";
+      socket.on("data", (chunk) => {
+        data += chunk.toString("latin1");
+        if ((data.match(/HTTP\/1\.1 200/g) ?? []).length === 10) socket.destroy();
+      });
+      socket.on("close", () => resolve(data));
+      socket.on(
+        "connect",
+        () =>
+          socket.write(
+            Array.from({ length: 10 }, (_, i) => `GET /names/query?x=${i} HTTP/1.1\r\nHost: x\r\n\r\n`).join(""),
+          ),
+      );
+    });
+    assert.deepEqual([...answered.matchAll(/"x":\["(\d)"\]/g)].map((m) => m[1]), "0123456789".split(""));
+  });
+
+  test("SIGTERM with idle and dripping clients connected ends the process within shutdownTimeout plus a margin", async () => {
+    const target = await startApp("app.ts", { HTTP_SERVER: "native", SHUTDOWN_TIMEOUT: "1000" });
+    const sockets = Array.from({ length: 10 }, (_, i) => {
+      const socket = connect(target.port, "127.0.0.1");
+      socket.on("error", () => {});
+      if (i % 2 === 1) {
+        socket.write("GET /api/items HTTP/1.1\r\nHost: x\r\n");
+        const drip = setInterval(() => socket.write(`X-Drip-${Date.now()}: 1\r\n`), 200);
+        socket.on("close", () => clearInterval(drip));
+      }
+      return socket;
+    });
+    const inflight = fetch(`${target.url}/api/slow/300`).then((r) => r.status);
+    await eventually(async () => (await (await fetch(`${target.url}/sync/status`)).json()).pending === 1, 5000);
+    const t0 = Date.now();
+    target.child.kill("SIGTERM");
+    const status = await target.exited;
+    const took = Date.now() - t0;
+    for (const socket of sockets) socket.destroy();
+    assert.equal(await inflight, 200, "the request in flight finished");
+    assert.deepEqual(status, { code: 0, signal: null });
+    assert.ok(took < 8000, `exited after ${took} ms`);
+  });
+});
