@@ -23,6 +23,7 @@ const RUN = {
 const runtimes = process.argv.slice(2).length ? process.argv.slice(2) : ["deno", "bun", "node"];
 const app = join(root, "tests", "fixtures", "app.ts");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => xs.length === 0 ? "-" : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Lines of /proc/net/tcp and tcp6, split into fields. */
 function tcpTable() {
@@ -78,11 +79,18 @@ async function soak(rt) {
   const byStatus = {};
   const count = (key) => (byStatus[key] = (byStatus[key] ?? 0) + 1);
   const sockets = new Set();
-  const raw = (write) => {
+  // Slow clients the dispatcher closed by itself (headersTimeout), and how long each had lived.
+  const slowLived = [];
+  let slowOpened = 0;
+  const raw = (write, slow = false) => {
     const socket = net.connect(s.port, "127.0.0.1");
+    const opened = Date.now();
     sockets.add(socket);
     socket.on("error", () => {});
-    socket.on("close", () => sockets.delete(socket));
+    socket.on("close", () => {
+      sockets.delete(socket);
+      if (slow && !socket.closedHere) slowLived.push(Date.now() - opened);
+    });
     socket.on("connect", () => write(socket));
     return socket;
   };
@@ -117,12 +125,13 @@ async function soak(rt) {
     (async () => {
       while (Date.now() < until && (!only || only === "slow")) {
         while (sockets.size < 50) {
+          slowOpened++;
           raw((socket) => {
             if (Math.random() < 0.5) return;
             socket.write("GET /api/items HTTP/1.1\r\nHost: x\r\n");
             const timer = setInterval(() => socket.write("X-Drip: 1\r\n"), 500);
             socket.on("close", () => clearInterval(timer));
-          });
+          }, true);
         }
         await sleep(200);
       }
@@ -144,7 +153,10 @@ async function soak(rt) {
     })(),
   ];
   await Promise.all(loops);
-  for (const socket of sockets) socket.destroy();
+  for (const socket of sockets) {
+    socket.closedHere = true;
+    socket.destroy();
+  }
   await sleep(3000); // replaced processes reaped, closed sockets gone
   const after = measure(s.child.pid, s.port);
   const t0 = Date.now();
@@ -153,7 +165,9 @@ async function soak(rt) {
   s.child.removeAllListeners("exit");
   console.log(
     `${rt}: descriptors ${before.fds} -> ${after.fds}, RSS ${before.rss} -> ${after.rss} MiB, CLOSE_WAIT ${before.closeWait} -> ${after.closeWait}; ` +
-      `answers ${JSON.stringify(byStatus)}; SIGTERM: exit ${code} after ${Date.now() - t0} ms`,
+      `answers ${JSON.stringify(byStatus)}; slow clients closed by the dispatcher ${slowLived.length} of ` +
+      `${slowOpened} (headersTimeout 2 s), after ${median(slowLived)} ms (median); ` +
+      `SIGTERM: exit ${code} after ${Date.now() - t0} ms`,
   );
 }
 
