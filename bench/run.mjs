@@ -1003,7 +1003,11 @@ two servers measured in the same run; absolute numbers vary between machines and
   4 for 1 MiB, body from a Lua script); one warm-up run, then ${RUNS} interleaved runs (every server once
   per run). Cells show the median and (min–max) of the ${RUNS} runs.
 - Servers (\`bench/servers/\`): \`baseline.ts\` serves the same routes in one process with the runtime's own
-  server (\`Deno.serve\`, \`Bun.serve\`, \`node:http\`); \`forkyard.ts\` serves them from a \`WorkerPool\`;
+  server (\`Deno.serve\`, \`Bun.serve\`, \`node:http\`); \`forkyard.ts\` serves them from a \`WorkerPool\`,
+  with forkyard's default HTTP server, \`node:http\` on every runtime, except in the rows marked
+  \`httpServer "native"\` (\`Deno.serve\`, \`Bun.serve\`) and Bun's several-dispatcher rows (Bun's \`node:http\`
+  cannot share a port); the floors below use the runtime's own server, so on Deno and Bun they are the native
+  server's floors;
   \`cluster.ts\` is \`node:cluster\` with 2 \`node:http\` workers. The CPU-bound route burns 2 ms per request.
   \`forkyard.ts\` reads its settings with \`Deno.env\` on Deno, not \`node:process\`: its workers re-run it, and
   the first use of \`node:process\` starts Deno's Node layer, about 10 ms more per worker start.
