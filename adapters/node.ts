@@ -55,7 +55,6 @@ function reusePortMissing(): string | null {
   return `Node ${process.versions.node} cannot listen with SO_REUSEPORT (Node 22.12 or later can)`;
 }
 
-/** The worker's end: frames go out on a pipe of their own when the dispatcher gave one (see `CHANNEL_FD_ENV`). */
 /**
  * Node refusing a TypeScript module it has no loader for (decorators above all; its type stripping transforms
  * nothing): say how to run it.
@@ -73,6 +72,7 @@ function loadHint(error: unknown, module: string): string | null {
     `or bunx --bun forkyard serve ${module}`;
 }
 
+/** The worker's end: frames go out on a pipe of their own when the dispatcher gave one (see `CHANNEL_FD_ENV`). */
 function parentChannel(): ParentChannel {
   const fd = takeChannelFd(process);
   return processChannel(process, fd === null ? undefined : new Socket({ fd, readable: false, writable: true }));

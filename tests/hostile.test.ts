@@ -14,7 +14,7 @@ import {
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type App, eventually, fixture, poolWorkers, runtime, start, startApp } from "./helpers.ts";
+import { type App, eventually, fixture, HTTP_SERVERS, poolWorkers, runtime, start, startApp } from "./helpers.ts";
 
 /** Requests the app fixture holds for its pools. */
 const getPending = async (url: string): Promise<number> => (await (await fetch(`${url}/sync/status`)).json()).pending;
@@ -204,34 +204,36 @@ describe(`hostile clients (${runtime.name})`, () => {
     }
   });
 
-  test("SIGTERM ends the process within shutdownTimeout plus a margin, idle and slow clients connected", async () => {
-    const target = await startApp("app.ts", { SHUTDOWN_TIMEOUT: "1000" });
-    const sockets = Array.from({ length: 20 }, (_, i) => {
-      const socket = connect(target.port, "127.0.0.1");
-      socket.on("error", () => {});
-      // Half never send a byte; half send a request's headers a line at a time and never finish.
-      if (i % 2 === 1) {
-        socket.write("GET /api/items HTTP/1.1\r\nHost: x\r\n");
-        const drip = setInterval(() => socket.write(`X-Drip-${Date.now()}: 1\r\n`), 200);
-        socket.on("close", () => clearInterval(drip));
-      }
-      return socket;
+  for (const httpServer of HTTP_SERVERS) {
+    test(`SIGTERM ends the process within shutdownTimeout plus a margin, idle and slow clients connected (${httpServer} server)`, async () => {
+      const target = await startApp("app.ts", { SHUTDOWN_TIMEOUT: "1000", HTTP_SERVER: httpServer });
+      const sockets = Array.from({ length: 20 }, (_, i) => {
+        const socket = connect(target.port, "127.0.0.1");
+        socket.on("error", () => {});
+        // Half never send a byte; half send a request's headers a line at a time and never finish.
+        if (i % 2 === 1) {
+          socket.write("GET /api/items HTTP/1.1\r\nHost: x\r\n");
+          const drip = setInterval(() => socket.write(`X-Drip-${Date.now()}: 1\r\n`), 200);
+          socket.on("close", () => clearInterval(drip));
+        }
+        return socket;
+      });
+      const inflight = fetch(`${target.url}/api/slow/300`).then((r) => r.status);
+      await eventually(async () => (await getPending(target.url)) === 1, 5000);
+      const t0 = Date.now();
+      target.child.kill("SIGTERM");
+      const status = await target.exited;
+      const took = Date.now() - t0;
+      for (const socket of sockets) socket.destroy();
+      assert.equal(await inflight, 200, "the request in flight finished");
+      assert.deepEqual(status, { code: 0, signal: null });
+      // shutdownTimeout 1 s, 1 s for answers to be written, then the workers' own grace: well under 8 s.
+      assert.ok(took < 8000, `exited after ${took} ms`);
     });
-    const inflight = fetch(`${target.url}/api/slow/300`).then((r) => r.status);
-    await eventually(async () => (await getPending(target.url)) === 1, 5000);
-    const t0 = Date.now();
-    target.child.kill("SIGTERM");
-    const status = await target.exited;
-    const took = Date.now() - t0;
-    for (const socket of sockets) socket.destroy();
-    assert.equal(await inflight, 200, "the request in flight finished");
-    assert.deepEqual(status, { code: 0, signal: null });
-    // shutdownTimeout 1 s, 1 s for answers to be written, then the workers' own grace: well under 8 s.
-    assert.ok(took < 8000, `exited after ${took} ms`);
-  });
+  }
 
   // Deno.serve stops when accept fails (the adapter listens again); node:http and Bun.serve keep accepting.
-  for (const httpServer of runtime.name === "node" ? ["node"] : ["node", "native"]) {
+  for (const httpServer of HTTP_SERVERS) {
     test(`out of descriptors (ulimit -n 256, 400 idle connections, a worker killed): the dispatcher lives and serves again (${httpServer} server)`, async () => {
       const script = fixture("app.ts");
       const proc = start(script, [], { PORT: "0", HTTP_SERVER: httpServer }, [

@@ -218,6 +218,10 @@ for (const httpServer of HTTP_SERVERS) {
 
 for (const httpServer of HTTP_SERVERS) {
   describe(`websocket supervision (${runtime.name}, ${httpServer} server)`, () => {
+    /** A dispatcher that holds at most 4 MiB for a socket, and cuts idle connections soon. */
+    const bounded = () =>
+      startApp("ws.ts", { HTTP_SERVER: httpServer, WS_MAX_BUFFERED: String(4 * 1024 * 1024), WS_IDLE: "2000" });
+
     test("a worker killed with open sockets closes them with 1011; the other worker's stay; it is replaced", async () => {
       const app = await startApp("ws.ts", { HTTP_SERVER: httpServer });
       const ws = app.url.replace("http:", "ws:");
@@ -312,11 +316,7 @@ for (const httpServer of HTTP_SERVERS) {
 
     test("a client that does not read is closed with 1008 at wsMaxBuffered; the dispatcher's memory stays bounded", async () => {
       // A short wsIdleTimeout: the connection is cut at the end, and Deno keeps its process up to half of it after.
-      const app = await startApp("ws.ts", {
-        HTTP_SERVER: httpServer,
-        WS_MAX_BUFFERED: String(4 * 1024 * 1024),
-        WS_IDLE: "2000",
-      });
+      const app = await bounded();
       try {
         const before = rssMiB(app.pid);
         const raw = await rawHandshake(app.port, "/ws/flood");
@@ -338,11 +338,7 @@ for (const httpServer of HTTP_SERVERS) {
     });
 
     test("a client sending faster than its worker reads is closed with 1013 before the channel holds wsMaxBuffered", async () => {
-      const app = await startApp("ws.ts", {
-        HTTP_SERVER: httpServer,
-        WS_MAX_BUFFERED: String(4 * 1024 * 1024),
-        WS_IDLE: "2000",
-      });
+      const app = await bounded();
       try {
         const before = rssMiB(app.pid);
         const conn = await open(`${app.url.replace("http:", "ws:")}/ws/busy`);

@@ -10,31 +10,27 @@ import type { LogRecord } from "@logtape/logtape";
 import { loadRuntime } from "../detect.ts";
 import { flushLogs } from "../logging/line_buffer.ts";
 import type { PendingRequest, WorkerPool, WorkerResponse } from "../pool.ts";
-import { type Body, InvalidBody } from "../protocol/body.ts";
-import type { RequestHeader, ResponseHeader } from "../protocol/frames.ts";
-import { errorResponse, flattenHeaders, toResponse } from "../protocol/results.ts";
-import { decoratedMethods, type PathParams, RouteTable, SYNC_ROUTES } from "../routing.ts";
-import type { AdapterRequest, HttpServer, Runtime } from "../runtime.ts";
+import { errorResponse } from "../protocol/results.ts";
+import { decoratedMethods, RouteTable, SYNC_ROUTES } from "../routing.ts";
+import type { HttpServer, Runtime } from "../runtime.ts";
 import type { PoolBackend } from "../supervisor/host.ts";
-import type { CloseSocket, SocketLink } from "../supervisor/pending.ts";
 import type { SocketHub } from "./socket_hub.ts";
 import type { DispatcherSlot } from "./primary_protocol.ts";
 import type { DispatcherLink } from "./dispatcher_link.ts";
 import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
 import { takeAdopter } from "./adoption.ts";
-import { Client, RejectRequest } from "./client.ts";
+import type { Client } from "./client.ts";
 import { buildApp } from "./hono_app.ts";
 import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatcherOptions } from "./options.ts";
-
-export type { DispatcherOptions };
 import { AnswerObserver, type RequestHandler } from "./observer.ts";
+import { RequestPipeline, type SyncTarget } from "./request_pipeline.ts";
 import { removeStaleSpills, warnUnreachableRoutes } from "./startup_checks.ts";
 import { AdminListener } from "./admin.ts";
 import { Metrics } from "./metrics.ts";
-import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
 import { listenFailure } from "./startup_errors.ts";
-import { traceHeader, traceId, withTrace } from "./trace.ts";
+
+export type { DispatcherOptions };
 
 /** Where the dispatcher listens, given to {@linkcode Dispatcher.onListen}. */
 export interface ListenInfo {
@@ -51,26 +47,9 @@ export interface ListenInfo {
 /** The exit status of a dispatcher whose pool could not start a worker (gunicorn's is 3 too). */
 const BOOT_FAILURE_STATUS = 3;
 
-type SyncTarget = (client: Client, params: PathParams) => unknown;
-
-const EMPTY: Uint8Array = new Uint8Array(0);
 const TICK_MS = 100;
 /** How much longer than `shutdownTimeout` connections get to finish their answers before they are closed. */
 const CLOSE_MARGIN_MS = 1000;
-/** 413 for a body over `maxBodySize`; the connection closes, so the rest of the body need not be read. */
-function tooLarge(trace: { "x-request-id": string }): Response {
-  return errorResponse(413, "Payload too large", { ...trace, connection: "close" });
-}
-
-/** A request as #handle parsed it, on its way to #prepare (after its body is read, when it has one). */
-interface Incoming {
-  request: Request;
-  extras: AdapterRequest;
-  path: string;
-  rawPath: string;
-  rawQuery: string;
-}
-
 type LogMethod = (message: string, properties?: Record<string, unknown>) => void;
 
 /**
@@ -107,8 +86,6 @@ export class Dispatcher {
   #runtime: Runtime | undefined;
   #server: HttpServer | undefined;
   #supervisors: PoolBackend[] = [];
-  /** With the access log on: where each request's answer came from, by the adapter's per-request object. */
-  #observer: AnswerObserver | undefined;
   /** With the admin listener on: what /metrics counts, and the listener. */
   #admin: AdminListener | undefined;
   #adminServer: HttpServer | undefined;
@@ -124,12 +101,11 @@ export class Dispatcher {
   #fallback: WorkerPool | undefined;
   /** The WebSockets accepted, pinned to their workers, and their topics. */
   #sockets: SocketHub | undefined;
-  #pending = 0;
-  #nextId = 1;
+  /** What the dispatcher does with each request; made by run(). */
+  #pipeline: RequestPipeline | undefined;
   #stopping = false;
   #reloading: Promise<number> | undefined;
   #stopped: Promise<void> | undefined;
-  #drained: (() => void) | undefined;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #ticks = 0;
   /** LogTape, loaded by run(): worker processes never load it unless their program does. */
@@ -205,7 +181,7 @@ export class Dispatcher {
 
   /** Requests waiting for or being served by workers. */
   get pendingCount(): number {
-    return this.#pending;
+    return this.#pipeline?.pending ?? 0;
   }
 
   /**
@@ -239,6 +215,17 @@ export class Dispatcher {
     this.#logtape = logtape;
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
+    const pipeline = new RequestPipeline({
+      dispatcher: this,
+      hasCheck: this.#hasCheck,
+      sync: this.#sync,
+      supervisorOf: this.#supervisorOf,
+      sockets,
+      maxBodySize: this.options.maxBodySize,
+      maxPending: this.options.maxPending,
+      log: this.#log,
+    });
+    this.#pipeline = pipeline;
     // Several dispatchers: this process is their primary, or one of them with its share of the workers.
     let slot: DispatcherSlot | null = null;
     if (this.options.dispatchers > 1) {
@@ -263,10 +250,10 @@ export class Dispatcher {
       runtime,
       middleware: this.#middleware,
       staticRoutes: this.options.staticRoutes,
-      handle: (request, extras) => this.#handle(request, extras),
-      failed: this.#failed,
+      handle: (request, extras) => pipeline.handle(request, extras),
+      failed: pipeline.failed,
     });
-    // Without middleware or static files, Hono would only route everything to #handle: skip it.
+    // Without middleware or static files, Hono would only route everything to the pipeline: skip it.
     const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
     // Remote pools' client code is loaded only when some pool is remote.
     const remote = this.pools.some((p) => p.options.remote !== null)
@@ -275,7 +262,7 @@ export class Dispatcher {
     for (const pool of this.pools) {
       const host = {
         runtime,
-        finished: (p: PendingRequest) => this.#finish(p),
+        finished: (p: PendingRequest) => pipeline.finish(p),
         answered: this.#hasOnResponse
           ? (response: WorkerResponse, p: PendingRequest) => this.#answered(response, p)
           : undefined,
@@ -328,7 +315,7 @@ export class Dispatcher {
     if (admin !== null) {
       this.#admin = new AdminListener({
         pid: runtime.pid,
-        pending: () => this.#pending,
+        pending: () => pipeline.pending,
         pools: () => this.#supervisors.map((s) => ({ status: s.status(), replaced: s.replacements() })),
       });
     }
@@ -362,7 +349,7 @@ export class Dispatcher {
           }),
         fetch: this.#observed(
           direct
-            ? (request, extras) => this.#handleSafely(request, extras)
+            ? (request, extras) => pipeline.handleSafely(request, extras)
             : (request, extras) => app.fetch(request, { extras }),
         ),
       });
@@ -383,7 +370,7 @@ export class Dispatcher {
       const link = new DispatcherLink({
         runtime,
         pools: this.pools,
-        pending: () => this.#pending,
+        pending: () => pipeline.pending,
         replaced: () => this.#supervisors.map((s) => s.replacements()),
         metrics: this.#metrics ?? null,
         deliver: (topic, data) => sockets.deliver(topic, data),
@@ -408,7 +395,7 @@ export class Dispatcher {
           runCommand(command, {
             pid: runtime.pid,
             port: this.port,
-            pending: () => this.#pending,
+            pending: () => pipeline.pending,
             pools: this.pools,
             statuses: () => this.#supervisors.map((s) => s.status()),
             reload: () => this.reload(),
@@ -440,249 +427,13 @@ export class Dispatcher {
     const format = this.options.accessLog;
     const metrics = this.#admin?.metrics ?? this.#metrics ?? null;
     if (format === false && metrics === null) return handle;
-    this.#observer = new AnswerObserver({
+    const observer = new AnswerObserver({
       accessLog: format === false ? null : { format, emit: this.#logtape.recordWriter(["forkyard", "access"]) },
       metrics,
       failed: (error) => this.#log.error("Access log failed: {error}", { error }),
     });
-    return this.#observer.wrap(handle);
-  }
-
-  #handleSafely(request: Request, extras: AdapterRequest): Response | Promise<Response> {
-    try {
-      return this.#handle(request, extras);
-    } catch (error) {
-      return this.#failed(error, request);
-    }
-  }
-
-  #failed = (error: unknown, request?: Request): Response => {
-    this.#log.error("Request failed in the dispatcher: {error}", { error });
-    return errorResponse(500, "Internal server error", traceHeader(request));
-  };
-
-  /**
-   * Answers one request. Without a body to read and without `doCheck`, it runs
-   * synchronously up to the pool and returns the pool's promise itself: each
-   * promise layer more costs the dispatcher measurably on Deno.
-   * The asynchronous paths catch their own errors.
-   */
-  #handle(request: Request, extras: AdapterRequest): Response | Promise<Response> {
-    const url = request.url;
-    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-    const q = url.indexOf("?", pathStart);
-    const rawPath = q < 0 ? url.slice(pathStart) : url.slice(pathStart, q);
-    const rawQuery = q < 0 ? "" : url.slice(q + 1);
-    let path = rawPath;
-    if (rawPath.includes("%")) {
-      try {
-        path = decodeURIComponent(rawPath);
-      } catch {
-        return errorResponse(400, "Bad request", traceHeader(request));
-      }
-    }
-    const method = request.method;
-    if (this.#sync.routes.length > 0) {
-      const match = this.#sync.match(method, path);
-      if (match !== undefined) {
-        const trace = traceHeader(request);
-        if (match.allow) return errorResponse(405, "Method not allowed", { allow: match.allow.join(", "), ...trace });
-        const incoming = { request, extras, path, rawPath, rawQuery };
-        const { fn, name } = match.route.target;
-        return this.#readBody(incoming)
-          .then((body) =>
-            body instanceof Response ? body : this.#runSync(fn, name, incoming, body, match.params, trace)
-          )
-          .catch((error) => this.#failed(error, request));
-      }
-    }
-    if (this.#stopping) return errorResponse(503, "Server shutting down", traceHeader(request));
-    if (method !== "GET" && method !== "HEAD") {
-      return this.#withBody({ request, extras, path, rawPath, rawQuery }).catch((error) =>
-        this.#failed(error, request)
-      );
-    }
-    return this.#prepare({ request, extras, path, rawPath, rawQuery }, EMPTY);
-  }
-
-  /**
-   * The request's body as the chunks it arrived in (none for GET and HEAD), or the answer when there is none to be
-   * had: 413 over `maxBodySize`, 400 when the client broke off while sending it (a client leaving is normal: a debug
-   * line, not an error).
-   */
-  async #readBody(incoming: Incoming): Promise<Body | Response> {
-    const { request, extras, path } = incoming;
-    const method = request.method;
-    if (method === "GET" || method === "HEAD") return EMPTY;
-    const limit = this.options.maxBodySize;
-    let body: Body | null;
-    try {
-      body = extras.readBody ? await extras.readBody(limit) : await readBody(request, limit);
-    } catch (error) {
-      this.#log.debug("{method} {path}: the client broke off while sending the body ({reason})", {
-        method,
-        path,
-        reason: firstLine(error),
-      });
-      return errorResponse(400, "Bad request", traceHeader(request));
-    }
-    return body ?? tooLarge(traceHeader(request));
-  }
-
-  async #withBody(incoming: Incoming): Promise<Response> {
-    const body = await this.#readBody(incoming);
-    return body instanceof Response ? body : this.#prepare(incoming, body);
-  }
-
-  /**
-   * Collects the headers to forward and runs `doCheck` when there is one. The body is not parsed here: workers and
-   * apps get the bytes as sent, and `client.data` parses on first use.
-   */
-  #prepare(incoming: Incoming, body: Body): Response | Promise<Response> {
-    const { request, extras, path, rawQuery } = incoming;
-    // The headers forwarded to the worker, names in lower case; x-request-id is handled apart.
-    const lower = extras.rawHeaders !== undefined;
-    const raw = lower ? extras.rawHeaders!() : flattenHeaders(request.headers);
-    const headers: string[] = [];
-    let trace: string | null = null;
-    let contentType: string | null = null;
-    for (let i = 0; i < raw.length; i += 2) {
-      const k = lower ? raw[i].toLowerCase() : raw[i];
-      // Repeated headers (only rawHeaders() repeats them) are joined as Headers would join them.
-      if (k === "x-request-id") trace = trace === null ? raw[i + 1] : `${trace}, ${raw[i + 1]}`;
-      else {
-        if (k === "content-type" && contentType === null) contentType = raw[i + 1];
-        headers.push(k, raw[i + 1]);
-      }
-    }
-    const client = new Client(request, path, rawQuery, body, extras, contentType);
-    const id = traceId(trace);
-    if (this.#hasCheck) return this.#check(incoming, client, body, headers, id).catch((e) => this.#failed(e, request));
-    return this.#forward(incoming, client, body, headers, id);
-  }
-
-  async #check(
-    incoming: Incoming,
-    client: Client,
-    body: Body,
-    headers: string[],
-    trace: string,
-  ): Promise<Response> {
-    try {
-      await this.doCheck(client);
-    } catch (error) {
-      return withTrace(this.#rejected(error, client, "doCheck() failed: {error}", {}), trace);
-    }
-    if (client.response !== undefined) return withTrace(client.response, trace);
-    return this.#forward(incoming, client, body, headers, trace);
-  }
-
-  /** The answer to a `doCheck` or `@sync` handler that threw. */
-  #rejected(error: unknown, client: Client, message: string, properties: Record<string, unknown>): Response {
-    if (error instanceof RejectRequest) return client.response ?? error.getResponse();
-    if (error instanceof InvalidBody) return errorResponse(400, error.message);
-    this.#log.error(message, { ...properties, error });
-    return errorResponse(500, "Internal server error");
-  }
-
-  /** Hands the request to its pool; the promise is the worker's answer and never rejects. */
-  #forward(
-    incoming: Incoming,
-    client: Client,
-    body: Body,
-    headers: string[],
-    trace: string,
-  ): Response | Promise<Response> {
-    const path = client.path;
-    const pool = this.findPool(path);
-    if (pool === undefined) return errorResponse(404, "Not found", { "x-request-id": trace });
-    const trail = this.#observer?.trail(incoming.extras);
-    if (trail !== undefined) trail.pool = pool.name;
-    if (this.#pending >= this.options.maxPending) {
-      return errorResponse(503, "Too many requests", { "x-request-id": trace });
-    }
-    const supervisor = this.#supervisorOf.get(pool)!;
-    if (supervisor.degraded) return errorResponse(503, "Service unavailable", { "x-request-id": trace });
-    const id = this.#nextId++;
-    const wire: RequestHeader = { i: id, m: client.method, p: path, q: client.rawQuery, h: headers, x: trace };
-    if (client.contentType !== null) wire.t = client.contentType;
-    if (incoming.rawPath !== path) wire.r = incoming.rawPath;
-    const upgrade = incoming.extras.upgrade !== undefined;
-    if (upgrade) wire.u = 1;
-    this.#pending++;
-    let resolve!: (response: Response) => void;
-    const answer = new Promise<Response>((r) => (resolve = r));
-    if (trail !== undefined) {
-      trail.requestId = trace;
-      trail.headers = headers;
-      resolve = this.#observer!.forwarding(incoming.request, incoming.extras, trail, resolve);
-    }
-    const pending = supervisor.request({
-      id,
-      client,
-      wire,
-      body,
-      resolve,
-      adapter: incoming.extras,
-      upgrade: upgrade ? (link, h) => this.#upgrade(id, incoming.extras, link, h, resolve, trace) : null,
-    });
-    if (trail !== undefined) trail.pending = pending;
-    return answer;
-  }
-
-  /**
-   * A WebSocket handshake its worker accepted: the runtime answers it, and the socket stays pinned to that worker.
-   * Returns how to close it, or `null` when the handshake was malformed (the client gets 400).
-   */
-  #upgrade(
-    id: number,
-    extras: AdapterRequest,
-    link: SocketLink,
-    answer: ResponseHeader,
-    resolve: (response: Response) => void,
-    trace: string,
-  ): CloseSocket | null {
-    const accepted = this.#sockets!.accept(id, link);
-    const headers = answer.h ?? [];
-    const at = headers.indexOf("sec-websocket-protocol");
-    const protocol = at >= 0 && at % 2 === 0 ? headers[at + 1] : null;
-    const trail = this.#observer?.trail(extras);
-    if (trail !== undefined) trail.status = 101;
-    try {
-      resolve(extras.upgrade!(accepted.events, protocol));
-      return accepted.close;
-    } catch (error) {
-      this.#log.debug("WebSocket handshake refused by the runtime: {reason}", { reason: firstLine(error) });
-      accepted.close(1006, "Handshake failed", true);
-      resolve(errorResponse(400, "Bad request", { "x-request-id": trace }));
-      return null;
-    }
-  }
-
-  async #runSync(
-    target: SyncTarget,
-    name: string,
-    incoming: Incoming,
-    body: Body,
-    params: PathParams,
-    trace: { "x-request-id": string },
-  ): Promise<Response> {
-    const { request, path, rawQuery, extras } = incoming;
-    const client = new Client(request, path, rawQuery, body, extras);
-    let response: Response;
-    try {
-      const result = await target.call(this, client, params);
-      response = client.response ?? toResponse(result);
-    } catch (error) {
-      response = this.#rejected(error, client, "@sync handler {name} failed: {error}", { name });
-    }
-    return withTrace(response, trace["x-request-id"]);
-  }
-
-  #finish(p: PendingRequest) {
-    if (p.client === null) return;
-    this.#pending--;
-    if (this.#pending === 0 && this.#drained) this.#drained();
+    this.#pipeline!.observer = observer;
+    return observer.wrap(handle);
   }
 
   #answered(response: WorkerResponse, p: PendingRequest) {
@@ -756,7 +507,9 @@ export class Dispatcher {
   async #shutdown() {
     this.#stopping = true;
     this.#link?.close();
-    this.#log.info("Shutting down: {pending} requests pending", { pending: this.#pending });
+    const pipeline = this.#pipeline;
+    if (pipeline !== undefined) pipeline.stopping = true;
+    this.#log.info("Shutting down: {pending} requests pending", { pending: this.pendingCount });
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
     this.#admin?.closeStreams();
@@ -764,10 +517,10 @@ export class Dispatcher {
     const closingControl = this.#closeControl?.();
     // WebSockets never finish by themselves: closed with 1001 (going away), their workers told.
     this.#sockets?.closeAll(1001, "Server shutting down");
-    if (this.#pending > 0) {
+    if (pipeline !== undefined && pipeline.pending > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
-        this.#drained = resolve;
+        pipeline.drained = resolve;
         timer = setTimeout(resolve, this.options.shutdownTimeout);
       });
       clearTimeout(timer);
