@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
+import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
 import { loadRuntime } from "../src/detect.ts";
 import type { ChildProcess, ExitStatus, Runtime } from "../src/runtime.ts";
@@ -297,4 +298,23 @@ export type WorkerInfo = {
 export async function poolWorkers(url: string, pool = "main"): Promise<WorkerInfo[]> {
   const res = await getJson(`${url}/sync/status`);
   return res.body.pools.find((p: { name: string }) => p.name === pool).workers;
+}
+
+/**
+ * Writes GETs of `paths` to `/names/query?x=N` of tests/fixtures/app.ts on one connection at once; resolves with the
+ * `x` of each answer, in the order they came.
+ */
+export function pipelined(port: number, paths: string[]): Promise<string[]> {
+  return new Promise<string[]>((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = "";
+    const bodies = () => [...data.matchAll(/\{"query":\{"x":"(\d+)"\}/g)].map((m) => m[1]);
+    socket.on("data", (chunk: Buffer) => {
+      data += chunk.toString("latin1");
+      if (bodies().length === paths.length) socket.destroy();
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(bodies()));
+    socket.on("connect", () => socket.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join("")));
+  });
 }

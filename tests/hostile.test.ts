@@ -14,7 +14,17 @@ import {
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type App, eventually, fixture, HTTP_SERVERS, poolWorkers, runtime, start, startApp } from "./helpers.ts";
+import {
+  type App,
+  eventually,
+  fixture,
+  HTTP_SERVERS,
+  pipelined,
+  poolWorkers,
+  runtime,
+  start,
+  startApp,
+} from "./helpers.ts";
 
 /** Requests the app fixture holds for its pools. */
 const getPending = async (url: string): Promise<number> => (await (await fetch(`${url}/sync/status`)).json()).pending;
@@ -59,22 +69,6 @@ function closeWait(port: number): number {
     }
   }
   return n;
-}
-
-/** Writes GETs of `paths` on one connection at once; resolves with the `x` of each answer, in the order they came. */
-function pipelined(port: number, paths: string[]): Promise<string[]> {
-  return new Promise<string[]>((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    let data = "";
-    const bodies = () => [...data.matchAll(/\{"query":\{"x":"(\d+)"\}/g)].map((m) => m[1]);
-    socket.on("data", (chunk) => {
-      data += chunk.toString("latin1");
-      if (bodies().length === paths.length) socket.destroy();
-    });
-    socket.on("error", () => {});
-    socket.on("close", () => resolve(bodies()));
-    socket.on("connect", () => socket.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join("")));
-  });
 }
 
 describe(`hostile clients (${runtime.name})`, () => {

@@ -3,8 +3,7 @@
 // contract, shutdown with slow clients and running out of descriptors run on both servers themselves.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { connect } from "node:net";
-import { type App, runtime, startApp } from "./helpers.ts";
+import { type App, pipelined, runtime, startApp } from "./helpers.ts";
 
 describe(`the native HTTP server (${runtime.name})`, () => {
   let app: App;
@@ -56,22 +55,7 @@ describe(`the native HTTP server (${runtime.name})`, () => {
 
   test("pipelined requests are answered in order on Deno.serve", async () => {
     if (runtime.name === "bun") return; // Bun.serve fails them: tests/hostile.test.ts compares it with Bun's own
-    const answered = await new Promise<string>((resolve) => {
-      const socket = connect(app.port, "127.0.0.1");
-      let data = "";
-      socket.on("data", (chunk) => {
-        data += chunk.toString("latin1");
-        if ((data.match(/HTTP\/1\.1 200/g) ?? []).length === 10) socket.destroy();
-      });
-      socket.on("close", () => resolve(data));
-      socket.on(
-        "connect",
-        () =>
-          socket.write(
-            Array.from({ length: 10 }, (_, i) => `GET /names/query?x=${i} HTTP/1.1\r\nHost: x\r\n\r\n`).join(""),
-          ),
-      );
-    });
-    assert.deepEqual([...answered.matchAll(/"x":\["(\d)"\]/g)].map((m) => m[1]), "0123456789".split(""));
+    const paths = Array.from({ length: 10 }, (_, i) => `/names/query?x=${i}`);
+    assert.deepEqual(await pipelined(app.port, paths), paths.map((_, i) => String(i)));
   });
 });
