@@ -463,6 +463,8 @@ function serveNative(options: ServeOptions): Promise<HttpServer> {
 }
 
 let spillFiles: SpillFiles | null | undefined;
+/** Whether this process serves with node:http (one process serves with one kind of server). */
+let nodeHttpServing = false;
 
 function denoSpill(): SpillFiles | null {
   // Only with full read and write permission, which children inherit: both ends can use the files.
@@ -507,7 +509,11 @@ function denoSpill(): SpillFiles | null {
 export const runtime: Runtime = {
   name: "deno",
   loadHint: () => null,
-  setHeaderAfter: true,
+  // Deno's own Response converts a headers record slowly; @hono/node-server's (the node:http server's) keeps the
+  // record as it is and builds a whole Headers once a header is set on it.
+  get setHeaderAfter() {
+    return !nodeHttpServing;
+  },
   pid: Deno.pid,
   selfCommand: (script) => [Deno.execPath(), "run", ...permissionFlags(), ...runFlags(), script],
   spawn,
@@ -517,8 +523,11 @@ export const runtime: Runtime = {
     return () => Deno.removeSignalListener(signal, handler);
   },
   // Deno.serve enforces no connection limit (denoland/deno#3515) and gives no access to its connections.
-  serve: async (options) =>
-    options.httpServer === "native" ? serveNative(options) : (await import("./node_http.ts")).serveNodeHttp(options),
+  serve: async (options) => {
+    if (options.httpServer === "native") return serveNative(options);
+    nodeHttpServing = true;
+    return (await import("./node_http.ts")).serveNodeHttp(options);
+  },
   serveStatic: async (options: StaticOptions): Promise<MiddlewareHandler> => {
     const { serveStatic } = await import("hono/deno");
     return serveStatic({ root: options.root, rewriteRequestPath: options.rewriteRequestPath });

@@ -238,8 +238,8 @@ export interface Runtime {
   /** The current process id. */
   readonly pid: number;
   /**
-   * Whether setting one header on a made `Response` is cheaper than passing it in the headers record (Deno
-   * converts a record slowly), for the trace id on every answer.
+   * Whether setting one header on a made `Response` is cheaper than passing it in the headers record (Deno's own
+   * `Response` converts a record slowly), for the trace id on every answer. May change once `serve` has run.
    */
   readonly setHeaderAfter: boolean;
   /** Command prefix that starts a new process of this runtime running `script` with the flags it needs. */
