@@ -389,6 +389,29 @@ describe(`runtime adapter (${runtime.name})`, () => {
         assert.match(body.remote, /127\.0\.0\.1/);
       });
 
+      test("an answer of known length carries Content-Length, not chunks", async () => {
+        // As the dispatcher makes them: a body of bytes and a headers record (Bun's node:http needs forkyard's help).
+        const server = await runtime.serve({
+          port: 0,
+          hostname: "127.0.0.1",
+          httpServer,
+          fetch: () => new Response(new TextEncoder().encode("sized"), { headers: { "content-type": "text/plain" } }),
+        });
+        closers.push(() => server.close());
+        const head = await new Promise<string>((resolve, reject) => {
+          const socket = connect(server.port, "127.0.0.1", () => socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+          let data = "";
+          socket.on("data", (chunk: Buffer) => {
+            data += chunk.toString("latin1");
+            if (data.includes("sized")) socket.destroy();
+          });
+          socket.on("close", () => resolve(data));
+          socket.on("error", reject);
+        });
+        assert.match(head, /\r\ncontent-length: 5\r\n/i, head);
+        assert.doesNotMatch(head, /transfer-encoding/i, head);
+      });
+
       test("rawHeaders() and readBody(), where offered, read the request as the web Request would", async () => {
         const seen: unknown[] = [];
         const server = await runtime.serve({

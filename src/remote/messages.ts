@@ -96,6 +96,20 @@ export interface HostLog {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** A plain JSON message (heartbeats, log records, config): the value's JSON text. */
+export function jsonMessage(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+/** A plain JSON message's value, or `undefined` when it is not JSON. */
+export function parseJsonMessage<T>(data: Uint8Array): T | undefined {
+  try {
+    return JSON.parse(decoder.decode(data));
+  } catch {
+    return undefined;
+  }
+}
+
 /** One message: `type`, `header` as JSON, then `body`. */
 export function encode(type: number, header: unknown, body: Uint8Array = new Uint8Array(0)): Uint8Array {
   const json = encoder.encode(JSON.stringify(header));

@@ -28,7 +28,9 @@ import {
   encode,
   type HostBeat,
   type HostLog,
+  jsonMessage,
   M,
+  parseJsonMessage,
   type RemoteAnswer,
   type RemoteRequest,
   splitBody,
@@ -72,7 +74,7 @@ export class RemotePool implements PoolBackend {
    * it reached was full); a heartbeat with a free slot clears it.
    */
   #pausedUntil = 0;
-  readonly #inbox = `_INBOX.forkyard.${randomId()}`;
+  readonly #inbox = `_INBOX.forkyard.${crypto.randomUUID()}`;
   readonly #subs: Subscription[] = [];
   #started: Promise<void> | null = null;
   #nextDetached = -1;
@@ -198,10 +200,7 @@ export class RemotePool implements PoolBackend {
     while (room > 0 && this.#queue.size > 0) {
       const p = this.#queue.shift()!;
       if (p.deadline === NO_DEADLINE) continue;
-      if (p.client !== null && p.client.request.signal.aborted) {
-        this.#answers.deliver(p, failure(p, 499, "Client closed request"));
-        continue;
-      }
+      if (this.#answers.abandoned(p)) continue;
       this.#send(nc, p);
       room--;
     }
@@ -324,12 +323,8 @@ export class RemotePool implements PoolBackend {
   }
 
   #onBeat(data: Uint8Array) {
-    let beat: HostBeat;
-    try {
-      beat = JSON.parse(new TextDecoder().decode(data));
-    } catch {
-      return;
-    }
+    const beat = parseJsonMessage<HostBeat>(data);
+    if (beat === undefined || beat === null) return;
     if (this.#hosts.beat(beat, Date.now()) !== null) {
       this.#log.info("Pool {pool}: worker host {name} (pid {pid}) joined with {workers} workers", {
         pool: this.pool.name,
@@ -343,11 +338,9 @@ export class RemotePool implements PoolBackend {
   }
 
   #onLog(data: Uint8Array) {
-    try {
-      const log: HostLog = JSON.parse(new TextDecoder().decode(data));
+    const log = parseJsonMessage<HostLog>(data);
+    if (typeof log === "object" && log !== null && log.r !== undefined) {
       this.#host.log(fromWire(log.r, { host: log.host }));
-    } catch {
-      // not a record
     }
   }
 
@@ -387,10 +380,7 @@ export class RemotePool implements PoolBackend {
   #lostRequest(sent: Sent) {
     const p = sent.p;
     sent.host?.inflight.delete(sent);
-    if (
-      this.pool.options.retryIdempotent && !p.retried && p.stream === null &&
-      (p.wire.m === "GET" || p.wire.m === "HEAD")
-    ) {
+    if (this.pool.options.retryIdempotent && p.retryable) {
       p.retried = true;
       p.worker = null;
       this.#queue.pushFront([p]);
@@ -455,7 +445,7 @@ export class RemotePool implements PoolBackend {
 
   /** Config goes to every host, which passes it to its workers. */
   broadcastConfig(config: unknown): void {
-    this.#nc?.publish(`${this.#remote.subject}.config`, new TextEncoder().encode(JSON.stringify(config ?? null)));
+    this.#nc?.publish(`${this.#remote.subject}.config`, jsonMessage(config ?? null));
   }
 
   /** Hosts decide their own size (`forkyard worker --workers N`). */
@@ -467,10 +457,4 @@ export class RemotePool implements PoolBackend {
   reload(): Promise<number> {
     return Promise.resolve(0);
   }
-}
-
-/** 16 random hex digits. */
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }

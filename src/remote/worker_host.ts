@@ -25,7 +25,9 @@ import {
   encode,
   type HostBeat,
   type HostLog,
+  jsonMessage,
   M,
+  parseJsonMessage,
   QUEUE,
   type RemoteAnswer,
   type RemoteRequest,
@@ -164,11 +166,8 @@ export class WorkerHost {
       nc.subscribe(`${remote.subject}.hello`, { callback: () => this.#beat() });
       nc.subscribe(`${remote.subject}.config`, {
         callback: (_e, msg) => {
-          try {
-            supervisor.broadcastConfig(JSON.parse(new TextDecoder().decode(msg.data)));
-          } catch {
-            // not JSON
-          }
+          const config = parseJsonMessage<unknown>(msg.data);
+          if (config !== undefined) supervisor.broadcastConfig(config);
         },
       });
       const beats = setInterval(() => this.#beat(), pool.options.heartbeatInterval);
@@ -230,7 +229,7 @@ export class WorkerHost {
       queue: status.queueSize,
       ...(bye ? { bye: 1 as const } : {}),
     };
-    nc.publish(`${this.#o.remote.subject}.hb`, new TextEncoder().encode(JSON.stringify(beat)));
+    nc.publish(`${this.#o.remote.subject}.hb`, jsonMessage(beat));
   }
 
   #onRequest(data: Uint8Array, reply: string | undefined) {
@@ -348,7 +347,7 @@ export class WorkerHost {
       return;
     }
     const log: HostLog = { host: this.#o.name, r: toWire(record, message) };
-    nc.publish(`${this.#o.remote.subject}.log`, new TextEncoder().encode(JSON.stringify(log)));
+    nc.publish(`${this.#o.remote.subject}.log`, jsonMessage(log));
   }
 
   /** Leaves the queue group, says goodbye, lets taken requests finish (up to `shutdownTimeout`), stops. */

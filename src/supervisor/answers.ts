@@ -36,6 +36,16 @@ export class Answers {
     if (finish) this.#host.finished(p);
   }
 
+  /**
+   * Whether queued `p`'s client left: then it is settled with 499 (nginx's code for a client that closed the
+   * request) instead of being dispatched, so that no server holds a response that would never come.
+   */
+  abandoned(p: Pending): boolean {
+    if (p.client === null || !p.client.request.signal.aborted) return false;
+    this.deliver(p, failure(p, 499, "Client closed request"));
+    return true;
+  }
+
   /** Answers `p` with a failure; a stream that has begun is broken off instead. */
   fail(p: Pending, response: Response): void {
     p.deadline = NO_DEADLINE;

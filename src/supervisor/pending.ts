@@ -73,6 +73,14 @@ export class Pending<W = unknown> implements PendingRequest {
   /** For a WebSocket handshake: what accepts it when its worker answers 101. */
   upgrade: AcceptSocket | null = null;
 
+  /**
+   * Whether another worker may take it once its own is gone (`retryIdempotent`): a GET or HEAD whose answer has not
+   * begun to stream, given to a second worker not yet.
+   */
+  get retryable(): boolean {
+    return !this.retried && this.stream === null && (this.wire.m === "GET" || this.wire.m === "HEAD");
+  }
+
   constructor(
     id: number,
     client: Client | null,

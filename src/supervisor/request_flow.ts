@@ -195,11 +195,8 @@ export class RequestFlow {
         this.#queue.shift();
         continue;
       }
-      if (p.client !== null && p.client.request.signal.aborted) {
-        // The client left while its request waited: never dispatch it, but settle its answer (499, nginx's code
-        // for a client that closed the request), so that no server holds a response that would never come.
+      if (this.#context.answers.abandoned(p)) {
         this.#queue.shift();
-        this.#context.answers.deliver(p, failure(p, 499, "Client closed request"));
         continue;
       }
       const worker = this.#pick();
@@ -215,7 +212,7 @@ export class RequestFlow {
     const retry = this.#pool.options.retryIdempotent && !this.#context.stopping();
     const requeue: Pending<WorkerProcess>[] = [];
     for (const p of worker.inflight.values()) {
-      if (retry && !p.retried && p.stream === null && (p.wire.m === "GET" || p.wire.m === "HEAD")) {
+      if (retry && p.retryable) {
         p.retried = true;
         p.worker = null;
         requeue.push(p);

@@ -16,7 +16,7 @@ import {
   KIND,
   type RequestHeader,
 } from "../protocol/frames.ts";
-import { encodeResult, errorBody, flattenHeaders } from "../protocol/results.ts";
+import { encodeResult, errorBody } from "../protocol/results.ts";
 import type { WorkerLogger } from "../logging/worker_logger.ts";
 import { IdTable } from "../id_table.ts";
 import { RouteTable, socketRoutes, workerRoutes } from "../routing.ts";
@@ -26,6 +26,7 @@ import type { WebSocketHandler } from "./socket.ts";
 import { WorkerSockets } from "./sockets.ts";
 import type { Runtime } from "../runtime.ts";
 import { ABORT, WorkerRequest } from "./request.ts";
+import { type Inflight, relayResponse } from "./relay.ts";
 import {
   type ApiHandlerClass,
   type Worker,
@@ -50,7 +51,6 @@ const NOT_FOUND = encoder.encode(errorBody("Not found"));
 const METHOD_NOT_ALLOWED = encoder.encode(errorBody("Method not allowed"));
 const UPGRADE_REQUIRED = encoder.encode(errorBody("Upgrade required"));
 const INTERNAL = encoder.encode(errorBody("Internal server error"));
-const TICK = Symbol("tick");
 
 /** Builds the route table of a worker instance from its handlers and its own `@api` methods. */
 export function buildWorkerRoutes(worker: Worker): RouteTable<Target> {
@@ -66,11 +66,6 @@ export function buildWorkerRoutes(worker: Worker): RouteTable<Target> {
     table.add(pattern, methods, { fn, owner });
   }
   return table;
-}
-
-interface Inflight {
-  request: WorkerRequest;
-  reader?: ReadableStreamDefaultReader<Uint8Array>;
 }
 
 /** Serves one worker process's requests, once its class (or app) is loaded. */
@@ -380,61 +375,15 @@ export class WorkerLoop {
     this.#afterRequest();
   }
 
-  /** Sends a `Response`: in one frame when its body is already complete, else as a stream. */
-  async #relay(id: number, entry: Inflight, response: Response) {
-    const head = { i: id, s: response.status, k: KIND.HEADERS, h: flattenHeaders(response.headers) };
-    const done = () => {
-      if (this.#inflight.delete(id)) {
-        this.#afterRequest();
-      }
-    };
-    if (response.body === null) {
-      this.#writer.send(F.RESPONSE, head);
-      done();
-      return;
-    }
-    const reader = response.body.getReader();
-    entry.reader = reader;
-    try {
-      const first = await reader.read();
-      if (first.done) {
-        if (this.#inflight.has(id)) this.#writer.send(F.RESPONSE, head);
-        done();
-        return;
-      }
-      let next: Promise<ReadableStreamReadResult<Uint8Array>> | undefined = reader.read();
-      // A body that is already complete finishes within this turn's microtasks: wait one turn, not a timer.
-      const second = await Promise.race([next, new Promise<typeof TICK>((r) => setImmediate(r, TICK))]);
-      if (second !== TICK && second.done) {
-        if (this.#inflight.has(id)) this.#writer.send(F.RESPONSE, head, first.value);
-        done();
-        return;
-      }
-      if (!this.#inflight.has(id)) return;
-      this.#writer.send(F.START, head);
-      this.#writer.send(F.CHUNK, { i: id }, first.value);
-      if (second !== TICK) {
-        this.#writer.send(F.CHUNK, { i: id }, second.value);
-        next = undefined;
-      }
-      for (;;) {
-        const chunk = await (next ?? reader.read());
-        next = undefined;
-        if (!this.#inflight.has(id)) return;
-        if (chunk.done) break;
-        this.#writer.send(F.CHUNK, { i: id }, chunk.value);
-      }
-      this.#writer.send(F.END, { i: id });
-    } catch (error) {
-      if (!this.#inflight.has(id)) return;
-      this.#log.error("Response body of {method} {path} failed: {error}", {
-        method: entry.request.method,
-        path: entry.request.path,
-        error,
-      });
-      this.#writer.send(F.END, { i: id, e: 1 });
-    }
-    done();
+  /** Sends a `Response` handler's answer; the request is done once it has been sent (or was cancelled). */
+  #relay(id: number, entry: Inflight, response: Response) {
+    void relayResponse(this.#writer, id, entry, response, {
+      live: () => this.#inflight.has(id),
+      log: this.#log,
+      done: () => {
+        if (this.#inflight.delete(id)) this.#afterRequest();
+      },
+    });
   }
 
   #cancel({ i, w }: CancelHeader) {

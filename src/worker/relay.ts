@@ -1,0 +1,87 @@
+/**
+ * A handler's `Response`, relayed to the dispatcher: in one `RESPONSE` frame when its body is complete within a
+ * turn of the event loop, else as `START`, `CHUNK`s and `END` while the body is produced.
+ *
+ * @module
+ */
+
+import type { FrameWriter } from "../protocol/codec.ts";
+import { F, KIND } from "../protocol/frames.ts";
+import { flattenHeaders } from "../protocol/results.ts";
+import type { WorkerLogger } from "../logging/worker_logger.ts";
+import type { WorkerRequest } from "./request.ts";
+
+/** A request in progress in a worker, and the reader of its streamed answer once there is one (a cancel stops it). */
+export interface Inflight {
+  request: WorkerRequest;
+  reader?: ReadableStreamDefaultReader<Uint8Array>;
+}
+
+/** What a relay asks of its worker. */
+export interface RelayHooks {
+  /** Whether the request still waits for its answer (it was not cancelled). */
+  live(): boolean;
+  log: WorkerLogger;
+  /** Called once the answer has been sent, or abandoned because the request was cancelled. */
+  done(): void;
+}
+
+const TICK = Symbol("tick");
+
+/** Sends `response` as the answer to request `id`; never rejects. */
+export async function relayResponse(
+  writer: FrameWriter,
+  id: number,
+  entry: Inflight,
+  response: Response,
+  { live, log, done }: RelayHooks,
+): Promise<void> {
+  const head = { i: id, s: response.status, k: KIND.HEADERS, h: flattenHeaders(response.headers) };
+  if (response.body === null) {
+    writer.send(F.RESPONSE, head);
+    done();
+    return;
+  }
+  const reader = response.body.getReader();
+  entry.reader = reader;
+  try {
+    const first = await reader.read();
+    if (first.done) {
+      if (live()) writer.send(F.RESPONSE, head);
+      done();
+      return;
+    }
+    let next: Promise<ReadableStreamReadResult<Uint8Array>> | undefined = reader.read();
+    // A body that is already complete finishes within this turn's microtasks: wait one turn, not a timer.
+    const second = await Promise.race([next, new Promise<typeof TICK>((r) => setImmediate(r, TICK))]);
+    if (second !== TICK && second.done) {
+      if (live()) writer.send(F.RESPONSE, head, first.value);
+      done();
+      return;
+    }
+    if (!live()) return done();
+    writer.send(F.START, head);
+    writer.send(F.CHUNK, { i: id }, first.value);
+    if (second !== TICK) {
+      writer.send(F.CHUNK, { i: id }, second.value);
+      next = undefined;
+    }
+    for (;;) {
+      const chunk = await (next ?? reader.read());
+      next = undefined;
+      if (!live()) return done();
+      if (chunk.done) break;
+      writer.send(F.CHUNK, { i: id }, chunk.value);
+    }
+    writer.send(F.END, { i: id });
+  } catch (error) {
+    if (!live()) return done();
+    log.error("Response body of {method} {path} failed: {error}", {
+      method: entry.request.method,
+      path: entry.request.path,
+      error,
+    });
+    writer.send(F.END, { i: id, e: 1 });
+  }
+  done();
+}
