@@ -27,11 +27,10 @@
 
 export { Dispatcher, type ListenInfo } from "./src/dispatcher/dispatcher.ts";
 export type { DispatcherOptions, ResolvedDispatcherOptions } from "./src/dispatcher/options.ts";
-export { Client, RejectRequest } from "./src/dispatcher/client.ts";
+export { Client, type PendingRequest, RejectRequest } from "./src/dispatcher/client.ts";
 export {
   AppPool,
   type AppPoolOptions,
-  type PendingRequest,
   type PoolRequest,
   type PoolStatus,
   WorkerPool,
@@ -44,8 +43,8 @@ export type { FetchApp } from "./src/worker/loop.ts";
 export { InvalidBody } from "./src/protocol/body.ts";
 export { type AnyFunction, api, type PathParams, type RouteDecorator, sync, ws } from "./src/routing.ts";
 export { type WebSocketHandler, WorkerSocket } from "./src/worker/socket.ts";
-export { type AnySocket, publish, subscribe, unsubscribe } from "./src/websocket/pubsub.ts";
-export { upgradeWebSocket, type UpgradeWebSocketOptions } from "./src/websocket/upgrade.ts";
+export { type AnySocket, publish, subscribe, unsubscribe } from "./src/worker/pubsub.ts";
+export { upgradeWebSocket, type UpgradeWebSocketOptions } from "./src/worker/upgrade_websocket.ts";
 export { sse, type SSEEvent, type SSEStream } from "./src/sse.ts";
 export type { WorkerLogger } from "./src/logging/worker_logger.ts";
 export type { ResolvedPoolOptions, WorkerPoolOptions } from "./src/pool_options.ts";

@@ -7,7 +7,6 @@
  * @module
  */
 
-import type { Client } from "./dispatcher/client.ts";
 import { resolveOption } from "./options.ts";
 import {
   MAX_RESTART_DELAY,
@@ -93,16 +92,6 @@ export interface PoolRequest {
   data?: unknown;
   /** Request headers. */
   headers?: Record<string, string>;
-}
-
-/** What a pending request carries; given to `Dispatcher.onResponse`. */
-export interface PendingRequest {
-  /** The dispatcher's id of the request. */
-  readonly requestId: number;
-  /** The client, or `null` for requests made with {@linkcode WorkerPool.send}. */
-  readonly client: Client | null;
-  /** The pool that served it. */
-  readonly pool: WorkerPool;
 }
 
 /** A worker's answer, as `Dispatcher.onResponse` sees it. */

@@ -9,7 +9,7 @@ import type { LogLevel } from "@logtape/logtape";
 import { workingDirectory } from "./detect.ts";
 import { LOG_LEVELS } from "./logging/levels.ts";
 import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "./options.ts";
-import { type RemoteOptions, type ResolvedRemote, resolveRemote } from "./remote/remote_options.ts";
+import { type RemoteOptions, type ResolvedRemote, resolveRemote } from "./remote_options.ts";
 
 /** A pool's health check, with defaults applied (see the `healthCheck` option). */
 export interface HealthCheck {

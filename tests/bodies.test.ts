@@ -3,10 +3,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { type App, runtime, startApp } from "./helpers.ts";
+import { type App, pattern, runtime, startApp } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
-const pattern = (size: number, seed: number) => new Uint8Array(size).map((_, i) => (i * 31 + seed * 7) & 255);
 
 /** A POST of `body` to /echo, as raw HTTP/1.1. */
 const rawPost = (body: Uint8Array) =>

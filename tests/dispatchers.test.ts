@@ -3,8 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
-import http from "node:http";
-import { type App, eventually, fixture, runtime, start } from "./helpers.ts";
+import { type Accounting, alive, type App, eventually, fixture, getFresh, load, runtime, start } from "./helpers.ts";
 import { type Conn, open } from "./ws_client.ts";
 
 /** Pids of the processes of the fixture's program (dispatchers and workers; not tsx's esbuild) whose parent is `pid`. */
@@ -22,20 +21,6 @@ function childrenOf(pid: number): number[] {
     }
   }
   return out;
-}
-
-/** GET on a new connection each time (so that the kernel picks a dispatcher anew); status and body. */
-function getFresh(url: string): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, headers: { connection: "close" } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (c) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-  });
 }
 
 async function startDispatchers(
@@ -60,36 +45,28 @@ async function startDispatchers(
   };
 }
 
+/** GET on a new connection, its body parsed as JSON. */
+async function getFreshJson(url: string): Promise<{ status: number; body: any }> {
+  const { status, text } = await getFresh(url);
+  return { status, body: text ? JSON.parse(text) : null };
+}
+
 /** Which dispatcher pids answer `n` requests on fresh connections. */
 async function answering(url: string, n: number): Promise<Set<number>> {
   const seen = new Set<number>();
-  for (let i = 0; i < n; i++) seen.add((await getFresh(`${url}/who`)).body.dispatcher);
+  for (let i = 0; i < n; i++) seen.add((await getFreshJson(`${url}/who`)).body.dispatcher);
   return seen;
 }
 
-/** Runs `concurrency` clients on fresh connections until `stop()`; counts answers by status and failures. */
-function load(url: string, concurrency: number) {
-  const counts = { ok: 0, failed: 0, other: 0 };
-  let running = true;
-  const clients = Array.from({ length: concurrency }, async () => {
-    while (running) {
-      try {
-        const res = await getFresh(`${url}/work/slow`);
-        if (res.status === 200) counts.ok++;
-        else counts.other++;
-      } catch {
-        counts.failed++;
-      }
-    }
-  });
-  return {
-    counts,
-    async stop() {
-      running = false;
-      await Promise.all(clients);
-      return counts;
-    },
-  };
+/** `concurrency` clients of GET /work/slow, each request on a new connection, until `stop()`. */
+function slowLoad(url: string, concurrency: number) {
+  return load(url, concurrency, "/work/slow", { fresh: true });
+}
+
+/** Answers by kind: 200, another status, or none at all. */
+function counted(acc: Accounting) {
+  const ok = acc.byStatus[200] ?? 0;
+  return { ok, other: acc.answered - ok, failed: acc.refused };
 }
 
 describe(`several dispatchers (${runtime.name})`, () => {
@@ -120,7 +97,7 @@ describe(`several dispatchers (${runtime.name})`, () => {
       // Each dispatcher's worker got the primary's config.
       assert.ok(
         await eventually(async () => {
-          const answers = await Promise.all(Array.from({ length: 10 }, () => getFresh(`${app.url}/work/pid`)));
+          const answers = await Promise.all(Array.from({ length: 10 }, () => getFreshJson(`${app.url}/work/pid`)));
           const workers = new Set(answers.map((a) => a.body.worker));
           return workers.size === 2 && answers.every((a) => a.body.config?.from === app.primary);
         }, 10_000),
@@ -146,7 +123,7 @@ describe(`several dispatchers (${runtime.name})`, () => {
       const admin = `http://127.0.0.1:${app.admin}`;
       const seen = new Set<number>();
       for (let i = 0; i < 30; i++) {
-        const res = await getFresh(`${app.url}/work/pid`);
+        const res = await getFreshJson(`${app.url}/work/pid`);
         assert.equal(res.status, 200);
         seen.add(res.body.worker);
       }
@@ -216,9 +193,9 @@ describe(`several dispatchers (${runtime.name})`, () => {
     const app = await startDispatchers({ WORKERS: "2" });
     try {
       const [victim, survivor] = childrenOf(app.primary);
-      const traffic = load(app.url, 8);
+      const traffic = slowLoad(app.url, 8);
       await new Promise((r) => setTimeout(r, 500));
-      const before = { ...traffic.counts };
+      const before = counted(traffic.acc);
       process.kill(victim, "SIGKILL");
       assert.ok(
         await eventually(
@@ -229,7 +206,7 @@ describe(`several dispatchers (${runtime.name})`, () => {
       );
       const replacement = childrenOf(app.primary).find((p) => p !== survivor)!;
       assert.ok(await eventually(async () => (await answering(app.url, 10)).has(replacement), 15_000));
-      const counts = await traffic.stop();
+      const counts = counted(await traffic.stop("dispatcher killed"));
       assert.ok(before.ok > 0 && counts.ok > before.ok, JSON.stringify(counts));
       // At most what was in flight on the killed dispatcher (8 clients) failed; nothing answered other than 200.
       assert.ok(counts.failed <= 8, JSON.stringify(counts));
@@ -248,7 +225,7 @@ describe(`several dispatchers (${runtime.name})`, () => {
     const app = await startDispatchers({ WORKERS: "2" });
     try {
       const workersBefore = childrenOf(app.primary).flatMap(childrenOf);
-      const traffic = load(app.url, 4);
+      const traffic = slowLoad(app.url, 4);
       process.kill(app.primary, "SIGHUP");
       assert.ok(
         await eventually(() => {
@@ -257,7 +234,7 @@ describe(`several dispatchers (${runtime.name})`, () => {
         }, 20_000),
         "every worker replaced",
       );
-      const counts = await traffic.stop();
+      const counts = counted(await traffic.stop("SIGHUP"));
       assert.equal(counts.failed + counts.other, 0, JSON.stringify(counts));
       assert.ok(counts.ok > 0);
     } finally {
@@ -280,16 +257,7 @@ describe(`several dispatchers (${runtime.name})`, () => {
     assert.equal(workers.length, 2);
     assert.equal((await app.stop()).code, 0);
     for (const pid of [...dispatchers, ...workers]) {
-      assert.ok(await eventually(() => !alivePid(pid), 3000), `${pid} left`);
+      assert.ok(await eventually(() => !alive(pid), 3000), `${pid} left`);
     }
   });
 });
-
-function alivePid(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}

@@ -1,6 +1,7 @@
 // Shared test helpers: start fixture programs as real processes and talk to them.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -159,6 +160,34 @@ export async function startApp(
   };
 }
 
+/** GET on a new connection each time (so that the kernel picks a listener anew): status and the body as text. */
+export function getFresh(url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, headers: { connection: "close" } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+  });
+}
+
+/**
+ * Bytes with a pattern that shows any shift, loss or reordering: no two parts of a body share it, and `seed` tells
+ * bodies apart.
+ */
+export function pattern(size: number, seed = 1): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  return bytes;
+}
+
 /** Whether a process with this pid exists and is not a zombie (exited, waiting to be reaped). */
 export function alive(pid: number): boolean {
   try {
@@ -237,11 +266,24 @@ export interface Accounting {
   log: { t: number; status: number; path: string }[];
 }
 
+/** How a load run sends: on a new connection each time (`fresh`), and who sees each answer's body. */
+export interface LoadOptions {
+  /** A new connection per request, so that the kernel picks a listener anew (several dispatchers). */
+  fresh?: boolean;
+  /** Sees each answer's status and body text. */
+  answered?: (status: number, text: string) => void;
+}
+
 /**
  * Steady load from this process: `concurrency` loops each sending one request
  * after another until `stop()` is called. `path` may vary per request.
  */
-export function load(base: string, concurrency: number, path: string | (() => string)) {
+export function load(
+  base: string,
+  concurrency: number,
+  path: string | (() => string),
+  options: LoadOptions = {},
+) {
   const t0 = Date.now();
   const acc: Accounting = { sent: 0, answered: 0, refused: 0, byStatus: {}, log: [] };
   let running = true;
@@ -252,9 +294,14 @@ export function load(base: string, concurrency: number, path: string | (() => st
       acc.sent++;
       let status = 0;
       try {
-        const res = await fetch(base + p);
-        await res.arrayBuffer();
-        status = res.status;
+        let text: string;
+        if (options.fresh) ({ status, text } = await getFresh(base + p));
+        else {
+          const res = await fetch(base + p);
+          text = await res.text();
+          status = res.status;
+        }
+        options.answered?.(status, text);
         acc.answered++;
         acc.byStatus[status] = (acc.byStatus[status] ?? 0) + 1;
       } catch {
@@ -268,7 +315,7 @@ export function load(base: string, concurrency: number, path: string | (() => st
   return {
     acc,
     elapsed: () => Date.now() - t0,
-    async stop(label: string): Promise<Accounting> {
+    async stop(label = "load"): Promise<Accounting> {
       running = false;
       await Promise.all(loops);
       console.log(

@@ -66,14 +66,53 @@ describe("layout", () => {
     for (const file of graph.keys()) visit(file);
   });
 
-  test("the worker side and the protocol never import the dispatcher side", () => {
-    const dispatcherSide = ["src/dispatcher/", "src/supervisor/", "src/cli/", "src/pool.ts"];
+  test("layers point down: pools, requests, supervision, remote pools, protocol and workers never import the dispatcher or the CLI", () => {
+    const lower = ["src/supervisor/", "src/requests/", "src/remote/", "src/protocol/", "src/worker/", "src/pool"];
+    const upper = ["src/dispatcher/", "src/cli/"];
+    for (const [file, imports] of graph) {
+      if (!lower.some((layer) => file.startsWith(layer))) continue;
+      for (const { path } of imports) {
+        assert.ok(!upper.some((side) => path.startsWith(side)), `${file} imports ${path}`);
+      }
+    }
+  });
+
+  test("the worker side never imports supervision, requests or remote pools; the protocol never imports the worker side", () => {
+    const dispatcherSide = [
+      "src/supervisor/",
+      "src/requests/",
+      "src/remote/",
+      "src/running_pools.ts",
+      "src/pool_backend.ts",
+    ];
     for (const [file, imports] of graph) {
       if (!file.startsWith("src/worker/") && !file.startsWith("src/protocol/")) continue;
       for (const { path } of imports) {
         assert.ok(!dispatcherSide.some((side) => path.startsWith(side)), `${file} imports ${path}`);
         if (file.startsWith("src/protocol/")) assert.ok(!path.startsWith("src/worker/"), `${file} imports ${path}`);
       }
+    }
+  });
+
+  test("a request's life is in one place: only the lifecycle makes answers, and nothing below it imports supervision or remote pools", () => {
+    for (const [file, imports] of graph) {
+      if (!file.startsWith("src/requests/")) continue;
+      for (const { path } of imports) {
+        assert.ok(!/^src\/(supervisor|remote)\//.test(path), `${file} imports ${path}`);
+      }
+    }
+    for (const [file, imports] of graph) {
+      if (file.startsWith("src/requests/")) continue;
+      for (const { path } of imports) {
+        assert.notEqual(path, "src/requests/answers.ts", `${file} makes answers outside the lifecycle`);
+      }
+    }
+  });
+
+  test("no file of the library over 450 lines", () => {
+    for (const file of graph.keys()) {
+      const lines = readFileSync(new URL(file, root), "utf8").split("\n").length - 1;
+      assert.ok(lines <= 450, `${file} has ${lines} lines`);
     }
   });
 

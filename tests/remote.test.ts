@@ -7,12 +7,12 @@ import { fileURLToPath } from "node:url";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type App, eventually, fixture, runtime, start } from "./helpers.ts";
+import { type App, eventually, fixture, load, pattern, runtime, start } from "./helpers.ts";
 import { type NatsServer, startNats } from "./nats_server.ts";
 import { WorkerPool } from "../mod.ts";
 import { Render } from "./fixtures/remote_worker.ts";
 import { decode, encode, firstPartSize, M } from "../src/remote/messages.ts";
-import { connectOptions } from "../src/remote/nats.ts";
+import { connectOptions } from "../src/remote_options.ts";
 
 /** A worker host: `forkyard worker` running the Render class (or `target`), started and connected. */
 async function startHost(nats: string, name: string, args: string[] = [], target = "remote_worker.ts:Render") {
@@ -56,34 +56,15 @@ async function startDispatcher(nats: string, env: Record<string, string> = {}): 
  * served them.
  */
 function hostLoad(url: string, clients: number) {
-  const statuses: Record<number, number> = {};
   const byHost: Record<string, number> = {};
-  let running = true;
-  const loops = Array.from({ length: clients }, async () => {
-    while (running) {
-      const res = await fetch(`${url}/render/slow/100`);
-      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-      if (res.status === 200) {
-        const host = (await res.json()).host;
-        byHost[host] = (byHost[host] ?? 0) + 1;
-      } else await res.arrayBuffer();
-    }
-  });
-  return {
-    statuses,
-    byHost,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
+  const run = load(url, clients, "/render/slow/100", {
+    answered: (status, text) => {
+      if (status !== 200) return;
+      const host = JSON.parse(text).host;
+      byHost[host] = (byHost[host] ?? 0) + 1;
     },
-  };
-}
-
-/** Bytes with a pattern no two parts share, so that a misplaced part shows. */
-function pattern(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (i * 7 + (i >> 10)) & 255;
-  return out;
+  });
+  return { statuses: run.acc.byStatus, byHost, stop: () => run.stop("hosts") };
 }
 
 describe(`remote pool messages and NATS options (${runtime.name})`, () => {
@@ -159,6 +140,19 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
         }, 10_000),
         `hosts answering: ${[...seen]}`,
       );
+      // The whole answer crosses: status, every header (each Set-Cookie apart), the body; and a text answer's type.
+      const made = await fetch(`${app.url}/render/headers`);
+      assert.equal(made.status, 201);
+      assert.deepEqual(made.headers.getSetCookie(), ["a=1; Path=/; HttpOnly", "b=2; Path=/; Secure"]);
+      assert.equal(made.headers.get("cache-control"), "no-store");
+      assert.equal(made.headers.get("content-security-policy"), "default-src 'self'");
+      assert.equal(made.headers.get("x-custom"), "kept");
+      assert.equal(made.headers.get("content-type"), "text/html; charset=utf-8");
+      assert.ok(made.headers.get("x-request-id"), "the dispatcher's trace id");
+      assert.equal(await made.text(), "<p>made</p>");
+      const text = await fetch(`${app.url}/render/text`);
+      assert.equal(text.headers.get("content-type"), "text/plain; charset=utf-8");
+      assert.equal(await text.text(), "plain words");
       // 3 MiB: three times the server's 1 MiB message limit, both ways.
       const body = pattern(3 * 1024 * 1024 + 17);
       const echo = await fetch(`${app.url}/render/echo`, { method: "POST", body });

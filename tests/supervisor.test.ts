@@ -7,9 +7,9 @@ import { WorkerPool, type WorkerPoolOptions } from "../src/pool.ts";
 import { FrameDecoder, FrameWriter } from "../src/protocol/codec.ts";
 import { F, type RequestHeader } from "../src/protocol/frames.ts";
 import type { ChildProcess, ExitStatus, Runtime, SpawnOptions } from "../src/runtime.ts";
-import type { Clock } from "../src/supervisor/clock.ts";
+import type { Clock } from "../src/requests/clock.ts";
 import { Supervisor } from "../src/supervisor/supervisor.ts";
-import type { Client } from "../src/dispatcher/client.ts";
+import { eventually } from "./helpers.ts";
 import type { AdapterRequest } from "../src/runtime.ts";
 
 /** How a fake worker answers a request: a status, or `null` to never answer. */
@@ -108,25 +108,22 @@ function setup(script: Script, options: WorkerPoolOptions = {}) {
   const request = (method = "GET"): Promise<Response> =>
     new Promise((resolve) => {
       const id = nextId++;
-      const client = { request: new Request("http://x/") } as unknown as Client;
       const wire: RequestHeader = { i: id, m: method, p: "/", q: "", h: [] };
-      supervisor.request({
-        id,
-        client,
-        wire,
-        body: new Uint8Array(0),
-        resolve,
+      const origin = {
+        kind: "client" as const,
+        request: new Request("http://x/"),
         adapter: {} as AdapterRequest,
         upgrade: null,
-      });
+        observe: null,
+      };
+      supervisor.request({ id, origin, wire, body: new Uint8Array(0), resolve });
     });
   return { clock, workers, supervisor, request, finished };
 }
 
-/** Resolves once `check` holds, checking each event-loop turn. */
+/** Resolves once `check` holds (within 5 s), else fails. */
 async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setImmediate(r));
-  assert.ok(check(), "condition not reached");
+  assert.ok(await eventually(check, 5000), "condition not reached");
 }
 
 describe("Supervisor with a fake runtime", () => {

@@ -2,10 +2,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { decideScale, type ScaleInput } from "../src/supervisor/autoscale.ts";
-import type { Clock } from "../src/supervisor/clock.ts";
-import { collectExpired, extendDeadlines, NO_DEADLINE, oldest } from "../src/supervisor/deadlines.ts";
+import type { Clock } from "../src/requests/clock.ts";
+import { collectExpired, extendDeadlines, NO_DEADLINE, oldest } from "../src/requests/deadlines.ts";
 import { atRequestLimit, dueByMemory, requestLimit } from "../src/supervisor/recycling.ts";
-import { RequestQueue } from "../src/supervisor/request_queue.ts";
+import { RequestQueue } from "../src/requests/request_queue.ts";
 import { Backoff, RestartPolicy } from "../src/supervisor/restart_policy.ts";
 import { KILL_GRACE, watch, type Watched } from "../src/supervisor/watchdog.ts";
 import { chooseWorker } from "../src/supervisor/worker_choice.ts";

@@ -4,24 +4,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { type App, eventually, getJson, HTTP_SERVERS, runtime, startApp } from "./helpers.ts";
+import { alive, type App, eventually, getJson, HTTP_SERVERS, pattern, runtime, startApp } from "./helpers.ts";
 import { closeRaw, type Conn, open, rawHandshake, textFrame } from "./ws_client.ts";
 
 /** Resident memory of a process in MiB, from /proc. */
 function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
   return Number(line.split(/\s+/)[1]) / 1024;
-}
-
-/** Bytes with a pattern that shows any shift, loss or reordering. */
-function pattern(size: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    bytes[i] = x >>> 24;
-  }
-  return bytes;
 }
 
 /** Sockets to `path` until two different worker pids answered (each socket's first message names its pid). */
@@ -271,7 +260,7 @@ for (const httpServer of HTTP_SERVERS) {
         assert.ok(!old.has(Number(await fresh.next())));
         fresh.ws.close();
         // Old workers exit once their sockets are closed.
-        assert.ok(await eventually(() => [...old].every((pid) => !isAlive(pid)), 10_000));
+        assert.ok(await eventually(() => [...old].every((pid) => !alive(pid)), 10_000));
       } finally {
         await app.stop();
       }
@@ -355,13 +344,4 @@ for (const httpServer of HTTP_SERVERS) {
       }
     });
   });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

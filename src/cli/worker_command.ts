@@ -12,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { loadFailure } from "../dispatcher/startup_errors.ts";
 import { AppPool, WorkerPool } from "../pool.ts";
 import type { WorkerPoolOptions } from "../pool_options.ts";
-import { resolveRemote } from "../remote/remote_options.ts";
+import { resolveRemote } from "../remote_options.ts";
 import type { Runtime } from "../runtime.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
 import type { CliArgs } from "./args.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ServedBy } from "../supervisor/pending.ts";
+import type { ServedBy } from "../requests/pending.ts";
 
 /** Where the answer to a request came from, filled in on its way through the dispatcher. */
 export interface AccessTrail {
@@ -24,7 +24,7 @@ export interface AccessTrail {
   status: number;
   /** The request in the pool: its worker and its answer's size. */
   pending:
-    | { readonly worker: ServedBy | null; readonly responseBytes: number }
+    | { readonly servedBy: ServedBy | null; readonly responseBytes: number }
     | null;
 }
 
@@ -136,7 +136,7 @@ export function accessEntry(
     bytes,
     duration: performance.now() - trail.started,
     pool: trail.pool,
-    workerId: pending?.worker?.slot?.id ?? null,
+    workerId: pending?.servedBy?.slot?.id ?? null,
     requestId: trail.requestId ?? response.headers.get("x-request-id"),
     referer: header(request, trail, "referer"),
     userAgent: header(request, trail, "user-agent"),

@@ -6,6 +6,17 @@
 
 import { type Body, decodeBody, joinBody, parseCookies, parseForm } from "../protocol/body.ts";
 import { toResponse } from "../protocol/results.ts";
+import type { WorkerPool } from "../pool.ts";
+
+/** What `Dispatcher.onResponse` gets about the request a worker answered. */
+export interface PendingRequest {
+  /** The dispatcher's id of the request. */
+  readonly requestId: number;
+  /** The client. */
+  readonly client: Client;
+  /** The pool that served it. */
+  readonly pool: WorkerPool;
+}
 
 /**
  * The dispatcher's view of one request: what `doCheck`, `@sync` handlers and

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { firstLine } from "../error_text.ts";
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import type { PoolStatus, WorkerPool } from "../pool.ts";
@@ -110,6 +111,23 @@ export async function listenControl(path: string, handle: ControlHandler): Promi
         // gone already
       }
     });
+}
+
+/**
+ * Opens the control socket at `path` for `target`; resolves with how to close it, or `null` when it cannot be opened
+ * (logged, one line).
+ */
+export async function openControl(
+  path: string,
+  target: ControlTarget,
+  log: { error(message: string, properties?: Record<string, unknown>): void },
+): Promise<(() => Promise<void>) | null> {
+  try {
+    return await listenControl(path, (command) => runCommand(command, target));
+  } catch (error) {
+    log.error("Cannot open the control socket {path}: {reason}", { path, reason: firstLine(error) });
+    return null;
+  }
 }
 
 /** Sends one command to the socket at `path`; rejects with a one-line message when nobody answers. */

@@ -8,49 +8,38 @@
 import type { MiddlewareHandler } from "hono";
 import type { LogRecord } from "@logtape/logtape";
 import { loadRuntime } from "../detect.ts";
+import { type EarlyLog, earlyLog } from "../logging/early_log.ts";
 import { flushLogs } from "../logging/line_buffer.ts";
-import type { PendingRequest, WorkerPool, WorkerResponse } from "../pool.ts";
-import { errorResponse } from "../protocol/results.ts";
+import type { WorkerPool, WorkerResponse } from "../pool.ts";
 import { decoratedMethods, RouteTable, SYNC_ROUTES } from "../routing.ts";
 import type { HttpServer, Runtime } from "../runtime.ts";
-import type { PoolBackend } from "../supervisor/host.ts";
+import type { PoolBackend } from "../pool_backend.ts";
+import { CLOSE } from "../protocol/close_codes.ts";
+import type { Pending } from "../requests/pending.ts";
 import type { SocketHub } from "./socket_hub.ts";
 import type { DispatcherSlot } from "./primary_protocol.ts";
 import type { DispatcherLink } from "./dispatcher_link.ts";
 import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
 import { takeAdopter } from "./adoption.ts";
-import type { Client } from "./client.ts";
-import { buildApp } from "./hono_app.ts";
+import type { Client, PendingRequest } from "./client.ts";
+import { requestHandler } from "./hono_app.ts";
 import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatcherOptions } from "./options.ts";
 import { AnswerObserver, type RequestHandler } from "./observer.ts";
 import { RequestPipeline, type SyncTarget } from "./request_pipeline.ts";
 import { removeStaleSpills, warnUnreachableRoutes } from "./startup_checks.ts";
 import { AdminListener } from "./admin.ts";
 import { Metrics } from "./metrics.ts";
-import { firstLine } from "../error_text.ts";
-import { listenFailure } from "./startup_errors.ts";
+import { BOOT_FAILURE_STATUS, drained, RunningPools, stopGrace } from "../running_pools.ts";
+import { type ListenInfo, openListeners } from "./listeners.ts";
+import { poolBackends } from "./pool_backends.ts";
 
-export type { DispatcherOptions };
+export type { DispatcherOptions, ListenInfo };
 
-/** Where the dispatcher listens, given to {@linkcode Dispatcher.onListen}. */
-export interface ListenInfo {
-  /** The bound port. */
-  port: number;
-  /** The address listened on. */
-  hostname: string;
-  /** `"http"` or `"https"`. */
-  protocol: "http" | "https";
-  /** Where the admin listener listens, when the `admin` option asks for one. */
-  admin?: { port: number; hostname: string };
-}
+/** What a primary of several dispatchers steers them by. */
+type PrimaryHandle = { reload(): Promise<number>; stop(): Promise<void> };
 
-/** The exit status of a dispatcher whose pool could not start a worker (gunicorn's is 3 too). */
-const BOOT_FAILURE_STATUS = 3;
-
-const TICK_MS = 100;
 /** How much longer than `shutdownTimeout` connections get to finish their answers before they are closed. */
 const CLOSE_MARGIN_MS = 1000;
-type LogMethod = (message: string, properties?: Record<string, unknown>) => void;
 
 /**
  * The dispatcher: one process that owns every HTTP connection. Subclass it to
@@ -85,14 +74,15 @@ export class Dispatcher {
   #middleware: MiddlewareHandler[] = [];
   #runtime: Runtime | undefined;
   #server: HttpServer | undefined;
-  #supervisors: PoolBackend[] = [];
+  /** The pools' backends, once run() started them. */
+  #pools: RunningPools | undefined;
   /** With the admin listener on: what /metrics counts, and the listener. */
   #admin: AdminListener | undefined;
   #adminServer: HttpServer | undefined;
   /** In a dispatcher started by a primary, with the admin option on: its answers, counted for the primary. */
   #metrics: Metrics | undefined;
   /** With several dispatchers: in the primary, what runs them; in each of them (#link), its link to the primary. */
-  #primary: { reload(): Promise<number>; stop(): Promise<void> } | undefined;
+  #primary: PrimaryHandle | undefined;
   #link: DispatcherLink | undefined;
   /** Stops the control socket, when the `control` option opened one. */
   #closeControl: (() => Promise<void>) | undefined;
@@ -106,17 +96,12 @@ export class Dispatcher {
   #stopping = false;
   #reloading: Promise<number> | undefined;
   #stopped: Promise<void> | undefined;
-  #ticker: ReturnType<typeof setInterval> | undefined;
-  #ticks = 0;
+  /** Removes the signal handlers run() installed. */
+  #unlisten: (() => void)[] = [];
   /** LogTape, loaded by run(): worker processes never load it unless their program does. */
   #logtape!: typeof import("../logging/logtape.ts");
   /** Before run() has loaded LogTape (a stop() or reload() that early), messages go to stderr. */
-  #log: { debug: LogMethod; info: LogMethod; warning: LogMethod; error: LogMethod } = {
-    debug: () => {},
-    info: (message) => console.error(message),
-    warning: (message) => console.error(message),
-    error: (message) => console.error(message),
-  };
+  #log: EarlyLog = earlyLog;
   #hasCheck: boolean;
   #hasOnResponse: boolean;
   #done!: () => void;
@@ -199,25 +184,77 @@ export class Dispatcher {
     if (isWorkerProcess(runtime)) return runPoolWorker(this.pools);
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
     this.#runtime = runtime;
-    // Loaded here, not at the top: worker processes re-run the program and need neither.
-    const [logtape, { Supervisor }, { SocketHub }, { setPubSub }] = await Promise.all([
-      import("../logging/logtape.ts"),
-      import("../supervisor/supervisor.ts"),
-      import("./socket_hub.ts"),
-      import("../websocket/pubsub.ts"),
-    ]);
-    const sockets = new SocketHub({
-      maxMessageSize: this.options.wsMaxMessageSize,
-      maxBuffered: this.options.wsMaxBuffered,
+    const pipeline = await this.#prepare(runtime);
+    // Several dispatchers: this process is their primary, or one of them with its share of the workers.
+    let slot: DispatcherSlot | null = null;
+    if (this.options.dispatchers > 1) {
+      const several = await import("./primary_protocol.ts");
+      slot = several.dispatcherSlot(runtime);
+      if (slot === null) {
+        // The primary of several dispatchers: it runs them, and the admin listener for them all.
+        const { runPrimary } = await import("./run_primary.ts");
+        const listening = (info: ListenInfo) => this.onListen(info);
+        const adopt = (primary: PrimaryHandle) => (this.#primary = primary);
+        return runPrimary({ runtime, dispatcher: this, log: this.#log, finished: this.#finished, adopt, listening });
+      }
+      for (const pool of this.pools) pool.scale(several.share(pool.options.workers, slot.index, slot.count));
+    }
+    removeStaleSpills(runtime, this.#log);
+    warnUnreachableRoutes(this.pools, (path) => this.findPool(path), this.#log);
+    const handle = await requestHandler({
+      runtime,
+      middleware: this.#middleware,
+      staticRoutes: this.options.staticRoutes,
+      pipeline,
     });
+    const pools = await this.#startPools(runtime, pipeline);
+    // Listen once the workers can take requests, so that the first requests do not wait for startup.
+    await pools.settled();
+    if (this.#stopping) return this.#finished; // stopped (a signal) while the workers were starting
+    const failed = this.options.retryBoot ? null : pools.bootFailure();
+    if (failed !== null) {
+      // A server whose pool cannot start would only answer 503: a failed start, as gunicorn's "worker failed to boot".
+      this.#log.error(
+        'Cannot start pool "{pool}": its workers failed to boot ({reason}); option retryBoot keeps trying',
+        failed,
+      );
+      return this.#exit(BOOT_FAILURE_STATUS);
+    }
+    if (!await this.#listen(runtime, pipeline, handle, slot)) return this.#exit(1);
+    if (slot !== null) {
+      await this.#linkToPrimary(runtime, pipeline);
+      await this.#finished;
+      // Started by the primary to be a dispatcher and nothing else, like a worker: its channel would keep it alive.
+      return this.#exit(0);
+    }
+    if (!await this.#openControl(runtime, pipeline)) return this.#exit(1);
+    this.onListen({
+      port: this.#server!.port,
+      hostname: this.options.hostname,
+      protocol: this.options.tls ? "https" : "http",
+      ...(this.#adminServer ? { admin: { port: this.#adminServer.port, hostname: this.#adminServer.hostname } } : {}),
+    });
+    await this.#finished;
+  }
+
+  /** Loads what only a dispatcher needs (worker processes re-run the program and need none of it): logging, the socket hub, the request pipeline. */
+  async #prepare(runtime: Runtime): Promise<RequestPipeline> {
+    const [logtape, { SocketHub }, { setPubSub }] = await Promise.all([
+      import("../logging/logtape.ts"),
+      import("./socket_hub.ts"),
+      import("../worker/pubsub.ts"),
+    ]);
+    const { wsMaxMessageSize: maxMessageSize, wsMaxBuffered: maxBuffered } = this.options;
+    const sockets = new SocketHub({ maxMessageSize, maxBuffered });
     this.#sockets = sockets;
     setPubSub({ publish: (topic, data) => sockets.publish(topic, data) });
     this.#logtape = logtape;
     this.#logtape.configureDefaultLogging(runtime);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
-    const pipeline = new RequestPipeline({
+    this.#pipeline = new RequestPipeline({
       dispatcher: this,
       hasCheck: this.#hasCheck,
+      onResponse: this.#hasOnResponse ? (response, p) => this.#hook("onResponse", response, p) : null,
       sync: this.#sync,
       supervisorOf: this.#supervisorOf,
       sockets,
@@ -225,250 +262,132 @@ export class Dispatcher {
       maxPending: this.options.maxPending,
       log: this.#log,
     });
-    this.#pipeline = pipeline;
-    // Several dispatchers: this process is their primary, or one of them with its share of the workers.
-    let slot: DispatcherSlot | null = null;
-    if (this.options.dispatchers > 1) {
-      const several = await import("./primary_protocol.ts");
-      slot = several.dispatcherSlot(runtime);
-      if (slot === null) {
-        await (await import("./run_primary.ts")).runPrimary({
-          runtime,
-          dispatcher: this,
-          log: this.#log,
-          finished: this.#finished,
-          adopt: (primary) => (this.#primary = primary),
-          listening: (info) => this.onListen(info),
-        });
-        return;
-      }
-      for (const pool of this.pools) pool.scale(several.share(pool.options.workers, slot.index, slot.count));
-    }
-    removeStaleSpills(runtime, this.#log);
-    warnUnreachableRoutes(this.pools, (path) => this.findPool(path), this.#log);
-    const app = await buildApp({
+    return this.#pipeline;
+  }
+
+  /** Starts every pool, and listens for the signals that stop or reload them. */
+  async #startPools(runtime: Runtime, pipeline: RequestPipeline): Promise<RunningPools> {
+    const backends = await poolBackends(this.pools, (pool) => ({
       runtime,
-      middleware: this.#middleware,
-      staticRoutes: this.options.staticRoutes,
-      handle: (request, extras) => pipeline.handle(request, extras),
-      failed: pipeline.failed,
-    });
-    // Without middleware or static files, Hono would only route everything to the pipeline: skip it.
-    const direct = this.#middleware.length === 0 && Object.keys(this.options.staticRoutes).length === 0;
-    // Remote pools' client code is loaded only when some pool is remote.
-    const remote = this.pools.some((p) => p.options.remote !== null)
-      ? await import("../remote/remote_pool.ts")
-      : undefined;
-    for (const pool of this.pools) {
-      const host = {
-        runtime,
-        finished: (p: PendingRequest) => pipeline.finish(p),
-        answered: this.#hasOnResponse
-          ? (response: WorkerResponse, p: PendingRequest) => this.#answered(response, p)
-          : undefined,
-        log: (record: LogRecord) => this.#onWorkerLog(record),
-        logger: this.#logtape.getLogger(["forkyard", "pool", pool.name]),
-        sockets,
-      };
-      const supervisor: PoolBackend = pool.options.remote !== null
-        ? new remote!.RemotePool(pool, host, pool.options.remote)
-        : new Supervisor(pool, host);
-      pool.attach(supervisor);
-      this.#supervisors.push(supervisor);
-      this.#supervisorOf.set(pool, supervisor);
-      supervisor.start();
-    }
-    this.#ticker = setInterval(() => this.#tick(), TICK_MS);
-    const unlisten = [
+      finished: (p: Pending) => pipeline.finish(p),
+      log: (record: LogRecord) => this.#hook("onLog", record),
+      logger: this.#logtape.getLogger(["forkyard", "pool", pool.name]),
+      sockets: this.#sockets,
+    }));
+    const pools = RunningPools.start(backends, this.#log, (now, second) => this.#tick(now, second));
+    for (const backend of pools.backends) this.#supervisorOf.set(backend.pool, backend);
+    this.#pools = pools;
+    this.#unlisten = [
       runtime.onSignal("SIGTERM", () => void this.stop()),
       runtime.onSignal("SIGINT", () => void this.stop()),
       runtime.onSignal("SIGHUP", () => void this.reload()),
     ];
-    // Listen once the workers can take requests, so that the first requests do not wait for startup.
-    await Promise.all(this.#supervisors.map((s) => s.settled()));
-    if (this.#stopping) {
-      // stopped (a signal) while the workers were starting
-      await this.#finished;
-      for (const off of unlisten) off();
-      return;
-    }
-    const failed = this.options.retryBoot ? undefined : this.#supervisors.find((s) => s.bootFailure() !== null);
-    if (failed !== undefined) {
-      // A server whose pool cannot start would only answer 503: a failed start, as gunicorn's "worker failed to boot".
-      this.#log.error(
-        'Cannot start pool "{pool}": its workers failed to boot ({reason}); option retryBoot keeps trying',
-        {
-          pool: failed.pool.name,
-          reason: failed.bootFailure(),
-        },
-      );
-      for (const off of unlisten) off();
-      await this.#shutdownPools();
-      clearInterval(this.#ticker);
-      flushLogs();
-      runtime.exit(BOOT_FAILURE_STATUS);
-      return;
-    }
-    // With several dispatchers, the primary answers for them all: each counts its answers and reports them.
+    return pools;
+  }
+
+  /**
+   * Opens the admin listener (when asked for, and not several dispatchers': their primary answers for them all) and
+   * the server. False when one cannot listen (the port is in use, say), after one line naming the address.
+   */
+  async #listen(
+    runtime: Runtime,
+    pipeline: RequestPipeline,
+    handle: RequestHandler,
+    slot: DispatcherSlot | null,
+  ): Promise<boolean> {
     const admin = slot === null ? this.options.admin : null;
     if (slot !== null && this.options.admin !== null) this.#metrics = new Metrics();
     if (admin !== null) {
       this.#admin = new AdminListener({
         pid: runtime.pid,
         pending: () => pipeline.pending,
-        pools: () => this.#supervisors.map((s) => ({ status: s.status(), replaced: s.replacements() })),
+        pools: () => this.#backends().map((s) => ({ status: s.status(), replaced: s.replacements() })),
       });
     }
-    try {
-      if (admin !== null) {
-        this.#adminServer = await runtime.serve({
-          port: admin.port,
-          hostname: admin.hostname,
-          headersTimeout: this.options.headersTimeout,
-          idleTimeout: this.options.idleTimeout,
-          maxConnections: 0,
-          // The same server as the public port's: a node:http one would change the process's Response class.
-          httpServer: this.options.httpServer,
-          fetch: (request) => this.#admin!.answer(request),
-        });
-      }
-      this.#server = await runtime.serve({
-        port: slot?.port ?? this.options.port,
-        reusePort: slot !== null,
-        hostname: this.options.hostname,
-        tls: this.options.tls ?? undefined,
-        headersTimeout: this.options.headersTimeout,
-        idleTimeout: this.options.idleTimeout,
-        maxConnections: this.options.maxConnections,
-        httpServer: this.options.httpServer,
-        websocket: { idleTimeout: this.options.wsIdleTimeout, maxMessageSize: this.options.wsMaxMessageSize },
-        onListenerFailed: (error, retryMs) =>
-          this.#log.error("The listener failed ({reason}); listening again in {retryMs} ms", {
-            reason: firstLine(error),
-            retryMs,
-          }),
-        fetch: this.#observed(
-          direct
-            ? (request, extras) => pipeline.handleSafely(request, extras)
-            : (request, extras) => app.fetch(request, { extras }),
-        ),
-      });
-    } catch (error) {
-      for (const off of unlisten) off();
-      await this.#adminServer?.close(0).catch(() => {});
-      await this.#shutdownPools();
-      clearInterval(this.#ticker);
-      // A server that cannot listen is a failed start, as for gunicorn and uvicorn: one line, exit status 1.
-      const failed = this.#adminServer === undefined && admin !== null ? admin : this.options;
-      this.#log.error(listenFailure(error, failed.hostname, failed.port));
-      flushLogs();
-      runtime.exit(1);
-      return;
-    }
-    if (slot !== null) {
-      const { DispatcherLink } = await import("./dispatcher_link.ts");
-      const link = new DispatcherLink({
-        runtime,
-        pools: this.pools,
-        pending: () => pipeline.pending,
-        replaced: () => this.#supervisors.map((s) => s.replacements()),
-        metrics: this.#metrics ?? null,
-        deliver: (topic, data) => sockets.deliver(topic, data),
-        reload: () => this.reload(),
-        stop: () => this.stop(),
-      });
-      this.#link = link;
-      sockets.relay = (topic, data) => link.publish(topic, data);
-      this.#link.listening(this.#server.port);
-      await this.#finished;
-      for (const off of unlisten) off();
-      // Started by the primary to be a dispatcher and nothing else, like a worker: its channel would keep it alive.
-      flushLogs();
-      runtime.exit(0);
-      return;
-    }
-    if (this.options.control !== false) {
-      try {
-        // Loaded here: worker processes, which re-run the program, need no socket server.
-        const { listenControl, runCommand } = await import("./control.ts");
-        this.#closeControl = await listenControl(this.options.control, (command) =>
-          runCommand(command, {
-            pid: runtime.pid,
-            port: this.port,
-            pending: () => pipeline.pending,
-            pools: this.pools,
-            statuses: () => this.#supervisors.map((s) => s.status()),
-            reload: () => this.reload(),
-            stop: () => this.stop(),
-          }));
-      } catch (error) {
-        this.#log.error("Cannot open the control socket {path}: {reason}", {
-          path: this.options.control,
-          reason: firstLine(error),
-        });
-        await this.stop();
-        flushLogs();
-        runtime.exit(1);
-        return;
-      }
-    }
-    this.onListen({
-      port: this.#server.port,
-      hostname: this.options.hostname,
-      protocol: this.options.tls ? "https" : "http",
-      ...(this.#adminServer ? { admin: { port: this.#adminServer.port, hostname: this.#adminServer.hostname } } : {}),
+    const listeners = await openListeners(runtime, this.options, {
+      admin: admin === null ? null : { ...admin, fetch: (request) => this.#admin!.answer(request) },
+      fetch: this.#observed(handle),
+      sharedPort: slot?.port ?? null,
+    }, this.#log);
+    if (listeners === null) return false;
+    this.#server = listeners.server;
+    this.#adminServer = listeners.admin;
+    return true;
+  }
+
+  /** One of several dispatchers: its link to the primary, which steers it and relays its topics. */
+  async #linkToPrimary(runtime: Runtime, pipeline: RequestPipeline): Promise<void> {
+    const { DispatcherLink } = await import("./dispatcher_link.ts");
+    this.#link = new DispatcherLink({
+      runtime,
+      pools: this.pools,
+      pending: () => pipeline.pending,
+      replaced: () => this.#backends().map((s) => s.replacements()),
+      metrics: this.#metrics ?? null,
+      sockets: this.#sockets!,
+      reload: () => this.reload(),
+      stop: () => this.stop(),
     });
-    await this.#finished;
-    for (const off of unlisten) off();
+    this.#link.listening(this.#server!.port);
+  }
+
+  /** Opens the control socket when the `control` option asks for one; false when it cannot (one line says why). */
+  async #openControl(runtime: Runtime, pipeline: RequestPipeline): Promise<boolean> {
+    if (this.options.control === false) return true;
+    // Loaded here: worker processes, which re-run the program, need no socket server.
+    const { openControl } = await import("./control.ts");
+    const close = await openControl(this.options.control, {
+      pid: runtime.pid,
+      port: this.port,
+      pending: () => pipeline.pending,
+      pools: this.pools,
+      statuses: () => this.#backends().map((s) => s.status()),
+      reload: () => this.reload(),
+      stop: () => this.stop(),
+    }, this.#log);
+    if (close === null) return false;
+    this.#closeControl = close;
+    return true;
+  }
+
+  /** Every pool's backend, once started. */
+  #backends(): readonly PoolBackend[] {
+    return this.#pools?.backends ?? [];
+  }
+
+  /** Ends a run that cannot go on (or a dispatcher the primary started): shut down, then exit with `status`. */
+  async #exit(status: number): Promise<void> {
+    this.#stopped ??= this.#shutdown(status === 0);
+    await this.#stopped;
+    flushLogs();
+    this.#runtime!.exit(status);
   }
 
   /** `handle`, with each answer recorded when the `accessLog` or `admin` options ask for it; else `handle` itself. */
   #observed(handle: RequestHandler): RequestHandler {
-    const format = this.options.accessLog;
-    const metrics = this.#admin?.metrics ?? this.#metrics ?? null;
-    if (format === false && metrics === null) return handle;
-    const observer = new AnswerObserver({
-      accessLog: format === false ? null : { format, emit: this.#logtape.recordWriter(["forkyard", "access"]) },
-      metrics,
+    const observer = AnswerObserver.forOptions(this.options.accessLog, this.#admin?.metrics ?? this.#metrics ?? null, {
+      emit: () => this.#logtape.recordWriter(["forkyard", "access"]),
       failed: (error) => this.#log.error("Access log failed: {error}", { error }),
     });
+    if (observer === null) return handle;
     this.#pipeline!.observer = observer;
     return observer.wrap(handle);
   }
 
-  #answered(response: WorkerResponse, p: PendingRequest) {
+  /** Calls the application's hook `name`: what it throws is logged, never thrown on. */
+  #hook<A extends unknown[]>(name: "onResponse" | "onLog" | "onIdle", ...args: A): void {
     try {
-      this.onResponse(response, p);
+      (this[name] as (...args: A) => void)(...args);
     } catch (error) {
-      this.#log.error("onResponse() failed: {error}", { error });
+      this.#log.error(`${name}() failed: {error}`, { error });
     }
   }
 
-  #onWorkerLog(record: LogRecord) {
-    try {
-      this.onLog(record);
-    } catch (error) {
-      this.#log.error("onLog() failed: {error}", { error });
-    }
-  }
-
-  #tick() {
-    const now = Date.now();
-    for (const s of this.#supervisors) {
-      try {
-        s.tick(now);
-      } catch (error) {
-        this.#log.error("Supervising pool {pool} failed: {error}", { pool: s.pool.name, error });
-      }
-    }
-    if (++this.#ticks % (1000 / TICK_MS) === 0) this.#admin?.second(now);
-    if (this.#ticks % (1000 / TICK_MS) === 0 && !this.#stopping) {
-      try {
-        this.onIdle();
-      } catch (error) {
-        this.#log.error("onIdle() failed: {error}", { error });
-      }
-    }
+  /** Once a tick, after the pools': once a second, the admin listener's counts and `onIdle()`. */
+  #tick(now: number, second: boolean) {
+    if (!second) return;
+    this.#admin?.second(now);
+    if (!this.#stopping) this.#hook("onIdle");
   }
 
   /**
@@ -476,22 +395,18 @@ export class Dispatcher {
    * at a time, each new process ready before the old one stops taking
    * requests, so that no request fails. Resolves with how many were replaced.
    */
-  async reload(): Promise<number> {
-    if (this.#reloading) return this.#reloading;
+  reload(): Promise<number> {
+    this.#reloading ??= this.#reloadAll().finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  async #reloadAll(): Promise<number> {
     this.#log.info("Reloading workers");
-    const primary = this.#primary;
-    this.#reloading = (async () => {
-      let replaced = 0;
-      if (primary !== undefined) replaced = await primary.reload();
-      else for (const pool of this.pools) replaced += await pool.reload();
-      this.#log.info("Reload done: {replaced} workers replaced", { replaced });
-      return replaced;
-    })();
-    try {
-      return await this.#reloading;
-    } finally {
-      this.#reloading = undefined;
-    }
+    let replaced = 0;
+    if (this.#primary !== undefined) replaced = await this.#primary.reload();
+    else for (const pool of this.pools) replaced += await pool.reload();
+    this.#log.info("Reload done: {replaced} workers replaced", { replaced });
+    return replaced;
   }
 
   /**
@@ -504,38 +419,28 @@ export class Dispatcher {
     return this.#stopped;
   }
 
-  async #shutdown() {
+  /** The one way down: stop listening, let pending requests finish (up to `shutdownTimeout`), stop the pools. */
+  async #shutdown(announce = true) {
     this.#stopping = true;
     this.#link?.close();
     const pipeline = this.#pipeline;
     if (pipeline !== undefined) pipeline.stopping = true;
-    this.#log.info("Shutting down: {pending} requests pending", { pending: this.pendingCount });
+    if (announce) this.#log.info("Shutting down: {pending} requests pending", { pending: this.pendingCount });
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
     this.#admin?.closeStreams();
     const closingAdmin = this.#adminServer?.close(CLOSE_MARGIN_MS).catch(() => {});
     const closingControl = this.#closeControl?.();
     // WebSockets never finish by themselves: closed with 1001 (going away), their workers told.
-    this.#sockets?.closeAll(1001, "Server shutting down");
+    this.#sockets?.closeAll(CLOSE.GOING_AWAY, "Server shutting down");
     if (pipeline !== undefined && pipeline.pending > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        pipeline.drained = resolve;
-        timer = setTimeout(resolve, this.options.shutdownTimeout);
-      });
-      clearTimeout(timer);
+      await drained((done) => (pipeline.drained = done), this.options.shutdownTimeout);
     }
-    for (const s of this.#supervisors) s.abortAll(() => errorResponse(503, "Server shutting down"));
-    await this.#shutdownPools();
-    clearInterval(this.#ticker);
+    await this.#pools?.stop(stopGrace(this.options.shutdownTimeout));
     await closing;
     await closingAdmin;
     await closingControl;
+    for (const off of this.#unlisten) off();
     this.#done();
-  }
-
-  async #shutdownPools() {
-    const grace = Math.max(1000, Math.min(this.options.shutdownTimeout, 5000));
-    await Promise.all(this.#supervisors.map((s) => s.stop(grace)));
   }
 }

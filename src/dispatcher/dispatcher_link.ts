@@ -13,6 +13,7 @@ import { type AnyFrames, FrameDecoder, FrameWriter } from "../protocol/codec.ts"
 import type { Runtime } from "../runtime.ts";
 import type { Metrics } from "./metrics.ts";
 import { type Command, P, type Published, type Report } from "./primary_protocol.ts";
+import type { SocketHub } from "./socket_hub.ts";
 
 const decoder = new TextDecoder();
 
@@ -25,8 +26,11 @@ export interface DispatcherLinkHost {
   replaced(): ReadonlyMap<string, number>[];
   /** Where answers are counted when the `admin` option is on (the primary serves them), else `null`. */
   metrics: Metrics | null;
-  /** Delivers a message another dispatcher's worker published to this dispatcher's sockets. */
-  deliver(topic: string, data: string | Uint8Array): void;
+  /**
+   * This dispatcher's sockets: what its workers publish goes to the primary too (for the other dispatchers), and
+   * what the others' publish is delivered to them.
+   */
+  sockets: SocketHub;
   reload(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -45,9 +49,10 @@ export class DispatcherLink {
       if (type === P.COMMAND) void this.#run(header as Command);
       else if (type === P.PUBLISH) {
         const h = header as Published;
-        host.deliver(h.t, h.b === 1 ? (lent ? body.slice() : body) : decoder.decode(body));
+        host.sockets.deliver(h.t, h.b === 1 ? (lent ? body.slice() : body) : decoder.decode(body));
       }
     });
+    host.sockets.relay = (topic, data) => this.publish(topic, data);
     // The primary gone (its end of the channel closed): this dispatcher stops too, leaving no orphan.
     channel.start((chunk) => frames.push(chunk), () => void host.stop());
   }

@@ -56,3 +56,29 @@ export async function buildApp(parts: AppParts): Promise<Hono<{ Bindings: { extr
   app.all("*", (c) => parts.handle(c.req.raw, c.env.extras));
   return app;
 }
+
+/**
+ * What the server calls with each request: the pipeline itself, or, when there is middleware or static files, the
+ * app in front of it (without them, Hono would only route everything to the pipeline).
+ */
+export async function requestHandler(parts: {
+  runtime: Runtime;
+  middleware: readonly MiddlewareHandler[];
+  staticRoutes: Readonly<Record<string, string>>;
+  pipeline: {
+    handle(request: Request, extras: AdapterRequest): Response | Promise<Response>;
+    handleSafely(request: Request, extras: AdapterRequest): Response | Promise<Response>;
+    failed: (error: unknown, request?: Request) => Response;
+  };
+}): Promise<(request: Request, extras: AdapterRequest) => Response | Promise<Response>> {
+  const { pipeline } = parts;
+  if (parts.middleware.length === 0 && Object.keys(parts.staticRoutes).length === 0) {
+    return (request, extras) => pipeline.handleSafely(request, extras);
+  }
+  const app = await buildApp({
+    ...parts,
+    handle: (request, extras) => pipeline.handle(request, extras),
+    failed: pipeline.failed,
+  });
+  return (request, extras) => app.fetch(request, { extras });
+}

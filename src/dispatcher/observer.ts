@@ -34,6 +34,23 @@ export class AnswerObserver {
     this.#sinks = sinks;
   }
 
+  /**
+   * The observer the `accessLog` option (`false` for none) and the admin listener's metrics ask for, or `null` when
+   * neither does; `emit` makes the access log's writer.
+   */
+  static forOptions(
+    accessLog: false | "combined" | "json",
+    metrics: Metrics | null,
+    how: { emit: () => (record: Omit<LogRecord, "category">) => void; failed: (error: unknown) => void },
+  ): AnswerObserver | null {
+    if (accessLog === false && metrics === null) return null;
+    return new AnswerObserver({
+      accessLog: accessLog === false ? null : { format: accessLog, emit: how.emit() },
+      metrics,
+      failed: how.failed,
+    });
+  }
+
   /** `handle`, with its answers recorded. */
   wrap(handle: RequestHandler): RequestHandler {
     return (request, extras) => {

@@ -6,17 +6,19 @@
  * @module
  */
 
-import type { PendingRequest, WorkerPool } from "../pool.ts";
+import type { WorkerPool, WorkerResponse } from "../pool.ts";
 import { type Body, InvalidBody } from "../protocol/body.ts";
 import type { RequestHeader, ResponseHeader } from "../protocol/frames.ts";
 import { errorResponse, flattenHeaders, toResponse } from "../protocol/results.ts";
 import type { PathParams, RouteTable } from "../routing.ts";
 import type { AdapterRequest } from "../runtime.ts";
-import type { PoolBackend } from "../supervisor/host.ts";
-import type { CloseSocket, SocketLink } from "../supervisor/pending.ts";
+import type { PoolBackend } from "../pool_backend.ts";
+import { CLOSE } from "../protocol/close_codes.ts";
+import type { Pending } from "../requests/pending.ts";
+import type { CloseSocket, SocketLink } from "../requests/socket_link.ts";
 import type { SocketHub } from "./socket_hub.ts";
 import type { AnswerObserver } from "./observer.ts";
-import { Client, RejectRequest } from "./client.ts";
+import { Client, type PendingRequest, RejectRequest } from "./client.ts";
 import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
 import { traceHeader, traceId, withTrace } from "./trace.ts";
@@ -35,6 +37,8 @@ export interface PipelineHost {
   };
   /** Whether the dispatcher overrides `doCheck` (without, no promise is made for it). */
   hasCheck: boolean;
+  /** `Dispatcher.onResponse`, when the dispatcher overrides it. */
+  onResponse: ((response: WorkerResponse, pending: PendingRequest) => void) | null;
   /** The `@sync` routes. */
   sync: RouteTable<{ name: string; fn: SyncTarget }>;
   /** The supervisor running each pool. */
@@ -261,14 +265,19 @@ export class RequestPipeline {
       trail.headers = headers;
       resolve = this.observer!.forwarding(incoming.request, incoming.extras, trail, resolve);
     }
+    const onResponse = this.#host.onResponse;
     const pending = supervisor.request({
       id,
-      client,
+      origin: {
+        kind: "client",
+        request: incoming.request,
+        adapter: incoming.extras,
+        upgrade: upgrade ? (link, h) => this.#upgrade(id, incoming.extras, link, h, resolve, trace) : null,
+        observe: onResponse === null ? null : (response) => onResponse(response, { requestId: id, client, pool }),
+      },
       wire,
       body,
       resolve,
-      adapter: incoming.extras,
-      upgrade: upgrade ? (link, h) => this.#upgrade(id, incoming.extras, link, h, resolve, trace) : null,
     });
     if (trail !== undefined) trail.pending = pending;
     return answer;
@@ -297,7 +306,7 @@ export class RequestPipeline {
       return accepted.close;
     } catch (error) {
       this.#host.log.debug("WebSocket handshake refused by the runtime: {reason}", { reason: firstLine(error) });
-      accepted.close(1006, "Handshake failed", true);
+      accepted.close(CLOSE.ABNORMAL, "Handshake failed", true);
       resolve(errorResponse(400, "Bad request", { "x-request-id": trace }));
       return null;
     }
@@ -324,8 +333,8 @@ export class RequestPipeline {
   }
 
   /** A request its pool is done with: one fewer pending. */
-  finish(p: PendingRequest): void {
-    if (p.client === null) return;
+  finish(p: Pending): void {
+    if (p.origin.kind !== "client") return;
     this.pending--;
     if (this.pending === 0 && this.drained) this.drained();
   }

@@ -10,23 +10,8 @@
 import { F, type FrameHeaders } from "../protocol/frames.ts";
 import type { FrameWriter } from "../protocol/codec.ts";
 import type { ServerWebSocket, WebSocketEvents } from "../runtime.ts";
-import type { SocketLink } from "../supervisor/pending.ts";
-
-/** Close codes the dispatcher gives (RFC 6455, section 7.4.1). */
-export const CLOSE = {
-  /** Graceful shutdown. */
-  GOING_AWAY: 1001,
-  /** The client sent more than it may, or cannot keep up with what it is sent. */
-  POLICY: 1008,
-  /** The socket's worker does not keep up with what its clients send. */
-  TRY_AGAIN_LATER: 1013,
-  /** A message over `wsMaxMessageSize`. */
-  TOO_BIG: 1009,
-  /** The worker serving the socket died. */
-  WORKER_FAILED: 1011,
-  /** The worker was replaced (reload, recycling): reconnect. */
-  RESTART: 1012,
-} as const;
+import { CLOSE } from "../protocol/close_codes.ts";
+import type { SocketLink } from "../requests/socket_link.ts";
 
 /** The hub's limits (see the `wsMaxMessageSize` and `wsMaxBuffered` options). */
 export interface HubLimits {
@@ -66,8 +51,6 @@ export class SocketHub {
   readonly #sockets = new Map<number, HubSocket>();
   readonly #topics = new Map<string, Set<HubSocket>>();
   readonly #limits: HubLimits;
-  /** Sockets accepted so far, and messages each way: for the metrics. */
-  readonly counts = { accepted: 0, received: 0, sent: 0 };
 
   constructor(limits: HubLimits) {
     this.#limits = limits;
@@ -82,7 +65,6 @@ export class SocketHub {
   accept(id: number, link: SocketLink): Accepted {
     const s: HubSocket = { id, link, server: null, early: null, topics: null, closed: false };
     this.#sockets.set(id, s);
-    this.counts.accepted++;
     const writer = link.writer as FrameWriter<FrameHeaders>;
     return {
       events: {
@@ -109,7 +91,6 @@ export class SocketHub {
             this.#close(s, CLOSE.TRY_AGAIN_LATER, "Worker overloaded", true);
             return;
           }
-          this.counts.received++;
           if (typeof data === "string") writer.send(F.WS_MESSAGE, { i: id }, data);
           else writer.send(F.WS_MESSAGE, { i: id, b: 1 }, data);
         },
@@ -190,7 +171,6 @@ export class SocketHub {
       (s.early ??= []).push(data);
       return;
     }
-    this.counts.sent++;
     server.send(data);
     // A client that does not read would make the dispatcher hold everything sent to it.
     if (server.bufferedAmount() > this.#limits.maxBuffered) this.#close(s, CLOSE.POLICY, "Client too slow", true);

@@ -194,7 +194,7 @@ function readU32(buf: Uint8Array, at: number): number {
 export type ByteSink = (data: Uint8Array) => Promise<void> | undefined;
 
 /** Bodies from this size on are handed to the sink as they are instead of being copied. */
-const LARGE_BODY = 64 * 1024;
+export const LARGE_BODY = 64 * 1024;
 const BUFFER_SIZE = 64 * 1024;
 /** String bodies whose UTF-8 form may be shorter than this are encoded straight into the buffer. */
 const SMALL_TEXT = 16 * 1024;

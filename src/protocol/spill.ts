@@ -54,3 +54,13 @@ export function removeSpills(files: SpillFiles, prefixes: readonly string[]): vo
     if (prefixes.some((p) => name.startsWith(p))) files.unlink(`${files.dir}/${name}`);
   }
 }
+
+/** Removes the spill files a dead worker `workerPid` wrote, and those its dispatcher wrote for it and it never read. */
+export function removeWorkerSpills(files: SpillFiles | null, dispatcherPid: number, workerPid: number): void {
+  if (files === null) return;
+  try {
+    removeSpills(files, [spillPrefix(dispatcherPid, workerPid), spillPrefix(workerPid)]);
+  } catch {
+    // nothing to clean
+  }
+}

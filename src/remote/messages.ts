@@ -15,9 +15,12 @@
  */
 
 import type { WorkerStatus } from "../pool.ts";
-import type { RequestHeader } from "../protocol/frames.ts";
+import type { Kind, RequestHeader } from "../protocol/frames.ts";
 import type { WireRecord } from "../protocol/log_record.ts";
 import { joinBody } from "../protocol/body.ts";
+
+/** The maximum payload of a message when the NATS server does not say (its own default). */
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 /** The queue group every worker host of a pool joins. */
 export const QUEUE = "forkyard";
@@ -54,12 +57,14 @@ export interface RemoteRequest {
   t: number;
 }
 
-/** An answer's head. */
+/** An answer's head: the worker's own (`RESPONSE` or `START` frame), as it crosses to the dispatcher. */
 export interface RemoteAnswer {
   /** Status. */
   s: number;
-  /** Headers, flattened `[name, value, ...]`. */
-  h: string[];
+  /** Body kind, as the worker's `RESPONSE` frame gave it; absent: JSON. */
+  k?: Kind;
+  /** Headers, flattened `[name, value, ...]`: every one the worker set, with kind `HEADERS` and for streams. */
+  h?: string[];
   /** Set when the body is a stream of unknown length: `CHUNK`s until `END`; else the body's length. */
   n: number | "stream";
 }

@@ -10,50 +10,7 @@
 
 import process from "node:process";
 import type { NatsConnection } from "@nats-io/transport-node";
-
-/** How to reach the NATS server: the `remote` pool option's connection part, and `forkyard worker`'s. */
-export interface NatsOptions {
-  /** Server URL(s): `nats://host:4222`, with credentials if the server asks for them. */
-  nats: string | string[];
-  /** Token authentication (instead of one in the URL). */
-  token?: string;
-  /** User and password authentication (instead of ones in the URL). */
-  user?: string;
-  pass?: string;
-  /** TLS: `{ caFile, certFile, keyFile }` or `{ ca, cert, key }` as PEM text (the client's TLS options). */
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; ca?: string; cert?: string; key?: string };
-}
-
-/** The client's connection options for `options`: credentials taken out of the URLs, which keep host and port. */
-export function connectOptions(options: NatsOptions, name: string): Record<string, unknown> {
-  const urls = Array.isArray(options.nats) ? options.nats : [options.nats];
-  const out: Record<string, unknown> = { name, servers: [] as string[] };
-  let tls = options.tls !== undefined;
-  for (const raw of urls) {
-    let url: URL;
-    try {
-      url = new URL(raw.includes("://") ? raw : `nats://${raw}`);
-    } catch {
-      throw new TypeError(`Invalid NATS URL ${JSON.stringify(raw)} (expected nats://host:port)`);
-    }
-    if (!["nats:", "tls:"].includes(url.protocol)) {
-      throw new TypeError(`Invalid NATS URL ${JSON.stringify(raw)} (expected nats:// or tls://)`);
-    }
-    if (url.protocol === "tls:") tls = true;
-    if (url.username !== "" && url.password !== "") {
-      out.user = decodeURIComponent(url.username);
-      out.pass = decodeURIComponent(url.password);
-    } else if (url.username !== "") {
-      out.token = decodeURIComponent(url.username);
-    }
-    (out.servers as string[]).push(`${url.hostname}:${url.port || "4222"}`);
-  }
-  if (options.token !== undefined) out.token = options.token;
-  if (options.user !== undefined) out.user = options.user;
-  if (options.pass !== undefined) out.pass = options.pass;
-  if (tls) out.tls = options.tls ?? {};
-  return out;
-}
+import { connectOptions, type NatsOptions } from "../remote_options.ts";
 
 /**
  * Deno's `node:net` reports the reset of a socket the client has already destroyed (a server refusing the

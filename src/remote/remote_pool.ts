@@ -13,18 +13,17 @@
 import type { Logger } from "@logtape/logtape";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { PoolRequest, PoolStatus, WorkerPool } from "../pool.ts";
+import type { PoolBackend, PoolHost } from "../pool_backend.ts";
 import { bodyLength, joinBody } from "../protocol/body.ts";
+import type { CancelReason } from "../protocol/frames.ts";
 import { fromWire } from "../protocol/log_record.ts";
 import { firstLine } from "../error_text.ts";
-import { Answers, failure } from "../supervisor/answers.ts";
-import { deadlineFor, NO_DEADLINE } from "../supervisor/deadlines.ts";
-import { detachedRequest } from "../supervisor/detached.ts";
-import type { PoolBackend, PoolHost } from "../supervisor/host.ts";
-import { type ClientRequest, Pending } from "../supervisor/pending.ts";
-import { RequestQueue } from "../supervisor/request_queue.ts";
+import type { ClientRequest, Pending } from "../requests/pending.ts";
+import { type Refusal, RequestLifecycle, type Servers } from "../requests/request_lifecycle.ts";
 import {
   BodyParts,
   decode,
+  DEFAULT_MAX_PAYLOAD,
   encode,
   type HostBeat,
   type HostLog,
@@ -36,17 +35,17 @@ import {
   splitBody,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
-import type { ResolvedRemote } from "./remote_options.ts";
+import type { ResolvedRemote } from "../remote_options.ts";
 import { MISSED_BEATS, type RemoteHost, RemoteHosts } from "./remote_hosts.ts";
 
-/** A worker host, with the requests this dispatcher sent it. */
-type Host = RemoteHost<Sent>;
+/** A worker host, as this dispatcher knows it, with the requests it sent it. */
+type KnownHost = RemoteHost<Sent>;
 
 /** A request sent to the pool's subject, until its answer ends. */
 interface Sent {
-  p: Pending<Host>;
+  p: Pending<KnownHost>;
   /** The host that took it, once it said so. */
-  host: Host | null;
+  host: KnownHost | null;
   /** Clock time it was sent. */
   at: number;
   /** Body parts still to send once a host took it. */
@@ -55,14 +54,23 @@ interface Sent {
   answer: { head: RemoteAnswer; parts: BodyParts } | null;
 }
 
+/** How long the dispatcher's start waits for NATS before it listens anyway (requests get 503 meanwhile). */
+const CONNECT_WAIT_MS = 2000;
+/** A request no host acknowledged for this long is lost: the host that took it died at once, or the message was. */
+const UNACKNOWLEDGED_MS = 3000;
+/** Nothing is sent for this long after NATS said no host listens (all full, or none runs), unless a beat says one has room. */
+const NO_HOST_PAUSE_MS = 1000;
+/** Nothing is sent for this long after a host answered BUSY (it had just filled up). */
+const BUSY_PAUSE_MS = 50;
+
 /** Runs a pool whose workers are on other hosts, reached over NATS. */
-export class RemotePool implements PoolBackend {
+export class RemotePool implements PoolBackend, Servers<KnownHost> {
   readonly pool: WorkerPool;
-  readonly #host: PoolHost;
+  /** The dispatcher this pool runs in. */
+  readonly #owner: PoolHost;
   readonly #remote: ResolvedRemote;
   readonly #log: Logger;
-  readonly #answers: Answers;
-  readonly #queue = new RequestQueue<Pending<Host>>();
+  readonly #requests: RequestLifecycle<KnownHost>;
   readonly #hosts = new RemoteHosts<Sent>();
   readonly #sent = new Map<number, Sent>();
   /** Hosts gone, by why: counted as the `replacements()` of a local pool. */
@@ -77,18 +85,19 @@ export class RemotePool implements PoolBackend {
   readonly #inbox = `_INBOX.forkyard.${crypto.randomUUID()}`;
   readonly #subs: Subscription[] = [];
   #started: Promise<void> | null = null;
-  #nextDetached = -1;
   #stopping = false;
   #bootError: string | null = null;
   /** Ends the first connection's attempts when the pool stops before NATS was ever reached. */
   readonly #stop = new AbortController();
 
-  constructor(pool: WorkerPool, host: PoolHost, remote: ResolvedRemote) {
+  constructor(pool: WorkerPool, owner: PoolHost, remote: ResolvedRemote) {
     this.pool = pool;
-    this.#host = host;
+    this.#owner = owner;
     this.#remote = remote;
-    this.#log = host.logger;
-    this.#answers = new Answers(host);
+    this.#log = owner.logger;
+    const { runtime, finished } = owner;
+    this.#requests = new RequestLifecycle({ pool, runtime, finished, log: this.#log, clock: { now: Date.now } });
+    this.#requests.serveWith(this);
   }
 
   /** Connects to NATS; requests wait in the queue meanwhile. */
@@ -100,7 +109,7 @@ export class RemotePool implements PoolBackend {
   }
 
   async #connect() {
-    const nc = await connectNats(this.#remote, `forkyard dispatcher ${this.#host.runtime.pid}`, (up) => {
+    const nc = await connectNats(this.#remote, `forkyard dispatcher ${this.#owner.runtime.pid}`, (up) => {
       this.#connected = up;
       if (up) {
         this.#log.info("Pool {pool}: NATS connection back", { pool: this.pool.name });
@@ -109,7 +118,7 @@ export class RemotePool implements PoolBackend {
         this.#log.warning("Pool {pool}: NATS connection lost; its requests fail until it is back", {
           pool: this.pool.name,
         });
-        this.#failAll(502, "Worker failed", 503, "Service unavailable");
+        this.#linkLost();
       }
     }, this.#stop.signal);
     if (nc === null) return;
@@ -130,10 +139,10 @@ export class RemotePool implements PoolBackend {
     this.#pump();
   }
 
-  /** Resolves once connected, or after 2 s of trying (it keeps trying; requests get 503 meanwhile). */
+  /** Resolves once connected, or after `CONNECT_WAIT_MS` of trying (it keeps trying; requests get 503 meanwhile). */
   settled(): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)));
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, CONNECT_WAIT_MS)));
     return Promise.race([this.#started ?? Promise.resolve(), waited]).finally(() => clearTimeout(timer));
   }
 
@@ -152,38 +161,23 @@ export class RemotePool implements PoolBackend {
     return this.#lost;
   }
 
-  /** Requests waiting for a host. */
-  get queueSize(): number {
-    return this.#queue.size;
-  }
-
-  /** Accepts a request from a client; its answer goes to `request.resolve`. */
-  request(request: ClientRequest): Pending<Host> {
-    const { id, client, wire, body, resolve, adapter } = request;
-    const p = new Pending<Host>(id, client, this.pool, wire, body, resolve, adapter);
-    if (request.upgrade !== null) {
-      this.#answers.deliver(p, failure(p, 501, "WebSockets are not served by remote pools"));
-      return p;
-    }
-    this.#submit(p);
-    return p;
+  /** Admits a request; its answer goes to `request.resolve`. */
+  request(request: ClientRequest): Pending<KnownHost> {
+    const socket = request.origin.kind === "client" && request.origin.upgrade !== null;
+    return this.#requests.admit(
+      request,
+      socket ? { status: 501, message: "WebSockets are not served by remote pools" } : this.#refusal(),
+    );
   }
 
   /** Sends a request nobody waits for. */
   sendDetached(request: PoolRequest): void {
-    const id = this.#nextDetached--;
-    const { wire, body } = detachedRequest(id, request);
-    this.#submit(new Pending<Host>(id, null, this.pool, wire, body, null));
+    this.#requests.admitDetached(request, this.#refusal());
   }
 
-  #submit(p: Pending<Host>) {
-    p.deadline = deadlineFor(Date.now(), this.pool.options.timeout);
-    if (!this.#connected) {
-      this.#fail(p, 503, "Service unavailable");
-      return;
-    }
-    this.#queue.push(p);
-    this.#pump();
+  /** Without NATS, requests are answered at once instead of waiting for their timeout. */
+  #refusal(): Refusal | null {
+    return this.#connected ? null : { status: 503, message: "Service unavailable" };
   }
 
   /** Requests any host may take now: every live host's slots, less what this dispatcher has sent. */
@@ -194,20 +188,15 @@ export class RemotePool implements PoolBackend {
 
   /** Sends waiting requests while hosts have room. */
   #pump() {
-    const nc = this.#nc;
-    if (nc === null || !this.#connected || this.#stopping) return;
-    let room = Date.now() < this.#pausedUntil ? 0 : this.#room();
-    while (room > 0 && this.#queue.size > 0) {
-      const p = this.#queue.shift()!;
-      if (p.deadline === NO_DEADLINE) continue;
-      if (this.#answers.abandoned(p)) continue;
-      this.#send(nc, p);
-      room--;
-    }
+    this.#requests.pump();
   }
 
-  #send(nc: NatsConnection, p: Pending<Host>) {
-    const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+  /** Publishes `p` to the pool's subject, for a host with a free slot, if hosts have room now. */
+  offer(p: Pending<KnownHost>): boolean {
+    const nc = this.#nc;
+    if (nc === null || !this.#connected || this.#stopping) return false;
+    if (Date.now() < this.#pausedUntil || this.#room() <= 0) return false;
+    const maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
     // An app pool's mount is the dispatcher's: the host's app sees the path below it, as a local app worker does.
     const mount = this.pool.mount ?? "";
     const wire = mount === "" ? p.wire : {
@@ -217,17 +206,29 @@ export class RemotePool implements PoolBackend {
     };
     const header: RemoteRequest = { w: wire, n: bodyLength(p.body), t: Math.max(1, p.deadline - Date.now()) };
     const [first, rest] = splitBody(joinBody(p.body), maxPayload, header);
-    const sent: Sent = { p, host: null, at: Date.now(), rest, answer: null };
-    this.#sent.set(p.requestId, sent);
     try {
-      nc.publish(this.#remote.subject, encode(M.REQUEST, header, first), {
-        reply: `${this.#inbox}.${p.requestId}`,
-      });
+      nc.publish(this.#remote.subject, encode(M.REQUEST, header, first), { reply: this.#replyOf(p.requestId) });
     } catch (error) {
-      this.#sent.delete(p.requestId);
       this.#log.warning("Pool {pool}: cannot send a request over NATS: {error}", { pool: this.pool.name, error });
-      this.#fail(p, 503, "Service unavailable");
+      return false;
     }
+    this.#sent.set(p.requestId, { p, host: null, at: Date.now(), rest, answer: null });
+    return true;
+  }
+
+  /** Tells the host that took `p` that nobody waits for it any more. */
+  withdraw(p: Pending<KnownHost>, why: CancelReason): void {
+    const sent = this.#sent.get(p.requestId);
+    if (sent === undefined) return;
+    const host = sent.host;
+    this.#done(sent);
+    if (host !== null) {
+      this.#nc?.publish(
+        `${this.#remote.subject}.host.${host.beat.id}`,
+        encode(M.CANCEL, { k: this.#replyOf(p.requestId), w: why }),
+      );
+    }
+    queueMicrotask(() => this.#pump());
   }
 
   #onReply(subject: string, data: Uint8Array, headers: { code: number } | undefined) {
@@ -237,7 +238,7 @@ export class RemotePool implements PoolBackend {
     const p = sent.p;
     if (headers !== undefined && headers.code === 503 && data.length === 0) {
       // No host subscribed: all are full, or none runs. Back to the queue's front until a host has room.
-      this.#sendAgain(sent, 1000);
+      this.#sendAgain(sent, NO_HOST_PAUSE_MS);
       return;
     }
     const message = decode(data);
@@ -245,12 +246,12 @@ export class RemotePool implements PoolBackend {
     const { type, header, body } = message;
     if (type === M.BUSY) {
       // The host had just filled up (it leaves the queue group, but this one was on its way): soon to another.
-      this.#sendAgain(sent, 50);
+      this.#sendAgain(sent, BUSY_PAUSE_MS);
     } else if (type === M.ACK) {
       const { h: hostId, n: name } = header as { h: string; n?: string };
       const host = this.#hosts.acknowledged(hostId, name, Date.now());
       sent.host = host;
-      p.worker = host;
+      p.servedBy = host;
       host.inflight.add(sent);
       for (const part of sent.rest) {
         this.#nc?.publish(`${this.#remote.subject}.host.${hostId}`, encode(M.BODY, { k: this.#replyOf(id) }, part));
@@ -259,7 +260,11 @@ export class RemotePool implements PoolBackend {
     } else if (type === M.ANSWER) {
       const head = header as RemoteAnswer;
       if (head.n === "stream") {
-        this.#answers.startStream(p, { i: id, s: head.s, h: head.h }, () => this.#cancel(sent, "disconnect"));
+        this.#requests.startStream(
+          p,
+          { i: id, s: head.s, h: head.h ?? [] },
+          () => this.#requests.cancel(p, "disconnect"),
+        );
       } else {
         sent.answer = { head, parts: new BodyParts(head.n) };
         const whole = sent.answer.parts.add(body);
@@ -269,18 +274,14 @@ export class RemotePool implements PoolBackend {
       if (sent.answer !== null) {
         const whole = sent.answer.parts.add(body);
         if (whole !== null) this.#complete(sent, sent.answer.head, whole);
-      } else if (p.stream !== null) {
-        try {
-          p.stream.enqueue(body.slice());
-        } catch {
-          // the client went away; the host hears of it from the stream's cancel
-        }
+      } else {
+        this.#requests.chunk(p, body.slice());
       }
     } else if (type === M.KEEPALIVE) {
-      if (p.deadline !== NO_DEADLINE) p.deadline = deadlineFor(Date.now(), this.pool.options.timeout);
+      this.#requests.keepAlive(p);
     } else if (type === M.END) {
       this.#done(sent);
-      this.#answers.endStream(p, (header as { e?: 1 }).e === 1);
+      this.#requests.endStream(p, (header as { e?: 1 }).e === 1);
       this.#pump();
     }
   }
@@ -289,12 +290,14 @@ export class RemotePool implements PoolBackend {
   #sendAgain(sent: Sent, pauseMs: number) {
     this.#sent.delete(sent.p.requestId);
     this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + pauseMs);
-    if (sent.p.deadline !== NO_DEADLINE) this.#queue.pushFront([sent.p]);
+    this.#requests.requeue(sent.p);
   }
 
+  /** The whole answer: the worker's head and body, made a `Response` once, by the lifecycle. */
   #complete(sent: Sent, head: RemoteAnswer, body: Uint8Array) {
     this.#done(sent);
-    this.#answers.complete(sent.p, { i: sent.p.requestId, s: head.s, h: head.h }, body, false);
+    const { s, k, h } = head;
+    this.#requests.complete(sent.p, { i: sent.p.requestId, s, ...(k !== undefined ? { k } : {}), h }, body, false);
     this.#pump();
   }
 
@@ -306,20 +309,6 @@ export class RemotePool implements PoolBackend {
 
   #replyOf(id: number): string {
     return `${this.#inbox}.${id}`;
-  }
-
-  /** Tells the host that took `sent` that nobody waits for it any more. */
-  #cancel(sent: Sent, why: "timeout" | "disconnect" | "shutdown") {
-    const host = sent.host;
-    this.#done(sent);
-    if (host !== null) {
-      this.#nc?.publish(
-        `${this.#remote.subject}.host.${host.beat.id}`,
-        encode(M.CANCEL, { k: this.#replyOf(sent.p.requestId), w: why }),
-      );
-    }
-    if (why === "disconnect") this.#host.finished(sent.p);
-    this.#pump();
   }
 
   #onBeat(data: Uint8Array) {
@@ -340,24 +329,16 @@ export class RemotePool implements PoolBackend {
   #onLog(data: Uint8Array) {
     const log = parseJsonMessage<HostLog>(data);
     if (typeof log === "object" && log !== null && log.r !== undefined) {
-      this.#host.log(fromWire(log.r, { host: log.host }));
+      this.#owner.log(fromWire(log.r, { host: log.host }));
     }
   }
 
   /** Once per tick: timeouts, hosts that went quiet, and a retry after hosts were full. */
   tick(now: number): void {
-    // One timeout for all, in arrival order (retried ones, older, at the front): the expired are at the front.
-    for (let p = this.#queue.peek(); p !== undefined && p.deadline <= now; p = this.#queue.peek()) {
-      this.#queue.shift();
-      if (p.deadline !== NO_DEADLINE) this.#timeout(p, null);
-    }
-    for (const sent of [...this.#sent.values()]) {
-      if (sent.p.deadline <= now) this.#timeout(sent.p, sent);
-      else if (sent.host === null && now - sent.at > 3000) {
-        // Taken by no host that said so: one that took it died at once, or the message was lost.
-        this.#sent.delete(sent.p.requestId);
-        this.#lostRequest(sent);
-      }
+    this.#requests.expire(now);
+    const lost: Pending<KnownHost>[] = [];
+    for (const sent of this.#sent.values()) {
+      if (sent.host === null && now - sent.at > UNACKNOWLEDGED_MS) lost.push(sent.p);
     }
     for (const host of this.#hosts.expire(now)) {
       this.#lost.set("missed_heartbeats", (this.#lost.get("missed_heartbeats") ?? 0) + 1);
@@ -367,69 +348,34 @@ export class RemotePool implements PoolBackend {
         n: MISSED_BEATS,
         count: host.inflight.size,
       });
-      for (const sent of [...host.inflight]) {
-        this.#sent.delete(sent.p.requestId);
-        this.#lostRequest(sent);
-      }
-      host.inflight.clear();
+      for (const sent of host.inflight) lost.push(sent.p);
     }
+    for (const p of lost) {
+      const sent = this.#sent.get(p.requestId);
+      if (sent !== undefined) this.#done(sent);
+    }
+    this.#requests.lost(lost);
     this.#pump();
   }
 
-  /** A request whose host is gone: 502, or, with `retryIdempotent`, a GET or HEAD goes to the queue's front again. */
-  #lostRequest(sent: Sent) {
-    const p = sent.p;
-    sent.host?.inflight.delete(sent);
-    if (this.pool.options.retryIdempotent && p.retryable) {
-      p.retried = true;
-      p.worker = null;
-      this.#queue.pushFront([p]);
-      return;
-    }
-    this.#fail(p, 502, "Worker failed");
-  }
-
-  #timeout(p: Pending<Host>, sent: Sent | null) {
-    if (sent !== null) this.#cancel(sent, "timeout");
-    p.deadline = NO_DEADLINE;
-    this.#log.warning("Request {id} {method} {path} timed out after {timeout} ms", {
-      requestId: p.wire.x,
-      id: p.requestId,
-      method: p.wire.m,
-      path: p.wire.p,
-      timeout: this.pool.options.timeout,
-    });
-    if (p.client === null && p.resolve === null) this.#host.finished(p);
-    else this.#answers.deliver(p, failure(p, 504, "Request timeout"));
-  }
-
-  #fail(p: Pending<Host>, status: number, message: string) {
-    this.#answers.fail(p, failure(p, status, message));
-  }
-
-  /** The NATS connection is lost: requests sent fail with `sentStatus`, queued ones with `queuedStatus`. */
-  #failAll(sentStatus: number, sentMessage: string, queuedStatus: number, queuedMessage: string) {
-    for (const sent of [...this.#sent.values()]) {
-      this.#done(sent);
-      this.#fail(sent.p, sentStatus, sentMessage);
-    }
-    for (const p of this.#queue.takeAll()) if (p.deadline !== NO_DEADLINE) this.#fail(p, queuedStatus, queuedMessage);
+  /** The NATS connection is lost: requests sent fail with 502, queued ones with 503; hosts are forgotten. */
+  #linkLost() {
+    for (const sent of [...this.#sent.values()]) this.#done(sent);
+    this.#requests.failSent(502, "Worker failed");
+    this.#requests.failQueued(503, "Service unavailable");
     if (this.#hosts.size > 0) this.#lost.set("nats", (this.#lost.get("nats") ?? 0) + 1);
     this.#hosts.clear();
   }
 
-  /** Answers every waiting and sent request with `response()` (shutdown). */
-  abortAll(response: () => Response): void {
-    for (const sent of [...this.#sent.values()]) {
-      this.#cancel(sent, "shutdown");
-      this.#answers.fail(sent.p, response());
-    }
-    for (const p of this.#queue.takeAll()) if (p.deadline !== NO_DEADLINE) this.#answers.fail(p, response());
+  /** Answers every waiting and sent request with `status` (shutdown); hosts are told to cancel. */
+  abortAll(status: number, message: string): void {
+    this.#requests.abortAll(status, message);
   }
 
   /** Closes the NATS connection. */
   async stop(_grace: number): Promise<void> {
     this.#stopping = true;
+    this.#requests.stopping = true;
     this.#stop.abort();
     await this.#started;
     const nc = this.#nc;
@@ -440,7 +386,7 @@ export class RemotePool implements PoolBackend {
   /** Every host's workers; `id`s numbered across hosts, `host` naming each one's host. */
   status(): PoolStatus {
     const { workers, queued } = this.#hosts.workers();
-    return { name: this.pool.name, workers, queueSize: this.#queue.size + queued, degraded: false, spares: [] };
+    return { name: this.pool.name, workers, queueSize: this.#requests.queued + queued, degraded: false, spares: [] };
   }
 
   /** Config goes to every host, which passes it to its workers. */

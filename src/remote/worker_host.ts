@@ -13,15 +13,15 @@
 import type { Logger, LogRecord } from "@logtape/logtape";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { WorkerPool } from "../pool.ts";
-import { flattenHeaders } from "../protocol/results.ts";
 import { toWire } from "../protocol/log_record.ts";
 import type { Runtime } from "../runtime.ts";
-import type { Pending } from "../supervisor/pending.ts";
+import type { Pending, RelaySink } from "../requests/pending.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
-import type { CancelReason } from "../protocol/frames.ts";
+import type { CancelReason, ResponseHeader, StartHeader } from "../protocol/frames.ts";
 import {
   BodyParts,
   decode,
+  DEFAULT_MAX_PAYLOAD,
   encode,
   type HostBeat,
   type HostLog,
@@ -34,7 +34,8 @@ import {
   splitBody,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
-import type { ResolvedRemote } from "./remote_options.ts";
+import { BOOT_FAILURE_STATUS, drained, RunningPools, stopGrace } from "../running_pools.ts";
+import type { ResolvedRemote } from "../remote_options.ts";
 
 /** What a worker host needs. */
 export interface WorkerHostOptions {
@@ -55,27 +56,20 @@ interface Taken {
   partial: { header: RemoteRequest; parts: BodyParts } | null;
   /** The local pending request, once submitted. */
   p: Pending | null;
-  /** The reader of a streamed answer's body, while it streams. */
-  reader: ReadableStreamDefaultReader<Uint8Array> | null;
 }
-
-const TICK_MS = 100;
-/** Exit status when no worker of the pool can start. */
-const BOOT_FAILURE_STATUS = 3;
 
 /** Runs one worker host until SIGTERM or SIGINT. */
 export class WorkerHost {
   readonly #o: WorkerHostOptions;
   readonly #id: string;
   #log!: Logger;
+  #pools!: RunningPools;
   #supervisor!: Supervisor;
   #nc: NatsConnection | null = null;
   /** The queue-group subscription, while the host has room. */
   #sub: Subscription | null = null;
   /** By reply subject. */
   readonly #taken = new Map<string, Taken>();
-  /** The reply subject of each local pending request. */
-  readonly #replies = new WeakMap<Pending, string>();
   /** Requests taken and not yet answered (or given up). */
   #busy = 0;
   #nextId = 1;
@@ -94,33 +88,23 @@ export class WorkerHost {
   /** Starts the workers, connects, and serves until stopped; resolves with the exit status. */
   async run(): Promise<number> {
     const { runtime, pool } = this.#o;
-    const [logtape, { Supervisor }] = await Promise.all([
-      import("../logging/logtape.ts"),
-      import("../supervisor/supervisor.ts"),
-    ]);
+    const logtape = await import("../logging/logtape.ts");
     logtape.configureDefaultLogging(runtime);
     this.#log = logtape.getLogger(["forkyard", "host"]);
+    const { Supervisor } = await import("../supervisor/supervisor.ts");
+    // The pool runs here as a dispatcher's local pool does, whatever its `remote` option says.
     const supervisor = new Supervisor(pool, {
       runtime,
-      finished: () => this.#finished(),
-      keptAlive: (p) => {
-        const reply = this.#replies.get(p);
-        if (reply !== undefined) this.#nc?.publish(reply, encode(M.KEEPALIVE, {}));
+      finished: (p) => {
+        if (p.origin.kind === "relayed") this.#finished();
       },
       log: (record) => this.#onLog(record),
       logger: logtape.getLogger(["forkyard", "pool", pool.name]),
     });
-    this.#supervisor = supervisor;
     pool.attach(supervisor);
-    supervisor.start();
-    const ticker = setInterval(() => {
-      try {
-        supervisor.tick(Date.now());
-      } catch (error) {
-        this.#log.error("Supervising pool {pool} failed: {error}", { pool: pool.name, error });
-      }
-      this.#updateSubscription();
-    }, TICK_MS);
+    const pools = RunningPools.start([supervisor], this.#log, () => this.#updateSubscription());
+    this.#pools = pools;
+    this.#supervisor = supervisor;
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => (stop = resolve));
     const unlisten = [
@@ -129,14 +113,11 @@ export class WorkerHost {
       runtime.onSignal("SIGHUP", () => void pool.reload()),
     ];
     try {
-      await supervisor.settled();
-      const failure = supervisor.bootFailure();
+      await pools.settled();
+      const failure = pools.bootFailure();
       if (failure !== null) {
-        this.#log.error('Cannot start pool "{pool}": its workers failed to boot ({reason})', {
-          pool: pool.name,
-          reason: failure,
-        });
-        await supervisor.stop(1000);
+        this.#log.error('Cannot start pool "{pool}": its workers failed to boot ({reason})', failure);
+        await pools.stop(1000);
         return BOOT_FAILURE_STATUS;
       }
       const remote = this.#o.remote;
@@ -150,12 +131,12 @@ export class WorkerHost {
         }, giveUp.signal);
       } catch (error) {
         // Refused (credentials, TLS): trying again would not help.
-        await supervisor.stop(1000);
+        await pools.stop(1000);
         throw error;
       }
       if (nc === null) {
         // stopped before NATS was reached
-        await supervisor.stop(1000);
+        await pools.stop(1000);
         return 0;
       }
       this.#nc = nc;
@@ -184,7 +165,6 @@ export class WorkerHost {
       await this.#shutdown(nc);
       return 0;
     } finally {
-      clearInterval(ticker);
       for (const off of unlisten) off();
     }
   }
@@ -243,7 +223,7 @@ export class WorkerHost {
     }
     this.#nc?.publish(reply, encode(M.ACK, { h: this.#id, n: this.#o.name }));
     this.#busy++;
-    const taken: Taken = { partial: null, p: null, reader: null };
+    const taken: Taken = { partial: null, p: null };
     this.#taken.set(reply, taken);
     if (message.body.length < header.n) {
       taken.partial = { header, parts: new BodyParts(header.n) };
@@ -270,8 +250,7 @@ export class WorkerHost {
       }
     } else if (message.type === M.CANCEL) {
       this.#taken.delete(k);
-      if (taken.reader !== null) void taken.reader.cancel().catch(() => {});
-      else if (taken.p !== null) this.#supervisor.cancel(taken.p as Pending<never>, w ?? "disconnect");
+      if (taken.p !== null) this.#supervisor.cancel(taken.p as Pending<never>, w ?? "disconnect");
       else this.#finished();
     }
   }
@@ -281,54 +260,44 @@ export class WorkerHost {
     const id = this.#nextId++;
     taken.p = this.#supervisor.request({
       id,
-      client: null,
+      origin: { kind: "relayed", sink: this.#relay(reply) },
       // Answered even when the dispatcher's caller waits for nothing (`n`): the dispatcher drops the answer.
       wire: { ...header.w, i: id, n: undefined },
       body,
-      resolve: (response) => void this.#answer(reply, taken, response),
-      adapter: null,
-      upgrade: null,
+      resolve: null,
     });
-    this.#replies.set(taken.p, reply);
   }
 
-  /** Sends `response` back to the dispatcher: whole, in parts if large, or as a stream. */
-  async #answer(reply: string, taken: Taken, response: Response) {
-    const nc = this.#nc;
-    if (nc === null || !this.#taken.has(reply)) {
-      void response.body?.cancel().catch(() => {});
-      return;
-    }
-    const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-    // The trace id travels with the request; the dispatcher adds it to the answer itself.
-    const headers = flattenHeaders(response.headers).filter((_, i, all) => all[i - (i % 2)] !== "x-request-id");
+  /** Where the answer to the request with reply subject `reply` goes: its worker's frames, as messages. */
+  #relay(reply: string): RelaySink {
     const publish = (type: number, header: unknown, body?: Uint8Array) => {
-      if (!nc.isClosed()) nc.publish(reply, encode(type, header, body));
+      const nc = this.#nc;
+      if (nc !== null && !nc.isClosed() && this.#taken.has(reply)) nc.publish(reply, encode(type, header, body));
     };
-    if (taken.p?.stream == null) {
-      const body = new Uint8Array(await response.arrayBuffer());
-      this.#taken.delete(reply);
-      const head: RemoteAnswer = { s: response.status, h: headers, n: body.length };
-      const [first, rest] = splitBody(body, maxPayload, head);
-      publish(M.ANSWER, head, first);
-      for (const part of rest) publish(M.CHUNK, {}, part);
-      return;
-    }
-    publish(M.ANSWER, { s: response.status, h: headers, n: "stream" });
-    const reader = response.body!.getReader();
-    taken.reader = reader;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        for (const part of splitBody(value, maxPayload)[1]) publish(M.CHUNK, {}, part);
-      }
-      publish(M.END, {});
-    } catch {
-      publish(M.END, { e: 1 });
-    } finally {
-      this.#taken.delete(reply);
-    }
+    const maxPayload = () => this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+    return {
+      whole: ({ s, k, h }: ResponseHeader, body: Uint8Array) => {
+        const head: RemoteAnswer = {
+          s,
+          ...(k !== undefined ? { k } : {}),
+          ...(h !== undefined ? { h } : {}),
+          n: body.length,
+        };
+        const [first, rest] = splitBody(body, maxPayload(), head);
+        publish(M.ANSWER, head, first);
+        for (const part of rest) publish(M.CHUNK, {}, part);
+        this.#taken.delete(reply);
+      },
+      start: ({ s, h }: StartHeader) => publish(M.ANSWER, { s, h, n: "stream" }),
+      chunk: (body: Uint8Array) => {
+        for (const part of splitBody(body, maxPayload())[1]) publish(M.CHUNK, {}, part);
+      },
+      end: (failed: boolean) => {
+        publish(M.END, failed ? { e: 1 } : {});
+        this.#taken.delete(reply);
+      },
+      keptAlive: () => publish(M.KEEPALIVE, {}),
+    };
   }
 
   /** A request left the local pool (answered, failed, cancelled). */
@@ -357,16 +326,8 @@ export class WorkerHost {
     await this.#sub?.drain().catch(() => {});
     this.#sub = null;
     this.#beat(true);
-    if (this.#busy > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#idle = resolve;
-        timer = setTimeout(resolve, this.#o.shutdownTimeout);
-      });
-      clearTimeout(timer);
-    }
-    this.#supervisor.abortAll(() => new Response(null, { status: 503 }));
-    await this.#supervisor.stop(Math.max(1000, Math.min(this.#o.shutdownTimeout, 5000)));
+    if (this.#busy > 0) await drained((done) => (this.#idle = done), this.#o.shutdownTimeout);
+    await this.#pools.stop(stopGrace(this.#o.shutdownTimeout), 503, "Service unavailable");
     await nc.drain().catch(() => nc.close());
   }
 }

@@ -6,6 +6,9 @@
  * @module
  */
 
+import type { Logger } from "@logtape/logtape";
+import { isServing, type Slot } from "./worker_process.ts";
+
 /** What the decision looks at. */
 export interface ScaleInput {
   /** Slots now. */
@@ -48,4 +51,43 @@ export function decideScale(input: ScaleInput, opts: ScaleOptions): ScaleDecisio
     return { action: "shrink", idle: input.lastIdle };
   }
   return { action: "none" };
+}
+
+/** What the decision looks at in a pool of `slots` with `queued` requests, the oldest `waited` ms ago. */
+export function scaleInput(
+  slots: readonly Slot[],
+  queued: number,
+  waited: number,
+  degraded: boolean,
+  now: number,
+): ScaleInput {
+  const last = slots[slots.length - 1]?.worker;
+  return {
+    size: slots.length,
+    queued,
+    waited,
+    starting: slots.some((s) => s.worker?.state === "starting"),
+    degraded,
+    lastIdle: last && isServing(last.state) && last.inflight.size === 0 && last.idleSince > 0
+      ? now - last.idleSince
+      : null,
+  };
+}
+
+/** Logs what pool `pool` of `size` workers does, and why. */
+export function logScale(log: Logger, pool: string, size: number, decision: ScaleDecision): void {
+  if (decision.action === "grow") {
+    log.info("Pool {pool} grows to {n} workers: a request waited {waited} ms", {
+      pool,
+      n: size + 1,
+      waited: decision.waited,
+    });
+  } else if (decision.action === "shrink") {
+    log.info("Pool {pool} shrinks to {n} workers: worker {id} idle for {idle} ms", {
+      pool,
+      n: size - 1,
+      id: size - 1,
+      idle: decision.idle,
+    });
+  }
 }

@@ -11,13 +11,27 @@ import { fileURLToPath } from "node:url";
 import type { Logger } from "@logtape/logtape";
 import { MAX_RESTART_DELAY, type WorkerPool } from "../pool.ts";
 import { type ChannelError, FrameDecoder, FrameWriter } from "../protocol/codec.ts";
-import { F } from "../protocol/frames.ts";
+import { F, type InitHeader } from "../protocol/frames.ts";
 import { SPILL_THRESHOLD, spillPrefix } from "../protocol/spill.ts";
 import type { ChildProcess, ExitStatus, Runtime } from "../runtime.ts";
 import { MODULE_ENV, WORKER_ENV } from "../worker/entry.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../requests/clock.ts";
 import { Backoff } from "./restart_policy.ts";
 import { type Slot, WorkerProcess } from "./worker_process.ts";
+
+/** The `INIT` frame of a process for slot `id` of `pool`. */
+export function initHeader(pool: WorkerPool, id: number): InitHeader {
+  const opts = pool.options;
+  return {
+    pool: pool.name,
+    id,
+    kwargs: opts.kwargs,
+    logLevel: opts.logLevel,
+    heartbeatInterval: opts.heartbeatInterval,
+    ...(opts.module !== null ? { module: opts.module, export: opts.export } : {}),
+    ...(pool.mount !== null ? { mount: pool.mount } : {}),
+  };
+}
 
 /** Where a worker process of a `module` pool starts: the worker entry, without the dispatcher's program. */
 const MODULE_MAIN = new URL(
@@ -210,18 +224,26 @@ export class Launcher {
     return this.#spares.map((s) => s.child.pid);
   }
 
-  /** Starts no more processes; returns the spares, whose channel is closed (which ends them). */
-  stop(): ChildProcess[] {
+  /**
+   * Starts no more processes and stops those started: `workers` are asked to (STOP), spares lose their channel
+   * (which ends them); whatever has not exited after `graceMs` is killed. Resolves once every one has exited.
+   */
+  async stop(workers: readonly WorkerProcess[], graceMs: number): Promise<void> {
     this.#stopping = true;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    for (const w of workers) w.writer.send(F.STOP);
     const spares = this.#spares.splice(0).map((s) => s.child);
     for (const c of spares) c.closeStdin();
-    return spares;
-  }
-
-  /** Resolves once every process started so far has exited. */
-  exited(): Promise<unknown[]> {
-    return Promise.all([...this.#exits]);
+    const all = Promise.all([...this.#exits]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, graceMs, true)));
+    if (await Promise.race([all.then(() => false), timedOut])) {
+      for (const w of workers) w.child.kill("SIGKILL");
+      for (const c of spares) c.kill("SIGKILL");
+      await all;
+    }
+    clearTimeout(timer);
+    for (const w of workers) w.child.closeStdin();
   }
 }

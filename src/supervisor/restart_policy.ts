@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../requests/clock.ts";
 
 /** A delay that doubles at each use, from `initial` up to `max`, until it is reset. */
 export class Backoff {

@@ -5,7 +5,7 @@
  */
 
 import type { PoolStatus, WorkerStatus } from "../pool.ts";
-import { oldest } from "./deadlines.ts";
+import { oldest } from "../requests/deadlines.ts";
 import { isServing, type Slot, type WorkerState } from "./worker_process.ts";
 
 /** The state `WorkerStatus.state` shows: `retiring` is still `ready`, `killed` already `down`. */

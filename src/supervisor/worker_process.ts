@@ -6,9 +6,10 @@
 
 import type { FrameWriter } from "../protocol/codec.ts";
 import { IdTable } from "../id_table.ts";
-import type { ChildProcess } from "../runtime.ts";
+import type { ChildProcess, ExitStatus } from "../runtime.ts";
 import type { HealthState } from "./health_check.ts";
-import type { CloseSocket, Pending } from "./pending.ts";
+import type { Pending } from "../requests/pending.ts";
+import type { CloseSocket } from "../requests/socket_link.ts";
 
 /**
  * Where a worker process is in its life:
@@ -58,6 +59,49 @@ export interface Slot {
   everReady: boolean;
   /** The error a process of this slot failed to start with, as one line, when it said. */
   bootError: string | null;
+}
+
+/** Slot `id`, before its first process. */
+export function emptySlot(id: number): Slot {
+  return {
+    id,
+    worker: null,
+    standby: null,
+    swapWaiters: [],
+    restarts: 0,
+    respawnAt: 0,
+    lastExitReason: null,
+    everReady: false,
+    bootError: null,
+  };
+}
+
+/**
+ * Resolves once every slot's first process is serving or has failed (the pool's start is settled), after
+ * `timeoutMs`, or once `stopped()`.
+ */
+export function slotsSettled(slots: () => readonly Slot[], timeoutMs: number, stopped: () => boolean): Promise<void> {
+  const check = () => slots().every((s) => s.restarts > 0 || (s.worker !== null && isServing(s.worker.state)));
+  if (check()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const deadline = Date.now() + timeoutMs;
+    const timer = setInterval(() => {
+      if (check() || Date.now() >= deadline || stopped()) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 10);
+  });
+}
+
+/**
+ * Why no worker of the pool could start, when none ever became ready and every slot's first process failed (its
+ * setup() threw, its program did not load); `null` otherwise.
+ */
+export function bootFailure(slots: readonly Slot[]): string | null {
+  if (slots.length === 0 || slots.some((s) => s.everReady || s.restarts === 0)) return null;
+  const slot = slots.find((s) => s.bootError !== null) ?? slots[0];
+  return slot.bootError ?? slot.lastExitReason ?? "no worker started";
 }
 
 /** A running worker process. */
@@ -111,4 +155,16 @@ export class WorkerProcess {
     this.lastSeen = now;
     this.idleSince = now;
   }
+}
+
+/** Closes the WebSockets pinned to `worker`; `tell`: whether it hears of it (not when it is gone). */
+export function closeSockets(worker: WorkerProcess, code: number, reason: string, tell: boolean): void {
+  if (worker.sockets.size === 0) return;
+  for (const close of [...worker.sockets.values()]) close(code, reason, tell);
+  worker.sockets.clear();
+}
+
+/** `code 1` or `signal SIGKILL`. */
+export function howItEnded(status: ExitStatus): string {
+  return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
 }

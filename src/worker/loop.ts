@@ -20,8 +20,8 @@ import { encodeResult, errorBody } from "../protocol/results.ts";
 import type { WorkerLogger } from "../logging/worker_logger.ts";
 import { IdTable } from "../id_table.ts";
 import { RouteTable, socketRoutes, workerRoutes } from "../routing.ts";
-import { setPubSub } from "../websocket/pubsub.ts";
-import { honoHandler, takeUpgrade } from "../websocket/upgrade.ts";
+import { setPubSub } from "./pubsub.ts";
+import { honoHandler, takeUpgrade } from "./upgrade_websocket.ts";
 import type { WebSocketHandler } from "./socket.ts";
 import { WorkerSockets } from "./sockets.ts";
 import type { Runtime } from "../runtime.ts";
@@ -149,11 +149,17 @@ export class WorkerLoop {
   #heartbeat() {
     this.#writer.send(F.HEARTBEAT, { r: this.#runtime.rss() });
     if (!this.#ready) return;
+    this.#hook("onIdle");
+  }
+
+  /** Calls the worker's hook `name`: what it throws, or its promise rejects with, is logged, never thrown on. */
+  #hook<A extends unknown[]>(name: "onIdle" | "onConfig" | "onRequestError" | "onDisconnect", ...args: A): void {
+    const failed = (error: unknown) => this.#log.error(`${name}() failed: {error}`, { error });
     try {
-      const idle = this.#worker.onIdle();
-      if (idle instanceof Promise) idle.catch((e) => this.#log.error("onIdle() failed: {error}", { error: e }));
+      const done = (this.#worker[name] as (...args: A) => unknown).apply(this.#worker, args);
+      if (done instanceof Promise) done.catch(failed);
     } catch (error) {
-      this.#log.error("onIdle() failed: {error}", { error });
+      failed(error);
     }
   }
 
@@ -166,7 +172,7 @@ export class WorkerLoop {
         this.#cancel(header as CancelHeader);
         break;
       case F.CONFIG:
-        this.#config((header as ConfigHeader).c);
+        this.#hook("onConfig", (header as ConfigHeader).c);
         break;
       case F.STOP:
         this.#stop();
@@ -176,15 +182,6 @@ export class WorkerLoop {
       case F.WS_CLOSED:
         this.#sockets.onFrame(type, header, body);
         break;
-    }
-  }
-
-  #config(config: unknown) {
-    try {
-      const done = this.#worker.onConfig(config);
-      if (done instanceof Promise) done.catch((error) => this.#log.error("onConfig() failed: {error}", { error }));
-    } catch (error) {
-      this.#log.error("onConfig() failed: {error}", { error });
     }
   }
 
@@ -336,11 +333,7 @@ export class WorkerLoop {
         path: request.path,
         error,
       });
-      try {
-        this.#worker.onRequestError(request, error);
-      } catch (hookError) {
-        this.#log.error("onRequestError() failed: {error}", { error: hookError });
-      }
+      this.#hook("onRequestError", request, error);
     }
     if (!this.#inflight.delete(id)) return;
     if (invalid !== null) this.#writer.send(F.RESPONSE, { i: id, s: 400 }, errorBody(invalid.message));
@@ -392,13 +385,7 @@ export class WorkerLoop {
     this.#inflight.delete(i);
     entry.request[ABORT](new Error(w === "timeout" ? "Request timed out" : "Client disconnected"));
     entry.reader?.cancel().catch(() => {});
-    if (w === "disconnect") {
-      try {
-        this.#worker.onDisconnect(i);
-      } catch (error) {
-        this.#log.error("onDisconnect() failed: {error}", { error });
-      }
-    }
+    if (w === "disconnect") this.#hook("onDisconnect", i);
     this.#afterRequest();
   }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { FrameWriter } from "../protocol/codec.ts";
+import { type FrameWriter, LARGE_BODY } from "../protocol/codec.ts";
 import { F } from "../protocol/frames.ts";
 import type { PathParams } from "../routing.ts";
 import type { WorkerRequest } from "./request.ts";
@@ -87,7 +87,7 @@ export class WorkerSocket {
     else {
       // The channel keeps large bodies by reference until it writes them: the caller may reuse its buffer at once.
       const bytes = bytesOf(data);
-      this.#writer.send(F.WS_SEND, { i: this.id, b: 1 }, bytes.length >= 64 * 1024 ? bytes.slice() : bytes);
+      this.#writer.send(F.WS_SEND, { i: this.id, b: 1 }, bytes.length >= LARGE_BODY ? bytes.slice() : bytes);
     }
   }
 

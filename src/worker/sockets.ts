@@ -6,6 +6,7 @@
  * @module
  */
 
+import { CLOSE } from "../protocol/close_codes.ts";
 import type { FrameWriter } from "../protocol/codec.ts";
 import { type CloseHeader, F, type IdHeader, type MessageHeader } from "../protocol/frames.ts";
 import type { WorkerLogger } from "../logging/worker_logger.ts";
@@ -19,8 +20,6 @@ interface Entry {
 }
 
 const decoder = new TextDecoder();
-/** A handler that threw: the socket closes with 1011, as a server error. */
-const HANDLER_FAILED = 1011;
 
 /** The sockets of one worker process, by id. */
 export class WorkerSockets {
@@ -74,7 +73,7 @@ export class WorkerSockets {
   #call(entry: Entry, name: string, run: () => void | Promise<void>) {
     const failed = (error: unknown) => {
       this.#log.error("WebSocket {name}() for {path} failed: {error}", { name, path: entry.socket.path, error });
-      if (name !== "onClose") entry.socket.close(HANDLER_FAILED, "Internal error");
+      if (name !== "onClose") entry.socket.close(CLOSE.WORKER_FAILED, "Internal error");
     };
     try {
       const done = run();

@@ -11,8 +11,8 @@
 import type { Context, Next } from "hono";
 // Types only: Hono's WSContext is loaded by the first accepted socket, so that mod.ts loads no Hono module.
 import type { UpgradeWebSocket, WSContext, WSEvents } from "hono/ws";
-import type { WorkerRequest } from "../worker/request.ts";
-import { bytesOf, type WebSocketHandler, type WorkerSocket } from "../worker/socket.ts";
+import type { WorkerRequest } from "./request.ts";
+import { bytesOf, type WebSocketHandler, type WorkerSocket } from "./socket.ts";
 
 /** Options of {@linkcode upgradeWebSocket}. */
 export interface UpgradeWebSocketOptions {

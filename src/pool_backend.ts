@@ -1,25 +1,23 @@
 /**
- * What a pool's supervisor needs from its dispatcher, and what the dispatcher
- * needs from whatever runs a pool.
+ * What runs a pool needs from the process it runs in (a dispatcher, a worker
+ * host), and what that process needs from whatever runs a pool: a
+ * {@linkcode Supervisor} of local processes, or a remote pool's link to its
+ * worker hosts.
  *
  * @module
  */
 
 import type { Logger, LogRecord } from "@logtape/logtape";
-import type { PoolRunner, WorkerPool, WorkerResponse } from "../pool.ts";
-import type { Runtime } from "../runtime.ts";
-import type { Clock } from "./clock.ts";
-import type { ClientRequest, Pending, ServedBy } from "./pending.ts";
+import type { PoolRunner, WorkerPool } from "./pool.ts";
+import type { Runtime } from "./runtime.ts";
+import type { Clock } from "./requests/clock.ts";
+import type { ClientRequest, Pending, ServedBy } from "./requests/pending.ts";
 
-/** What a pool needs from its dispatcher. */
+/** What a pool needs from the process it runs in. */
 export interface PoolHost {
   runtime: Runtime;
-  /** A request left the pending set (answered, failed or dropped). */
+  /** A request left the pool (answered, failed or dropped). */
   finished(pending: Pending): void;
-  /** A worker answered; calls `onResponse` when the application has one. */
-  answered?: (response: WorkerResponse, pending: Pending) => void;
-  /** A worker called `keepAlive()` while serving `pending` (a worker host tells the dispatcher). */
-  keptAlive?: (pending: Pending) => void;
   /** A worker's log record. */
   log(record: LogRecord): void;
   /** The pool's own logger (LogTape is the dispatcher's to load). */
@@ -30,10 +28,7 @@ export interface PoolHost {
   clock?: Clock;
 }
 
-/**
- * What runs a pool for its dispatcher: a {@linkcode Supervisor} of local processes, or a remote pool's link to its
- * worker hosts.
- */
+/** What runs a pool for its process: its workers' supervision and its requests. */
 export interface PoolBackend extends PoolRunner {
   readonly pool: WorkerPool;
   /** Starts the pool's workers (or its connection). */
@@ -44,14 +39,14 @@ export interface PoolBackend extends PoolRunner {
   bootFailure(): string | null;
   /** Whether the pool answers 503 for now. */
   readonly degraded: boolean;
-  /** Accepts a client's request; its answer goes to `request.resolve`. */
+  /** Admits a request; its answer goes to `request.resolve` (or its relay). */
   request(request: ClientRequest): Pending<ServedBy>;
   /** Workers replaced so far, by why. */
   replacements(): ReadonlyMap<string, number>;
   /** Called every tick with the time. */
   tick(now: number): void;
-  /** Answers every waiting and in-flight request with `response()`. */
-  abortAll(response: () => Response): void;
+  /** Answers every waiting and in-flight request with `status` (shutdown). */
+  abortAll(status: number, message: string): void;
   /** Stops the workers, killing those not gone after `grace` ms. */
   stop(grace: number): Promise<void>;
 }

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { bytesOf, TOPIC, WorkerSocket } from "../worker/socket.ts";
+import { bytesOf, TOPIC, WorkerSocket } from "./socket.ts";
 
 /** Where `publish` goes in this process: the worker's channel, or the dispatcher's sockets. */
 export interface PubSub {

@@ -1,0 +1,97 @@
+/**
+ * Answers as `Response`s: a worker's `RESPONSE` frame, or the `START`,
+ * `CHUNK`s and `END` of a streamed answer, become the `Response` a client (or
+ * a health check) gets; failures (502, 503, 504, 499) are JSON error answers.
+ * Relayed requests never come here: their answers leave a worker host as
+ * frames.
+ *
+ * @module
+ */
+
+import type { WorkerResponse } from "../pool.ts";
+import { decodeBody } from "../protocol/body.ts";
+import { recycleBody } from "../protocol/codec.ts";
+import type { ResponseHeader, StartHeader } from "../protocol/frames.ts";
+import { errorResponse, headersFrom, responseFromFrame } from "../protocol/results.ts";
+import type { Runtime } from "../runtime.ts";
+import type { Pending } from "./pending.ts";
+
+/** A JSON error answer for `p`, carrying its trace id. */
+export function failure(p: Pending, status: number, message: string): Response {
+  return errorResponse(status, message, p.wire.x === undefined ? undefined : { "x-request-id": p.wire.x });
+}
+
+/** Gives `response` to whoever waits for `p`, once. */
+export function resolveWith(p: Pending, response: Response): void {
+  const resolve = p.resolve;
+  p.resolve = null;
+  if (resolve !== null) resolve(response);
+}
+
+/**
+ * A worker's whole answer to `p`, made a `Response` once. `lent`: the body's bytes are to be given back once the
+ * runtime has sent them.
+ */
+export function answerWhole(p: Pending, h: ResponseHeader, body: Uint8Array, lent: boolean, runtime: Runtime): void {
+  const response = responseFromFrame(h, body, p.wire.x, runtime.setHeaderAfter);
+  p.responseBytes = body.length;
+  resolveWith(p, response);
+  const origin = p.origin;
+  if (origin.kind !== "client") {
+    if (lent) recycleBody(body, runtime.spill());
+    return;
+  }
+  const observe = origin.observe;
+  if (observe !== null) {
+    const info = responseInfo(response.status, response.headers, body);
+    queueMicrotask(() => observe(info));
+  } else if (lent && origin.adapter.afterResponse !== undefined) {
+    // Once the runtime no longer reads them, the bytes may take a later body; not when onResponse() sees
+    // them: it may keep them.
+    const files = runtime.spill();
+    origin.adapter.afterResponse(() => recycleBody(body, files));
+  }
+}
+
+/** Starts `p`'s streamed answer; `cancelled` runs when the client goes away mid-stream. */
+export function openStream(p: Pending, h: StartHeader, cancelled: () => void): void {
+  const stream = new ReadableStream<Uint8Array>({
+    start: (controller) => {
+      p.stream = controller;
+    },
+    cancel: cancelled,
+  });
+  resolveWith(p, new Response(stream, { status: h.s, headers: headersFrom(h.h, p.wire.x) }));
+}
+
+/** Ends `p`'s streamed answer: closed, or broken off when it `failed`. */
+export function closeStream(p: Pending, failed: boolean): void {
+  try {
+    if (failed) p.stream?.error(new Error("Worker failed while streaming"));
+    else p.stream?.close();
+  } catch {
+    // the client cancelled already
+  }
+}
+
+/** What `Dispatcher.onResponse` gets: the body decoded on first use. */
+function responseInfo(status: number, headers: Headers, body: Uint8Array): WorkerResponse {
+  let data: unknown;
+  let parsed = false;
+  return {
+    status,
+    headers,
+    body,
+    get data() {
+      if (!parsed) {
+        parsed = true;
+        try {
+          data = decodeBody(body, headers.get("content-type"));
+        } catch {
+          data = body;
+        }
+      }
+      return data;
+    },
+  };
+}
