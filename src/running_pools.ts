@@ -22,13 +22,10 @@ export function stopGrace(shutdownTimeout: number): number {
   return Math.max(1000, Math.min(shutdownTimeout, 5000));
 }
 
-/** Resolves once `register`'s callback is called (the last request finished), or after `timeoutMs`. */
-export async function drained(register: (done: () => void) => void, timeoutMs: number): Promise<void> {
+/** Resolves once `done` does (the last request finished), or after `timeoutMs`. */
+export async function settledWithin(done: Promise<void>, timeoutMs: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await new Promise<void>((resolve) => {
-    register(resolve);
-    timer = setTimeout(resolve, timeoutMs);
-  });
+  await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
   clearTimeout(timer);
 }
 

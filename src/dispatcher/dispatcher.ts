@@ -29,7 +29,7 @@ import { RequestPipeline, type SyncTarget } from "./request_pipeline.ts";
 import { removeStaleSpills, warnUnreachableRoutes } from "./startup_checks.ts";
 import { AdminListener } from "./admin.ts";
 import { Metrics } from "./metrics.ts";
-import { BOOT_FAILURE_STATUS, drained, RunningPools, stopGrace } from "../running_pools.ts";
+import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
 import { type ListenInfo, openListeners } from "./listeners.ts";
 import { poolBackends } from "./pool_backends.ts";
 
@@ -93,6 +93,8 @@ export class Dispatcher {
   #sockets: SocketHub | undefined;
   /** What the dispatcher does with each request; made by run(). */
   #pipeline: RequestPipeline | undefined;
+  /** What records each answer, when the access log or the admin listener asks for it. */
+  #observer: AnswerObserver | null = null;
   #stopping = false;
   #reloading: Promise<number> | undefined;
   #stopped: Promise<void> | undefined;
@@ -184,7 +186,9 @@ export class Dispatcher {
     if (isWorkerProcess(runtime)) return runPoolWorker(this.pools);
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
     this.#runtime = runtime;
-    const pipeline = await this.#prepare(runtime);
+    this.#logtape = await import("../logging/logtape.ts");
+    this.#logtape.configureDefaultLogging(runtime);
+    this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
     // Several dispatchers: this process is their primary, or one of them with its share of the workers.
     let slot: DispatcherSlot | null = null;
     if (this.options.dispatchers > 1) {
@@ -199,6 +203,7 @@ export class Dispatcher {
       }
       for (const pool of this.pools) pool.scale(several.share(pool.options.workers, slot.index, slot.count));
     }
+    const pipeline = await this.#prepare(runtime, slot);
     removeStaleSpills(runtime, this.#log);
     warnUnreachableRoutes(this.pools, (path) => this.findPool(path), this.#log);
     const handle = await requestHandler({
@@ -220,7 +225,7 @@ export class Dispatcher {
       );
       return this.#exit(BOOT_FAILURE_STATUS);
     }
-    if (!await this.#listen(runtime, pipeline, handle, slot)) return this.#exit(1);
+    if (!await this.#listen(runtime, handle, slot)) return this.#exit(1);
     if (slot !== null) {
       await this.#linkToPrimary(runtime, pipeline);
       await this.#finished;
@@ -237,20 +242,36 @@ export class Dispatcher {
     await this.#finished;
   }
 
-  /** Loads what only a dispatcher needs (worker processes re-run the program and need none of it): logging, the socket hub, the request pipeline. */
-  async #prepare(runtime: Runtime): Promise<RequestPipeline> {
-    const [logtape, { SocketHub }, { setPubSub }] = await Promise.all([
-      import("../logging/logtape.ts"),
+  /**
+   * Makes what only a dispatcher needs (worker processes re-run the program and need none of it): the socket hub,
+   * the admin listener's metrics (not several dispatchers': their primary answers for them all, each of them counts
+   * its answers for it), what records each answer, and the request pipeline.
+   */
+  async #prepare(runtime: Runtime, slot: DispatcherSlot | null): Promise<RequestPipeline> {
+    const [{ SocketHub }, { setPubSub }] = await Promise.all([
       import("./socket_hub.ts"),
       import("../worker/pubsub.ts"),
     ]);
-    const { wsMaxMessageSize: maxMessageSize, wsMaxBuffered: maxBuffered } = this.options;
-    const sockets = new SocketHub({ maxMessageSize, maxBuffered });
+    const sockets = new SocketHub({
+      maxMessageSize: this.options.wsMaxMessageSize,
+      maxBuffered: this.options.wsMaxBuffered,
+      relay: slot === null ? null : (topic, data) => this.#link?.publish(topic, data),
+    });
     this.#sockets = sockets;
     setPubSub({ publish: (topic, data) => sockets.publish(topic, data) });
-    this.#logtape = logtape;
-    this.#logtape.configureDefaultLogging(runtime);
-    this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
+    if (slot === null && this.options.admin !== null) {
+      this.#admin = new AdminListener({
+        pid: runtime.pid,
+        pending: () => this.pendingCount,
+        pools: () => this.#backends().map((s) => ({ status: s.status(), replaced: s.replacements() })),
+      });
+    } else if (this.options.admin !== null) {
+      this.#metrics = new Metrics();
+    }
+    this.#observer = AnswerObserver.forOptions(this.options.accessLog, this.#admin?.metrics ?? this.#metrics ?? null, {
+      emit: () => this.#logtape.recordWriter(["forkyard", "access"]),
+      failed: (error) => this.#log.error("Access log failed: {error}", { error }),
+    });
     this.#pipeline = new RequestPipeline({
       dispatcher: this,
       hasCheck: this.#hasCheck,
@@ -258,6 +279,7 @@ export class Dispatcher {
       sync: this.#sync,
       supervisorOf: this.#supervisorOf,
       sockets,
+      observer: this.#observer,
       maxBodySize: this.options.maxBodySize,
       maxPending: this.options.maxPending,
       log: this.#log,
@@ -285,28 +307,12 @@ export class Dispatcher {
     return pools;
   }
 
-  /**
-   * Opens the admin listener (when asked for, and not several dispatchers': their primary answers for them all) and
-   * the server. False when one cannot listen (the port is in use, say), after one line naming the address.
-   */
-  async #listen(
-    runtime: Runtime,
-    pipeline: RequestPipeline,
-    handle: RequestHandler,
-    slot: DispatcherSlot | null,
-  ): Promise<boolean> {
-    const admin = slot === null ? this.options.admin : null;
-    if (slot !== null && this.options.admin !== null) this.#metrics = new Metrics();
-    if (admin !== null) {
-      this.#admin = new AdminListener({
-        pid: runtime.pid,
-        pending: () => pipeline.pending,
-        pools: () => this.#backends().map((s) => ({ status: s.status(), replaced: s.replacements() })),
-      });
-    }
+  /** Opens the admin listener, when there is one, and the server; false when one cannot listen (logged). */
+  async #listen(runtime: Runtime, handle: RequestHandler, slot: DispatcherSlot | null): Promise<boolean> {
+    const admin = this.#admin === undefined ? null : this.options.admin!;
     const listeners = await openListeners(runtime, this.options, {
       admin: admin === null ? null : { ...admin, fetch: (request) => this.#admin!.answer(request) },
-      fetch: this.#observed(handle),
+      fetch: this.#observer === null ? handle : this.#observer.wrap(handle),
       sharedPort: slot?.port ?? null,
     }, this.#log);
     if (listeners === null) return false;
@@ -364,16 +370,6 @@ export class Dispatcher {
   }
 
   /** `handle`, with each answer recorded when the `accessLog` or `admin` options ask for it; else `handle` itself. */
-  #observed(handle: RequestHandler): RequestHandler {
-    const observer = AnswerObserver.forOptions(this.options.accessLog, this.#admin?.metrics ?? this.#metrics ?? null, {
-      emit: () => this.#logtape.recordWriter(["forkyard", "access"]),
-      failed: (error) => this.#log.error("Access log failed: {error}", { error }),
-    });
-    if (observer === null) return handle;
-    this.#pipeline!.observer = observer;
-    return observer.wrap(handle);
-  }
-
   /** Calls the application's hook `name`: what it throws is logged, never thrown on. */
   #hook<A extends unknown[]>(name: "onResponse" | "onLog" | "onIdle", ...args: A): void {
     try {
@@ -423,8 +419,7 @@ export class Dispatcher {
   async #shutdown(announce = true) {
     this.#stopping = true;
     this.#link?.close();
-    const pipeline = this.#pipeline;
-    if (pipeline !== undefined) pipeline.stopping = true;
+    const drainedPipeline = this.#pipeline?.stop();
     if (announce) this.#log.info("Shutting down: {pending} requests pending", { pending: this.pendingCount });
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
@@ -433,9 +428,7 @@ export class Dispatcher {
     const closingControl = this.#closeControl?.();
     // WebSockets never finish by themselves: closed with 1001 (going away), their workers told.
     this.#sockets?.closeAll(CLOSE.GOING_AWAY, "Server shutting down");
-    if (pipeline !== undefined && pipeline.pending > 0) {
-      await drained((done) => (pipeline.drained = done), this.options.shutdownTimeout);
-    }
+    if (drainedPipeline !== undefined) await settledWithin(drainedPipeline, this.options.shutdownTimeout);
     await this.#pools?.stop(stopGrace(this.options.shutdownTimeout));
     await closing;
     await closingAdmin;

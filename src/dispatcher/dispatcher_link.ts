@@ -26,10 +26,7 @@ export interface DispatcherLinkHost {
   replaced(): ReadonlyMap<string, number>[];
   /** Where answers are counted when the `admin` option is on (the primary serves them), else `null`. */
   metrics: Metrics | null;
-  /**
-   * This dispatcher's sockets: what its workers publish goes to the primary too (for the other dispatchers), and
-   * what the others' publish is delivered to them.
-   */
+  /** This dispatcher's sockets: what the other dispatchers' workers publish is delivered to them. */
   sockets: SocketHub;
   reload(): Promise<number>;
   stop(): Promise<void>;
@@ -52,7 +49,6 @@ export class DispatcherLink {
         host.sockets.deliver(h.t, h.b === 1 ? (lent ? body.slice() : body) : decoder.decode(body));
       }
     });
-    host.sockets.relay = (topic, data) => this.publish(topic, data);
     // The primary gone (its end of the channel closed): this dispatcher stops too, leaving no orphan.
     channel.start((chunk) => frames.push(chunk), () => void host.stop());
   }

@@ -45,6 +45,8 @@ export interface PipelineHost {
   supervisorOf: Map<WorkerPool, PoolBackend>;
   /** The WebSockets accepted. */
   sockets: SocketHub;
+  /** What records each answer (access log, metrics), or `null`. */
+  observer: AnswerObserver | null;
   maxBodySize: number;
   maxPending: number;
   log: { debug: LogMethod; error: LogMethod };
@@ -70,12 +72,12 @@ interface Incoming {
 export class RequestPipeline {
   /** Requests waiting for or being served by workers. */
   pending = 0;
-  /** Set once the dispatcher shuts down: requests for pools get 503. */
-  stopping = false;
-  /** Called when `pending` falls to 0 (set while shutting down). */
-  drained: (() => void) | undefined;
   /** With the access log or the admin listener on: what records each answer. */
-  observer: AnswerObserver | undefined;
+  readonly observer: AnswerObserver | null;
+  /** Set once the dispatcher shuts down: requests for pools get 503. */
+  #stopping = false;
+  /** While stopping: resolves the promise `stop()` gave once `pending` falls to 0. */
+  #drained: (() => void) | null = null;
   #host: PipelineHost;
   // What every request reads, kept as fields of their own.
   #dispatcher: PipelineHost["dispatcher"];
@@ -92,6 +94,14 @@ export class RequestPipeline {
     this.#supervisorOf = host.supervisorOf;
     this.#maxPending = host.maxPending;
     this.#hasCheck = host.hasCheck;
+    this.observer = host.observer;
+  }
+
+  /** Refuses requests for pools from now on (503); resolves once those it holds are done. */
+  stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#drained = resolve));
   }
 
   /** `handle`, with what it throws answered 500. */
@@ -144,7 +154,7 @@ export class RequestPipeline {
           .catch((error) => this.failed(error, request));
       }
     }
-    if (this.stopping) return errorResponse(503, "Server shutting down", traceHeader(request));
+    if (this.#stopping) return errorResponse(503, "Server shutting down", traceHeader(request));
     if (method !== "GET" && method !== "HEAD") {
       return this.#withBody({ request, extras, path, rawPath, rawQuery }).catch((error) => this.failed(error, request));
     }
@@ -336,6 +346,6 @@ export class RequestPipeline {
   finish(p: Pending): void {
     if (p.origin.kind !== "client") return;
     this.pending--;
-    if (this.pending === 0 && this.drained) this.drained();
+    if (this.pending === 0) this.#drained?.();
   }
 }

@@ -13,8 +13,8 @@ import type { ServerWebSocket, WebSocketEvents } from "../runtime.ts";
 import { CLOSE } from "../protocol/close_codes.ts";
 import type { SocketLink } from "../requests/socket_link.ts";
 
-/** The hub's limits (see the `wsMaxMessageSize` and `wsMaxBuffered` options). */
-export interface HubLimits {
+/** The hub's limits (see the `wsMaxMessageSize` and `wsMaxBuffered` options), and where publications go on to. */
+export interface HubOptions {
   /** Largest message a client may send, in bytes. */
   maxMessageSize: number;
   /**
@@ -22,6 +22,11 @@ export interface HubLimits {
    * before a client sending to it is closed.
    */
   maxBuffered: number;
+  /**
+   * With several dispatchers: passes what is published here on to the others (their own publications arrive by
+   * {@linkcode SocketHub.deliver}); `null` for one dispatcher.
+   */
+  relay: ((topic: string, data: string | Uint8Array) => void) | null;
 }
 
 /** One accepted socket. */
@@ -50,9 +55,9 @@ const decoder = new TextDecoder();
 export class SocketHub {
   readonly #sockets = new Map<number, HubSocket>();
   readonly #topics = new Map<string, Set<HubSocket>>();
-  readonly #limits: HubLimits;
+  readonly #limits: HubOptions;
 
-  constructor(limits: HubLimits) {
+  constructor(limits: HubOptions) {
     this.#limits = limits;
   }
 
@@ -139,15 +144,9 @@ export class SocketHub {
     }
   }
 
-  /**
-   * With several dispatchers: passes what is published here on to the others (their own publications arrive by
-   * {@linkcode SocketHub.deliver}).
-   */
-  relay: ((topic: string, data: string | Uint8Array) => void) | null = null;
-
   /** Sends `data` to every socket subscribed to `topic`, here and in the other dispatchers; returns how many here. */
   publish(topic: string, data: string | Uint8Array): number {
-    this.relay?.(topic, data);
+    this.#limits.relay?.(topic, data);
     return this.deliver(topic, data);
   }
 

@@ -96,8 +96,10 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     this.#remote = remote;
     this.#log = owner.logger;
     const { runtime, finished } = owner;
-    this.#requests = new RequestLifecycle({ pool, runtime, finished, log: this.#log, clock: { now: Date.now } });
-    this.#requests.serveWith(this);
+    this.#requests = new RequestLifecycle(
+      { pool, runtime, finished, log: this.#log, clock: { now: Date.now } },
+      () => this,
+    );
   }
 
   /** Connects to NATS; requests wait in the queue meanwhile. */

@@ -34,7 +34,7 @@ import {
   splitBody,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
-import { BOOT_FAILURE_STATUS, drained, RunningPools, stopGrace } from "../running_pools.ts";
+import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
 import type { ResolvedRemote } from "../remote_options.ts";
 
 /** What a worker host needs. */
@@ -326,7 +326,7 @@ export class WorkerHost {
     await this.#sub?.drain().catch(() => {});
     this.#sub = null;
     this.#beat(true);
-    if (this.#busy > 0) await drained((done) => (this.#idle = done), this.#o.shutdownTimeout);
+    if (this.#busy > 0) await settledWithin(new Promise((idle) => (this.#idle = idle)), this.#o.shutdownTimeout);
     await this.#pools.stop(stopGrace(this.#o.shutdownTimeout), 503, "Service unavailable");
     await nc.drain().catch(() => nc.close());
   }

@@ -63,7 +63,7 @@ export class RequestLifecycle<S> {
   readonly #finished: (pending: Pending) => void;
   readonly #log: Logger;
   readonly #clock: Clock;
-  #servers!: Servers<S>;
+  readonly #servers: Servers<S>;
   readonly #queue = new RequestQueue<Pending<S>>();
   /** Sent or streaming. */
   readonly #inflight = new Set<Pending<S>>();
@@ -72,17 +72,14 @@ export class RequestLifecycle<S> {
   /** Set once the pool stops: lost requests are no longer retried. */
   stopping = false;
 
-  constructor(context: LifecycleContext) {
+  /** `servers` makes what serves the requests, given the lifecycle (each reaches the other). */
+  constructor(context: LifecycleContext, servers: (requests: RequestLifecycle<S>) => Servers<S>) {
     this.#pool = context.pool;
     this.#runtime = context.runtime;
     this.#finished = context.finished;
     this.#log = context.log;
     this.#clock = context.clock;
-  }
-
-  /** Connects the lifecycle to what serves its requests (which is built with it). */
-  serveWith(servers: Servers<S>): void {
-    this.#servers = servers;
+    this.#servers = servers(this);
   }
 
   /** Requests waiting for a server. */

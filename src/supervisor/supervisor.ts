@@ -54,7 +54,7 @@ export class Supervisor implements PoolBackend {
   #replaced = new Map<ReplacementKind, number>();
   #restarts: RestartPolicy;
   #requests: RequestLifecycle<WorkerProcess>;
-  #dispatch: WorkerDispatch;
+  #dispatch!: WorkerDispatch;
 
   constructor(pool: WorkerPool, host: PoolHost) {
     this.pool = pool;
@@ -63,16 +63,18 @@ export class Supervisor implements PoolBackend {
     this.#clock = host.clock ?? systemClock;
     const [runtime, clock, finished] = [host.runtime, this.#clock, (p: Pending) => host.finished(p)];
     this.#restarts = new RestartPolicy({ ...pool.options, maxRestartDelay: MAX_RESTART_DELAY }, clock);
-    this.#requests = new RequestLifecycle({ pool, runtime, finished, log: this.#log, clock });
-    this.#dispatch = new WorkerDispatch(pool, this.#requests, {
-      runtime,
-      clock,
-      slots: () => this.#slots,
-      atLimit: (worker) =>
-        this.#retireAtLimit(worker, `took ${worker.assigned} requests (maxRequests)`, "max_requests"),
-      answeredBy: (worker) => this.#recycleIfDue(worker),
-    });
-    this.#requests.serveWith(this.#dispatch);
+    this.#requests = new RequestLifecycle(
+      { pool, runtime, finished, log: this.#log, clock },
+      (requests) =>
+        this.#dispatch = new WorkerDispatch(pool, requests, {
+          runtime,
+          clock,
+          slots: () => this.#slots,
+          atLimit: (worker) =>
+            this.#retireAtLimit(worker, `took ${worker.assigned} requests (maxRequests)`, "max_requests"),
+          answeredBy: (worker) => this.#recycleIfDue(worker),
+        }),
+    );
     const frames = {
       pool,
       host,
@@ -136,10 +138,7 @@ export class Supervisor implements PoolBackend {
     for (let i = 0; i < this.pool.options.workers; i++) this.#addSlot();
   }
 
-  /**
-   * Resolves once every slot's first process is ready or has failed (so a pool
-   * whose setup always throws does not hold up the server), or after `startupTimeout`.
-   */
+  /** Resolves once every slot's first process is ready or has failed (a failing setup holds nothing up). */
   settled(): Promise<void> {
     return slotsSettled(() => this.#slots, this.pool.options.startupTimeout, () => this.#stopping);
   }
