@@ -4,6 +4,7 @@
  * @module
  */
 
+import { badHost, validHost } from "./host_header.ts";
 import process from "node:process";
 import type { MiddlewareHandler } from "hono";
 import type {
@@ -271,6 +272,7 @@ function serveNative(options: ServeOptions): Promise<HttpServer> {
     idleTimeout: 0,
     ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
     fetch: (request, srv) => {
+      if (!validHost(request.headers.get("host"))) return badHost();
       if (limits === undefined || request.method !== "GET" || request.headers.get("upgrade") === null) {
         return options.fetch(request, new BunRequest(request, srv, false));
       }

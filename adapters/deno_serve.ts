@@ -14,6 +14,7 @@ import type {
   WebSocketLimits,
 } from "../src/runtime.ts";
 import { CLOSE } from "../src/protocol/close_codes.ts";
+import { badHost, validHost } from "./host_header.ts";
 
 /** The peer of one request, read only when asked for. */
 class DenoRequest implements AdapterRequest {
@@ -100,6 +101,7 @@ export function serveNative(options: ServeOptions): Promise<HttpServer> {
       },
       (request, info) => {
         failures = 0;
+        if (!validHost(request.headers.get("host"))) return badHost();
         return options.fetch(request, new DenoRequest(info, request, options.websocket));
       },
     );

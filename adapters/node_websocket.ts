@@ -6,6 +6,7 @@
  * @module
  */
 
+import { requestUrl } from "./host_header.ts";
 import type { IncomingMessage, Server } from "node:http";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
@@ -127,13 +128,14 @@ function attach(
       });
       return UPGRADED;
     };
-    const host = incoming.headers.host ?? "localhost";
+    const url = requestUrl(incoming.headers.host, incoming.url);
     const headers = new Headers();
     const raw = incoming.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
     let request: Request;
     try {
-      request = new Request(`http://${host}${incoming.url ?? "/"}`, { method: incoming.method, headers });
+      if (url === null) throw new TypeError("Invalid Host header or request target");
+      request = new Request(url, { method: incoming.method, headers });
     } catch {
       socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
       return;

@@ -9,6 +9,7 @@
 
 import type { Logger, LogRecord } from "@logtape/logtape";
 import type { PoolRunner, WorkerPool } from "./pool.ts";
+import type { FrameWriter } from "./protocol/codec.ts";
 import type { Runtime } from "./runtime.ts";
 import type { Clock } from "./requests/clock.ts";
 import type { ClientRequest, Pending, ServedBy } from "./requests/pending.ts";
@@ -22,8 +23,8 @@ export interface PoolHost {
   log(record: LogRecord): void;
   /** The pool's own logger (LogTape is the dispatcher's to load). */
   logger: Logger;
-  /** Where frames about WebSockets go (sends, closes, topics); without it they are dropped. */
-  sockets?: { fromWorker(type: number, header: unknown, body: Uint8Array, lent: boolean): void };
+  /** Where frames about WebSockets go (sends, closes, topics), with the channel of the worker that sent them. */
+  sockets?: { fromWorker(from: FrameWriter, type: number, header: unknown, body: Uint8Array, lent: boolean): void };
   /** The supervisor's time; the system clock when absent. */
   clock?: Clock;
 }

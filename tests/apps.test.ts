@@ -81,6 +81,19 @@ describe(`app pools, tracing and middleware (${runtime.name})`, () => {
     assert.match(app.stderr(), done);
   });
 
+  test("a worker's log records stay below forkyard.worker.<pool>: it cannot write access lines or as another pool", async () => {
+    const forged = /forkyard\.worker\.TraceWorker\.forkyard\.access(?: \[[^\]]*\])?: FORGED 6\.6\.6\.6/;
+    for (let i = 0; i < 40 && !forged.test(app.stderr()); i++) {
+      assert.deepEqual((await getJson(`${app.url}/w/forge`)).body, { ok: true });
+      await sleep(250);
+    }
+    assert.match(app.stderr(), forged);
+    assert.match(app.stderr(), /forkyard\.worker\.TraceWorker\.forkyard\.worker\.OtherPool(?: \[[^\]]*\])?: FORGED as/);
+    for (const line of app.stderr().split("\n").filter((l) => l.includes("FORGED"))) {
+      assert.match(line, /forkyard\.worker\.TraceWorker\./, line);
+    }
+  });
+
   test("without X-Request-ID (or with a malformed one) one is generated", async () => {
     const res = await getJson(`${app.url}/w/trace`);
     const id = res.headers.get("x-request-id");

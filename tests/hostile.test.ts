@@ -87,6 +87,15 @@ describe(`hostile clients (${runtime.name})`, () => {
     symlinkSync(outside, join(root, "private-dir"));
     symlinkSync(join(root, "page.txt"), join(root, "page-link.txt"));
     symlinkSync("/etc/passwd", join(root, "passwd"));
+    // Dotfiles, a directory whose index file and a root index that link outside, and a directory with a real index.
+    writeFileSync(join(root, ".env"), "SECRET=dotenv\n");
+    mkdirSync(join(root, ".git"));
+    writeFileSync(join(root, ".git", "config"), "[remote] secret\n");
+    mkdirSync(join(root, "sub"));
+    symlinkSync(join(outside, "secret.txt"), join(root, "sub", "index.html"));
+    symlinkSync(join(outside, "secret.txt"), join(root, "index.html"));
+    mkdirSync(join(root, "site"));
+    writeFileSync(join(root, "site", "index.html"), "site index\n");
     app = await startApp("app.ts", { STATIC_DIR: root, FORKYARD_LOG_LEVEL: "debug" });
   });
   after(async () => {
@@ -105,6 +114,29 @@ describe(`hostile clients (${runtime.name})`, () => {
     assert.equal(inside.status, 200);
     assert.equal(await inside.text(), "public page\n");
     assert.equal(await (await fetch(`${app.url}/static/page.txt`)).text(), "public page\n");
+  });
+
+  test("static files: no dotfiles, index files and the bare prefix confined too, ETag from size and time, nosniff", async () => {
+    for (
+      const path of ["/static/.env", "/static/.git/config", "/static/%2eenv", "/static/sub/", "/static/", "/static"]
+    ) {
+      const res = await fetch(`${app.url}${path}`);
+      const body = await res.text();
+      assert.equal(res.status, 404, `${path}: ${body}`);
+      assert.ok(!body.includes("secret") && !body.includes("SECRET"), `${path} leaked: ${body}`);
+    }
+    const site = await fetch(`${app.url}/static/site/`);
+    assert.equal(site.status, 200);
+    assert.equal(await site.text(), "site index\n");
+    const page = await fetch(`${app.url}/static/page.txt`);
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("x-content-type-options"), "nosniff");
+    const etag = page.headers.get("etag") ?? "";
+    assert.match(etag, /^W\/"c-[0-9a-f]+"$/, "weak, from the size (12 bytes) and the modification time");
+    await page.arrayBuffer();
+    const again = await fetch(`${app.url}/static/page.txt`, { headers: { "if-none-match": etag } });
+    assert.equal(again.status, 304);
+    assert.equal(again.headers.get("etag"), etag);
   });
 
   test("clients that leave while sending a body are a debug line each, not an error with a stack", async () => {

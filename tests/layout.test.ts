@@ -155,7 +155,7 @@ describe("layout", () => {
     assert.ok(loaded.includes("src/worker/loop.ts"), loaded.join(", "));
     for (const name of loaded) {
       assert.ok(
-        !/^src\/(supervisor|cli)\/|^src\/logging\/logtape\.ts$|^src\/dispatcher\/static_root\.ts$/.test(name) &&
+        !/^src\/(supervisor|cli)\/|^src\/logging\/logtape\.ts$|^src\/dispatcher\/static_guard\.ts$/.test(name) &&
           !["@logtape/logtape", "hono", "node:path", "node:url"].includes(name) && !name.startsWith("hono/"),
         `mod.ts statically loads ${name}: ${loaded.join(", ")}`,
       );

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { alive, type App, eventually, getJson, HTTP_SERVERS, pattern, runtime, startApp } from "./helpers.ts";
 import { closeRaw, type Conn, open, rawHandshake, textFrame } from "./ws_client.ts";
 
@@ -24,6 +25,19 @@ async function onTwoWorkers(base: string, path: string): Promise<{ conns: Conn[]
   }
   assert.equal(new Set(pids).size, 2, `sockets reached only pids ${pids}`);
   return { conns, pids };
+}
+
+/** Sends `text` on a new connection; resolves with all that comes back until the server closes it. */
+function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = "";
+    socket.on("data", (chunk: Buffer) => (data += chunk.toString("latin1")));
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(data));
+    socket.on("connect", () => socket.write(text));
+    setTimeout(() => socket.destroy(), 5000);
+  });
 }
 
 for (const httpServer of HTTP_SERVERS) {
@@ -171,6 +185,20 @@ for (const httpServer of HTTP_SERVERS) {
       assert.equal(plain.status, 426);
       assert.equal(plain.headers.get("upgrade"), "websocket");
       await assert.rejects(open(`${ws}/ws/refuse`), /closed before it opened/);
+    });
+
+    test("the path is the request line's: a Host that is no host[:port] is 400, for an upgrade as for a plain request", async () => {
+      // Before, `Host: x/ws/refuse?` made the upgrade's URL http://x/ws/refuse?/ws/info/a: the /ws/refuse route ran.
+      for (const host of ["x/ws/refuse?", "x/ws/refuse#", "x@y/ws/refuse"]) {
+        const bad = await rawHandshake(app.port, "/ws/info/a", { Host: host });
+        assert.equal(bad.status, 400, host);
+        bad.socket.destroy();
+        const plain = await rawRequest(app.port, `GET /ws/pid HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+        assert.match(plain, /^HTTP\/1\.1 400 /, host);
+      }
+      const other = await rawHandshake(app.port, "/ws/info/a", { Host: "example.com:8080" });
+      assert.equal(other.status, 101);
+      await closeRaw(other);
     });
 
     test("a handler that throws closes its socket with 1011; the worker closes with its code; sending after close throws", async () => {

@@ -62,7 +62,10 @@ export interface RawHandshake {
   socket: Socket;
 }
 
-/** Sends a WebSocket handshake for `path` by hand and resolves once the answer's head has arrived. */
+/**
+ * Sends a WebSocket handshake for `path` by hand and resolves once the answer's head has arrived; `headers` may
+ * replace the `Host`.
+ */
 export function rawHandshake(port: number, path: string, headers: Record<string, string> = {}): Promise<RawHandshake> {
   return new Promise((resolve, reject) => {
     const socket = tcpConnect(port, "127.0.0.1");
@@ -78,12 +81,12 @@ export function rawHandshake(port: number, path: string, headers: Record<string,
     });
     const lines = [
       `GET ${path} HTTP/1.1`,
-      "Host: 127.0.0.1",
+      `Host: ${headers.Host ?? "127.0.0.1"}`,
       "Upgrade: websocket",
       "Connection: Upgrade",
       `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
       "Sec-WebSocket-Version: 13",
-      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+      ...Object.entries(headers).filter(([k]) => k !== "Host").map(([k, v]) => `${k}: ${v}`),
     ];
     socket.write(lines.join("\r\n") + "\r\n\r\n");
   });

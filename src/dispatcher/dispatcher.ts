@@ -210,6 +210,7 @@ export class Dispatcher {
       runtime,
       middleware: this.#middleware,
       staticRoutes: this.options.staticRoutes,
+      staticDotfiles: this.options.staticDotfiles,
       pipeline,
     });
     const pools = await this.#startPools(runtime, pipeline);

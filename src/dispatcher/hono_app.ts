@@ -1,7 +1,7 @@
 /**
  * The Hono app in front of the pools, when there is something for it to do:
  * the application's middleware and the static routes (confined to their
- * directories, with ETags), then everything else to the dispatcher's own
+ * directories, dotfiles refused, ETags from size and time), then everything else to the dispatcher's own
  * handler. Every answer carries an `X-Request-ID`.
  *
  * @module
@@ -18,6 +18,8 @@ export interface AppParts {
   middleware: readonly MiddlewareHandler[];
   /** URL prefix to directory. */
   staticRoutes: Readonly<Record<string, string>>;
+  /** Whether names starting with a dot may be served from them. */
+  staticDotfiles: boolean;
   /** The dispatcher's handler: `@sync` routes and the pools. */
   handle: (request: Request, extras: AdapterRequest) => Response | Promise<Response>;
   /** The answer to an error thrown on the way. */
@@ -27,11 +29,8 @@ export interface AppParts {
 /** Builds the app; Hono is loaded here, since worker processes re-run the main module and never route HTTP. */
 export async function buildApp(parts: AppParts): Promise<Hono<{ Bindings: { extras: AdapterRequest } }>> {
   const { runtime } = parts;
-  const [{ Hono }, { etag }, { confineToRoot }] = await Promise.all([
-    import("hono"),
-    import("hono/etag"),
-    import("./static_root.ts"),
-  ]);
+  const [{ Hono }, { guardStatic }] = await Promise.all([import("hono"), import("./static_guard.ts")]);
+  const guard = { dotfiles: parts.staticDotfiles };
   const app = new Hono<{ Bindings: { extras: AdapterRequest } }>();
   app.onError((error, c) => parts.failed(error, c.req.raw));
   // Static files and middleware answers carry an X-Request-ID too; the pools' and the handler's have one already.
@@ -45,13 +44,16 @@ export async function buildApp(parts: AppParts): Promise<Hono<{ Bindings: { extr
   for (const [prefix, dir] of Object.entries(parts.staticRoutes)) {
     const base = prefix.endsWith("/") ? prefix.slice(0, -1) : prefix;
     const rewrite = (path: string) => path.slice(base.length) || "/";
-    app.use(
-      `${base}/*`,
-      confineToRoot(dir, rewrite),
-      etag(),
-      await runtime.serveStatic({ root: dir, rewriteRequestPath: rewrite }),
-    );
-    if (base !== "") app.use(base, etag(), await runtime.serveStatic({ root: dir, rewriteRequestPath: () => "/" }));
+    const serve = await runtime.serveStatic({ root: dir, rewriteRequestPath: rewrite });
+    app.use(`${base}/*`, guardStatic(dir, rewrite, guard), serve);
+    if (base !== "") {
+      const index = () => "/";
+      app.use(
+        base,
+        guardStatic(dir, index, guard),
+        await runtime.serveStatic({ root: dir, rewriteRequestPath: index }),
+      );
+    }
   }
   app.all("*", (c) => parts.handle(c.req.raw, c.env.extras));
   return app;
@@ -65,6 +67,7 @@ export async function requestHandler(parts: {
   runtime: Runtime;
   middleware: readonly MiddlewareHandler[];
   staticRoutes: Readonly<Record<string, string>>;
+  staticDotfiles: boolean;
   pipeline: {
     handle(request: Request, extras: AdapterRequest): Response | Promise<Response>;
     handleSafely(request: Request, extras: AdapterRequest): Response | Promise<Response>;

@@ -19,6 +19,11 @@ export interface DispatcherOptions {
   pools?: WorkerPool[];
   /** URL prefix to directory: `{ "/static/": "./static/" }`. @default {{}} */
   staticRoutes?: Record<string, string>;
+  /**
+   * Whether files and directories whose names start with a dot (`.env`, `.git/`) may be served from `staticRoutes`;
+   * refused with 404 by default. @default {false}
+   */
+  staticDotfiles?: boolean;
   /** Time pending requests get to finish on shutdown. @default {10000} */
   shutdownTimeout?: number;
   /** Requests waiting or in progress across pools before new ones get 503. @default {1000} */
@@ -111,6 +116,13 @@ export const DISPATCHER_SCHEMA: Schema = {
     defaultDoc: "`{}`",
     config: "structured",
     doc: 'URL prefix to directory: `{ "/static/": "./static/" }`',
+  },
+  staticDotfiles: {
+    type: "boolean",
+    default: false,
+    flags: ["--static-dotfiles"],
+    flagDefault: true,
+    doc: "Serve names starting with a dot (`.env`, `.git/`) from `staticRoutes`; refused with 404 by default",
   },
   shutdownTimeout: {
     type: "integer",

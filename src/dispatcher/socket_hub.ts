@@ -105,24 +105,32 @@ export class SocketHub {
     };
   }
 
-  /** A frame about sockets from a worker. `lent` bodies are copied before a socket may keep them. */
-  fromWorker(type: number, header: unknown, body: Uint8Array, lent: boolean): void {
+  /**
+   * A frame about sockets from the worker whose channel is `from`. A worker reaches only the sockets pinned to it
+   * (socket ids are sequential, easy to guess); publishing reaches every subscriber, as documented. `lent` bodies
+   * are copied before a socket may keep them.
+   */
+  fromWorker(from: FrameWriter, type: number, header: unknown, body: Uint8Array, lent: boolean): void {
+    const own = (id: number) => {
+      const s = this.#sockets.get(id);
+      return s !== undefined && s.link.writer === from ? s : undefined;
+    };
     switch (type) {
       case F.WS_SEND: {
         const h = header as FrameHeaders[typeof F.WS_SEND];
-        const s = this.#sockets.get(h.i);
+        const s = own(h.i);
         if (s !== undefined) this.#send(s, h.b === 1 ? (lent ? body.slice() : body) : decoder.decode(body));
         return;
       }
       case F.WS_CLOSE: {
         const h = header as FrameHeaders[typeof F.WS_CLOSE];
-        const s = this.#sockets.get(h.i);
+        const s = own(h.i);
         if (s !== undefined) this.#close(s, h.c, h.r, true);
         return;
       }
       case F.SUBSCRIBE: {
         const h = header as FrameHeaders[typeof F.SUBSCRIBE];
-        const s = this.#sockets.get(h.i);
+        const s = own(h.i);
         if (s === undefined) return;
         (s.topics ??= new Set()).add(h.t);
         let members = this.#topics.get(h.t);
@@ -132,7 +140,7 @@ export class SocketHub {
       }
       case F.UNSUBSCRIBE: {
         const h = header as FrameHeaders[typeof F.UNSUBSCRIBE];
-        const s = this.#sockets.get(h.i);
+        const s = own(h.i);
         if (s !== undefined) this.#leave(s, h.t);
         return;
       }

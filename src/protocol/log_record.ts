@@ -60,6 +60,17 @@ export function toWire(record: LogRecord, message: string): WireRecord {
   };
 }
 
+/**
+ * The category a record from a worker of pool `pool` is written under: always below `forkyard.worker.<pool>`, so that
+ * a worker cannot write as the dispatcher (`forkyard.access`, `forkyard.dispatcher`) or as another pool's worker. A
+ * worker's own records are there already; any other category is put below it.
+ */
+export function workerCategory(pool: string, category: readonly unknown[]): string[] {
+  const own = ["forkyard", "worker", pool];
+  const names = category.map(String);
+  return own.every((name, i) => names[i] === name) ? names : [...own, ...names];
+}
+
 /** Turns a wire record back into a LogTape record, adding `extra` properties. */
 export function fromWire(wire: WireRecord, extra: Record<string, unknown>): LogRecord {
   return {

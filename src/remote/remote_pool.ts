@@ -16,7 +16,7 @@ import type { PoolRequest, PoolStatus, WorkerPool } from "../pool.ts";
 import type { PoolBackend, PoolHost } from "../pool_backend.ts";
 import { bodyLength, joinBody } from "../protocol/body.ts";
 import type { CancelReason } from "../protocol/frames.ts";
-import { fromWire } from "../protocol/log_record.ts";
+import { fromWire, workerCategory } from "../protocol/log_record.ts";
 import { firstLine } from "../error_text.ts";
 import type { ClientRequest, Pending } from "../requests/pending.ts";
 import { type Refusal, RequestLifecycle, type Servers } from "../requests/request_lifecycle.ts";
@@ -331,7 +331,12 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   #onLog(data: Uint8Array) {
     const log = parseJsonMessage<HostLog>(data);
     if (typeof log === "object" && log !== null && log.r !== undefined) {
-      this.#owner.log(fromWire(log.r, { host: log.host }));
+      // A host relays its workers' records: they stay below forkyard.worker.<pool>, whatever the message says.
+      this.#owner.log(
+        fromWire({ ...log.r, c: workerCategory(this.pool.name, Array.isArray(log.r.c) ? log.r.c : []) }, {
+          host: log.host,
+        }),
+      );
     }
   }
 

@@ -19,7 +19,7 @@ import {
   type SpillHeader,
   type StartHeader,
 } from "../protocol/frames.ts";
-import { fromWire, type WireRecord } from "../protocol/log_record.ts";
+import { fromWire, type WireRecord, workerCategory } from "../protocol/log_record.ts";
 import type { Clock } from "../requests/clock.ts";
 import { dueByMemory } from "./recycling.ts";
 import type { WorkerDispatch } from "./worker_dispatch.ts";
@@ -100,7 +100,7 @@ export function onWorkerFrame(
     case F.SUBSCRIBE:
     case F.UNSUBSCRIBE:
     case F.PUBLISH:
-      context.host.sockets?.fromWorker(type, header, body, lent);
+      context.host.sockets?.fromWorker(worker.writer, type, header, body, lent);
       return;
     default:
       context.garbage(worker, `sent an unknown frame type ${type}`);
@@ -111,6 +111,6 @@ export function onWorkerFrame(
 function relayLog(context: FrameContext, worker: WorkerProcess, wire: WireRecord) {
   if (worker.state === "starting" && wire.l === "fatal") worker.slot.bootError = bootErrorOf(wire);
   const pool = context.pool.name;
-  const category = wire.c[0] === "forkyard" ? wire.c : ["forkyard", "worker", pool, ...wire.c];
-  context.host.log(fromWire({ ...wire, c: category }, { pool, workerId: worker.slot.id, pid: worker.child.pid }));
+  const c = workerCategory(pool, wire.c);
+  context.host.log(fromWire({ ...wire, c }, { pool, workerId: worker.slot.id, pid: worker.child.pid }));
 }
