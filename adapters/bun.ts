@@ -4,7 +4,7 @@
  * @module
  */
 
-import { badHost, validHost } from "./host_header.ts";
+import { badHost, countHeaders, MAX_HEADERS, tooManyHeaders, validHost } from "./request_head.ts";
 import process from "node:process";
 import type { MiddlewareHandler } from "hono";
 import type {
@@ -264,6 +264,7 @@ function writeContentLength() {
 /** Bun.serve, which closes a connection on which a request arrives while an asynchronous answer is pending. */
 function serveNative(options: ServeOptions): Promise<HttpServer> {
   const limits = options.websocket;
+  const maxHeaders = options.maxHeaders ?? MAX_HEADERS;
   const server = Bun.serve({
     port: options.port,
     hostname: options.hostname,
@@ -273,6 +274,7 @@ function serveNative(options: ServeOptions): Promise<HttpServer> {
     ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
     fetch: (request, srv) => {
       if (!validHost(request.headers.get("host"))) return badHost();
+      if (countHeaders(request.headers, maxHeaders) > maxHeaders) return tooManyHeaders();
       if (limits === undefined || request.method !== "GET" || request.headers.get("upgrade") === null) {
         return options.fetch(request, new BunRequest(request, srv, false));
       }
@@ -336,9 +338,9 @@ export const runtime: Runtime = {
       ? null
       : `Bun's node:http server cannot listen with SO_REUSEPORT (set httpServer "native")`;
   },
-  // node:fs is loaded when a body first spills (it costs a Bun process about 4 MiB). Without /dev/shm (macOS),
-  // the first write fails and the writer keeps to the channel.
-  spill: () => (spillFiles ??= fsSpill("/dev/shm", () => process.getBuiltinModule("node:fs"))),
+  // A worker loads node:fs when a body first spills (it costs a Bun process about 4 MiB). Without /dev/shm (macOS),
+  // a dispatcher has no spill directory and every body crosses the channel.
+  spill: () => (spillFiles ??= fsSpill("/dev/shm", () => process.getBuiltinModule("node:fs"), process.env)),
   inspect: (value) => Bun.inspect(value),
   rss: () => process.memoryUsage.rss(),
   alive: (pid) => processAlive(process, pid),

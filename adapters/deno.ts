@@ -9,6 +9,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Runtime, SignalName, SpillFiles, StaticOptions } from "../src/runtime.ts";
 import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
+import { privateSpillDir, SPILL_DIR_ENV } from "../src/protocol/spill.ts";
 import { CHANNEL_ENV, parentChannel, TOKEN_BYTES } from "./deno_channel.ts";
 import { permissionFlags, runFlags } from "./deno_permissions.ts";
 import { serveNative } from "./deno_serve.ts";
@@ -24,15 +25,24 @@ function denoSpill(): SpillFiles | null {
   // Only with full read and write permission, which children inherit: both ends can use the files.
   const full = (name: "read" | "write") => Deno.permissions.querySync({ name }).state === "granted";
   if (!full("read") || !full("write")) return null;
-  const dir = "/dev/shm";
-  try {
-    if (!Deno.statSync(dir).isDirectory) return null;
-  } catch {
-    return null;
-  }
+  const root = "/dev/shm";
+  const dir = privateSpillDir(root, Deno.env.get(SPILL_DIR_ENV), Deno.pid, {
+    mkdir: (path, mode) => Deno.mkdirSync(path, { mode }),
+    lstat: (path) => {
+      try {
+        const info = Deno.lstatSync(path);
+        return { directory: info.isDirectory, uid: info.uid ?? -1, mode: info.mode ?? 0o777 };
+      } catch {
+        return null;
+      }
+    },
+    uid: Deno.uid(),
+  });
+  if (dir === null) return null;
   const buffers = new ReadBuffers((length) => new ArrayBuffer(length), SPILL_BUFFERS);
   return {
     dir,
+    root,
     write: (path, chunks) => {
       using file = Deno.openSync(path, { write: true, create: true, mode: 0o600 });
       for (const data of chunks) for (let off = 0; off < data.length;) off += file.writeSync(data.subarray(off));
@@ -50,12 +60,14 @@ function denoSpill(): SpillFiles | null {
     recycle: (data) => void buffers.give(data),
     unlink: (path) => {
       try {
-        Deno.removeSync(path);
+        Deno.removeSync(path, { recursive: true });
       } catch {
         // gone already
       }
     },
-    list: () => [...Deno.readDirSync(dir)].map((entry) => entry.name).filter((name) => name.startsWith("forkyard-")),
+    list: () => [...Deno.readDirSync(dir)].map((entry) => entry.name),
+    listRoot: () =>
+      [...Deno.readDirSync(root)].map((entry) => entry.name).filter((name) => name.startsWith("forkyard-")),
   };
 }
 

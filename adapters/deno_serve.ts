@@ -14,7 +14,7 @@ import type {
   WebSocketLimits,
 } from "../src/runtime.ts";
 import { CLOSE } from "../src/protocol/close_codes.ts";
-import { badHost, validHost } from "./host_header.ts";
+import { badHost, countHeaders, MAX_HEADERS, tooManyHeaders, validHost } from "./request_head.ts";
 
 /** The peer of one request, read only when asked for. */
 class DenoRequest implements AdapterRequest {
@@ -81,6 +81,7 @@ const RELISTEN_MS = [250, 500, 1000, 2000, 5000];
  * connection), Deno ends the server; it listens again on the same port after a backoff, once descriptors may be free.
  */
 export function serveNative(options: ServeOptions): Promise<HttpServer> {
+  const maxHeaders = options.maxHeaders ?? MAX_HEADERS;
   let server: Deno.HttpServer<Deno.NetAddr>;
   let abort: AbortController;
   let closing = false;
@@ -102,6 +103,7 @@ export function serveNative(options: ServeOptions): Promise<HttpServer> {
       (request, info) => {
         failures = 0;
         if (!validHost(request.headers.get("host"))) return badHost();
+        if (countHeaders(request.headers, maxHeaders) > maxHeaders) return tooManyHeaders();
         return options.fetch(request, new DenoRequest(info, request, options.websocket));
       },
     );

@@ -106,7 +106,7 @@ export const runtime: Runtime = {
   writeStdout: (text) => void process.stdout.write(text),
   reusePortMissing: () => reusePortMissing(),
   reusePortFlags: [],
-  spill: () => (spillFiles ??= existsSync("/dev/shm") ? fsSpill("/dev/shm", () => fs) : null),
+  spill: () => (spillFiles ??= existsSync("/dev/shm") ? fsSpill("/dev/shm", () => fs, process.env) : null),
   inspect: (value) => inspect(value),
   rss: () => process.memoryUsage.rss(),
   alive: (pid) => processAlive(process, pid),

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { MAX_HEADERS, tooManyHeaders } from "./request_head.ts";
 import type { IncomingMessage, Server as HttpServerNode, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import process from "node:process";
@@ -40,7 +41,7 @@ class NodeRequest implements AdapterRequest {
     return this.#incoming.rawHeaders;
   }
 
-  readBody(limit: number): Promise<Uint8Array[] | null> {
+  readBody(limit: number, idleMs = 0): Promise<Uint8Array[] | null> {
     const incoming = this.#incoming;
     const length = incoming.headers["content-length"];
     // Refused from the headers: the 413 closes the connection, so the body need not be read (or waited for).
@@ -49,7 +50,20 @@ class NodeRequest implements AdapterRequest {
       // Plain views, not Buffers: a body reads the same on every runtime (Buffer's toString and toJSON differ).
       const chunks: Uint8Array[] = [];
       let size = 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const idle = () => {
+        incoming.removeAllListeners("data");
+        reject(new DOMException(`no part of the body for ${idleMs} ms`, "TimeoutError"));
+      };
+      if (idleMs > 0) {
+        timer = setTimeout(idle, idleMs);
+        const stop = () => clearTimeout(timer);
+        incoming.once("end", stop);
+        incoming.once("close", stop);
+        incoming.once("error", stop);
+      }
       incoming.on("data", (chunk: Buffer) => {
+        if (timer !== undefined) timer.refresh();
         size += chunk.length;
         if (size > limit) {
           incoming.removeAllListeners("data");
@@ -88,9 +102,11 @@ export async function serveNodeHttp(options: ServeOptions): Promise<HttpServer> 
   const createHttpsServer = options.tls ? (await import("node:https")).createServer : null;
   let stopPinging = () => {};
   return await new Promise((resolve, reject) => {
+    const maxHeaders = options.maxHeaders ?? MAX_HEADERS;
     const server = createAdaptorServer({
       fetch: (request: Request, env: unknown) => {
         const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
+        if (incoming.rawHeaders.length > 2 * maxHeaders) return tooManyHeaders();
         return options.fetch(request, new NodeRequest(incoming, outgoing));
       },
       serverOptions: { ...limits(options), ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}) },
@@ -126,6 +142,8 @@ export async function serveNodeHttp(options: ServeOptions): Promise<HttpServer> 
     server.once("error", reject);
     if (attachWebSockets !== null) stopPinging = attachWebSockets(server as HttpServerNode, options.fetch);
     if (options.maxConnections) server.maxConnections = options.maxConnections;
+    // One more than the limit is kept, so that a request over it shows (the surplus is dropped, not refused).
+    (server as { maxHeadersCount: number }).maxHeadersCount = maxHeaders + 1;
     if (options.headersTimeout) {
       // Node's headersTimeout starts at a request's first byte: a connection that sends none is closed here.
       const timeout = options.headersTimeout;

@@ -11,6 +11,7 @@ import type * as Fs from "node:fs";
 import type { Readable } from "node:stream";
 import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions, SpillFiles } from "../src/runtime.ts";
 import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
+import { privateSpillDir, SPILL_DIR_ENV, type SpillDirFs } from "../src/protocol/spill.ts";
 
 type Process = typeof process;
 
@@ -24,15 +25,47 @@ export function watchTree(fs: typeof Fs, dir: string, onChange: (path: string) =
 }
 
 /** Spill files in `dir` through `node:fs`, which `fs()` returns (Bun loads it only once a body spills). */
-export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
+export function fsSpill(root: string, fs: () => typeof Fs, env: Record<string, string | undefined>): SpillFiles | null {
+  const dirFs: SpillDirFs = {
+    mkdir: (path, mode) => fs().mkdirSync(path, { mode }),
+    lstat: (path) => {
+      try {
+        const info = fs().lstatSync(path);
+        return { directory: info.isDirectory(), uid: info.uid, mode: info.mode };
+      } catch {
+        return null;
+      }
+    },
+    uid: typeof globalThis.process.getuid === "function" ? globalThis.process.getuid() : null,
+  };
+  // A worker checks its dispatcher's directory when it first spills (node:fs costs a Bun process memory); a
+  // dispatcher makes its own now, to hand it to its workers.
+  const given = env[SPILL_DIR_ENV];
+  const dir = given !== undefined ? given || null : privateSpillDir(root, undefined, globalThis.process.pid, dirFs);
+  if (dir === null) return null;
+  let checked = given === undefined;
+  const check = () => {
+    if (checked) return;
+    if (privateSpillDir(root, given, globalThis.process.pid, dirFs) === null) {
+      throw new Error(`${given} is not a spill directory of this user's alone`);
+    }
+    checked = true;
+  };
   // Not zero-filled: every byte is read over, and zeroing large buffers shows in a dispatcher's profile.
   const Buffer = (globalThis as unknown as { Buffer: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
   const buffers = new ReadBuffers((length) => Buffer.allocUnsafeSlow(length).buffer as ArrayBuffer, SPILL_BUFFERS);
+  // Never through a link: the directory is private, and a link in it would still be no file of ours.
+  const flags = (write: boolean) => {
+    const { constants } = fs();
+    return (write ? constants.O_WRONLY | constants.O_CREAT : constants.O_RDONLY) | (constants.O_NOFOLLOW ?? 0);
+  };
   return {
     dir,
+    root,
     write: (path, chunks) => {
-      const { closeSync, constants, openSync, writeSync } = fs();
-      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+      check();
+      const { closeSync, openSync, writeSync } = fs();
+      const fd = openSync(path, flags(true), 0o600);
       try {
         let at = 0;
         for (const data of chunks) {
@@ -44,8 +77,9 @@ export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
       }
     },
     read: (path, length) => {
+      check();
       const { closeSync, openSync, readSync } = fs();
-      const fd = openSync(path, "r");
+      const fd = openSync(path, flags(false));
       try {
         const data = buffers.take(length);
         for (let off = 0; off < length;) {
@@ -59,8 +93,9 @@ export function fsSpill(dir: string, fs: () => typeof Fs): SpillFiles {
       }
     },
     recycle: (data) => void buffers.give(data),
-    unlink: (path) => fs().rmSync(path, { force: true }),
-    list: () => fs().readdirSync(dir).filter((name) => name.startsWith("forkyard-")),
+    unlink: (path) => fs().rmSync(path, { force: true, recursive: true }),
+    list: () => fs().readdirSync(dir),
+    listRoot: () => fs().readdirSync(root).filter((name) => name.startsWith("forkyard-")),
   };
 }
 

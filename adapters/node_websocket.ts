@@ -6,7 +6,7 @@
  * @module
  */
 
-import { requestUrl } from "./host_header.ts";
+import { requestUrl } from "./request_head.ts";
 import type { IncomingMessage, Server } from "node:http";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
@@ -128,6 +128,12 @@ function attach(
       });
       return UPGRADED;
     };
+    // The server keeps one header more than it takes (maxHeadersCount): one over shows a request past the limit.
+    const kept = (server as { maxHeadersCount?: number }).maxHeadersCount ?? 0;
+    if (kept > 0 && incoming.rawHeaders.length >= 2 * kept) {
+      socket.end("HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
     const url = requestUrl(incoming.headers.host, incoming.url);
     const headers = new Headers();
     const raw = incoming.rawHeaders;

@@ -102,6 +102,8 @@ export interface ServeOptions {
   idleTimeout?: number;
   /** Connections served at once (0: no limit). */
   maxConnections?: number;
+  /** Header fields a request may carry; more get 431 (every server: some drop the surplus silently). */
+  maxHeaders?: number;
   /**
    * Called when the listener failed while serving (a runtime whose server stops when accept fails, as Deno's does
    * without a free descriptor) and the adapter will listen again after `retryMs`.
@@ -156,9 +158,10 @@ export interface AdapterRequest {
   /**
    * Reads the body as the chunks it arrived in, not joined (`null` when it is larger than `limit`), without the
    * web `Request`'s body stream; offered by adapters whose server builds the `Request` lazily (@hono/node-server
-   * on Node). Use this or `request.arrayBuffer()`, not both.
+   * on Node). Use this or `request.arrayBuffer()`, not both. Rejects with a `DOMException` named `TimeoutError`
+   * when no part came for `idleMs` (0: no limit).
    */
-  readBody?(limit: number): Promise<Uint8Array[] | null>;
+  readBody?(limit: number, idleMs?: number): Promise<Uint8Array[] | null>;
   /**
    * The request headers as a flat `[name, value, ...]` list, names in any case, repeated headers repeated,
    * without building the `Request`'s `Headers`; offered with `readBody`.
@@ -185,8 +188,10 @@ export interface AdapterRequest {
  * keeps its memory pages: allocating them is most of the cost of a new file.
  */
 export interface SpillFiles {
-  /** The directory, e.g. /dev/shm. */
+  /** This process's spill directory, of this user's alone: `root/forkyard-<pid>-<random>`. */
   readonly dir: string;
+  /** Where spill directories live, e.g. /dev/shm. */
+  readonly root: string;
   /** Writes `chunks`, in order, at the start of a file, creating it if needed and never truncating it. */
   write(path: string, chunks: readonly Uint8Array[]): void;
   /** Reads the first `length` bytes of a file. */
@@ -196,10 +201,12 @@ export interface SpillFiles {
    * them again. Bytes `read()` did not return, or that were given back already, are ignored.
    */
   recycle?(data: Uint8Array): void;
-  /** Removes one file; a missing file is not an error. */
+  /** Removes a file, or a directory and all it holds; a missing one is not an error. */
   unlink(path: string): void;
-  /** The names of the spill files (`forkyard-*`) in `dir`. */
+  /** The names of the files in `dir`. */
   list(): string[];
+  /** The names in `root` that are spill directories (`forkyard-*`), this process's and others'. */
+  listRoot(): string[];
 }
 
 /** A listening HTTP server. */

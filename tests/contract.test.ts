@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { type AnyFrames, FrameDecoder, FrameWriter, recycleBody } from "../src/protocol/codec.ts";
 import { F } from "../src/protocol/frames.ts";
-import { removeSpills } from "../src/protocol/spill.ts";
+import { removeSpills, SPILL_DIR_ENV } from "../src/protocol/spill.ts";
 import { alive, eventually, fixture, httpsGet, pattern, pipesCommand, runtime, start } from "./helpers.ts";
 
 function echoChild() {
@@ -116,6 +116,8 @@ describe(`runtime adapter (${runtime.name})`, () => {
     });
     const child = runtime.spawn({
       cmd: [...runtime.selfCommand(fixture("echo_child.ts")), "echo"],
+      // As a worker is started: it reads (and writes) in its dispatcher's private spill directory.
+      env: { [SPILL_DIR_ENV]: files.dir },
       onStdout: (chunk) => decoder.push(chunk),
       onStderr: () => {},
     });

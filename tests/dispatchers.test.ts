@@ -2,7 +2,9 @@
 // it restarts one killed under load, rolls a reload through them, and stops them all on SIGTERM.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type Accounting, alive, type App, eventually, fixture, getFresh, load, runtime, start } from "./helpers.ts";
 import { type Conn, open } from "./ws_client.ts";
 
@@ -85,7 +87,8 @@ describe(`several dispatchers (${runtime.name})`, () => {
   });
 
   test("sendConfig, status, scale and reload from the primary reach every dispatcher (forkyard ctl too)", async () => {
-    const control = `/tmp/forkyard-dispatchers-${process.pid}-${Date.now()}.ctl`;
+    // In a directory of this user's alone: the server refuses one others may write (/tmp).
+    const control = join(mkdtempSync(join(tmpdir(), "forkyard-dispatchers-")), "app.ctl");
     const app = await startDispatchers({ WORKERS: "2", CONTROL: control });
     const ctl = async (...args: string[]) => {
       const proc = start(fixture("../../cli.ts"), ["ctl", "--control", control, ...args]);

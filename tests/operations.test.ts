@@ -2,7 +2,19 @@
 // the start-up banner.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import process from "node:process";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -92,6 +104,17 @@ describe(`operations (${runtime.name})`, () => {
         line,
         /127\.0\.0\.1 - - \[\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/plain\/bob HTTP\/1\.1" 200 \d+ "http:\/\/r\/" "[^"]*" [\d.]+ms pool=PlainWorker worker=0 id=\S+/,
       );
+      // Secrets in the query are not written: the URL's and the Referer's.
+      const secret = "/plain/bob?api_key=K1&page=2&reset_token=T2&Password=P3&keyword=visible";
+      const referer = "https://site.example/login?code=C4&next=%2Fhome";
+      assert.equal((await fetch(`${app.url}${secret}`, { headers: { referer } })).status, 200);
+      const redacted = await app.waitStderr(/forkyard\.access.*keyword=visible.*\n/);
+      assert.match(
+        redacted,
+        /"GET \/plain\/bob\?api_key=REDACTED&page=2&reset_token=REDACTED&Password=REDACTED&keyword=visible HTTP\/1\.1"/,
+      );
+      assert.match(redacted, /"https:\/\/site\.example\/login\?code=REDACTED&next=%2Fhome"/);
+      assert.doesNotMatch(app.stderr(), /K1|T2|P3|C4/);
     } finally {
       await app.stop();
     }
@@ -134,6 +157,35 @@ describe(`operations (${runtime.name})`, () => {
       imported.stderr(),
       /Cannot start pool "Never": its workers failed to boot \(Error: DATABASE_URL is not set\)/,
     );
+  });
+
+  test("admin listener: only its own Host names (no DNS rebinding), and with a token only with it", async () => {
+    const token = "admin-token-0123456789";
+    const app = await startApp("app.ts", { ADMIN: "127.0.0.1:0", ADMIN_TOKEN: token });
+    try {
+      const port = JSON.parse(app.stdout().split("\n")[0]).admin;
+      const ask = (path: string, headers: Record<string, string>) =>
+        new Promise<number>((resolve, reject) => {
+          const req = httpGet({ host: "127.0.0.1", port, path, headers }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on("error", reject);
+        });
+      const bearer = { authorization: `Bearer ${token}` };
+      assert.equal(await ask("/metrics", { host: "evil.example:80", ...bearer }), 421, "a rebound name");
+      assert.equal(await ask("/metrics", { host: `127.0.0.1:${port}` }), 401, "no token");
+      assert.equal(
+        await ask("/metrics", { host: `127.0.0.1:${port}`, authorization: "Bearer wrong-token-00000000" }),
+        401,
+      );
+      assert.equal(await ask("/metrics", { host: `localhost:${port}`, ...bearer }), 200);
+      assert.equal(await ask("/status", { host: `127.0.0.1:${port}`, ...bearer }), 200);
+      assert.equal(await ask(`/?token=${token}`, { host: `127.0.0.1:${port}` }), 200, "the status page, by URL");
+      assert.equal(await ask(`/events?token=${token}`, { host: `127.0.0.1:${port}` }), 200);
+    } finally {
+      await app.stop();
+    }
   });
 
   test("admin listener: /metrics in Prometheus text format, /status, apart from the public port", async () => {
@@ -231,8 +283,56 @@ describe(`operations (${runtime.name})`, () => {
     if (!existsSync(socket)) writeFileSync(socket, "");
     const refused = await ctl("status");
     assert.equal(refused.code, 1);
-    assert.match(refused.err, /^forkyard: (the control socket .* refuses connections|cannot reach the control socket)/);
+    assert.match(
+      refused.err,
+      /^forkyard: (the control socket .* refuses connections|cannot reach the control socket|.* is not a socket)/,
+    );
     assert.equal((await ctl("frobnicate")).code, 2);
+  });
+
+  test("control socket: in a private directory by default; a directory others may write and a socket of another user are refused", async () => {
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-ctlsec-"));
+    try {
+      // The default: $XDG_RUNTIME_DIR/forkyard/<working directory>-<hash>.sock, found by `forkyard ctl` alone.
+      const runtimeDir = join(dir, "run");
+      mkdirSync(runtimeDir, { mode: 0o700 });
+      const env = { XDG_RUNTIME_DIR: runtimeDir };
+      const server = start(cli, ["serve", fixture("users_app.ts"), "--port", "0", "--workers", "1"], env);
+      try {
+        await server.waitStdout(/pool \/: 1 worker/);
+        const sockets = readdirSync(join(runtimeDir, "forkyard"));
+        assert.equal(sockets.length, 1, String(sockets));
+        assert.match(sockets[0], /^[A-Za-z0-9._-]+-[0-9a-f]{8}\.sock$/);
+        assert.equal(statSync(join(runtimeDir, "forkyard")).mode & 0o777, 0o700);
+        const status = start(cli, ["ctl", "status", "--json"], env);
+        assert.equal((await status.exited).code, 0, status.stderr());
+        assert.equal(JSON.parse(status.stdout()).pools[0].workers.length, 1);
+      } finally {
+        server.child.kill("SIGTERM");
+        await server.exited;
+      }
+      // A directory other users may write: refused in one line naming the way out.
+      const open = join(dir, "open");
+      mkdirSync(open);
+      chmodSync(open, 0o777);
+      const squatted = start(cli, ["serve", fixture("users_app.ts"), "--port", "0", "--control", join(open, "x.sock")]);
+      assert.equal((await squatted.exited).code, 1);
+      assert.match(squatted.stderr(), /the control socket's directory .*open is writable by other users \(mode 777\)/);
+      // A socket of another user's: forkyard ctl does not talk to it (needs root to make one here).
+      if (process.getuid?.() === 0) {
+        const theirs = join(dir, "theirs.sock");
+        const squatter = createServer((c) => c.end('{"ok":{"pid":1}}\n'));
+        await new Promise<void>((resolve) => squatter.listen(theirs, resolve));
+        chownSync(theirs, 65534, 65534);
+        const ctl = start(cli, ["ctl", "--control", theirs, "status"]);
+        assert.equal((await ctl.exited).code, 1);
+        assert.match(ctl.stderr(), /the control socket .*theirs\.sock belongs to user 65534, not to this user/);
+        await new Promise<void>((resolve) => squatter.close(() => resolve()));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("forkyard serve --watch reloads the workers when a file changes, not for node_modules or dot folders", async () => {

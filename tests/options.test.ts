@@ -5,9 +5,35 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { Dispatcher, WorkerPool } from "../mod.ts";
 import { parseArgs } from "../src/cli/cli.ts";
+import { applyEnvironment } from "../src/cli/args.ts";
 import { DISPATCHER_SCHEMA } from "../src/dispatcher/options.ts";
 import { POOL_SCHEMA } from "../src/pool_options.ts";
 import { DOC_URLS, renderTables, TABLES } from "../scripts/options_doc.ts";
+
+describe("security options", () => {
+  test("an admin listener beyond loopback needs a token of 16 characters or more; bad admin, origins, redact lists throw", () => {
+    const token = "s3cret-token-0123";
+    assert.throws(
+      () => new Dispatcher({ admin: "0.0.0.0:9464" }),
+      /Invalid Dispatcher option "admin": 0\.0\.0\.0:9464 is reachable from other machines: give it a token/,
+    );
+    assert.equal(new Dispatcher({ admin: { address: "0.0.0.0:9464", token } }).options.admin?.token, token);
+    assert.equal(new Dispatcher({ admin: "0.0.0.0:9464", adminToken: token }).options.admin?.token, token);
+    assert.equal(new Dispatcher({ admin: 9464 }).options.admin?.token, null, "loopback: no token needed");
+    assert.throws(() => new Dispatcher({ admin: { address: 9464, token: "short" } }), /at least 16 characters/);
+    assert.throws(() => new Dispatcher({ admin: { address: 9464, tokn: token } as never }), /unknown key "tokn"/);
+    assert.throws(() => new Dispatcher({ origins: ["evil.example"] }), /Invalid Dispatcher option "origins"/);
+    assert.deepEqual(new Dispatcher({ origins: "*" }).options.origins, "*");
+    assert.throws(
+      () => new Dispatcher({ accessLogRedact: "token" as never }),
+      /Invalid Dispatcher option "accessLogRedact"/,
+    );
+    assert.ok(new Dispatcher({}).options.accessLogRedact.includes("password"));
+    const env = (vars: Record<string, string>) => (name: string) => vars[name];
+    const fromEnv = applyEnvironment(parseArgs(["--admin", "0.0.0.0:9464"]), env({ FORKYARD_ADMIN_TOKEN: token }));
+    assert.equal(fromEnv.dispatcher.adminToken, token);
+  });
+});
 
 describe("options schemas", () => {
   test("docs/options.md and docs/cli.md carry the schemas' tables as the schemas write them", () => {
@@ -63,8 +89,11 @@ describe("options schemas", () => {
       retryIdempotent: true,
     });
     assert.deepEqual(parseArgs(["--no-access-log"]).dispatcher, { accessLog: false });
-    assert.deepEqual(parseArgs(["--admin", "9464"]).dispatcher, { admin: { hostname: "127.0.0.1", port: 9464 } });
-    assert.deepEqual(parseArgs(["--admin=0.0.0.0:9464"]).dispatcher, { admin: { hostname: "0.0.0.0", port: 9464 } });
+    assert.deepEqual(parseArgs(["--admin", "9464"]).dispatcher, { admin: "9464" });
+    assert.deepEqual(parseArgs(["--admin=0.0.0.0:9464", "--admin-token", "t".repeat(16)]).dispatcher, {
+      admin: "0.0.0.0:9464",
+      adminToken: "t".repeat(16),
+    });
     assert.throws(() => parseArgs(["--admin", "nine"]), /--admin needs \[HOST:\]PORT, got "nine"/);
     assert.deepEqual(parseArgs(["--access-log=json"]).dispatcher, { accessLog: "json" });
     assert.throws(() => parseArgs(["--access-log=xml"]), /--access-log takes combined or json, got "xml"/);

@@ -207,7 +207,8 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
   });
 
   test("status, forkyard ctl and the admin listener show the worker hosts and their workers; ready once a host serves", async () => {
-    const control = `/tmp/forkyard-remote-${process.pid}-${Date.now()}.ctl`;
+    // In a directory of this user's alone: the server refuses one others may write (/tmp).
+    const control = join(mkdtempSync(join(tmpdir(), "forkyard-remote-")), "app.ctl");
     const app = await startDispatcher(nats.url, { CONTROL: control, ADMIN: "127.0.0.1:0" });
     const admin = `http://127.0.0.1:${app.admin}`;
     const hosts: Awaited<ReturnType<typeof startHost>>[] = [];

@@ -109,14 +109,19 @@ function setup(script: Script, options: WorkerPoolOptions = {}) {
     new Promise((resolve) => {
       const id = nextId++;
       const wire: RequestHeader = { i: id, m: method, p: "/", q: "", h: [] };
-      const origin = {
-        kind: "client" as const,
-        request: new Request("http://x/"),
-        adapter: {} as AdapterRequest,
+      const request = new Request("http://x/");
+      const adapter = {} as AdapterRequest;
+      supervisor.request({
+        kind: "client",
+        id,
+        wire,
+        body: new Uint8Array(0),
+        resolve,
+        request,
+        adapter,
         upgrade: null,
         observe: null,
-      };
-      supervisor.request({ id, origin, wire, body: new Uint8Array(0), resolve });
+      });
     });
   return { clock, workers, supervisor, request, finished };
 }

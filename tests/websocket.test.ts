@@ -201,6 +201,24 @@ for (const httpServer of HTTP_SERVERS) {
       await closeRaw(other);
     });
 
+    test("origins: a page elsewhere gets 403 at the handshake; the site's own origin, a listed one and non-browsers pass", async () => {
+      const host = `127.0.0.1:${app.port}`;
+      const refused = await rawHandshake(app.port, "/ws/echo", { Host: host, Origin: "https://evil.example" });
+      assert.equal(refused.status, 403);
+      refused.socket.destroy();
+      const sameHostOtherPort = await rawHandshake(app.port, "/ws/echo", { Host: host, Origin: "http://127.0.0.1:1" });
+      assert.equal(sameHostOtherPort.status, 403);
+      sameHostOtherPort.socket.destroy();
+      for (const origin of [`http://${host}`, "https://allowed.example"]) {
+        const ok = await rawHandshake(app.port, "/ws/echo", { Host: host, Origin: origin });
+        assert.equal(ok.status, 101, origin);
+        await closeRaw(ok);
+      }
+      const noOrigin = await rawHandshake(app.port, "/ws/echo");
+      assert.equal(noOrigin.status, 101);
+      await closeRaw(noOrigin);
+    });
+
     test("a handler that throws closes its socket with 1011; the worker closes with its code; sending after close throws", async () => {
       const failing = await open(`${ws}/ws/fail`);
       failing.ws.send("x");

@@ -34,7 +34,7 @@ Usage:
                                                or an app with fetch(request) (e.g. a Hono app)
   forkyard serve <config.json> [options]       serve pools and apps described in a config file
   forkyard ctl [--control PATH] [--json] status | reload [POOL] | scale POOL N | stop
-                                               ask a running server (its control socket, forkyard.ctl)
+                                               ask a running server (its control socket)
   forkyard worker --nats URL <module>[:export] [--subject S] [--name NAME] [--nats-ca FILE] [options]
                                                run a remote pool's workers on this host: a Worker class
                                                or a fetch app, taking requests over NATS (docs/remote.md)
@@ -177,8 +177,9 @@ function ctlCommand(words: string[]): ControlCommand {
 }
 
 /**
- * `PORT` and `HOST` from the environment, for the dispatcher options no flag set (as Heroku-style platforms and
- * containers hand them over); throws {@linkcode UsageError} for a bad value.
+ * `PORT`, `HOST` and `FORKYARD_ADMIN_TOKEN` from the environment, for the dispatcher options no flag set (as
+ * Heroku-style platforms and containers hand them over; a token in the environment stays out of `ps`); throws
+ * {@linkcode UsageError} for a bad value.
  */
 export function applyEnvironment(args: CliArgs, env: (name: string) => string | undefined): CliArgs {
   const dispatcher = { ...args.dispatcher };
@@ -188,5 +189,7 @@ export function applyEnvironment(args: CliArgs, env: (name: string) => string | 
   }
   const host = env("HOST");
   if (host !== undefined && host !== "" && dispatcher.hostname === undefined) dispatcher.hostname = host;
+  const token = env("FORKYARD_ADMIN_TOKEN");
+  if (token !== undefined && token !== "" && dispatcher.adminToken === undefined) dispatcher.adminToken = token;
   return { ...args, dispatcher };
 }

@@ -20,7 +20,8 @@ import type { Runtime } from "../runtime.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
 import { applyEnvironment, type CliArgs, helpText, parseArgs, VERSION } from "./args.ts";
 import { checkExports, dispatcherFromConfig } from "./config_file.ts";
-import { DEFAULT_CONTROL, runCtl } from "./ctl.ts";
+import { runCtl } from "./ctl.ts";
+import { defaultControlPath } from "./control_path.ts";
 import { UsageError } from "./usage_error.ts";
 import { watchAndReload } from "./watch.ts";
 
@@ -70,7 +71,13 @@ function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
     Object.assign(dispatcher.options, { accessLog: "combined" });
   }
   if (dispatcher.options.control === false && args.dispatcher.control === undefined) {
-    Object.assign(dispatcher.options, { control: DEFAULT_CONTROL });
+    let control: string;
+    try {
+      control = defaultControlPath();
+    } catch (error) {
+      throw new UsageError(firstLine(error));
+    }
+    Object.assign(dispatcher.options, { control });
   }
   Object.assign(dispatcher.options, args.dispatcher);
   const listened = dispatcher.onListen.bind(dispatcher);

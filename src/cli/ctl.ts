@@ -9,9 +9,7 @@ import { firstLine } from "../error_text.ts";
 import type { PoolStatus } from "../pool.ts";
 import type { Runtime } from "../runtime.ts";
 import type { CliArgs } from "./args.ts";
-
-/** The default control socket of the command line: `forkyard.ctl` in the working directory. */
-export const DEFAULT_CONTROL = "forkyard.ctl";
+import { defaultControlPath } from "./control_path.ts";
 
 /** Seconds as `1h02m`, `3m05s` or `12s`. */
 function duration(ms: number): string {
@@ -65,9 +63,9 @@ export function statusTable(status: { pid: number; port: number; pending: number
 /** Runs `forkyard ctl`; resolves with the exit status. */
 export async function runCtl(args: CliArgs, runtime: Runtime): Promise<number> {
   const control = args.dispatcher.control;
-  const path = typeof control === "string" ? control : DEFAULT_CONTROL;
   let reply: unknown;
   try {
+    const path = typeof control === "string" ? control : defaultControlPath();
     reply = await sendControl(path, args.ctl!.command);
   } catch (error) {
     runtime.writeStderr(`forkyard: ${firstLine(error)}\n`);

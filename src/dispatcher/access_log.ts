@@ -67,6 +67,32 @@ export interface AccessEntry {
   userAgent: string | null;
 }
 
+/** Whether query parameter `name` (still percent-encoded) is one whose value is not logged. */
+function secretName(name: string, redacted: ReadonlySet<string>): boolean {
+  let lower: string;
+  try {
+    lower = decodeURIComponent(name.replace(/\+/g, " ")).toLowerCase();
+  } catch {
+    lower = name.toLowerCase();
+  }
+  if (redacted.has(lower)) return true;
+  const cut = lower.search(/[-_.][^-_.]*$/);
+  return cut >= 0 && redacted.has(lower.slice(cut + 1));
+}
+
+/** `target` (a path with its query, or a whole URL) with the values of secret query parameters replaced. */
+export function redactQuery(target: string, redacted: ReadonlySet<string>): string {
+  const q = target.indexOf("?");
+  if (q < 0 || redacted.size === 0) return target;
+  const hash = target.indexOf("#", q);
+  const query = hash < 0 ? target.slice(q + 1) : target.slice(q + 1, hash);
+  const parts = query.split("&").map((part) => {
+    const eq = part.indexOf("=");
+    return eq >= 0 && secretName(part.slice(0, eq), redacted) ? `${part.slice(0, eq)}=REDACTED` : part;
+  });
+  return `${target.slice(0, q + 1)}${parts.join("&")}${hash < 0 ? "" : target.slice(hash)}`;
+}
+
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /** `[04/Dec/2026:18:00:00 +0000]`, the combined format's time, in UTC. */

@@ -23,16 +23,58 @@ export interface AdminSource {
   pools(): PoolSnapshot[];
 }
 
+/** Who may ask the admin listener: the names a `Host` may carry, and the bearer token, if any. */
+export interface AdminAccess {
+  /** The address it listens on. */
+  hostname: string;
+  /** Names besides the listen address and `localhost` that a `Host` header may carry. */
+  hosts: readonly string[];
+  /** Required as `Authorization: Bearer TOKEN` (or `?token=TOKEN`, for the status page), or `null`. */
+  token: string | null;
+}
+
+/** Whether `a` and `b` are equal, in time that does not depend on where they differ. */
+function sameSecret(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/** The host part of a `Host` header value, lower case, without its port or IPv6 brackets. */
+function hostName(host: string): string {
+  const name = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d*$/, "");
+  return name.toLowerCase();
+}
+
 /** The admin listener: counts answers (`metrics`) and serves what it knows. */
 export class AdminListener {
   /** What `/metrics` reports; the dispatcher records each answer in it. */
   readonly metrics: Metrics = new Metrics();
   readonly #source: AdminSource;
+  readonly #names: ReadonlySet<string>;
+  readonly #token: string | null;
   /** The status pages listening to `/events`. */
   readonly #streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
 
-  constructor(source: AdminSource) {
+  constructor(source: AdminSource, access: AdminAccess) {
     this.#source = source;
+    // A page on another site that a DNS name made point here (DNS rebinding) carries that name as its Host.
+    this.#names = new Set(
+      ["localhost", "127.0.0.1", "::1", access.hostname, ...access.hosts].map((name) => hostName(name)),
+    );
+    this.#token = access.token;
+  }
+
+  /** 421 for a `Host` that is not this listener's, 401 without the token; `null` when the request may go on. */
+  #refused(request: Request, url: URL): Response | null {
+    const host = request.headers.get("host");
+    if (host === null || !this.#names.has(hostName(host))) return errorResponse(421, "Misdirected request");
+    if (this.#token === null) return null;
+    const header = request.headers.get("authorization");
+    const given = header?.startsWith("Bearer ") ? header.slice(7) : url.searchParams.get("token");
+    if (given !== null && sameSecret(given, this.#token)) return null;
+    return errorResponse(401, "Unauthorized", { "www-authenticate": 'Bearer realm="forkyard admin"' });
   }
 
   #snapshot(seconds: Second[]): Snapshot {
@@ -68,7 +110,10 @@ export class AdminListener {
 
   /** Answers one request to the admin listener. */
   answer(request: Request): Response {
-    const path = new URL(request.url).pathname;
+    const url = new URL(request.url);
+    const refused = this.#refused(request, url);
+    if (refused !== null) return refused;
+    const path = url.pathname;
     if (request.method !== "GET" && request.method !== "HEAD") return errorResponse(405, "Method not allowed");
     switch (path) {
       case "/metrics":

@@ -7,8 +7,10 @@
  */
 
 import { firstLine } from "../error_text.ts";
-import { chmodSync, existsSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
+import { dirname, resolve } from "node:path";
+import process from "node:process";
 import type { PoolStatus, WorkerPool } from "../pool.ts";
 
 /** A command on the control socket. */
@@ -71,13 +73,52 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
+/** The longest command line a control socket reads; a client sending more is cut off. */
+const MAX_COMMAND = 64 * 1024;
+
+/** This process's user id, or `null` where there are none. */
+function uid(): number | null {
+  return typeof process.getuid === "function" ? process.getuid() : null;
+}
+
 /**
- * Listens on `path`; a stale socket file (nobody answers on it) is replaced, a live one is an error naming it.
- * Resolves with a function that stops listening and removes the socket.
+ * Refuses a control socket in a directory that other users may write: one of them could put a socket of their own
+ * at its name first, which the server would refuse to replace and `forkyard ctl` would talk to.
+ */
+export function checkControlDir(path: string): void {
+  const dir = dirname(resolve(path));
+  const info = statSync(dir);
+  if ((info.mode & 0o022) !== 0) {
+    throw new Error(
+      `the control socket's directory ${dir} is writable by other users (mode ${(info.mode & 0o777).toString(8)}): ` +
+        "give --control a path in a private directory, or --no-control",
+    );
+  }
+}
+
+/** Refuses what is at `path` unless it is a socket of this user's. */
+function checkSocketOwner(path: string): void {
+  const info = lstatSync(path);
+  if (!info.isSocket()) throw new Error(`${path} is not a socket (a stale file?): remove it, or see --control`);
+  const me = uid();
+  if (me !== null && info.uid !== me) {
+    throw new Error(`the control socket ${path} belongs to user ${info.uid}, not to this user (${me}): see --control`);
+  }
+}
+
+/**
+ * Listens on `path`, in a directory no other user may write; a stale socket of this user's (nobody answers on it)
+ * is replaced, a live one is an error naming it. Resolves with a function that stops listening and removes it.
  */
 export async function listenControl(path: string, handle: ControlHandler): Promise<() => Promise<void>> {
+  checkControlDir(path);
   if (existsSync(path)) {
-    if (await answers(path)) throw new Error(`another server answers on the control socket ${path}`);
+    checkSocketOwner(path);
+    if (await answers(path)) {
+      throw new Error(
+        `another server answers on the control socket ${path}: give this one --control PATH or --no-control`,
+      );
+    }
     unlinkSync(path);
   }
   const server: Server = createServer((socket) => {
@@ -87,7 +128,10 @@ export async function listenControl(path: string, handle: ControlHandler): Promi
     socket.on("data", async (chunk: string) => {
       input += chunk;
       const end = input.indexOf("\n");
-      if (end < 0) return;
+      if (end < 0) {
+        if (input.length > MAX_COMMAND) socket.destroy();
+        return;
+      }
       let reply: unknown;
       try {
         reply = { ok: await handle(JSON.parse(input.slice(0, end)) as ControlCommand) };
@@ -135,6 +179,12 @@ export function sendControl(path: string, command: ControlCommand): Promise<unkn
   return new Promise((resolve, reject) => {
     if (!existsSync(path)) {
       reject(new Error(`no control socket at ${path} (is forkyard serve running there? see --control)`));
+      return;
+    }
+    try {
+      checkSocketOwner(path);
+    } catch (error) {
+      reject(error);
       return;
     }
     const socket = connect(path);

@@ -265,14 +265,20 @@ export class Dispatcher {
         pid: runtime.pid,
         pending: () => this.pendingCount,
         pools: () => this.#backends().map((s) => ({ status: s.status(), replaced: s.replacements() })),
-      });
+      }, this.options.admin);
     } else if (this.options.admin !== null) {
       this.#metrics = new Metrics();
     }
-    this.#observer = AnswerObserver.forOptions(this.options.accessLog, this.#admin?.metrics ?? this.#metrics ?? null, {
-      emit: () => this.#logtape.recordWriter(["forkyard", "access"]),
-      failed: (error) => this.#log.error("Access log failed: {error}", { error }),
-    });
+    const { accessLog, accessLogRedact } = this.options;
+    this.#observer = AnswerObserver.forOptions(
+      accessLog,
+      accessLogRedact,
+      this.#admin?.metrics ?? this.#metrics ?? null,
+      {
+        emit: () => this.#logtape.recordWriter(["forkyard", "access"]),
+        failed: (error) => this.#log.error("Access log failed: {error}", { error }),
+      },
+    );
     this.#pipeline = new RequestPipeline({
       dispatcher: this,
       hasCheck: this.#hasCheck,
@@ -282,7 +288,9 @@ export class Dispatcher {
       sockets,
       observer: this.#observer,
       maxBodySize: this.options.maxBodySize,
+      bodyTimeout: this.options.bodyTimeout,
       maxPending: this.options.maxPending,
+      origins: this.options.origins,
       log: this.#log,
     });
     return this.#pipeline;

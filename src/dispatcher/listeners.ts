@@ -70,6 +70,7 @@ export async function openListeners(
       headersTimeout: options.headersTimeout,
       idleTimeout: options.idleTimeout,
       maxConnections: options.maxConnections,
+      maxHeaders: options.maxHeaders,
       httpServer: options.httpServer,
       websocket: { idleTimeout: options.wsIdleTimeout, maxMessageSize: options.wsMaxMessageSize },
       onListenerFailed: (error, retryMs) =>

@@ -9,7 +9,7 @@
 
 import type { LogRecord } from "@logtape/logtape";
 import type { AdapterRequest } from "../runtime.ts";
-import { accessEntry, type AccessTrail, combinedLine, jsonLine, newTrail } from "./access_log.ts";
+import { accessEntry, type AccessTrail, combinedLine, jsonLine, newTrail, redactQuery } from "./access_log.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** The dispatcher's request handler. */
@@ -18,7 +18,12 @@ export type RequestHandler = (request: Request, extras: AdapterRequest) => Respo
 /** What the observer records answers in. */
 export interface ObserverSinks {
   /** The access log's format and writer, or `null` for none. */
-  accessLog: { format: "combined" | "json"; emit: (record: Omit<LogRecord, "category">) => void } | null;
+  accessLog: {
+    format: "combined" | "json";
+    /** Query parameters whose values are written as `REDACTED`, in the URL and the Referer. */
+    redact: ReadonlySet<string>;
+    emit: (record: Omit<LogRecord, "category">) => void;
+  } | null;
   /** The admin listener's metrics, or `null`. */
   metrics: Metrics | null;
   /** Called when recording fails. */
@@ -40,12 +45,14 @@ export class AnswerObserver {
    */
   static forOptions(
     accessLog: false | "combined" | "json",
+    redact: readonly string[],
     metrics: Metrics | null,
     how: { emit: () => (record: Omit<LogRecord, "category">) => void; failed: (error: unknown) => void },
   ): AnswerObserver | null {
     if (accessLog === false && metrics === null) return null;
+    const names = new Set(redact.map((name) => name.toLowerCase()));
     return new AnswerObserver({
-      accessLog: accessLog === false ? null : { format: accessLog, emit: how.emit() },
+      accessLog: accessLog === false ? null : { format: accessLog, redact: names, emit: how.emit() },
       metrics,
       failed: how.failed,
     });
@@ -97,6 +104,8 @@ export class AnswerObserver {
       this.#sinks.metrics?.observe(entry.pool, entry.status, entry.duration);
       const log = this.#sinks.accessLog;
       if (log === null) return;
+      entry.url = redactQuery(entry.url, log.redact);
+      if (entry.referer !== null) entry.referer = redactQuery(entry.referer, log.redact);
       const time = Date.now();
       const line = log.format === "json" ? jsonLine(entry, time) : combinedLine(entry, time);
       log.emit({ level: "info", message: [line], rawMessage: line, timestamp: time, properties: { ...entry } });

@@ -8,6 +8,9 @@
 import type { WorkerPool } from "../pool.ts";
 import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "../options.ts";
 import type { HttpServerKind } from "../runtime.ts";
+import { type AdminAddress, parseAdmin, resolveAdmin } from "./admin_address.ts";
+
+export type { AdminAddress };
 
 /** Options of a {@linkcode Dispatcher}. Durations are milliseconds. */
 export interface DispatcherOptions {
@@ -31,6 +34,11 @@ export interface DispatcherOptions {
   /** Largest accepted request body in bytes; larger gets 413. @default {10485760} */
   maxBodySize?: number;
   /**
+   * Time a client may leave between two parts of a request body before it gets 408 and the connection closes (as
+   * nginx's `client_body_timeout`); 0: no limit. @default {30000}
+   */
+  bodyTimeout?: number;
+  /**
    * Time a client gets to send a request's headers, from the moment it connects or its previous answer was sent;
    * then the connection is closed (slowloris). Enforced by the `"node"` HTTP server on every runtime. @default {20000}
    */
@@ -39,6 +47,11 @@ export interface DispatcherOptions {
   idleTimeout?: number;
   /** Connections served at once; more are closed as they arrive. 0: no limit. @default {0} */
   maxConnections?: number;
+  /**
+   * Header fields a request may carry; more get 431 and the connection closes (Apache's `LimitRequestFields`). A
+   * server that dropped the surplus silently would lose a header a proxy appends last. @default {100}
+   */
+  maxHeaders?: number;
   /**
    * The HTTP server: `"node"`, the `node:http` server that Node, Deno and Bun all provide, which enforces
    * `headersTimeout`, `idleTimeout` and `maxConnections` and answers pipelined requests in order; or `"native"`, the
@@ -67,6 +80,13 @@ export interface DispatcherOptions {
    * 1008, so that a slow reader cannot grow the dispatcher's memory. @default {16777216}
    */
   wsMaxBuffered?: number;
+  /**
+   * The origins whose pages may open WebSockets here, besides the site's own (an `Origin` whose host is the request's
+   * `Host`): `["https://app.example"]`, or `"*"` for any. Other handshakes get 403, so that a page elsewhere cannot
+   * use a visitor's cookies for this site (cross-site WebSocket hijacking). Clients that send no `Origin` (not
+   * browsers) pass. @default {[]}
+   */
+  origins?: string[] | "*";
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: string; key: string };
   /**
@@ -77,13 +97,20 @@ export interface DispatcherOptions {
    */
   retryBoot?: boolean;
   /**
-   * Address of the admin listener, apart from the public port: `"127.0.0.1:9464"`, or a port alone (the host is
-   * then 127.0.0.1). It serves `/metrics` (Prometheus) and `/status` (JSON). Off by default.
+   * The admin listener, apart from the public port: its address, `"127.0.0.1:9464"` or a port alone (the host is
+   * then 127.0.0.1), or `{ address, token, hosts }`. It serves `/metrics` (Prometheus), `/status` (JSON), `/ready`
+   * and the status page. It answers only a `Host` that is its address, `localhost` or one of `hosts`; with a `token`
+   * (or `adminToken`; `FORKYARD_ADMIN_TOKEN` on the command line) every request must carry it as
+   * `Authorization: Bearer TOKEN` (the status page: `?token=TOKEN`). An address beyond loopback needs a token. Off
+   * by default.
    */
-  admin?: string | number;
+  admin?: string | number | { address: string | number; token?: string; hosts?: string[] };
+  /** The admin listener's bearer token (see `admin`); the command line takes `FORKYARD_ADMIN_TOKEN` when not given. */
+  adminToken?: string;
   /**
-   * Path of the control socket `forkyard ctl` talks to (a Unix socket, mode 0600), or `false` for none. The
-   * command line opens `forkyard.ctl` in the working directory unless told otherwise. @default {false}
+   * Path of the control socket `forkyard ctl` talks to (a Unix socket, mode 0600), or `false` for none; its
+   * directory must not be writable by other users. The command line opens one in a private directory
+   * (`$XDG_RUNTIME_DIR/forkyard/`) unless told otherwise. @default {false}
    */
   control?: string | false;
   /**
@@ -92,6 +119,14 @@ export interface DispatcherOptions {
    * @default {false}
    */
   accessLog?: false | "combined" | "json";
+  /**
+   * Query parameters whose values the access log writes as `REDACTED`, in the URL and the Referer: a name matches
+   * when it is one of these or ends with one after `_`, `-` or `.` (`reset_token`), case aside. `[]` logs every
+   * value. @default {["token", "secret", "password", "passwd", "pwd", "pass", "key", "apikey", "auth",
+   * "authorization", "signature", "sig", "code", "session", "sessionid", "sid", "jwt", "otp", "credential",
+   * "credentials"]}
+   */
+  accessLogRedact?: string[];
 }
 
 /** The `Dispatcher`'s options schema, in the order the docs list them. */
@@ -146,6 +181,14 @@ export const DISPATCHER_SCHEMA: Schema = {
     flags: ["--max-body-size"],
     doc: "Largest accepted request body in bytes; larger gets 413",
   },
+  bodyTimeout: {
+    type: "integer",
+    default: 30_000,
+    min: 0,
+    max: MAX_MS,
+    flags: ["--body-timeout"],
+    doc: "Time between two parts of a request body before 408 (ms); 0: no limit",
+  },
   headersTimeout: {
     type: "integer",
     default: 20_000,
@@ -197,6 +240,14 @@ export const DISPATCHER_SCHEMA: Schema = {
     min: 1,
     doc: "Bytes that may wait to be written to one WebSocket client before it is closed with 1008",
   },
+  maxHeaders: {
+    type: "integer",
+    default: 100,
+    min: 1,
+    max: 1000,
+    flags: ["--max-headers"],
+    doc: "Header fields a request may carry; more get 431",
+  },
   maxConnections: {
     type: "integer",
     default: 0,
@@ -218,21 +269,44 @@ export const DISPATCHER_SCHEMA: Schema = {
     flags: ["--admin"],
     fromFlag: (text) => {
       try {
-        return parseAdmin(text);
+        parseAdmin(text);
+        return text;
       } catch {
         throw new Error("needs [HOST:]PORT");
       }
     },
     doc: "Admin listener serving `/metrics` (Prometheus) and `/status`; the host defaults to 127.0.0.1",
   },
+  adminToken: {
+    type: "custom",
+    typeDoc: "string",
+    defaultDoc: "none (the command line: `FORKYARD_ADMIN_TOKEN`)",
+    flags: ["--admin-token"],
+    fromFlag: (text) => text,
+    doc: "Bearer token the admin listener requires; needed to listen beyond loopback",
+  },
   control: {
     type: "custom",
     typeDoc: "path or `false`",
     default: false,
-    defaultDoc: "`false` (`forkyard.ctl` from the command line)",
+    defaultDoc: "`false` (the command line: one in `$XDG_RUNTIME_DIR/forkyard/`)",
     flags: ["--control", "--no-control"],
     negatable: true,
     doc: "Unix socket (mode 0600) on which `forkyard ctl` asks for status, reload, scale and stop",
+  },
+  origins: {
+    type: "custom",
+    typeDoc: 'string[] or `"*"`',
+    defaultDoc: "`[]` (the site's own origin only)",
+    config: "structured",
+    doc: "Origins whose pages may open WebSockets besides the site's own; others get 403 at the handshake",
+  },
+  accessLogRedact: {
+    type: "custom",
+    typeDoc: "string[]",
+    defaultDoc: "`token`, `secret`, `password`, `key`, `code`, `session`, ... (docs/security.md)",
+    config: "structured",
+    doc: "Query parameters whose values the access log writes as `REDACTED` (also names ending in `_`/`-` + one)",
   },
   accessLog: {
     type: "custom",
@@ -257,28 +331,35 @@ export const DISPATCHER_SCHEMA: Schema = {
 
 /** The options with defaults applied. */
 export type ResolvedDispatcherOptions =
-  & Readonly<Required<Omit<DispatcherOptions, "pools" | "tls" | "admin">>>
+  & Readonly<Required<Omit<DispatcherOptions, "pools" | "tls" | "admin" | "adminToken">>>
   & { readonly tls: { cert: string; key: string } | null; readonly admin: AdminAddress | null };
 
-/** Where the admin listener listens. */
-export interface AdminAddress {
-  /** Address; 127.0.0.1 unless given. */
-  hostname: string;
-  /** Port; 0 picks a free one. */
-  port: number;
-}
-
-/** `"HOST:PORT"`, `":PORT"`, `"PORT"` or a port number as an address; throws naming the option. */
-export function parseAdmin(value: unknown): AdminAddress {
-  const text = typeof value === "number" ? String(value) : value;
-  const match = typeof text === "string" ? /^(?:(.*):)?(\d+)$/.exec(text) : null;
-  const port = match ? Number(match[2]) : NaN;
-  if (match === null || port > 65535) {
-    throw new TypeError(`Invalid Dispatcher option "admin": ${JSON.stringify(value)} (expected "HOST:PORT" or a port)`);
-  }
-  const host = match[1] ?? "";
-  return { hostname: host === "" ? "127.0.0.1" : host.replace(/^\[(.*)\]$/, "$1"), port };
-}
+/**
+ * Query parameters whose values the access log writes as `REDACTED` (option `accessLogRedact`): a name matches when
+ * it is one of these, or ends with one after `_`, `-` or `.` (`reset_token`, `x-api-key`), case aside.
+ */
+export const DEFAULT_REDACTED: readonly string[] = [
+  "token",
+  "secret",
+  "password",
+  "passwd",
+  "pwd",
+  "pass",
+  "key",
+  "apikey",
+  "auth",
+  "authorization",
+  "signature",
+  "sig",
+  "code",
+  "session",
+  "sessionid",
+  "sid",
+  "jwt",
+  "otp",
+  "credential",
+  "credentials",
+];
 
 /** Checks a `Dispatcher`'s options and applies the defaults; throws naming the option. */
 export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDispatcherOptions {
@@ -317,7 +398,24 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
       `Invalid Dispatcher option "accessLog": ${JSON.stringify(accessLog)} (expected false, "combined" or "json")`,
     );
   }
-  const admin = options.admin === undefined ? null : parseAdmin(options.admin);
+  const accessLogRedact = options.accessLogRedact ?? DEFAULT_REDACTED;
+  if (!Array.isArray(accessLogRedact) || accessLogRedact.some((name) => typeof name !== "string" || name === "")) {
+    throw new TypeError(
+      `Invalid Dispatcher option "accessLogRedact": ${JSON.stringify(accessLogRedact)} (expected parameter names)`,
+    );
+  }
+  const origins = options.origins ?? [];
+  if (
+    origins !== "*" &&
+    (!Array.isArray(origins) || origins.some((o) => typeof o !== "string" || !/^[a-z][a-z0-9+.-]*:\/\/[^/]+$/i.test(o)))
+  ) {
+    throw new TypeError(
+      `Invalid Dispatcher option "origins": ${
+        JSON.stringify(origins)
+      } (expected "*" or origins such as ["https://app.example"])`,
+    );
+  }
+  const admin = options.admin === undefined ? null : resolveAdmin(options.admin, options.adminToken);
   const control = options.control ?? false;
   if (control !== false && (typeof control !== "string" || control === "")) {
     throw new TypeError(
@@ -333,6 +431,8 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
     staticRoutes: { ...staticRoutes },
     tls,
     accessLog,
+    accessLogRedact: [...accessLogRedact],
+    origins: origins === "*" ? "*" : [...origins],
     admin,
     control,
   } as unknown as ResolvedDispatcherOptions;

@@ -48,7 +48,11 @@ export interface PipelineHost {
   /** What records each answer (access log, metrics), or `null`. */
   observer: AnswerObserver | null;
   maxBodySize: number;
+  /** Time between two parts of a body before 408 (0: no limit). */
+  bodyTimeout: number;
   maxPending: number;
+  /** The `origins` option: the origins whose pages may open WebSockets besides the site's own, or `"*"` for any. */
+  origins: readonly string[] | "*";
   log: { debug: LogMethod; error: LogMethod };
 }
 
@@ -57,6 +61,20 @@ const EMPTY: Uint8Array = new Uint8Array(0);
 /** 413 for a body over `maxBodySize`; the connection closes, so the rest of the body need not be read. */
 function tooLarge(trace: { "x-request-id": string }): Response {
   return errorResponse(413, "Payload too large", { ...trace, connection: "close" });
+}
+
+/**
+ * Whether a WebSocket handshake may go on: without an `Origin` (not a browser), from the site's own origin (the
+ * `Origin`'s host is the `Host`), or from one `origins` names (`"*"`: any).
+ */
+export function originAllowed(headers: Headers, origins: readonly string[] | "*"): boolean {
+  const origin = headers.get("origin");
+  if (origin === null || origins === "*" || origins.includes(origin)) return true;
+  try {
+    return new URL(origin).host === headers.get("host")?.toLowerCase();
+  } catch {
+    return false;
+  }
 }
 
 /** A request as `handle` parsed it, on its way to #prepare (after its body is read, when it has one). */
@@ -156,9 +174,27 @@ export class RequestPipeline {
     }
     if (this.#stopping) return errorResponse(503, "Server shutting down", traceHeader(request));
     if (method !== "GET" && method !== "HEAD") {
+      const refused = this.#refuseBeforeBody(path, request);
+      if (refused !== null) return refused;
       return this.#withBody({ request, extras, path, rawPath, rawQuery }).catch((error) => this.failed(error, request));
     }
     return this.#prepare({ request, extras, path, rawPath, rawQuery }, EMPTY);
+  }
+
+  /**
+   * What would be refused once the body is read, refused before: no pool for the path (404), too many requests
+   * pending or the pool degraded (503). The body is not read, so the connection closes after the answer: a client
+   * cannot make the dispatcher hold bodies nobody will take.
+   */
+  #refuseBeforeBody(path: string, request: Request): Response | null {
+    const pool = this.#dispatcher.findPool(path);
+    let status = 0;
+    let message = "";
+    if (pool === undefined) [status, message] = [404, "Not found"];
+    else if (this.pending >= this.#maxPending) [status, message] = [503, "Too many requests"];
+    else if (this.#supervisorOf.get(pool)?.degraded) [status, message] = [503, "Service unavailable"];
+    if (status === 0) return null;
+    return errorResponse(status, message, { ...traceHeader(request), connection: "close" });
   }
 
   /**
@@ -171,10 +207,15 @@ export class RequestPipeline {
     const method = request.method;
     if (method === "GET" || method === "HEAD") return EMPTY;
     const limit = this.#host.maxBodySize;
+    const idleMs = this.#host.bodyTimeout;
     let body: Body | null;
     try {
-      body = extras.readBody ? await extras.readBody(limit) : await readBody(request, limit);
+      body = extras.readBody ? await extras.readBody(limit, idleMs) : await readBody(request, limit, idleMs);
     } catch (error) {
+      if ((error as { name?: unknown } | null)?.name === "TimeoutError") {
+        this.#host.log.debug("{method} {path}: no part of the body for {idleMs} ms: 408", { method, path, idleMs });
+        return errorResponse(408, "Request timeout", { ...traceHeader(request), connection: "close" });
+      }
       this.#host.log.debug("{method} {path}: the client broke off while sending the body ({reason})", {
         method,
         path,
@@ -196,6 +237,13 @@ export class RequestPipeline {
    */
   #prepare(incoming: Incoming, body: Body): Response | Promise<Response> {
     const { request, extras, path, rawQuery } = incoming;
+    if (extras.upgrade !== undefined && !originAllowed(request.headers, this.#host.origins)) {
+      // Cross-site WebSocket hijacking: a page elsewhere would use the browser's cookies for this site.
+      this.#host.log.debug("WebSocket handshake from origin {origin} refused", {
+        origin: request.headers.get("origin"),
+      });
+      return errorResponse(403, "Forbidden", traceHeader(request));
+    }
     // The headers forwarded to the worker, names in lower case; x-request-id is handled apart.
     const lower = extras.rawHeaders !== undefined;
     const raw = lower ? extras.rawHeaders!() : flattenHeaders(request.headers);
@@ -277,17 +325,15 @@ export class RequestPipeline {
     }
     const onResponse = this.#host.onResponse;
     const pending = supervisor.request({
+      kind: "client",
       id,
-      origin: {
-        kind: "client",
-        request: incoming.request,
-        adapter: incoming.extras,
-        upgrade: upgrade ? (link, h) => this.#upgrade(id, incoming.extras, link, h, resolve, trace) : null,
-        observe: onResponse === null ? null : (response) => onResponse(response, { requestId: id, client, pool }),
-      },
       wire,
       body,
       resolve,
+      request: incoming.request,
+      adapter: incoming.extras,
+      upgrade: upgrade ? (link, h) => this.#upgrade(id, incoming.extras, link, h, resolve, trace) : null,
+      observe: onResponse === null ? null : (response) => onResponse(response, { requestId: id, client, pool }),
     });
     if (trail !== undefined) trail.pending = pending;
     return answer;

@@ -59,7 +59,7 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
     pid: runtime.pid,
     pending: (): number => primary.pending,
     pools: (): PoolSnapshot[] => primary.snapshots(),
-  });
+  }, options.admin);
   const primary = new Primary({
     runtime,
     pools: dispatcher.pools,

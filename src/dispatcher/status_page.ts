@@ -71,7 +71,7 @@ function render(snapshot) {
       "</td><td>" + w.inflight + "</td><td class=\\"restarts\\">" + w.restarts + "</td></tr>").join("") + "</table>"
   ).join("");
 }
-const events = new EventSource("/events");
+const events = new EventSource("/events" + location.search);
 events.onmessage = (event) => render(JSON.parse(event.data));
 events.onerror = () => { document.getElementById("summary").textContent = "disconnected, retrying…"; };
 </script>

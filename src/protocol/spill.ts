@@ -27,24 +27,65 @@ export interface SpillOptions {
   threshold: number;
 }
 
+/** The variable that gives a worker its dispatcher's spill directory. */
+export const SPILL_DIR_ENV = "FORKYARD_SPILL_DIR";
+
+/** What choosing a spill directory needs of the file system. */
+export interface SpillDirFs {
+  /** Makes a directory with `mode`; throws when anything is at `path` already. */
+  mkdir(path: string, mode: number): void;
+  /** What is at `path` (links not followed), or `null`. */
+  lstat(path: string): { directory: boolean; uid: number; mode: number } | null;
+  /** This process's user id, or `null` where there are none. */
+  uid: number | null;
+}
+
+/**
+ * This process's spill directory: for a worker, the one its dispatcher made (`given`, from {@linkcode SPILL_DIR_ENV}),
+ * used only when it is a directory of this user's alone; for a dispatcher, a new one in `root` with a name nobody
+ * can guess, made with mode 0700, so that no other user can read the bodies in it or plant a file or link at a name
+ * it will write. `null` when there is none to be had (the channel carries every body then).
+ */
+export function privateSpillDir(root: string, given: string | undefined, pid: number, fs: SpillDirFs): string | null {
+  const isPrivate = (path: string) => {
+    const info = fs.lstat(path);
+    return info !== null && info.directory && (fs.uid === null || info.uid === fs.uid) && (info.mode & 0o077) === 0;
+  };
+  if (given !== undefined && given !== "") {
+    return given.startsWith(`${root}/forkyard-`) && isPrivate(given) ? given : null;
+  }
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const random = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0"));
+    const dir = `${root}/forkyard-${pid}-${random.join("")}`;
+    try {
+      fs.mkdir(dir, 0o700);
+    } catch {
+      continue;
+    }
+    if (isPrivate(dir)) return dir;
+  }
+  return null;
+}
+
 /** File name prefix of the spill files `pid` writes (for `to`, when given). */
 export function spillPrefix(pid: number, to?: number): string {
   return to === undefined ? `forkyard-${pid}-` : `forkyard-${pid}-${to}-`;
 }
 
 /**
- * Removes spill files whose writer no longer runs: a dispatcher killed with
- * SIGKILL cannot remove its own and its workers' (up to 4 kept files of up to
- * 8 MiB per direction and worker, in memory-backed /dev/shm). Returns how many
- * writers' files were removed.
+ * Removes the spill directories (and files of older versions) whose dispatcher no longer runs: one killed with
+ * SIGKILL cannot remove its own and its workers' (up to 4 kept files of up to 8 MiB per direction and worker, in
+ * memory-backed /dev/shm). Returns how many dispatchers' were removed.
  */
 export function removeOrphanSpills(files: SpillFiles, alive: (pid: number) => boolean): number {
   const dead = new Set<number>();
-  for (const name of files.list()) {
+  for (const name of files.listRoot()) {
     const pid = Number(/^forkyard-(\d+)-/.exec(name)?.[1]);
-    if (pid > 0 && !alive(pid)) dead.add(pid);
+    if (pid > 0 && !alive(pid)) {
+      dead.add(pid);
+      files.unlink(`${files.root}/${name}`);
+    }
   }
-  if (dead.size > 0) removeSpills(files, [...dead].map((pid) => spillPrefix(pid)));
   return dead.size;
 }
 

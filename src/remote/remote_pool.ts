@@ -165,7 +165,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   /** Admits a request; its answer goes to `request.resolve`. */
   request(request: ClientRequest): Pending<KnownHost> {
-    const socket = request.origin.kind === "client" && request.origin.upgrade !== null;
+    const socket = request.kind === "client" && request.upgrade !== null;
     return this.#requests.admit(
       request,
       socket ? { status: 501, message: "WebSockets are not served by remote pools" } : this.#refusal(),
@@ -216,6 +216,11 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     }
     this.#sent.set(p.requestId, { p, host: null, at: Date.now(), rest, answer: null });
     return true;
+  }
+
+  /** Every request sent to a host and not yet answered. */
+  *inflight(): Iterable<Pending<KnownHost>> {
+    for (const sent of this.#sent.values()) yield sent.p;
   }
 
   /** Tells the host that took `p` that nobody waits for it any more. */
@@ -367,8 +372,9 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   /** The NATS connection is lost: requests sent fail with 502, queued ones with 503; hosts are forgotten. */
   #linkLost() {
-    for (const sent of [...this.#sent.values()]) this.#done(sent);
+    const sent = [...this.#sent.values()];
     this.#requests.failSent(502, "Worker failed");
+    for (const s of sent) this.#done(s);
     this.#requests.failQueued(503, "Service unavailable");
     if (this.#hosts.size > 0) this.#lost.set("nats", (this.#lost.get("nats") ?? 0) + 1);
     this.#hosts.clear();

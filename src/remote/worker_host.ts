@@ -259,8 +259,9 @@ export class WorkerHost {
     // Ids are this host's: requests from several dispatchers meet here.
     const id = this.#nextId++;
     taken.p = this.#supervisor.request({
+      kind: "relayed",
+      sink: this.#relay(reply),
       id,
-      origin: { kind: "relayed", sink: this.#relay(reply) },
       // Answered even when the dispatcher's caller waits for nothing (`n`): the dispatcher drops the answer.
       wire: { ...header.w, i: id, n: undefined },
       body,

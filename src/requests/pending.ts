@@ -46,11 +46,6 @@ export type Origin =
   | { readonly kind: "detached" }
   | { readonly kind: "check" };
 
-/** A request nobody waits for (`WorkerPool.send`). */
-export const DETACHED: Origin = { kind: "detached" };
-/** A health check, answered to the supervisor. */
-export const CHECK: Origin = { kind: "check" };
-
 /**
  * Where a request is in its life: waiting for a server, handed to one, streaming its answer (no deadline any more),
  * or done (answered, failed, timed out or given up).
@@ -62,21 +57,24 @@ export interface ServedBy {
   readonly slot: { readonly id: number } | null;
 }
 
-/** A request as a pool is given it. */
-export interface ClientRequest {
+/** What every request carries, whoever waits for it. */
+export interface RequestParts {
   /** The dispatcher's id; a WebSocket handshake's becomes its socket's. */
-  id: number;
-  origin: Origin;
-  wire: RequestHeader;
-  body: Body;
+  readonly id: number;
+  readonly wire: RequestHeader;
+  readonly body: Body;
   /** Receives the answer as a `Response`; `null` for relayed and detached requests. */
-  resolve: ((response: Response) => void) | null;
+  readonly resolve: ((response: Response) => void) | null;
 }
+
+/** A request as a pool is given it: its parts, and who waits for its answer (one object: it is made per request). */
+export type ClientRequest = RequestParts & Origin;
 
 /** One request on its way through a pool; `S` is what serves it (a worker process, a worker host). */
 export class Pending<S = unknown> {
   readonly requestId: number;
-  readonly origin: Origin;
+  /** Who waits for the answer: the request as the pool was given it. */
+  readonly origin: ClientRequest;
   readonly pool: WorkerPool;
   readonly wire: RequestHeader;
   readonly body: Body;
@@ -95,7 +93,7 @@ export class Pending<S = unknown> {
 
   constructor(request: ClientRequest, pool: WorkerPool) {
     this.requestId = request.id;
-    this.origin = request.origin;
+    this.origin = request;
     this.pool = pool;
     this.wire = request.wire;
     this.body = request.body;

@@ -27,7 +27,7 @@ import { answerWhole, closeStream, failure, openStream, resolveWith } from "./an
 import type { Clock } from "./clock.ts";
 import { collectExpired, deadlineFor, NO_DEADLINE } from "./deadlines.ts";
 import { detachedRequest } from "./detached.ts";
-import { type ClientRequest, DETACHED, Pending } from "./pending.ts";
+import { type ClientRequest, Pending } from "./pending.ts";
 import { RequestQueue } from "./request_queue.ts";
 
 const encoder = new TextEncoder();
@@ -38,6 +38,8 @@ export interface Servers<S> {
   offer(p: Pending<S>): boolean;
   /** `p` is no longer wanted from its server (`why`): the server is told, and its books let go of `p`. */
   withdraw(p: Pending<S>, why: CancelReason): void;
+  /** Every request its servers hold (sent or streaming): the books are theirs, kept per server. */
+  inflight(): Iterable<Pending<S>>;
 }
 
 /** An answer of the pool's own: a status and the message of its JSON error body. */
@@ -65,8 +67,6 @@ export class RequestLifecycle<S> {
   readonly #clock: Clock;
   readonly #servers: Servers<S>;
   readonly #queue = new RequestQueue<Pending<S>>();
-  /** Sent or streaming. */
-  readonly #inflight = new Set<Pending<S>>();
   #queueWarned = false;
   #nextDetached = -1;
   /** Set once the pool stops: lost requests are no longer retried. */
@@ -109,14 +109,13 @@ export class RequestLifecycle<S> {
   admitDetached(request: PoolRequest, refusal: Refusal | null = null): void {
     const id = this.nextDetachedId();
     const { wire, body } = detachedRequest(id, request);
-    this.admit({ id, origin: DETACHED, wire, body, resolve: null }, refusal);
+    this.admit({ kind: "detached", id, wire, body, resolve: null }, refusal);
   }
 
   #submit(p: Pending<S>) {
     p.deadline = deadlineFor(this.#clock.now(), this.#pool.options.timeout);
     if (this.#queue.size === 0 && this.#servers.offer(p)) {
       p.state = "sent";
-      this.#inflight.add(p);
       return;
     }
     this.#queue.push(p);
@@ -134,7 +133,6 @@ export class RequestLifecycle<S> {
   /** `p` was sent to a server past the queue (a health check): it is followed for its deadline and answer. */
   sentDirectly(p: Pending<S>): void {
     p.state = "sent";
-    this.#inflight.add(p);
   }
 
   /** Offers waiting requests to the servers while they take them. */
@@ -147,7 +145,6 @@ export class RequestLifecycle<S> {
       if (!this.#servers.offer(p)) break;
       this.#queue.shift();
       p.state = "sent";
-      this.#inflight.add(p);
     }
     if (this.#queueWarned && this.#queue.size <= this.#pool.options.queueWarning) this.#queueWarned = false;
   }
@@ -165,7 +162,6 @@ export class RequestLifecycle<S> {
   /** `p` went to no server after all (the one it reached was full): back to the queue's front, not as a retry. */
   requeue(p: Pending<S>): void {
     if (p.state !== "sent") return;
-    this.#inflight.delete(p);
     p.state = "queued";
     p.servedBy = null;
     this.#queue.pushFront([p]);
@@ -181,7 +177,6 @@ export class RequestLifecycle<S> {
     for (const p of lost) {
       if (p.state === "done" || p.state === "queued") continue;
       if (retry && p.retryable) {
-        this.#inflight.delete(p);
         p.retried = true;
         p.servedBy = null;
         p.state = "queued";
@@ -268,7 +263,7 @@ export class RequestLifecycle<S> {
   /** Times out the requests whose deadline has passed, queued or sent. */
   expire(now: number): void {
     const expired = collectExpired(this.#queue, now, []);
-    if (this.#inflight.size > 0) collectExpired(this.#inflight, now, expired);
+    collectExpired(this.#servers.inflight(), now, expired);
     for (const p of expired) this.#timeout(p);
   }
 
@@ -295,14 +290,14 @@ export class RequestLifecycle<S> {
 
   /** Answers every sent request with `status` (the backend has let go of them: its link is down). */
   failSent(status: number, message: string): void {
-    for (const p of [...this.#inflight]) this.fail(p, status, message);
+    for (const p of [...this.#servers.inflight()]) this.fail(p, status, message);
   }
 
   /** Answers every waiting and sent request with `status` (shutdown); servers are told to cancel. */
   abortAll(status: number, message: string): void {
     this.stopping = true;
     this.failQueued(status, message);
-    for (const p of [...this.#inflight]) {
+    for (const p of [...this.#servers.inflight()]) {
       if (p.state === "sent" || p.state === "streaming") this.#servers.withdraw(p, "shutdown");
       this.fail(p, status, message);
     }
@@ -326,7 +321,6 @@ export class RequestLifecycle<S> {
   #finish(p: Pending<S>) {
     p.state = "done";
     p.deadline = NO_DEADLINE;
-    this.#inflight.delete(p);
     this.#finished(p);
   }
 }

@@ -12,7 +12,7 @@ import type { Logger } from "@logtape/logtape";
 import { MAX_RESTART_DELAY, type WorkerPool } from "../pool.ts";
 import { type ChannelError, FrameDecoder, FrameWriter } from "../protocol/codec.ts";
 import { F, type InitHeader } from "../protocol/frames.ts";
-import { SPILL_THRESHOLD, spillPrefix } from "../protocol/spill.ts";
+import { SPILL_DIR_ENV, SPILL_THRESHOLD, spillPrefix } from "../protocol/spill.ts";
 import type { ChildProcess, ExitStatus, Runtime } from "../runtime.ts";
 import { MODULE_ENV, WORKER_ENV } from "../worker/entry.ts";
 import type { Clock } from "../requests/clock.ts";
@@ -102,13 +102,19 @@ export class Launcher {
       this.#runtime.spill(),
       (path) => launched.worker!.writer.send(F.RELEASE, { p: path }),
     );
+    // The worker writes its large bodies in this process's private spill directory, and reads ours from it.
+    const spillDir = this.#runtime.spill()?.dir;
+    const env: Record<string, string> = {
+      ...this.#pool.options.env,
+      [WORKER_ENV]: "1",
+      [SPILL_DIR_ENV]: spillDir ?? "",
+    };
+    // A `module` pool's module is named at spawn, so that a process (a spare above all) loads it before its INIT.
+    if (module !== null) env[MODULE_ENV] = module;
     // The callbacks run only after spawn() returned, when `launched` exists.
     const child: ChildProcess = this.#runtime.spawn({
       cmd: this.#command(),
-      // A `module` pool's module is named at spawn, so that a process (a spare above all) loads it before its INIT.
-      env: module === null
-        ? { ...this.#pool.options.env, [WORKER_ENV]: "1" }
-        : { ...this.#pool.options.env, [WORKER_ENV]: "1", [MODULE_ENV]: module },
+      env,
       onStdout: (chunk) => {
         const worker = launched.worker;
         if (worker === null) {

@@ -70,6 +70,7 @@ export class Supervisor implements PoolBackend {
           runtime,
           clock,
           slots: () => this.#slots,
+          draining: () => this.#draining,
           atLimit: (worker) =>
             this.#retireAtLimit(worker, `took ${worker.assigned} requests (maxRequests)`, "max_requests"),
           answeredBy: (worker) => this.#recycleIfDue(worker),

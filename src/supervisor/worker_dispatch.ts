@@ -22,7 +22,7 @@ import { recycleBody } from "../protocol/codec.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock } from "../requests/clock.ts";
 import { deadlineFor } from "../requests/deadlines.ts";
-import { CHECK, Pending } from "../requests/pending.ts";
+import { Pending } from "../requests/pending.ts";
 import type { RequestLifecycle, Servers } from "../requests/request_lifecycle.ts";
 import { checked, type HealthState } from "./health_check.ts";
 import { chooseWorker } from "./worker_choice.ts";
@@ -34,6 +34,8 @@ export interface DispatchContext {
   clock: Clock;
   /** The pool's slots now. */
   slots(): readonly Slot[];
+  /** Processes replaced or removed, finishing their requests. */
+  draining(): Iterable<WorkerProcess>;
   /** `worker` was handed its `maxRequests`-th request. */
   atLimit(worker: WorkerProcess): void;
   /** `worker` answered a request (it may be due for recycling). */
@@ -88,6 +90,15 @@ export class WorkerDispatch implements Servers<WorkerProcess> {
     if (p.state === "sent") worker.busy--;
     worker.writer.send(F.CANCEL, { i: p.requestId, w: why });
     this.next(worker);
+  }
+
+  /** Every request the pool's processes hold: their own books. */
+  *inflight(): Iterable<Pending<WorkerProcess>> {
+    for (const slot of this.#context.slots()) {
+      if (slot.worker !== null) yield* slot.worker.inflight.values();
+      if (slot.standby !== null) yield* slot.standby.inflight.values();
+    }
+    for (const worker of this.#context.draining()) yield* worker.inflight.values();
   }
 
   /** A worker's whole answer. */
@@ -187,8 +198,8 @@ export class WorkerDispatch implements Servers<WorkerProcess> {
     const id = this.#requests.nextDetachedId();
     const wire: RequestHeader = { i: id, m: "GET", p: (this.#pool.mount ?? "") + check.path, q: "", h: [], n: 1 };
     const p = new Pending<WorkerProcess>({
+      kind: "check",
       id,
-      origin: CHECK,
       wire,
       body: EMPTY,
       resolve: (response) => {

@@ -1,8 +1,9 @@
 /**
- * The `Host` header, checked where a server builds a request's URL from it: a
- * name or an address with an optional port, nothing that could become part of
- * the URL's path (`Host: x/admin?` would make `GET /ws` a request for `/admin`).
- * The path must be the request line's.
+ * What every server checks of a request's head before the dispatcher sees it:
+ * the `Host` header, where a server builds the URL from it (a name or an
+ * address with an optional port, nothing that could become part of the path:
+ * `Host: x/admin?` would make `GET /ws` a request for `/admin`), and how many
+ * header fields it carries.
  *
  * @module
  */
@@ -22,6 +23,24 @@ export function validHost(host: string | null | undefined): boolean {
 export function requestUrl(host: string | undefined, target: string | undefined): string | null {
   if (!validHost(host) || target === undefined || !target.startsWith("/")) return null;
   return `http://${host ?? "localhost"}${target}`;
+}
+
+/** Header fields a request may carry unless the server is told otherwise. */
+export const MAX_HEADERS = 100;
+
+/** The answer to a request with more header fields than the server takes: 431, and the connection closed. */
+export function tooManyHeaders(): Response {
+  return new Response(JSON.stringify({ error: "Request header fields too large" }), {
+    status: 431,
+    headers: { "content-type": "application/json", connection: "close" },
+  });
+}
+
+/** How many fields `headers` has, or `limit + 1` once it has more than `limit`. */
+export function countHeaders(headers: Headers, limit: number): number {
+  let n = 0;
+  for (const _ of headers) if (++n > limit) break;
+  return n;
 }
 
 /** The answer to a request whose Host is not valid: 400, and the connection closed. */
