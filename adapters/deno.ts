@@ -66,8 +66,16 @@ function denoSpill(): SpillFiles | null {
       }
     },
     list: () => [...Deno.readDirSync(dir)].map((entry) => entry.name),
+    // Only this user's: removing a directory another user made would follow what they put in it.
     listRoot: () =>
-      [...Deno.readDirSync(root)].map((entry) => entry.name).filter((name) => name.startsWith("forkyard-")),
+      [...Deno.readDirSync(root)].map((entry) => entry.name).filter((name) => {
+        if (!name.startsWith("forkyard-")) return false;
+        try {
+          return Deno.lstatSync(`${root}/${name}`).uid === Deno.uid();
+        } catch {
+          return false;
+        }
+      }),
   };
 }
 

@@ -66,6 +66,7 @@ class NodeRequest implements AdapterRequest {
         if (timer !== undefined) timer.refresh();
         size += chunk.length;
         if (size > limit) {
+          clearTimeout(timer);
           incoming.removeAllListeners("data");
           incoming.resume();
           resolve(null);

@@ -95,7 +95,11 @@ export function fsSpill(root: string, fs: () => typeof Fs, env: Record<string, s
     recycle: (data) => void buffers.give(data),
     unlink: (path) => fs().rmSync(path, { force: true, recursive: true }),
     list: () => fs().readdirSync(dir),
-    listRoot: () => fs().readdirSync(root).filter((name) => name.startsWith("forkyard-")),
+    // Only this user's: removing a directory another user made would follow what they put in it.
+    listRoot: () =>
+      fs().readdirSync(root).filter((name) =>
+        name.startsWith("forkyard-") && (dirFs.uid === null || dirFs.lstat(`${root}/${name}`)?.uid === dirFs.uid)
+      ),
   };
 }
 

@@ -205,7 +205,7 @@ export interface SpillFiles {
   unlink(path: string): void;
   /** The names of the files in `dir`. */
   list(): string[];
-  /** The names in `root` that are spill directories (`forkyard-*`), this process's and others'. */
+  /** The names in `root` that are spill directories (`forkyard-*`) of this user's, this process's and others'. */
   listRoot(): string[];
 }
 

@@ -11,7 +11,7 @@ import { type App, eventually, fixture, load, pattern, runtime, start } from "./
 import { type NatsServer, startNats } from "./nats_server.ts";
 import { WorkerPool } from "../mod.ts";
 import { Render } from "./fixtures/remote_worker.ts";
-import { decode, encode, firstPartSize, M } from "../src/remote/messages.ts";
+import { decode, encode, firstPartSize, isRemoteAnswer, M } from "../src/remote/messages.ts";
 import { connectOptions } from "../src/remote_options.ts";
 
 /** A worker host: `forkyard worker` running the Render class (or `target`), started and connected. */
@@ -77,6 +77,25 @@ describe(`remote pool messages and NATS options (${runtime.name})`, () => {
     assert.deepEqual(back.body, body);
     assert.equal(decode(bytes.subarray(0, 8)), null);
     assert.equal(firstPartSize(1024, { h: "x".repeat(2000) }), 0);
+  });
+
+  test("an answer's head from NATS is checked before a Response is made of it", () => {
+    assert.ok(isRemoteAnswer({ s: 201, k: 3, h: ["set-cookie", "a=1", "x-y", ""], n: 4 }));
+    assert.ok(isRemoteAnswer({ s: 200, h: ["content-type", "text/plain"], n: "stream" }));
+    for (
+      const bad of [
+        null,
+        { s: 101, n: 0 },
+        { s: "200", n: 0 },
+        { s: 200, k: 9, n: 0 },
+        { s: 200, n: -1 },
+        { s: 200, n: 1.5 },
+        { s: 200, h: ["a"], n: 0 },
+        { s: 200, h: ["bad name", "v"], n: 0 },
+        { s: 200, h: ["x", "line\r\nbreak"], n: 0 },
+        { s: 200, h: "x: y", n: 0 },
+      ]
+    ) assert.equal(isRemoteAnswer(bad), false, JSON.stringify(bad));
   });
 
   test("credentials come out of the URL; tls:// asks for TLS", () => {

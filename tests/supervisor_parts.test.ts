@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { decideScale, type ScaleInput } from "../src/supervisor/autoscale.ts";
 import type { Clock } from "../src/requests/clock.ts";
-import { collectExpired, extendDeadlines, NO_DEADLINE, oldest } from "../src/requests/deadlines.ts";
+import { collectExpired, NO_DEADLINE, oldest } from "../src/requests/deadlines.ts";
 import { atRequestLimit, dueByMemory, requestLimit } from "../src/supervisor/recycling.ts";
 import { RequestQueue } from "../src/requests/request_queue.ts";
 import { Backoff, RestartPolicy } from "../src/supervisor/restart_policy.ts";
@@ -160,21 +160,16 @@ describe("chooseWorker", () => {
 });
 
 describe("deadlines", () => {
-  test("times out what has passed its deadline, and keepAlive gives the rest their time again", () => {
+  test("collects what has passed its deadline, never a stream's", () => {
     const clock = new FakeClock();
     const t0 = clock.now();
-    const a = { deadline: t0 + 100, streaming: false };
-    const b = { deadline: t0 + 200, streaming: false };
-    const s = { deadline: NO_DEADLINE, streaming: true };
+    const a = { deadline: t0 + 100 };
+    const b = { deadline: t0 + 200 };
+    const s = { deadline: NO_DEADLINE };
     clock.advance(150);
     assert.deepEqual(collectExpired([a, undefined, b, s], clock.now(), []), [a]);
-    extendDeadlines([b, s], clock.now(), 1000, (x) => x.streaming);
-    assert.equal(b.deadline, clock.now() + 1000);
-    assert.equal(s.deadline, NO_DEADLINE, "a stream keeps no deadline");
-    clock.advance(999);
-    assert.deepEqual(collectExpired([b, s], clock.now(), []), []);
-    clock.advance(1);
-    assert.deepEqual(collectExpired([b, s], clock.now(), []), [b]);
+    clock.advance(50);
+    assert.deepEqual(collectExpired([a, b, s], clock.now(), []), [a, b]);
   });
 
   test("the oldest request is the one with the earliest deadline", () => {

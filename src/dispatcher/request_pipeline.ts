@@ -84,6 +84,8 @@ interface Incoming {
   path: string;
   rawPath: string;
   rawQuery: string;
+  /** The pool, when it was found before the body was read. */
+  pool?: WorkerPool;
 }
 
 /** One dispatcher's request pipeline, and its count of the requests its pools hold. */
@@ -174,26 +176,28 @@ export class RequestPipeline {
     }
     if (this.#stopping) return errorResponse(503, "Server shutting down", traceHeader(request));
     if (method !== "GET" && method !== "HEAD") {
-      const refused = this.#refuseBeforeBody(path, request);
-      if (refused !== null) return refused;
-      return this.#withBody({ request, extras, path, rawPath, rawQuery }).catch((error) => this.failed(error, request));
+      const pool = this.#poolBeforeBody(path, request);
+      if (pool instanceof Response) return pool;
+      return this.#withBody({ request, extras, path, rawPath, rawQuery, pool }).catch((error) =>
+        this.failed(error, request)
+      );
     }
     return this.#prepare({ request, extras, path, rawPath, rawQuery }, EMPTY);
   }
 
   /**
-   * What would be refused once the body is read, refused before: no pool for the path (404), too many requests
-   * pending or the pool degraded (503). The body is not read, so the connection closes after the answer: a client
-   * cannot make the dispatcher hold bodies nobody will take.
+   * The pool for a request with a body, or the answer that would come once the body is read, given before it: no
+   * pool for the path (404), too many requests pending or the pool degraded (503). The body is not read, so the
+   * connection closes after the answer: a client cannot make the dispatcher hold bodies nobody will take.
    */
-  #refuseBeforeBody(path: string, request: Request): Response | null {
+  #poolBeforeBody(path: string, request: Request): WorkerPool | Response {
     const pool = this.#dispatcher.findPool(path);
     let status = 0;
     let message = "";
     if (pool === undefined) [status, message] = [404, "Not found"];
     else if (this.pending >= this.#maxPending) [status, message] = [503, "Too many requests"];
     else if (this.#supervisorOf.get(pool)?.degraded) [status, message] = [503, "Service unavailable"];
-    if (status === 0) return null;
+    if (status === 0) return pool!;
     return errorResponse(status, message, { ...traceHeader(request), connection: "close" });
   }
 
@@ -300,7 +304,7 @@ export class RequestPipeline {
     trace: string,
   ): Response | Promise<Response> {
     const path = client.path;
-    const pool = this.#dispatcher.findPool(path);
+    const pool = incoming.pool ?? this.#dispatcher.findPool(path);
     if (pool === undefined) return errorResponse(404, "Not found", { "x-request-id": trace });
     const trail = this.observer?.trail(incoming.extras);
     if (trail !== undefined) trail.pool = pool.name;

@@ -111,26 +111,22 @@ export class SocketHub {
    * are copied before a socket may keep them.
    */
   fromWorker(from: FrameWriter, type: number, header: unknown, body: Uint8Array, lent: boolean): void {
-    const own = (id: number) => {
-      const s = this.#sockets.get(id);
-      return s !== undefined && s.link.writer === from ? s : undefined;
-    };
     switch (type) {
       case F.WS_SEND: {
         const h = header as FrameHeaders[typeof F.WS_SEND];
-        const s = own(h.i);
+        const s = this.#own(from, h.i);
         if (s !== undefined) this.#send(s, h.b === 1 ? (lent ? body.slice() : body) : decoder.decode(body));
         return;
       }
       case F.WS_CLOSE: {
         const h = header as FrameHeaders[typeof F.WS_CLOSE];
-        const s = own(h.i);
+        const s = this.#own(from, h.i);
         if (s !== undefined) this.#close(s, h.c, h.r, true);
         return;
       }
       case F.SUBSCRIBE: {
         const h = header as FrameHeaders[typeof F.SUBSCRIBE];
-        const s = own(h.i);
+        const s = this.#own(from, h.i);
         if (s === undefined) return;
         (s.topics ??= new Set()).add(h.t);
         let members = this.#topics.get(h.t);
@@ -140,7 +136,7 @@ export class SocketHub {
       }
       case F.UNSUBSCRIBE: {
         const h = header as FrameHeaders[typeof F.UNSUBSCRIBE];
-        const s = own(h.i);
+        const s = this.#own(from, h.i);
         if (s !== undefined) this.#leave(s, h.t);
         return;
       }
@@ -150,6 +146,12 @@ export class SocketHub {
         return;
       }
     }
+  }
+
+  /** Socket `id`, when it is pinned to the worker whose channel is `from`. */
+  #own(from: FrameWriter, id: number): HubSocket | undefined {
+    const s = this.#sockets.get(id);
+    return s !== undefined && s.link.writer === from ? s : undefined;
   }
 
   /** Sends `data` to every socket subscribed to `topic`, here and in the other dispatchers; returns how many here. */

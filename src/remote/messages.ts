@@ -15,7 +15,7 @@
  */
 
 import type { WorkerStatus } from "../pool.ts";
-import type { Kind, RequestHeader } from "../protocol/frames.ts";
+import { KIND, type Kind, type RequestHeader } from "../protocol/frames.ts";
 import type { WireRecord } from "../protocol/log_record.ts";
 import { joinBody } from "../protocol/body.ts";
 
@@ -67,6 +67,30 @@ export interface RemoteAnswer {
   h?: string[];
   /** Set when the body is a stream of unknown length: `CHUNK`s until `END`; else the body's length. */
   n: number | "stream";
+}
+
+/** A header name as HTTP allows it (a token), and a value without line breaks or NUL. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE = /^[^\r\n\0]*$/;
+
+/**
+ * Whether `head` is an answer's head a `Response` can be made of: a status from 200 to 599, a known body kind, header
+ * names and values HTTP allows, and a body length (or `"stream"`). What arrives over NATS is checked before use: a
+ * head `Headers` would refuse would otherwise throw in the middle of the dispatcher's message handling.
+ */
+export function isRemoteAnswer(head: unknown): head is RemoteAnswer {
+  if (typeof head !== "object" || head === null) return false;
+  const { s, k, h, n } = head as Record<string, unknown>;
+  if (!Number.isInteger(s) || (s as number) < 200 || (s as number) > 599) return false;
+  if (k !== undefined && !(Object.values(KIND) as unknown[]).includes(k)) return false;
+  if (n !== "stream" && !(Number.isSafeInteger(n) && (n as number) >= 0)) return false;
+  if (h === undefined) return true;
+  if (!Array.isArray(h) || h.length % 2 !== 0) return false;
+  for (let i = 0; i < h.length; i += 2) {
+    if (typeof h[i] !== "string" || !HEADER_NAME.test(h[i]) || typeof h[i + 1] !== "string") return false;
+    if (!HEADER_VALUE.test(h[i + 1])) return false;
+  }
+  return true;
 }
 
 /** What a worker host says about itself every heartbeat, on `S.hb`. */

@@ -27,6 +27,7 @@ import {
   encode,
   type HostBeat,
   type HostLog,
+  isRemoteAnswer,
   jsonMessage,
   M,
   parseJsonMessage,
@@ -86,6 +87,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   readonly #subs: Subscription[] = [];
   #started: Promise<void> | null = null;
   #stopping = false;
+  #warnedMalformed = false;
   #bootError: string | null = null;
   /** Ends the first connection's attempts when the pool stops before NATS was ever reached. */
   readonly #stop = new AbortController();
@@ -255,7 +257,8 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       // The host had just filled up (it leaves the queue group, but this one was on its way): soon to another.
       this.#sendAgain(sent, BUSY_PAUSE_MS);
     } else if (type === M.ACK) {
-      const { h: hostId, n: name } = header as { h: string; n?: string };
+      const { h: hostId, n: name } = header as { h: unknown; n?: unknown };
+      if (typeof hostId !== "string" || (name !== undefined && typeof name !== "string")) return this.#refused(sent);
       const host = this.#hosts.acknowledged(hostId, name, Date.now());
       sent.host = host;
       p.servedBy = host;
@@ -265,7 +268,8 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       }
       sent.rest = [];
     } else if (type === M.ANSWER) {
-      const head = header as RemoteAnswer;
+      if (!isRemoteAnswer(header)) return this.#refused(sent);
+      const head = header;
       if (head.n === "stream") {
         this.#requests.startStream(
           p,
@@ -291,6 +295,18 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       this.#requests.endStream(p, (header as { e?: 1 }).e === 1);
       this.#pump();
     }
+  }
+
+  /** An answer no `Response` can be made of: the request fails as its host had died (one warning per pool). */
+  #refused(sent: Sent) {
+    if (!this.#warnedMalformed) {
+      this.#warnedMalformed = true;
+      this.#log.warning("Pool {pool}: a worker host sent a malformed answer; its request fails with 502", {
+        pool: this.pool.name,
+      });
+    }
+    this.#done(sent);
+    this.#requests.fail(sent.p, 502, "Worker failed");
   }
 
   /** `sent` found no host with room: back to the queue's front, and nothing sent for `pauseMs`. */

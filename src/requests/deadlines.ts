@@ -1,7 +1,7 @@
 /**
  * Request deadlines: a request gets `timeout` from the moment it is submitted;
  * `Worker.keepAlive()` starts the time again for a worker's requests; a
- * streamed answer has none once it has begun. The supervisor walks its queue
+ * streamed answer has none once it has begun. The request lifecycle walks its queue
  * and the requests in flight ten times a second and times out the ones whose
  * deadline has passed (cheaper than a timer or a second table per request).
  *
@@ -22,29 +22,10 @@ export function deadlineFor(now: number, timeout: number): number {
   return now + timeout;
 }
 
-/** Whether `item`'s deadline has passed at `now`. */
-export function isExpired(item: Timed, now: number): boolean {
-  return item.deadline <= now;
-}
-
 /** The items of `items` whose deadline has passed at `now` (`undefined` entries skipped), added to `out`. */
 export function collectExpired<T extends Timed>(items: Iterable<T | undefined>, now: number, out: T[]): T[] {
   for (const item of items) if (item !== undefined && item.deadline <= now) out.push(item);
   return out;
-}
-
-/**
- * `Worker.keepAlive()`: every request of `items` not yet streaming (`streaming(item)` false) gets `timeout` from
- * `now` again.
- */
-export function extendDeadlines<T extends Timed>(
-  items: Iterable<T>,
-  now: number,
-  timeout: number,
-  streaming: (item: T) => boolean,
-): void {
-  const deadline = deadlineFor(now, timeout);
-  for (const item of items) if (!streaming(item)) item.deadline = deadline;
 }
 
 /** The item with the earliest deadline (the one submitted first), or `null`. */
