@@ -100,7 +100,8 @@ export const runtime: Runtime = {
   serve: async (options) => {
     if (options.httpServer === "native") return serveNative(options);
     nodeHttpServing = true;
-    return (await import("./node_http.ts")).serveNodeHttp(options);
+    // Deno's node:http listener stops accepting for good after an accept failed (EMFILE); a probe notices.
+    return (await import("./node_http.ts")).serveNodeHttp(options, true);
   },
   serveStatic: async (options: StaticOptions): Promise<MiddlewareHandler> => {
     const { serveStatic } = await import("hono/deno");

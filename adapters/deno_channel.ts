@@ -46,18 +46,62 @@ export function channelListener(): ChannelListener | null {
   // The listener must not keep the process alive by itself.
   listener.unref();
   const waiting = new Map<string, (conn: Deno.Conn) => void>();
-  (async () => {
-    for await (const conn of listener) {
-      readExactly(conn, TOKEN_BYTES).then((token) => {
-        const attach = token === null ? undefined : waiting.get(hex(token));
-        if (attach === undefined) return conn.close();
-        waiting.delete(hex(token!));
-        attach(conn);
-      }, () => conn.close());
-    }
-  })().catch(() => {});
+  acceptChildren(listener, waiting);
   listening = { address, waiting };
   return listening;
+}
+
+/** How long a connection to the channel socket may take to send its token before it is closed. */
+export const TOKEN_TIMEOUT_MS = 5000;
+/** Connections that have not sent their token yet, at most: more are closed as they arrive. */
+const MAX_UNPROVEN = 64;
+/** How long after a failed accept (no descriptor free) the listener tries again, doubling to the last. */
+const ACCEPT_RETRY_MS = [50, 100, 250, 500, 1000];
+
+/**
+ * Accepts children's connections for as long as the process lives. The socket is open to every local user of the
+ * network namespace: a connection must send a waiting child's token within {@linkcode TOKEN_TIMEOUT_MS}, and few may
+ * wait at once. A failed accept (EMFILE) is retried, not the end of the loop.
+ */
+async function acceptChildren(listener: Deno.Listener, waiting: Map<string, (conn: Deno.Conn) => void>) {
+  let unproven = 0;
+  let failures = 0;
+  for (;;) {
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+      failures = 0;
+    } catch (error) {
+      if (error instanceof Deno.errors.BadResource) return;
+      const delay = ACCEPT_RETRY_MS[Math.min(failures++, ACCEPT_RETRY_MS.length - 1)];
+      await new Promise((resolve) => Deno.unrefTimer(setTimeout(resolve, delay) as unknown as number));
+      continue;
+    }
+    if (unproven >= MAX_UNPROVEN) {
+      conn.close();
+      continue;
+    }
+    unproven++;
+    const timer = setTimeout(() => closeQuietly(conn), TOKEN_TIMEOUT_MS);
+    Deno.unrefTimer(timer as unknown as number);
+    readExactly(conn, TOKEN_BYTES).then((token) => {
+      const attach = token === null ? undefined : waiting.get(hex(token));
+      if (attach === undefined) return closeQuietly(conn);
+      waiting.delete(hex(token!));
+      attach(conn);
+    }).catch(() => closeQuietly(conn)).finally(() => {
+      unproven--;
+      clearTimeout(timer);
+    });
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // closed already (by the timeout)
+  }
 }
 
 export function hex(bytes: Uint8Array): string {

@@ -1,6 +1,6 @@
 /**
  * `Deno.serve` for the dispatcher (`httpServer: "native"`): requests, WebSocket
- * upgrades, and a listener that listens again after it failed.
+ * upgrades, and a listener that listens again after it failed or stopped accepting.
  *
  * @module
  */
@@ -14,6 +14,7 @@ import type {
   WebSocketLimits,
 } from "../src/runtime.ts";
 import { CLOSE } from "../src/protocol/close_codes.ts";
+import { probeAccepting } from "./accept_probe.ts";
 import { badHost, countHeaders, MAX_HEADERS, tooManyHeaders, validHost } from "./request_head.ts";
 
 /** The peer of one request, read only when asked for. */
@@ -77,16 +78,32 @@ function upgradeDeno(
 const RELISTEN_MS = [250, 500, 1000, 2000, 5000];
 
 /**
- * Deno.serve, kept listening: when its accept loop fails while serving (EMFILE: no descriptor free for a new
- * connection), Deno ends the server; it listens again on the same port after a backoff, once descriptors may be free.
+ * Deno.serve, kept listening. When its accept loop fails while serving (EMFILE: no descriptor free for a new
+ * connection), Deno either ends the server or, as often, stops accepting and says nothing (a probe notices). Either
+ * way it listens again on the same port after a backoff, once descriptors may be free; a server that stopped
+ * accepting serves the connections it holds to their end.
  */
 export function serveNative(options: ServeOptions): Promise<HttpServer> {
   const maxHeaders = options.maxHeaders ?? MAX_HEADERS;
   let server: Deno.HttpServer<Deno.NetAddr>;
   let abort: AbortController;
+  // Servers that stopped accepting, with how to close their connections.
+  const stalled: { server: Deno.HttpServer<Deno.NetAddr>; abort: AbortController }[] = [];
   let closing = false;
   let retry: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
+  let watch: ReturnType<typeof probeAccepting> | undefined = undefined;
+  const again = (port: number) => {
+    retry = undefined;
+    if (closing) return;
+    try {
+      listen(port);
+    } catch (error) {
+      const delay = RELISTEN_MS[Math.min(failures++, RELISTEN_MS.length - 1)];
+      options.onListenerFailed?.(error, delay);
+      retry = setTimeout(() => again(port), delay);
+    }
+  };
   const listen = (port: number) => {
     // Aborting closes every connection: what close() does once its grace time is over.
     abort = new AbortController();
@@ -102,26 +119,19 @@ export function serveNative(options: ServeOptions): Promise<HttpServer> {
       },
       (request, info) => {
         failures = 0;
+        watch?.accepted();
         if (!validHost(request.headers.get("host"))) return badHost();
         if (countHeaders(request.headers, maxHeaders) > maxHeaders) return tooManyHeaders();
         return options.fetch(request, new DenoRequest(info, request, options.websocket));
       },
     );
-    server.finished.catch((error) => {
-      if (closing) return;
+    const current = server;
+    current.finished.catch((error) => {
+      if (closing || current !== server) return;
       const delay = RELISTEN_MS[Math.min(failures++, RELISTEN_MS.length - 1)];
       options.onListenerFailed?.(error, delay);
-      const again = () => {
-        retry = undefined;
-        if (closing) return;
-        try {
-          listen(port);
-        } catch (error) {
-          options.onListenerFailed?.(error, delay);
-          retry = setTimeout(again, delay);
-        }
-      };
-      retry = setTimeout(again, delay);
+      // The port bound, not the one asked for: 0 would pick another.
+      retry = setTimeout(() => again(current.addr.port), delay);
     });
   };
   try {
@@ -129,14 +139,24 @@ export function serveNative(options: ServeOptions): Promise<HttpServer> {
   } catch (error) {
     return Promise.reject(error);
   }
+  const port = server!.addr.port;
+  watch = probeAccepting(port, options.hostname, () => {
+    if (closing || retry !== undefined) return;
+    options.onListenerFailed?.(new Error("it stopped accepting connections (out of descriptors?)"), 0);
+    stalled.push({ server, abort });
+    server.shutdown().catch(() => {});
+    again(port);
+  });
   return Promise.resolve({
-    port: server!.addr.port,
+    port,
     hostname: options.hostname,
     close: async (graceMs?: number) => {
       closing = true;
       clearTimeout(retry);
-      const force = graceMs === undefined ? undefined : setTimeout(() => abort.abort(), graceMs);
-      await Promise.race([server.shutdown(), server.finished]).catch(() => {});
+      watch!.stop();
+      const all = [...stalled, { server, abort }];
+      const force = graceMs === undefined ? undefined : setTimeout(() => all.forEach((s) => s.abort.abort()), graceMs);
+      await Promise.all(all.map((s) => Promise.race([s.server.shutdown(), s.server.finished]).catch(() => {})));
       clearTimeout(force);
     },
   });

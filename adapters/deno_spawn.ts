@@ -24,14 +24,20 @@ export function spawn(options: SpawnOptions): ChildProcess {
     // Our own channel's address must not reach a child that uses the pipes.
     env[CHANNEL_ENV] = "";
   }
-  const child = new Deno.Command(command, {
-    args,
-    cwd: options.cwd,
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(command, {
+      args,
+      cwd: options.cwd,
+      env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    sockets?.waiting.delete(token);
+    throw error;
+  }
   let done = false;
   // On a socket channel, stdout carries no frames: a spawner taking it as text (onText) gets it so, and
   // writes that bypass Deno.stdout (a Node-API addon, V8 tracing) cannot break the channel.

@@ -11,6 +11,7 @@ import { MAX_HEADERS, tooManyHeaders } from "./request_head.ts";
 import type { IncomingMessage, Server as HttpServerNode, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import process from "node:process";
+import { probeAccepting } from "./accept_probe.ts";
 import type { AdapterRequest, HttpServer, ServeOptions } from "../src/runtime.ts";
 
 /**
@@ -92,8 +93,18 @@ function warmNextTick() {
   for (let i = 0; i < 20_000; i++) process.nextTick(noop);
 }
 
-/** Serves `options.fetch` on a `node:http` (or `node:https`) server with the connection limits of `options`. */
-export async function serveNodeHttp(options: ServeOptions): Promise<HttpServer> {
+/** One listening `node:http` server, and how to stop pinging its WebSockets. */
+interface Listening {
+  server: HttpServerNode;
+  stopPinging: () => void;
+}
+
+/**
+ * Serves `options.fetch` on a `node:http` (or `node:https`) server with the connection limits of `options`. With
+ * `probe` (Deno), a listener that stopped accepting is noticed and replaced on the same port; the connections the
+ * old one holds are served to their end.
+ */
+export async function serveNodeHttp(options: ServeOptions, probe = false): Promise<HttpServer> {
   warmNextTick();
   // Loaded here, not at the top: worker processes never serve HTTP.
   const { createAdaptorServer } = await import("@hono/node-server");
@@ -101,60 +112,105 @@ export async function serveNodeHttp(options: ServeOptions): Promise<HttpServer> 
     ? await (await import("./node_websocket.ts")).webSockets(options.websocket)
     : null;
   const createHttpsServer = options.tls ? (await import("node:https")).createServer : null;
-  let stopPinging = () => {};
-  return await new Promise((resolve, reject) => {
-    const maxHeaders = options.maxHeaders ?? MAX_HEADERS;
-    const server = createAdaptorServer({
-      fetch: (request: Request, env: unknown) => {
-        const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
-        if (incoming.rawHeaders.length > 2 * maxHeaders) return tooManyHeaders();
-        return options.fetch(request, new NodeRequest(incoming, outgoing));
-      },
-      serverOptions: { ...limits(options), ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}) },
-      ...(createHttpsServer ? { createServer: createHttpsServer } : {}),
-    });
-    // listen() with options, not @hono/node-server's serve(): the options carry reusePort.
-    server.listen(
-      { port: options.port, host: options.hostname, ...(options.reusePort ? { reusePort: true } : {}) },
-      () => {
-        const info = server.address() as AddressInfo;
+  const maxHeaders = options.maxHeaders ?? MAX_HEADERS;
+  const listen = (port: number) =>
+    new Promise<Listening>((resolve, reject) => {
+      const server = createAdaptorServer({
+        fetch: (request: Request, env: unknown) => {
+          const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
+          if (incoming.rawHeaders.length > 2 * maxHeaders) return tooManyHeaders();
+          return options.fetch(request, new NodeRequest(incoming, outgoing));
+        },
+        serverOptions: { ...limits(options), ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}) },
+        ...(createHttpsServer ? { createServer: createHttpsServer } : {}),
+      }) as HttpServerNode;
+      // listen() with options, not @hono/node-server's serve(): the options carry reusePort.
+      server.listen({ port, host: options.hostname, ...(options.reusePort ? { reusePort: true } : {}) }, () => {
         server.off("error", reject);
         resolve({
-          port: info.port,
-          hostname: options.hostname,
-          close: (graceMs?: number) =>
-            new Promise<void>((done) => {
-              // close() only closes connections idle right now; keep-alive connections
-              // whose request finishes later must be closed as they become idle.
-              const http = server as { closeIdleConnections(): void; closeAllConnections(): void };
-              const sweep = setInterval(() => http.closeIdleConnections(), 50);
-              const force = graceMs === undefined ? undefined : setTimeout(() => http.closeAllConnections(), graceMs);
-              stopPinging();
-              server.close(() => {
-                clearInterval(sweep);
-                clearTimeout(force);
-                done();
-              });
-              http.closeIdleConnections();
-            }),
+          server,
+          stopPinging: attachWebSockets === null ? () => {} : attachWebSockets(server, options.fetch),
         });
-      },
-    );
-    server.once("error", reject);
-    if (attachWebSockets !== null) stopPinging = attachWebSockets(server as HttpServerNode, options.fetch);
-    if (options.maxConnections) server.maxConnections = options.maxConnections;
-    // One more than the limit is kept, so that a request over it shows (the surplus is dropped, not refused).
-    (server as { maxHeadersCount: number }).maxHeadersCount = maxHeaders + 1;
-    if (options.headersTimeout) {
-      // Node's headersTimeout starts at a request's first byte: a connection that sends none is closed here.
-      const timeout = options.headersTimeout;
-      server.on("connection", (socket: Socket) => {
-        const timer = setTimeout(() => socket.destroy(), timeout);
-        socket.once("data", () => clearTimeout(timer));
-        socket.once("close", () => clearTimeout(timer));
       });
-    }
+      server.once("error", reject);
+      limitConnections(server, options, maxHeaders);
+    });
+  let current = await listen(options.port);
+  const port = (current.server.address() as AddressInfo).port;
+  // Servers that stopped accepting, still serving the connections they hold.
+  const stalled: Listening[] = [];
+  let watch: ReturnType<typeof probeAccepting> | null = null;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  let closing = false;
+  if (probe) {
+    let failures = 0;
+    const relisten = () => {
+      retry = undefined;
+      if (closing) return;
+      listen(port).then((fresh) => {
+        failures = 0;
+        current = fresh;
+        fresh.server.on("connection", watch!.accepted).on("drop", watch!.accepted);
+      }, (error) => {
+        const delay = RELISTEN_MS[Math.min(failures++, RELISTEN_MS.length - 1)];
+        options.onListenerFailed?.(error, delay);
+        retry = setTimeout(relisten, delay);
+      });
+    };
+    watch = probeAccepting(port, options.hostname, () => {
+      options.onListenerFailed?.(new Error("it stopped accepting connections (out of descriptors?)"), 0);
+      stalled.push(current);
+      current.server.close();
+      relisten();
+    });
+    current.server.on("connection", watch.accepted).on("drop", watch.accepted);
+  }
+  return {
+    port,
+    hostname: options.hostname,
+    close: (graceMs?: number) => {
+      closing = true;
+      clearTimeout(retry);
+      watch?.stop();
+      return Promise.all([current, ...stalled].map((listening) => closeServer(listening, graceMs))).then(() => {});
+    },
+  };
+}
+
+/** How long after a failed attempt to listen again the server tries once more, doubling to the last. */
+const RELISTEN_MS = [250, 500, 1000, 2000, 5000];
+
+/** Stops accepting and resolves once every connection has ended; after `graceMs`, they are closed. */
+function closeServer({ server, stopPinging }: Listening, graceMs?: number): Promise<void> {
+  return new Promise<void>((done) => {
+    // close() only closes connections idle right now; keep-alive connections
+    // whose request finishes later must be closed as they become idle.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    const force = graceMs === undefined ? undefined : setTimeout(() => server.closeAllConnections(), graceMs);
+    stopPinging();
+    server.close(() => {
+      clearInterval(sweep);
+      clearTimeout(force);
+      done();
+    });
+    server.closeIdleConnections();
   });
+}
+
+/** The limits Node enforces by properties rather than server options: connections, header fields, header time. */
+function limitConnections(server: HttpServerNode, options: ServeOptions, maxHeaders: number): void {
+  if (options.maxConnections) server.maxConnections = options.maxConnections;
+  // One more than the limit is kept, so that a request over it shows (the surplus is dropped, not refused).
+  server.maxHeadersCount = maxHeaders + 1;
+  if (options.headersTimeout) {
+    // Node's headersTimeout starts at a request's first byte: a connection that sends none is closed here.
+    const timeout = options.headersTimeout;
+    server.on("connection", (socket: Socket) => {
+      const timer = setTimeout(() => socket.destroy(), timeout);
+      socket.once("data", () => clearTimeout(timer));
+      socket.once("close", () => clearTimeout(timer));
+    });
+  }
 }
 
 /** The server options that enforce the connection limits: Node checks them every connectionsCheckingInterval. */

@@ -2,12 +2,15 @@
 // tables in docs/options.md all come from them.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Dispatcher, WorkerPool } from "../mod.ts";
 import { parseArgs } from "../src/cli/cli.ts";
 import { applyEnvironment } from "../src/cli/args.ts";
 import { DISPATCHER_SCHEMA } from "../src/dispatcher/options.ts";
 import { POOL_SCHEMA } from "../src/pool_options.ts";
+import { defaultMaxConnections, localWorkers, openFilesLimit } from "../src/dispatcher/open_files.ts";
 import { DOC_URLS, renderTables, TABLES } from "../scripts/options_doc.ts";
 
 describe("security options", () => {
@@ -55,8 +58,38 @@ describe("options schemas", () => {
     }
     const dispatcher = new Dispatcher({});
     for (const [name, spec] of Object.entries(DISPATCHER_SCHEMA)) {
-      if (spec.type === "custom") continue;
+      if (spec.type === "custom" || name === "maxConnections") continue;
       assert.equal((dispatcher.options as Record<string, unknown>)[name], spec.default, name);
+    }
+  });
+
+  test("maxConnections defaults below the open-files limit read at start, leaving descriptors for the workers", () => {
+    const limit = openFilesLimit();
+    assert.ok(limit !== null && limit > 0, "this machine's ulimit -n");
+    class W {}
+    const pools = [
+      new WorkerPool(W as never, { workers: 2, maxWorkers: 6, spares: 1, name: "a" }),
+      new WorkerPool(W as never, { name: "b" }),
+    ];
+    assert.equal(localWorkers(pools), 6 + 1 + pools[1].options.workers);
+    assert.equal(new Dispatcher({ pools }).options.maxConnections, defaultMaxConnections(limit, localWorkers(pools)));
+    assert.equal(new Dispatcher({ maxConnections: 0 }).options.maxConnections, 0, "0: no limit, as given");
+    assert.equal(defaultMaxConnections(1024, 4), 1024 - 64 - 32);
+    assert.equal(defaultMaxConnections(256, 100), 128, "at least half the limit");
+    assert.equal(defaultMaxConnections(null, 4), 0, "no limit to read: none");
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-limits-"));
+    try {
+      const file = join(dir, "limits");
+      writeFileSync(
+        file,
+        "Limit  Soft Limit  Hard Limit  Units\nMax open files            4096                 8192                 files\n",
+      );
+      assert.equal(openFilesLimit(file), 4096);
+      writeFileSync(file, "Max open files            unlimited            unlimited            files\n");
+      assert.equal(openFilesLimit(file), null);
+      assert.equal(openFilesLimit(join(dir, "missing")), null);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -5,6 +5,9 @@
  * @module
  */
 
+/** Connections the admin listener serves at once: scrapers and a few status pages, never a crowd. */
+export const ADMIN_CONNECTIONS = 32;
+
 /** Where the admin listener listens, and who may ask it. */
 export interface AdminAddress {
   /** Address; 127.0.0.1 unless given. */

@@ -11,6 +11,7 @@ import { firstLine } from "../error_text.ts";
 import type { HttpServer, Runtime, ServeOptions } from "../runtime.ts";
 import type { ResolvedDispatcherOptions } from "./options.ts";
 import { listenFailure } from "./startup_errors.ts";
+import { ADMIN_CONNECTIONS } from "./admin_address.ts";
 
 /** Where the dispatcher listens, given to {@linkcode Dispatcher.onListen}. */
 export interface ListenInfo {
@@ -57,7 +58,7 @@ export async function openListeners(
         hostname: plan.admin.hostname,
         headersTimeout: options.headersTimeout,
         idleTimeout: options.idleTimeout,
-        maxConnections: 0,
+        maxConnections: ADMIN_CONNECTIONS,
         httpServer: options.httpServer,
         fetch: plan.admin.fetch,
       });

@@ -8,6 +8,7 @@
 import type { WorkerPool } from "../pool.ts";
 import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "../options.ts";
 import type { HttpServerKind } from "../runtime.ts";
+import { defaultMaxConnections, localWorkers, openFilesLimit } from "./open_files.ts";
 import { type AdminAddress, parseAdmin, resolveAdmin } from "./admin_address.ts";
 
 export type { AdminAddress };
@@ -45,7 +46,10 @@ export interface DispatcherOptions {
   headersTimeout?: number;
   /** Time a keep-alive connection may stay idle between requests before it is closed. @default {5000} */
   idleTimeout?: number;
-  /** Connections served at once; more are closed as they arrive. 0: no limit. @default {0} */
+  /**
+   * Connections served at once; more are closed as they arrive (by the `"node"` HTTP server). 0: no limit. By default
+   * below the open-files limit (`ulimit -n`) read at start, leaving descriptors for the workers.
+   */
   maxConnections?: number;
   /**
    * Header fields a request may carry; more get 431 and the connection closes (Apache's `LimitRequestFields`). A
@@ -250,7 +254,7 @@ export const DISPATCHER_SCHEMA: Schema = {
   },
   maxConnections: {
     type: "integer",
-    default: 0,
+    defaultDoc: "the open-files limit less 64 and 8 per worker, at least half of it",
     min: 0,
     flags: ["--max-connections"],
     doc: "Connections served at once; more are closed as they arrive; 0: no limit",
@@ -428,6 +432,7 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
   }
   return {
     ...scalars,
+    maxConnections: scalars.maxConnections ?? defaultMaxConnections(openFilesLimit(), localWorkers(pools)),
     staticRoutes: { ...staticRoutes },
     tls,
     accessLog,

@@ -15,6 +15,7 @@ import type { AdminListener } from "./admin.ts";
 import type { PoolSnapshot } from "./metrics.ts";
 import type { ResolvedDispatcherOptions } from "./options.ts";
 import { DispatcherFailed, Primary, type PrimaryLog } from "./primary.ts";
+import { ADMIN_CONNECTIONS } from "./admin_address.ts";
 
 /** What {@linkcode runPrimary} needs of the `Dispatcher` it runs as the primary. */
 export interface RunPrimaryHost {
@@ -87,7 +88,7 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
         hostname: options.admin!.hostname,
         headersTimeout: options.headersTimeout,
         idleTimeout: options.idleTimeout,
-        maxConnections: 0,
+        maxConnections: ADMIN_CONNECTIONS,
         httpServer: options.httpServer,
         fetch: (request) => admin.answer(request),
       });

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { firstLine } from "../error_text.ts";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "@logtape/logtape";
 import { MAX_RESTART_DELAY, type WorkerPool } from "../pool.ts";
@@ -143,11 +144,22 @@ export class Launcher {
   }
 
   /**
-   * A process for `slot`: a spare if one waits, else a new one. Throws when none can be started. The caller sends
-   * its INIT.
+   * A process for `slot`: a spare if one waits, else a new one; `null` when none can be started (logged). The caller
+   * sends its INIT.
    */
-  assign(slot: Slot): WorkerProcess {
-    const launched = this.#spares.shift() ?? this.#launch();
+  assign(slot: Slot): WorkerProcess | null {
+    let launched: Launched;
+    try {
+      launched = this.#spares.shift() ?? this.#launch();
+    } catch (error) {
+      // EMFILE, EAGAIN: the system's state, not a bug here; one line without a stack, and the slot's backoff retries.
+      this.#log.error("Cannot start worker {id} of pool {pool} ({reason})", {
+        id: slot.id,
+        pool: this.#pool.name,
+        reason: firstLine(error),
+      });
+      return null;
+    }
     const child = launched.child;
     const files = this.#runtime.spill();
     const spill = files === null
@@ -175,7 +187,10 @@ export class Launcher {
       try {
         this.#spares.push(this.#launch());
       } catch (error) {
-        this.#log.error("Cannot start a spare process for pool {pool}: {error}", { pool: this.#pool.name, error });
+        this.#log.error("Cannot start a spare process for pool {pool} ({reason})", {
+          pool: this.#pool.name,
+          reason: firstLine(error),
+        });
         return;
       }
     }

@@ -153,13 +153,9 @@ export class Supervisor implements PoolBackend {
   /** Gives `slot` a process (as its standby, to take over once ready) and sends its INIT. */
   #spawn(slot: Slot, standby = false) {
     const opts = this.pool.options;
-    let worker: WorkerProcess;
-    try {
-      worker = this.#launcher.assign(slot);
-    } catch (error) {
-      const delay = this.#restarts.backoff(slot.id).next();
-      this.#log.error("Cannot start worker {id} of pool {pool}: {error}", { id: slot.id, pool: this.pool.name, error });
-      slot.respawnAt = this.#clock.now() + delay;
+    const worker = this.#launcher.assign(slot);
+    if (worker === null) {
+      slot.respawnAt = this.#clock.now() + this.#restarts.backoff(slot.id).next();
       return;
     }
     worker.maxServed = requestLimit(opts);
