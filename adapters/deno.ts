@@ -6,6 +6,7 @@
  * @module
  */
 
+import { closeSync, constants, openSync, readSync, writeSync } from "node:fs";
 import type { MiddlewareHandler } from "hono";
 import type { Runtime, SignalName, SpillFiles, StaticOptions } from "../src/runtime.ts";
 import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
@@ -43,19 +44,28 @@ function denoSpill(): SpillFiles | null {
   return {
     dir,
     root,
+    // node:fs, not Deno.open: only it takes O_NOFOLLOW, so a link planted at a file's name is never followed.
     write: (path, chunks) => {
-      using file = Deno.openSync(path, { write: true, create: true, mode: 0o600 });
-      for (const data of chunks) for (let off = 0; off < data.length;) off += file.writeSync(data.subarray(off));
+      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+      try {
+        for (const data of chunks) for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+      } finally {
+        closeSync(fd);
+      }
     },
     read: (path, length) => {
-      using file = Deno.openSync(path);
-      const data = buffers.take(length);
-      for (let off = 0; off < length;) {
-        const n = file.readSync(data.subarray(off));
-        if (n === null) throw new Error(`${path} ends after ${off} of ${length} bytes`);
-        off += n;
+      const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        const data = buffers.take(length);
+        for (let off = 0; off < length;) {
+          const n = readSync(fd, data, off, length - off, null);
+          if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
+          off += n;
+        }
+        return data;
+      } finally {
+        closeSync(fd);
       }
-      return data;
     },
     recycle: (data) => void buffers.give(data),
     unlink: (path) => {

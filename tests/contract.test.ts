@@ -2,7 +2,8 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { connect } from "node:net";
 import { type AnyFrames, FrameDecoder, FrameWriter, recycleBody } from "../src/protocol/codec.ts";
 import { F } from "../src/protocol/frames.ts";
@@ -182,6 +183,23 @@ describe(`runtime adapter (${runtime.name})`, () => {
     await writer.drain();
     decoder.push(Buffer.concat(chunks)); // one read holds all three
     assert.deepEqual(got, [[10, false], [2000, true], [20, false]]);
+  });
+
+  test("spill files are never opened through a link: writing or reading one planted at a file's name fails", (t) => {
+    const files = runtime.spill();
+    if (files === null) return t.skip("no spill directory on this machine");
+    const target = join(files.dir, `forkyard-test-${runtime.pid}-target`);
+    const link = join(files.dir, `forkyard-test-${runtime.pid}-link`);
+    writeFileSync(target, "intact");
+    symlinkSync(target, link);
+    try {
+      assert.throws(() => files.write(link, [new Uint8Array([1, 2, 3])]), /ELOOP|symbolic link|Too many levels/i);
+      assert.throws(() => files.read(link, 6), /ELOOP|symbolic link|Too many levels/i);
+      assert.equal(readFileSync(target, "utf8"), "intact");
+    } finally {
+      rmSync(link, { force: true });
+      rmSync(target, { force: true });
+    }
   });
 
   test("a reader without a release callback removes each spill file it read", async (t) => {

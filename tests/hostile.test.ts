@@ -184,6 +184,25 @@ describe(`hostile clients (${runtime.name})`, () => {
     assert.ok(performance.now() - started < 3000, "answered without waiting for the body");
   });
 
+  test("doCheck refuses before the body is read: 401 at once, the connection closes; a check that reads it still can", async () => {
+    const socket = connect(app.port, "127.0.0.1");
+    let received = "";
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    socket.on("error", () => {});
+    const started = performance.now();
+    socket.write(`POST /api/secure HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n${"x".repeat(1000)}`);
+    await closed;
+    assert.match(received, /^HTTP\/1\.1 401 /);
+    assert.match(received, /\r\nconnection: close\r\n/i);
+    assert.ok(performance.now() - started < 3000, "answered without waiting for the body");
+    // The fixture's check reads the body when asked to (x-body-sum): a wrong sum is refused, a right one goes on.
+    const body = new TextEncoder().encode("checked body");
+    const wrong = await fetch(`${app.url}/api/raw`, { method: "POST", body, headers: { "x-body-sum": "0" } });
+    assert.equal(wrong.status, 400);
+    assert.deepEqual(await wrong.json(), { error: "body sum differs" });
+  });
+
   test("a client that stops sending its body gets 408 after bodyTimeout, and the connection closes", async () => {
     // Deno.serve keeps such a connection open after the 408, and then never finishes closing (docs/security.md).
     for (const httpServer of HTTP_SERVERS.filter((s) => !(runtime.name === "deno" && s === "native"))) {

@@ -32,36 +32,65 @@ export class Client {
   /** The `Content-Type` header, or `null`. */
   readonly contentType: string | null;
   #rawQuery: string;
-  #body: Body;
+  #body: Body | null;
+  #read: (() => Promise<Body | Response>) | null;
   #peer: { remoteAddress(): string };
   #query?: Record<string, string> | null;
   #data: unknown;
   #cookies?: Record<string, string>;
   #response?: Response;
 
-  /** Created by the dispatcher for each request. */
+  /**
+   * Created by the dispatcher for each request: with its `body`, or with `null` and how to `read` it (in `doCheck`,
+   * which runs before the body is read).
+   */
   constructor(
     request: Request,
     path: string,
     rawQuery: string,
-    body: Body,
+    body: Body | null,
     peer: { remoteAddress(): string },
     contentType: string | null = request.headers.get("content-type"),
+    read: (() => Promise<Body | Response>) | null = null,
   ) {
     this.request = request;
     this.method = request.method;
     this.path = path;
     this.#rawQuery = rawQuery;
     this.#body = body;
+    this.#read = read;
     this.contentType = contentType;
     this.#peer = peer;
   }
 
-  /** Raw body bytes, as the request carried them. */
+  /**
+   * Raw body bytes, as the request carried them. In `doCheck`, which runs before the body is read (a request refused
+   * there is refused without reading it), `await client.readBody()` first; reading `body` or `data` before throws.
+   */
   get body(): Uint8Array {
+    if (this.#body === null) {
+      throw new Error("The request's body is not read yet in doCheck: await client.readBody() before using it");
+    }
     // Joined on first use: a body forwarded untouched is written out as the chunks it arrived in.
     if (!(this.#body instanceof Uint8Array)) this.#body = joinBody(this.#body);
     return this.#body;
+  }
+
+  /**
+   * Reads the body (up to `maxBodySize`, within `bodyTimeout`) and returns it; `body` and `data` hold it afterwards.
+   * For `doCheck`, which runs before the dispatcher reads the body; elsewhere the body is read already. A body too
+   * large, too slow or broken off refuses the request (413, 408, 400) by throwing {@linkcode RejectRequest}.
+   */
+  async readBody(): Promise<Uint8Array> {
+    if (this.#body === null) {
+      const body = await this.#read!();
+      if (body instanceof Response) {
+        this.#response ??= body;
+        throw new RejectRequest();
+      }
+      this.#body = body;
+    }
+    return this.body;
   }
 
   /** Request headers. */

@@ -1,7 +1,8 @@
 /**
  * The request pipeline: what the dispatcher does with one request, from the URL to the pool's answer. Its path is
- * decoded, `@sync` routes answer in the dispatcher, the body is read up to `maxBodySize`, the headers are collected
- * for the worker, `doCheck` runs, and the request is handed to its pool's supervisor (or refused: 404, 503).
+ * decoded, `@sync` routes answer in the dispatcher, the pool is found (or 404, 503), the headers are collected for
+ * the worker, `doCheck` runs, the body is read up to `maxBodySize`, and the request is handed to its pool's
+ * supervisor. Nothing refused before the body is read reads it.
  *
  * @module
  */
@@ -21,7 +22,7 @@ import type { AnswerObserver } from "./observer.ts";
 import { Client, type PendingRequest, RejectRequest } from "./client.ts";
 import { readBody } from "./read_body.ts";
 import { firstLine } from "../error_text.ts";
-import { traceHeader, traceId, withTrace } from "./trace.ts";
+import { traceHeader, traceId, withHeader, withTrace } from "./trace.ts";
 
 /** A `@sync` route's handler, called with the dispatcher as `this`. */
 export type SyncTarget = (client: Client, params: PathParams) => unknown;
@@ -178,9 +179,10 @@ export class RequestPipeline {
     if (method !== "GET" && method !== "HEAD") {
       const pool = this.#poolBeforeBody(path, request);
       if (pool instanceof Response) return pool;
-      return this.#withBody({ request, extras, path, rawPath, rawQuery, pool }).catch((error) =>
-        this.failed(error, request)
-      );
+      const incoming = { request, extras, path, rawPath, rawQuery, pool };
+      // doCheck runs before the body is read: a request it refuses is refused without reading it.
+      if (this.#hasCheck) return this.#prepare(incoming, null);
+      return this.#withBody(incoming).catch((error) => this.failed(error, request));
     }
     return this.#prepare({ request, extras, path, rawPath, rawQuery }, EMPTY);
   }
@@ -237,9 +239,10 @@ export class RequestPipeline {
 
   /**
    * Collects the headers to forward and runs `doCheck` when there is one. The body is not parsed here: workers and
-   * apps get the bytes as sent, and `client.data` parses on first use.
+   * apps get the bytes as sent, and `client.data` parses on first use. `body` is `null` while unread (a request with
+   * one, and `doCheck`): it is read after the check, or by it (`client.readBody()`).
    */
-  #prepare(incoming: Incoming, body: Body): Response | Promise<Response> {
+  #prepare(incoming: Incoming, body: Body | null): Response | Promise<Response> {
     const { request, extras, path, rawQuery } = incoming;
     if (extras.upgrade !== undefined && !originAllowed(request.headers, this.#host.origins)) {
       // Cross-site WebSocket hijacking: a page elsewhere would use the browser's cookies for this site.
@@ -263,27 +266,47 @@ export class RequestPipeline {
         headers.push(k, raw[i + 1]);
       }
     }
-    const client = new Client(request, path, rawQuery, body, extras, contentType);
     const id = traceId(trace);
-    if (this.#hasCheck) {
-      return this.#check(incoming, client, body, headers, id).catch((e) => this.failed(e, request));
+    if (body !== null) {
+      const client = new Client(request, path, rawQuery, body, extras, contentType);
+      if (!this.#hasCheck) return this.#forward(incoming, client, body, headers, id);
+      return this.#check(incoming, client, () => Promise.resolve(body), headers, id).catch((e) =>
+        this.failed(e, request)
+      );
     }
-    return this.#forward(incoming, client, body, headers, id);
+    let reading: Promise<Body | Response> | null = null;
+    const read = () => (reading ??= this.#readBody(incoming));
+    const client = new Client(request, path, rawQuery, null, extras, contentType, read);
+    return this.#check(incoming, client, read, headers, id, () => reading === null).catch((e) =>
+      this.failed(e, request)
+    );
   }
 
+  /**
+   * Runs `doCheck`, then forwards the request with its body (`read`). A request refused while its body is `unread`
+   * closes its connection: the body it may still send is not waited for.
+   */
   async #check(
     incoming: Incoming,
     client: Client,
-    body: Body,
+    read: () => Promise<Body | Response>,
     headers: string[],
     trace: string,
+    unread: () => boolean = () => false,
   ): Promise<Response> {
+    let refusal: Response | undefined;
     try {
       await this.#dispatcher.doCheck(client);
+      refusal = client.response;
     } catch (error) {
-      return withTrace(this.#rejected(error, client, "doCheck() failed: {error}", {}), trace);
+      refusal = this.#rejected(error, client, "doCheck() failed: {error}", {});
     }
-    if (client.response !== undefined) return withTrace(client.response, trace);
+    if (refusal !== undefined) {
+      const bodyLeft = unread() && incoming.request.headers.get("content-length") !== "0";
+      return withTrace(bodyLeft ? withHeader(refusal, "connection", "close") : refusal, trace);
+    }
+    const body = await read();
+    if (body instanceof Response) return body;
     return this.#forward(incoming, client, body, headers, trace);
   }
 

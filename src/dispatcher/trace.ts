@@ -28,13 +28,17 @@ export function traceHeader(request: Request | undefined): { "x-request-id": str
 
 /** `response` with an `X-Request-ID` header, unless it has one; a response with immutable headers is copied. */
 export function withTrace(response: Response, trace: string): Response {
-  if (response.headers.has("x-request-id")) return response;
+  return response.headers.has("x-request-id") ? response : withHeader(response, "x-request-id", trace);
+}
+
+/** `response` with header `name` set to `value`; a copy when its headers cannot change (`Response.redirect`). */
+export function withHeader(response: Response, name: string, value: string): Response {
   try {
-    response.headers.set("x-request-id", trace);
+    response.headers.set(name, value);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    copy.headers.set("x-request-id", trace);
+    copy.headers.set(name, value);
     return copy;
   }
 }
