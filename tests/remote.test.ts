@@ -11,7 +11,9 @@ import { type App, eventually, fixture, load, pattern, runtime, start } from "./
 import { type NatsServer, startNats } from "./nats_server.ts";
 import { WorkerPool } from "../mod.ts";
 import { Render } from "./fixtures/remote_worker.ts";
-import { decode, encode, firstPartSize, isRemoteAnswer, M } from "../src/remote/messages.ts";
+import { decode, encode, firstPartSize, isHostBeat, isRemoteAnswer, M } from "../src/remote/messages.ts";
+import { Metrics } from "../src/dispatcher/metrics.ts";
+import type { WorkerStatus } from "../src/pool.ts";
 import { connectOptions } from "../src/remote_options.ts";
 
 /** A worker host: `forkyard worker` running the Render class (or `target`), started and connected. */
@@ -77,6 +79,50 @@ describe(`remote pool messages and NATS options (${runtime.name})`, () => {
     assert.deepEqual(back.body, body);
     assert.equal(decode(bytes.subarray(0, 8)), null);
     assert.equal(firstPartSize(1024, { h: "x".repeat(2000) }), 0);
+  });
+
+  test("a heartbeat from NATS is checked before its values reach the status page, /metrics or the choice of host", () => {
+    const worker = {
+      id: 0,
+      pid: 42,
+      alive: true,
+      state: "ready",
+      lastSeen: 1,
+      currentRequest: null,
+      inflight: 0,
+      restarts: 0,
+      lastExitReason: null,
+      uptime: 5,
+      rss: 1000,
+      served: 3,
+      sockets: 0,
+    };
+    const beat = { id: "h1", name: "host", pid: 7, free: 1, slots: 2, every: 1000, workers: [worker], queue: 0 };
+    assert.ok(isHostBeat(beat));
+    assert.ok(isHostBeat({ ...beat, bye: 1 }));
+    for (
+      const bad of [
+        null,
+        { ...beat, pid: "<img src=x onerror=alert(1)>" },
+        { ...beat, free: -1 },
+        { ...beat, slots: 1e12 },
+        { ...beat, every: 0 },
+        { ...beat, bye: 2 },
+        { ...beat, id: "" },
+        { ...beat, workers: "none" },
+        { ...beat, workers: [{ ...worker, rss: "1\nforkyard_forged 1" }] },
+        { ...beat, workers: [{ ...worker, pid: "<b>" }] },
+        { ...beat, workers: [{ ...worker, state: "x".repeat(100) }] },
+      ]
+    ) assert.equal(isHostBeat(bad), false, JSON.stringify(bad));
+    // Whatever reaches /metrics still comes out as one sample per line, its value a number.
+    const metrics = new Metrics();
+    const forged = { ...worker, id: 'x"} 1\nforged{a="', rss: "1\nforkyard_forged 1" } as unknown as WorkerStatus;
+    const status = { name: "p", workers: [forged], queueSize: 0, degraded: false, spares: [] };
+    const text = metrics.render([{ status, replaced: new Map() }], 0);
+    assert.doesNotMatch(text, /^forkyard_forged/m);
+    assert.doesNotMatch(text, /^forged/m);
+    assert.match(text, /^forkyard_worker_rss_bytes\{pool="p",worker="x\\"\} 1\\nforged\{a=\\""\} NaN$/m);
   });
 
   test("an answer's head from NATS is checked before a Response is made of it", () => {

@@ -35,7 +35,13 @@ export interface PoolSnapshot {
 
 /** Label value escaping of the exposition format. */
 function label(value: string): string {
-  return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : "\\" + c));
+  return String(value).replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : "\\" + c));
+}
+
+/** A sample's value as Prometheus reads it: a number, whatever a remote host's heartbeat carried. */
+function sample(value: unknown): string {
+  const n = typeof value === "number" ? value : Number.NaN;
+  return Number.isFinite(n) ? String(n) : "NaN";
 }
 
 /** One second of traffic, for the status page's charts. */
@@ -173,7 +179,7 @@ export class Metrics {
     out.push(`forkyard_pending_requests ${pending}`);
     const perPool = (name: string, type: string, help: string, value: (p: PoolSnapshot) => number) => {
       metric(name, type, help);
-      for (const p of pools) out.push(`${name}{pool="${label(p.status.name)}"} ${value(p)}`);
+      for (const p of pools) out.push(`${name}{pool="${label(p.status.name)}"} ${sample(value(p))}`);
     };
     perPool("forkyard_queue_length", "gauge", "Requests waiting for a worker.", (p) => p.status.queueSize);
     perPool(
@@ -204,7 +210,7 @@ export class Metrics {
       metric(name, type, help);
       for (const p of pools) {
         for (const w of p.status.workers) {
-          out.push(`${name}{pool="${label(p.status.name)}",worker="${w.id}"} ${value(w)}`);
+          out.push(`${name}{pool="${label(p.status.name)}",worker="${label(String(w.id))}"} ${sample(value(w))}`);
         }
       }
     };

@@ -63,12 +63,12 @@ function render(snapshot) {
   plot("rps-chart", seconds.map((s) => s.requests));
   plot("latency-chart", seconds.map((s) => s.p99));
   document.getElementById("pools").innerHTML = snapshot.pools.map((pool) =>
-    "<h2 data-pool=\\"" + esc(pool.name) + "\\">pool " + esc(pool.name) + " <span class=\\"muted\\">queue <b class=\\"queue\\">" + pool.queueSize + "</b></span>" +
+    "<h2 data-pool=\\"" + esc(pool.name) + "\\">pool " + esc(pool.name) + " <span class=\\"muted\\">queue <b class=\\"queue\\">" + esc(pool.queueSize) + "</b></span>" +
     (pool.degraded ? " <span class=\\"degraded\\">degraded</span>" : "") + "</h2>" +
     "<table><tr><th>worker</th><th>pid</th><th>state</th><th>uptime</th><th>RSS</th><th>served</th><th>in flight</th><th>restarts</th></tr>" +
-    pool.workers.map((w) => "<tr data-worker=\\"" + w.id + "\\"><td>" + w.id + "</td><td class=\\"pid\\">" + (w.pid ?? "-") + "</td><td class=\\"state\\">" + esc(w.state) +
-      "</td><td>" + uptime(w.uptime) + "</td><td>" + (w.rss / 1048576).toFixed(1) + " MiB</td><td class=\\"served\\">" + w.served +
-      "</td><td>" + w.inflight + "</td><td class=\\"restarts\\">" + w.restarts + "</td></tr>").join("") + "</table>"
+    pool.workers.map((w) => "<tr data-worker=\\"" + esc(w.id) + "\\"><td>" + esc(w.id) + "</td><td class=\\"pid\\">" + esc(w.pid ?? "-") + "</td><td class=\\"state\\">" + esc(w.state) +
+      "</td><td>" + esc(uptime(w.uptime)) + "</td><td>" + esc((Number(w.rss) / 1048576).toFixed(1)) + " MiB</td><td class=\\"served\\">" + esc(w.served) +
+      "</td><td>" + esc(w.inflight) + "</td><td class=\\"restarts\\">" + esc(w.restarts) + "</td></tr>").join("") + "</table>"
   ).join("");
 }
 const events = new EventSource("/events" + location.search);

@@ -114,6 +114,35 @@ export interface HostBeat {
   bye?: 1;
 }
 
+const count = (v: unknown, max = Number.MAX_SAFE_INTEGER) =>
+  Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+const text = (v: unknown, max: number) => typeof v === "string" && v.length <= max;
+const finite = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+
+/** Whether a worker's status, as a host's heartbeat carries it, has the types of {@linkcode WorkerStatus}. */
+function isWorkerStatus(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const w = value as Record<string, unknown>;
+  return count(w.id, 1 << 20) && (w.pid === null || count(w.pid)) && typeof w.alive === "boolean" &&
+    text(w.state, 16) && (w.lastSeen === null || finite(w.lastSeen)) &&
+    (w.currentRequest === null || count(w.currentRequest)) && count(w.inflight) && count(w.restarts) &&
+    (w.lastExitReason === null || text(w.lastExitReason, 1000)) && finite(w.uptime) && count(w.rss) &&
+    count(w.served) && count(w.sockets) && (w.host === undefined || text(w.host, 256));
+}
+
+/**
+ * Whether a heartbeat has the types of {@linkcode HostBeat}: anyone who may publish on the pool's subjects can send
+ * one, and its values reach the status page, `/metrics` and the dispatcher's choice of host.
+ */
+export function isHostBeat(value: unknown): value is HostBeat {
+  if (typeof value !== "object" || value === null) return false;
+  const b = value as Record<string, unknown>;
+  return text(b.id, 128) && (b.id as string).length > 0 && text(b.name, 256) && count(b.pid) &&
+    count(b.free, 1 << 20) && count(b.slots, 1 << 20) && count(b.every, 3_600_000) && (b.every as number) > 0 &&
+    count(b.queue) && (b.bye === undefined || b.bye === 1) && Array.isArray(b.workers) &&
+    b.workers.length <= 4096 && b.workers.every(isWorkerStatus);
+}
+
 /** A worker's log record, as the host passes it on, on `S.log`. */
 export interface HostLog {
   /** The host's name. */

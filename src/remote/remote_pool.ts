@@ -25,8 +25,8 @@ import {
   decode,
   DEFAULT_MAX_PAYLOAD,
   encode,
-  type HostBeat,
   type HostLog,
+  isHostBeat,
   isRemoteAnswer,
   jsonMessage,
   M,
@@ -87,7 +87,8 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   readonly #subs: Subscription[] = [];
   #started: Promise<void> | null = null;
   #stopping = false;
-  #warnedMalformed = false;
+  /** Messages from NATS dropped as malformed (answers, heartbeats); the first is logged. */
+  #dropped = 0;
   #bootError: string | null = null;
   /** Ends the first connection's attempts when the pool stops before NATS was ever reached. */
   readonly #stop = new AbortController();
@@ -299,14 +300,18 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   /** An answer no `Response` can be made of: the request fails as its host had died (one warning per pool). */
   #refused(sent: Sent) {
-    if (!this.#warnedMalformed) {
-      this.#warnedMalformed = true;
-      this.#log.warning("Pool {pool}: a worker host sent a malformed answer; its request fails with 502", {
-        pool: this.pool.name,
-      });
-    }
+    this.#malformed("answer (its request fails with 502)");
     this.#done(sent);
     this.#requests.fail(sent.p, 502, "Worker failed");
+  }
+
+  /** A message from NATS that is not what it claims to be: dropped, counted, and the first one logged. */
+  #malformed(what: string) {
+    if (this.#dropped++ > 0) return;
+    this.#log.warning("Pool {pool}: dropped a malformed {what} from NATS; further ones are counted, not logged", {
+      pool: this.pool.name,
+      what,
+    });
   }
 
   /** `sent` found no host with room: back to the queue's front, and nothing sent for `pauseMs`. */
@@ -335,8 +340,8 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   }
 
   #onBeat(data: Uint8Array) {
-    const beat = parseJsonMessage<HostBeat>(data);
-    if (beat === undefined || beat === null) return;
+    const beat = parseJsonMessage<unknown>(data);
+    if (!isHostBeat(beat)) return this.#malformed("heartbeat");
     if (this.#hosts.beat(beat, Date.now()) !== null) {
       this.#log.info("Pool {pool}: worker host {name} (pid {pid}) joined with {workers} workers", {
         pool: this.pool.name,
