@@ -6,7 +6,7 @@
  * @module
  */
 
-import { closeSync, constants, openSync, readSync, writeSync } from "node:fs";
+import * as nodeFs from "node:fs";
 import type { MiddlewareHandler } from "hono";
 import type { Runtime, SignalName, SpillFiles, StaticOptions } from "../src/runtime.ts";
 import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
@@ -14,6 +14,7 @@ import { privateSpillDir, SPILL_DIR_ENV } from "../src/protocol/spill.ts";
 import { CHANNEL_ENV, parentChannel, TOKEN_BYTES } from "./deno_channel.ts";
 import { permissionFlags, runFlags } from "./deno_permissions.ts";
 import { serveNative } from "./deno_serve.ts";
+import { readSpillFile, writeSpillFile } from "./node_like.ts";
 import { spawn } from "./deno_spawn.ts";
 
 export { CHANNEL_ENV, TOKEN_BYTES };
@@ -44,29 +45,9 @@ function denoSpill(): SpillFiles | null {
   return {
     dir,
     root,
-    // node:fs, not Deno.open: only it takes O_NOFOLLOW, so a link planted at a file's name is never followed.
-    write: (path, chunks) => {
-      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-      try {
-        for (const data of chunks) for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
-      } finally {
-        closeSync(fd);
-      }
-    },
-    read: (path, length) => {
-      const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-      try {
-        const data = buffers.take(length);
-        for (let off = 0; off < length;) {
-          const n = readSync(fd, data, off, length - off, null);
-          if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
-          off += n;
-        }
-        return data;
-      } finally {
-        closeSync(fd);
-      }
-    },
+    // node:fs, not Deno.open: only it takes O_NOFOLLOW.
+    write: (path, chunks) => writeSpillFile(nodeFs, path, chunks),
+    read: (path, length) => readSpillFile(nodeFs, path, buffers.take(length), length),
     recycle: (data) => void buffers.give(data),
     unlink: (path) => {
       try {

@@ -25,6 +25,36 @@ export function watchTree(fs: typeof Fs, dir: string, onChange: (path: string) =
 }
 
 /** Spill files in `dir` through `node:fs`, which `fs()` returns (Bun loads it only once a body spills). */
+/** Writes `chunks` at the start of the spill file `path`, created 0600, never through a link. */
+export function writeSpillFile(fs: typeof Fs, path: string, chunks: readonly Uint8Array[]): void {
+  // Never through a link: the directory is private, and a link in it would still be no file of ours.
+  const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW ?? 0), 0o600);
+  try {
+    let at = 0;
+    for (const data of chunks) {
+      for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, at + off);
+      at += data.length;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Reads the first `length` bytes of the spill file `path` into `data`, never through a link. */
+export function readSpillFile(fs: typeof Fs, path: string, data: Uint8Array, length: number): Uint8Array {
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+  try {
+    for (let off = 0; off < length;) {
+      const n = fs.readSync(fd, data, off, length - off, off);
+      if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
+      off += n;
+    }
+    return data;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function fsSpill(root: string, fs: () => typeof Fs, env: Record<string, string | undefined>): SpillFiles | null {
   const dirFs: SpillDirFs = {
     mkdir: (path, mode) => fs().mkdirSync(path, { mode }),
@@ -54,43 +84,16 @@ export function fsSpill(root: string, fs: () => typeof Fs, env: Record<string, s
   // Not zero-filled: every byte is read over, and zeroing large buffers shows in a dispatcher's profile.
   const Buffer = (globalThis as unknown as { Buffer: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
   const buffers = new ReadBuffers((length) => Buffer.allocUnsafeSlow(length).buffer as ArrayBuffer, SPILL_BUFFERS);
-  // Never through a link: the directory is private, and a link in it would still be no file of ours.
-  const flags = (write: boolean) => {
-    const { constants } = fs();
-    return (write ? constants.O_WRONLY | constants.O_CREAT : constants.O_RDONLY) | (constants.O_NOFOLLOW ?? 0);
-  };
   return {
     dir,
     root,
     write: (path, chunks) => {
       check();
-      const { closeSync, openSync, writeSync } = fs();
-      const fd = openSync(path, flags(true), 0o600);
-      try {
-        let at = 0;
-        for (const data of chunks) {
-          for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off, at + off);
-          at += data.length;
-        }
-      } finally {
-        closeSync(fd);
-      }
+      writeSpillFile(fs(), path, chunks);
     },
     read: (path, length) => {
       check();
-      const { closeSync, openSync, readSync } = fs();
-      const fd = openSync(path, flags(false));
-      try {
-        const data = buffers.take(length);
-        for (let off = 0; off < length;) {
-          const n = readSync(fd, data, off, length - off, off);
-          if (n === 0) throw new Error(`${path} ends after ${off} of ${length} bytes`);
-          off += n;
-        }
-        return data;
-      } finally {
-        closeSync(fd);
-      }
+      return readSpillFile(fs(), path, buffers.take(length), length);
     },
     recycle: (data) => void buffers.give(data),
     unlink: (path) => fs().rmSync(path, { force: true, recursive: true }),

@@ -259,7 +259,10 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       this.#sendAgain(sent, BUSY_PAUSE_MS);
     } else if (type === M.ACK) {
       const { h: hostId, n: name } = header as { h: unknown; n?: unknown };
-      if (typeof hostId !== "string" || (name !== undefined && typeof name !== "string")) return this.#refused(sent);
+      // The id names a subject and a map key, the name shows on the status page: both bounded, as in a heartbeat.
+      const bad = typeof hostId !== "string" || hostId === "" || hostId.length > 128 || /[\s*>]/.test(hostId) ||
+        (name !== undefined && (typeof name !== "string" || name.length > 256));
+      if (bad) return this.#refused(sent);
       const host = this.#hosts.acknowledged(hostId, name, Date.now());
       sent.host = host;
       p.servedBy = host;
