@@ -74,10 +74,10 @@ export interface PoolRunner {
   broadcastConfig(config: unknown): void;
   /** Sends a request nobody waits for. */
   sendDetached(request: PoolRequest): void;
-  /** Grows or shrinks the pool. */
-  scale(workers: number): void;
-  /** Replaces every worker, one at a time. */
-  reload(): Promise<number>;
+  /** Grows or shrinks the pool (a remote pool's hosts: all, or the one named `host`). */
+  scale(workers: number, host?: string): void;
+  /** Replaces every worker, one at a time (a remote pool's hosts: all, or the one named `host`). */
+  reload(host?: string): Promise<number>;
 }
 
 /** A request sent to a pool with {@linkcode WorkerPool.send}, without waiting for the answer. */
@@ -205,19 +205,28 @@ export class WorkerPool {
   /**
    * Changes the number of workers at run time (gunicorn's TTIN/TTOU): new
    * workers start at once; surplus ones finish their requests, then stop.
+   * For a remote pool, each worker host runs `workers` (or only the host named
+   * `host`); a name no live host has throws.
    */
-  scale(workers: number): void {
+  scale(workers: number, host?: string): void {
     const n = resolveOption("WorkerPool", "workers", POOL_SCHEMA.workers, workers) as number;
-    if (this.#runner) this.#runner.scale(n);
+    if (host !== undefined && this.options.remote === undefined) {
+      throw new Error(`Pool "${this.name}" runs no worker hosts: it is not remote`);
+    }
+    if (this.#runner) this.#runner.scale(n, host);
     else (this.options as { workers: number }).workers = n;
   }
 
   /**
    * Replaces every worker one at a time, each new process ready before the old
    * one stops taking requests. Resolves with how many workers were replaced.
+   * For a remote pool, every worker host reloads (or only the one named `host`).
    */
-  reload(): Promise<number> {
-    return this.#runner?.reload() ?? Promise.resolve(0);
+  reload(host?: string): Promise<number> {
+    if (host !== undefined && this.options.remote === undefined) {
+      return Promise.reject(new Error(`Pool "${this.name}" runs no worker hosts: it is not remote`));
+    }
+    return this.#runner?.reload(host) ?? Promise.resolve(0);
   }
 
   /** @internal The last config sent, for replay. */

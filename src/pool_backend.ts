@@ -44,6 +44,8 @@ export interface PoolBackend extends PoolRunner {
   request(request: ClientRequest): Pending<ServedBy>;
   /** Workers replaced so far, by why. */
   replacements(): ReadonlyMap<string, number>;
+  /** Messages from outside dropped as malformed (a remote pool's, from NATS). */
+  dropped?(): number;
   /** Called every tick with the time. */
   tick(now: number): void;
   /** Answers every waiting and in-flight request with `status` (shutdown). */

@@ -216,10 +216,10 @@ export const POOL_SCHEMA: Schema = {
   },
   remote: {
     type: "custom",
-    typeDoc: "`{ nats, subject, token, user, pass, tls }`",
+    typeDoc: "`{ nats, subject, token, user, pass, tls, insecure }`",
     defaultDoc: "off",
     doc:
-      'Workers on other hosts, reached over NATS at `nats` (`"nats://host:4222"`); `subject` defaults to `"forkyard." + name`',
+      'Workers on other hosts, reached over NATS at `nats` (`"nats://host:4222"`); `subject` defaults to `"forkyard." + name`; `insecure: true` lets a server beyond loopback in without credentials (docs/remote.md)',
   },
   env: {
     type: "custom",

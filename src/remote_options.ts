@@ -18,6 +18,29 @@ export interface NatsOptions {
   pass?: string;
   /** TLS: `{ caFile, certFile, keyFile }` or `{ ca, cert, key }` as PEM text (the client's TLS options). */
   tls?: { caFile?: string; certFile?: string; keyFile?: string; ca?: string; cert?: string; key?: string };
+  /**
+   * Connect to a NATS server beyond loopback that lets this process in without credentials. Refused by default:
+   * whoever reaches such a server reads every request and may answer it.
+   * @default {false}
+   */
+  insecure?: boolean;
+}
+
+/** Whether `options` give the server credentials: a token, a user, or a client certificate. */
+export function hasCredentials(options: NatsOptions): boolean {
+  const out = connectOptions(options, "check");
+  return out.token !== undefined || out.user !== undefined || options.tls?.certFile !== undefined ||
+    options.tls?.cert !== undefined;
+}
+
+/** Whether `server` (`host:port`, as the NATS client names it) is on this machine's loopback. */
+export function isLoopback(server: string): boolean {
+  // `host:port`, `[v6]:port`, or a bare address
+  const bracketed = /^\[([^\]]*)\]/.exec(server);
+  const host = (bracketed ? bracketed[1] : server.split(":").length === 2 ? server.split(":")[0] : server)
+    .toLowerCase();
+  return host === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(host) || host === "::1" ||
+    host === "0:0:0:0:0:0:0:1" || /^::ffff:127\./.test(host);
 }
 
 /** The client's connection options for `options`: credentials taken out of the URLs, which keep host and port. */
@@ -76,9 +99,15 @@ export function resolveRemote(value: unknown, name: string, what = "WorkerPool")
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw bad("expected { nats, subject }");
   }
-  const { nats, subject = defaultSubject(name), token, user, pass, tls, ...rest } = value as Record<string, unknown>;
+  const { nats, subject = defaultSubject(name), token, user, pass, tls, insecure, ...rest } = value as Record<
+    string,
+    unknown
+  >;
   const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw bad(`unknown key "${unknown[0]}" (expected nats, subject, token, user, pass, tls)`);
+  if (unknown.length > 0) {
+    throw bad(`unknown key "${unknown[0]}" (expected nats, subject, token, user, pass, tls, insecure)`);
+  }
+  if (insecure !== undefined && typeof insecure !== "boolean") throw bad("insecure must be true or false");
   const urls = Array.isArray(nats) ? nats : [nats];
   if (urls.length === 0 || urls.some((u) => typeof u !== "string" || u === "")) {
     throw bad(`nats ${JSON.stringify(nats)} (expected a URL such as "nats://127.0.0.1:4222")`);

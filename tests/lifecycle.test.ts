@@ -297,6 +297,25 @@ describe(`shutdown (${runtime.name})`, () => {
     for (const pid of workers) assert.equal(alive(pid), false, `worker ${pid} left behind`);
   });
 
+  test("SIGTERM to every process at once, as systemd stops a service: in-flight and queued requests finish", async () => {
+    const app = await startApp("app.ts");
+    const workers = (await mainWorkers(app.url)).map((w) => w.pid);
+    // One request more than there are workers: one waits in the queue.
+    const requests = Array.from({ length: workers.length + 1 }, () => getJson(`${app.url}/api/slow/400`));
+    assert.ok(
+      await eventually(async () => (await pending(app.url)) === workers.length + 1, 5000),
+      "requests not pending",
+    );
+    app.child.kill("SIGTERM");
+    for (const pid of workers) process.kill(pid, "SIGTERM");
+    for (const res of await Promise.all(requests)) {
+      assert.equal(res.status, 200);
+      assert.equal(res.body.slept, 400);
+    }
+    assert.deepEqual(await app.exited, { code: 0, signal: null });
+    for (const pid of workers) assert.equal(alive(pid), false, `worker ${pid} left behind`);
+  });
+
   test("requests still pending after shutdownTimeout get 503 Server shutting down", async () => {
     const app = await startApp("app.ts", { SHUTDOWN_TIMEOUT: "200" });
     const inflight = getJson(`${app.url}/api/slow/650`);

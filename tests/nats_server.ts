@@ -24,9 +24,9 @@ function freePort(): Promise<number> {
   });
 }
 
-function run(port: number, args: string[]): Promise<ChildProcess> {
+function run(port: number, args: string[], address: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), ...args], {
+    const child = spawn("nats-server", ["-a", address, "-p", String(port), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -41,10 +41,13 @@ function run(port: number, args: string[]): Promise<ChildProcess> {
   });
 }
 
-/** Starts a nats-server on a free loopback port; `args` adds to its command line (`--auth TOKEN`, say). */
-export async function startNats(args: string[] = []): Promise<NatsServer> {
+/**
+ * Starts a nats-server on a free port, listening on `address` (loopback unless given); `args` adds to its command
+ * line (`--auth TOKEN`, `-c forkyard.conf`).
+ */
+export async function startNats(args: string[] = [], address = "127.0.0.1"): Promise<NatsServer> {
   const port = await freePort();
-  let child = await run(port, args);
+  let child = await run(port, args, address);
   const kill = () =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -52,12 +55,12 @@ export async function startNats(args: string[] = []): Promise<NatsServer> {
       child.kill("SIGKILL");
     });
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: `nats://${address === "0.0.0.0" ? "127.0.0.1" : address}:${port}`,
     port,
     kill,
     async restart() {
       await kill();
-      child = await run(port, args);
+      child = await run(port, args, address);
     },
   };
 }

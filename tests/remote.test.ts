@@ -7,7 +7,8 @@ import { fileURLToPath } from "node:url";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type App, eventually, fixture, load, pattern, runtime, start } from "./helpers.ts";
+import { eventually, fixture, pattern, runtime, start } from "./helpers.ts";
+import { hostLoad, startDispatcher, startHost } from "./remote_hosts.ts";
 import { type NatsServer, startNats } from "./nats_server.ts";
 import { WorkerPool } from "../mod.ts";
 import { Render } from "./fixtures/remote_worker.ts";
@@ -15,59 +16,6 @@ import { decode, encode, firstPartSize, isHostBeat, isRemoteAnswer, M } from "..
 import { Metrics } from "../src/dispatcher/metrics.ts";
 import type { WorkerStatus } from "../src/pool.ts";
 import { connectOptions } from "../src/remote_options.ts";
-
-/** A worker host: `forkyard worker` running the Render class (or `target`), started and connected. */
-async function startHost(nats: string, name: string, args: string[] = [], target = "remote_worker.ts:Render") {
-  const proc = start(fixture("../../cli.ts"), [
-    "worker",
-    "--nats",
-    nats,
-    fixture(target),
-    "--name",
-    name,
-    ...args,
-  ], { FORKYARD_TEST_HOST: name });
-  const { host } = await proc.line<{ host: string }>((v) => typeof v.host === "string");
-  return {
-    ...proc,
-    host,
-    async stop() {
-      proc.child.kill("SIGTERM");
-      return await proc.exited;
-    },
-  };
-}
-
-async function startDispatcher(nats: string, env: Record<string, string> = {}): Promise<App & { admin?: number }> {
-  const proc = start(fixture("remote_dispatcher.ts"), [], { NATS_URL: nats, ...env });
-  const { port, admin } = await proc.line<{ port: number; admin?: number }>((v) => typeof v.port === "number");
-  return {
-    ...proc,
-    port,
-    admin,
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      proc.child.kill("SIGTERM");
-      return await proc.exited;
-    },
-  };
-}
-
-/**
- * `clients` loops of GET /render/slow/100 until `stop()`: answers counted by status, and the 200s by the host that
- * served them.
- */
-function hostLoad(url: string, clients: number) {
-  const byHost: Record<string, number> = {};
-  const run = load(url, clients, "/render/slow/100", {
-    answered: (status, text) => {
-      if (status !== 200) return;
-      const host = JSON.parse(text).host;
-      byHost[host] = (byHost[host] ?? 0) + 1;
-    },
-  });
-  return { statuses: run.acc.byStatus, byHost, stop: () => run.stop("hosts") };
-}
 
 describe(`remote pool messages and NATS options (${runtime.name})`, () => {
   test("a message keeps its type, header and body bytes; a truncated one is refused", () => {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ControlCommand } from "../dispatcher/control.ts";
+import type { ControlCommand } from "../control_socket.ts";
 import { DISPATCHER_SCHEMA } from "../dispatcher/options.ts";
 import { type OptionSpec, resolveOption } from "../options.ts";
 import { POOL_SCHEMA } from "../pool_options.ts";
@@ -33,9 +33,10 @@ Usage:
   forkyard serve <module>[:export] [options]   serve a module: a Dispatcher, a Worker class,
                                                or an app with fetch(request) (e.g. a Hono app)
   forkyard serve <config.json> [options]       serve pools and apps described in a config file
-  forkyard ctl [--control PATH] [--json] status | reload [POOL] | scale POOL N | stop
-                                               ask a running server (its control socket)
-  forkyard worker --nats URL <module>[:export] [--subject S] [--name NAME] [--nats-ca FILE] [options]
+  forkyard ctl [--control PATH] [--json] status | reload [POOL [HOST]] | scale POOL N [HOST] | stop
+                                               ask a running server (its control socket); HOST: one
+                                               worker host of a remote pool
+  forkyard worker --nats URL <module>[:export] [--subject S] [--name NAME] [--control PATH] [options]
                                                run a remote pool's workers on this host: a Worker class
                                                or a fetch app, taking requests over NATS (docs/remote.md)
   forkyard --help | --version
@@ -47,6 +48,7 @@ ${options.join("\n")}
   --subject <s>       worker: the pool's subject (default "forkyard." + the pool's name)
   --name <name>       worker: this host's name in status and logs (default the hostname)
   --nats-ca <file>    worker: the CA certificate (PEM) that signed the NATS server's, for tls://
+  --nats-insecure     worker: connect to a NATS server beyond loopback that takes no credentials
 
 Runs as: deno run -A jsr:@forkyard/forkyard/cli | bunx forkyard | npx forkyard
 Config file and options reference: docs/options.md.`;
@@ -57,7 +59,7 @@ export interface CliArgs {
   /** `serve`, `ctl`, `worker`, `help` or `version`. */
   command: "serve" | "ctl" | "worker" | "help" | "version";
   /** For `worker`: `--nats`, `--subject`, `--name`, `--nats-ca`. */
-  worker?: { nats?: string; subject?: string; name?: string; ca?: string };
+  worker?: { nats?: string; subject?: string; name?: string; ca?: string; insecure?: true };
   /** For `serve`: `--watch`, reload the workers when files under the served module's directory change. */
   watch?: boolean;
   /** For `ctl`: what to ask, and `--json`. */
@@ -121,6 +123,10 @@ export function parseArgs(argv: string[]): CliArgs {
       continue;
     }
     if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
+    if (flag === "--nats-insecure") {
+      worker.insecure = true;
+      continue;
+    }
     if (flag === "--nats" || flag === "--subject" || flag === "--name" || flag === "--nats-ca") {
       const value = inline ?? argv[++i];
       if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
@@ -152,27 +158,33 @@ export function parseArgs(argv: string[]): CliArgs {
     if (rest.length !== 2) throw new UsageError(`worker takes one module, got ${rest.length - 1}`);
     return { ...out, command: "worker", target: rest[1], worker };
   }
-  if (Object.keys(worker).length > 0) throw new UsageError("--nats, --subject, --name and --nats-ca go with worker");
+  if (Object.keys(worker).length > 0) {
+    throw new UsageError("--nats, --subject, --name, --nats-ca and --nats-insecure go with worker");
+  }
   if (watch && rest[0] !== "serve") throw new UsageError("--watch goes with serve");
   if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
   if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);
   return { ...out, command: "serve", target: rest[1], ...(watch ? { watch } : {}) };
 }
 
-/** `status`, `reload [POOL]`, `scale POOL N` or `stop` as a control command; throws {@linkcode UsageError}. */
+/**
+ * `status`, `reload [POOL [HOST]]`, `scale POOL N [HOST]` or `stop` as a control command (HOST: one worker host of a
+ * remote pool); throws {@linkcode UsageError}.
+ */
 function ctlCommand(words: string[]): ControlCommand {
   const [action, ...args] = words;
   if (action === "status" && args.length === 0) return { cmd: "status" };
   if (action === "stop" && args.length === 0) return { cmd: "stop" };
-  if (action === "reload" && args.length <= 1) {
-    return args.length === 0 ? { cmd: "reload" } : { cmd: "reload", pool: args[0] };
+  const host = (at: number) => args.length > at ? { host: args[at] } : {};
+  if (action === "reload" && args.length <= 2) {
+    return args.length === 0 ? { cmd: "reload" } : { cmd: "reload", pool: args[0], ...host(1) };
   }
-  if (action === "scale" && args.length === 2) {
+  if (action === "scale" && (args.length === 2 || args.length === 3)) {
     const workers = flagValue("scale", "workers", POOL_SCHEMA.workers, args[1]) as number;
-    return { cmd: "scale", pool: args[0], workers };
+    return { cmd: "scale", pool: args[0], workers, ...host(2) };
   }
   throw new UsageError(
-    `ctl takes status, reload [POOL], scale POOL N or stop, got ${JSON.stringify(words.join(" "))}`,
+    `ctl takes status, reload [POOL [HOST]], scale POOL N [HOST] or stop, got ${JSON.stringify(words.join(" "))}`,
   );
 }
 

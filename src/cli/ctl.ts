@@ -4,7 +4,7 @@
  * @module
  */
 
-import { sendControl } from "../dispatcher/control.ts";
+import { sendControl } from "../control_socket.ts";
 import { firstLine } from "../error_text.ts";
 import type { PoolStatus } from "../pool.ts";
 import type { Runtime } from "../runtime.ts";

@@ -52,11 +52,16 @@ async function poolFor(target: string, args: CliArgs, runtime: Runtime): Promise
 /** Runs `forkyard worker`; resolves with the exit status. */
 export async function runWorkerCommand(args: CliArgs, runtime: Runtime): Promise<number> {
   const pool = await poolFor(args.target!, args, runtime);
-  const { nats, subject, name, ca } = args.worker ?? {};
+  const { nats, subject, name, ca, insecure } = args.worker ?? {};
   let remote;
   try {
     remote = resolveRemote(
-      { nats, ...(subject !== undefined ? { subject } : {}), ...(ca !== undefined ? { tls: { caFile: ca } } : {}) },
+      {
+        nats,
+        ...(subject !== undefined ? { subject } : {}),
+        ...(ca !== undefined ? { tls: { caFile: ca } } : {}),
+        ...(insecure ? { insecure } : {}),
+      },
       pool.name,
       "forkyard worker",
     );
@@ -70,6 +75,7 @@ export async function runWorkerCommand(args: CliArgs, runtime: Runtime): Promise
     remote,
     name: name ?? hostname(),
     shutdownTimeout: (args.dispatcher.shutdownTimeout as number | undefined) ?? 10_000,
+    ...(typeof args.dispatcher.control === "string" ? { control: args.dispatcher.control } : {}),
   });
   return await host.run();
 }

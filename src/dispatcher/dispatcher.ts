@@ -264,7 +264,8 @@ export class Dispatcher {
       this.#admin = new AdminListener({
         pid: runtime.pid,
         pending: () => this.pendingCount,
-        pools: () => this.#backends().map((s) => ({ status: s.status(), replaced: s.replacements() })),
+        pools: () =>
+          this.#backends().map((s) => ({ status: s.status(), replaced: s.replacements(), dropped: s.dropped?.() })),
       }, this.options.admin);
     } else if (this.options.admin !== null) {
       this.#metrics = new Metrics();
@@ -350,7 +351,7 @@ export class Dispatcher {
   async #openControl(runtime: Runtime, pipeline: RequestPipeline): Promise<boolean> {
     if (this.options.control === false) return true;
     // Loaded here: worker processes, which re-run the program, need no socket server.
-    const { openControl } = await import("./control.ts");
+    const { openControl } = await import("../control_socket.ts");
     const close = await openControl(this.options.control, {
       pid: runtime.pid,
       port: this.port,

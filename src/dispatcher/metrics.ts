@@ -31,6 +31,8 @@ export interface PoolSnapshot {
   status: PoolStatus;
   /** Workers replaced, by why: `crash`, `stuck`, `startup`, `garbage` (restarts); `max_requests`, `max_memory`, `reload` (recycles). */
   replaced: ReadonlyMap<string, number>;
+  /** Messages from NATS dropped as malformed or from no host that took the request (remote pools). */
+  dropped?: number;
 }
 
 /** Label value escaping of the exposition format. */
@@ -199,6 +201,16 @@ export class Metrics {
     for (const p of pools) {
       for (const [reason, n] of p.replaced) {
         out.push(`forkyard_worker_replacements_total{pool="${label(p.status.name)}",reason="${reason}"} ${n}`);
+      }
+    }
+    metric(
+      "forkyard_nats_dropped_total",
+      "counter",
+      "Messages from NATS dropped unused: malformed, or not from the host that took the request.",
+    );
+    for (const p of pools) {
+      if (p.dropped !== undefined) {
+        out.push(`forkyard_nats_dropped_total{pool="${label(p.status.name)}"} ${sample(p.dropped)}`);
       }
     }
     const perWorker = (

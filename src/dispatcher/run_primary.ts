@@ -94,7 +94,7 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
       });
     }
     if (options.control !== false) {
-      const { listenControl, runCommand } = await import("./control.ts");
+      const { listenControl, runCommand } = await import("../control_socket.ts");
       closeControl = await listenControl(options.control, (command) =>
         runCommand(command, {
           pid: runtime.pid,

@@ -6,18 +6,21 @@
  * Subjects, for a pool whose subject is `S`:
  * - `S`, queue group {@linkcode QUEUE}: requests, each with the dispatcher's reply subject for its answer; only
  *   hosts with a free slot are subscribed.
- * - the reply subject: `ACK` (the host that took it) or `BUSY`, `KEEPALIVE`s, then `ANSWER`, `CHUNK`s and `END`.
+ * - the reply subject, one per attempt: `ACK` (the host that took it, with a token of its own for this request) or
+ *   `BUSY`, then `KEEPALIVE`s, `ANSWER`, `CHUNK`s and `END`, each carrying that token.
  * - `S.host.<id>`: to one host: the rest of a request's body (`BODY`), `CANCEL`.
  * - `S.hb`: each host's heartbeat, a {@linkcode HostBeat}; `S.hello`: a dispatcher asks for one at once.
  * - `S.log`: each host's workers' log records.
+ * - `S.ctl`: a dispatcher steers the hosts (all, or one by name), {@linkcode Steer}; each answers on the reply subject.
  *
  * @module
  */
 
 import type { WorkerStatus } from "../pool.ts";
-import { KIND, type Kind, type RequestHeader } from "../protocol/frames.ts";
+import { type CancelReason, KIND, type Kind, type RequestHeader } from "../protocol/frames.ts";
 import type { WireRecord } from "../protocol/log_record.ts";
 import { joinBody } from "../protocol/body.ts";
+import { isLogLevel } from "../logging/levels.ts";
 
 /** The maximum payload of a message when the NATS server does not say (its own default). */
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -33,7 +36,7 @@ export const M = {
   BODY: 2,
   /** Dispatcher to the host: the client no longer waits, `{ k }`. */
   CANCEL: 3,
-  /** Host to dispatcher: it took the request, `{ h: host id, n: host name }`. */
+  /** Host to dispatcher: it took the request, {@linkcode Ack}. */
   ACK: 16,
   /** Host to dispatcher: it has no free slot (it just filled up); the request goes to another. */
   BUSY: 21,
@@ -72,6 +75,10 @@ export interface RemoteAnswer {
 /** A header name as HTTP allows it (a token), and a value without line breaks or NUL. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VALUE = /^[^\r\n\0]*$/;
+const count = (v: unknown, max = Number.MAX_SAFE_INTEGER) =>
+  Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+const text = (v: unknown, max: number) => typeof v === "string" && v.length <= max;
+const finite = (v: unknown) => typeof v === "number" && Number.isFinite(v);
 
 /**
  * Whether `head` is an answer's head a `Response` can be made of: a status from 200 to 599, a known body kind, header
@@ -91,6 +98,80 @@ export function isRemoteAnswer(head: unknown): head is RemoteAnswer {
     if (!HEADER_VALUE.test(h[i + 1])) return false;
   }
   return true;
+}
+
+/** A host's acknowledgement of a request: it took it. */
+export interface Ack {
+  /** The host's id (its heartbeats' `id`). */
+  h: string;
+  /** The host's name. */
+  n: string;
+  /**
+   * A token the host drew for this request: every later message about it carries it as `a`, and the dispatcher
+   * accepts only those. Whoever did not see the acknowledgement (it went to the dispatcher's inbox alone) cannot
+   * answer in the host's place.
+   */
+  a: string;
+}
+
+/** A host id: it names a subject token and a map key. */
+const HOST_ID = /^[^\s.*>]{1,128}$/;
+const TOKEN = /^[0-9a-f]{16,64}$/;
+
+/** Whether `value` is an {@linkcode Ack}. */
+export function isAck(value: unknown): value is Ack {
+  if (typeof value !== "object" || value === null) return false;
+  const { h, n, a } = value as Record<string, unknown>;
+  return typeof h === "string" && HOST_ID.test(h) && text(n, 256) && typeof a === "string" && TOKEN.test(a);
+}
+
+/** A fresh acknowledgement token: 64 random bits, as hex. */
+export function ackToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+/** The acknowledgement token a host's message carries (`a`), or `undefined`. */
+export function tokenOf(header: unknown): unknown {
+  return typeof header === "object" && header !== null ? (header as { a?: unknown }).a : undefined;
+}
+
+const flatHeaders = (h: unknown) =>
+  Array.isArray(h) && h.length % 2 === 0 && h.length <= 2 * 1024 && h.every((v) => typeof v === "string");
+
+/**
+ * Whether a request from NATS has the types a worker expects: a host passes it to its workers, which would throw
+ * (or worse, be steered) on anything else. Anyone who may publish on the pool's subject can send one.
+ */
+export function isRemoteRequest(value: unknown): value is RemoteRequest {
+  if (typeof value !== "object" || value === null) return false;
+  const { w, n, t } = value as Record<string, unknown>;
+  if (!count(n) || !finite(t) || (t as number) <= 0 || typeof w !== "object" || w === null) return false;
+  const r = w as Record<string, unknown>;
+  return count(r.i) && typeof r.m === "string" && HEADER_NAME.test(r.m) && typeof r.p === "string" &&
+    r.p.startsWith("/") && typeof r.q === "string" && flatHeaders(r.h) &&
+    (r.t === undefined || typeof r.t === "string") && (r.n === undefined || r.n === 1) &&
+    (r.r === undefined || typeof r.r === "string") && (r.x === undefined || text(r.x, 256)) && r.u === undefined;
+}
+
+/** Whether a dispatcher's message to one host (`BODY`, `CANCEL`) names its request: `{ k: reply subject }`. */
+export function isDirect(value: unknown): value is { k: string; w?: CancelReason } {
+  if (typeof value !== "object" || value === null) return false;
+  const { k, w } = value as Record<string, unknown>;
+  return typeof k === "string" && k.length <= 256 &&
+    (w === undefined || w === "timeout" || w === "disconnect" || w === "shutdown");
+}
+
+/** Whether a log record relayed by a host has the types of {@linkcode HostLog}. */
+export function isHostLog(value: unknown): value is HostLog {
+  if (typeof value !== "object" || value === null) return false;
+  const { host, r } = value as Record<string, unknown>;
+  if (!text(host, 256) || typeof r !== "object" || r === null) return false;
+  const { c, l, m, t, p } = r as Record<string, unknown>;
+  return Array.isArray(c) && c.length <= 16 && c.every((name) => text(name, 128)) && isLogLevel(l) &&
+    typeof m === "string" && finite(t) && typeof p === "object" && p !== null && !Array.isArray(p);
 }
 
 /** What a worker host says about itself every heartbeat, on `S.hb`. */
@@ -114,11 +195,6 @@ export interface HostBeat {
   bye?: 1;
 }
 
-const count = (v: unknown, max = Number.MAX_SAFE_INTEGER) =>
-  Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
-const text = (v: unknown, max: number) => typeof v === "string" && v.length <= max;
-const finite = (v: unknown) => typeof v === "number" && Number.isFinite(v);
-
 /** Whether a worker's status, as a host's heartbeat carries it, has the types of {@linkcode WorkerStatus}. */
 function isWorkerStatus(value: unknown): boolean {
   if (typeof value !== "object" || value === null) return false;
@@ -137,10 +213,36 @@ function isWorkerStatus(value: unknown): boolean {
 export function isHostBeat(value: unknown): value is HostBeat {
   if (typeof value !== "object" || value === null) return false;
   const b = value as Record<string, unknown>;
-  return text(b.id, 128) && (b.id as string).length > 0 && text(b.name, 256) && count(b.pid) &&
+  return typeof b.id === "string" && HOST_ID.test(b.id) && text(b.name, 256) && count(b.pid) &&
     count(b.free, 1 << 20) && count(b.slots, 1 << 20) && count(b.every, 3_600_000) && (b.every as number) > 0 &&
     count(b.queue) && (b.bye === undefined || b.bye === 1) && Array.isArray(b.workers) &&
     b.workers.length <= 4096 && b.workers.every(isWorkerStatus);
+}
+
+/** A dispatcher's word to the worker hosts, on `S.ctl`: `scale` to `workers`, or `reload`; only `host` when named. */
+export type Steer = { op: "scale"; workers: number; host?: string } | { op: "reload"; host?: string };
+
+/** A host's answer to a {@linkcode Steer}: its name, and the workers it now runs or replaced. */
+export interface SteerAnswer {
+  host: string;
+  workers?: number;
+  replaced?: number;
+}
+
+/** Whether `value` is a {@linkcode Steer}: scaling within the pool option's own bounds (checked again by the pool). */
+export function isSteer(value: unknown): value is Steer {
+  if (typeof value !== "object" || value === null) return false;
+  const { op, workers, host } = value as Record<string, unknown>;
+  if (host !== undefined && !text(host, 256)) return false;
+  return op === "reload" ? workers === undefined : op === "scale" && count(workers, 1024) && (workers as number) > 0;
+}
+
+/** Whether `value` is a {@linkcode SteerAnswer}. */
+export function isSteerAnswer(value: unknown): value is SteerAnswer {
+  if (typeof value !== "object" || value === null) return false;
+  const { host, workers, replaced } = value as Record<string, unknown>;
+  return text(host, 256) && (workers === undefined || count(workers, 1024)) &&
+    (replaced === undefined || count(replaced, 1 << 20));
 }
 
 /** A worker's log record, as the host passes it on, on `S.log`. */

@@ -10,7 +10,19 @@
 
 import process from "node:process";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectOptions, type NatsOptions } from "../remote_options.ts";
+import { connectOptions, hasCredentials, isLoopback, type NatsOptions } from "../remote_options.ts";
+
+/** A NATS server beyond loopback let this process in without credentials (protected mode, as Redis's). */
+export class UnprotectedNatsError extends Error {
+  constructor(server: string) {
+    super(
+      `the NATS server at ${server} let this process in without credentials, so anyone who reaches it can read and ` +
+        `answer every request: give it authentication (see docs/remote.md), or opt out with insecure: true in the ` +
+        `remote option (forkyard worker --nats-insecure)`,
+    );
+    this.name = "UnprotectedNatsError";
+  }
+}
 
 /**
  * Deno's `node:net` reports the reset of a socket the client has already destroyed (a server refusing the
@@ -36,7 +48,8 @@ function ignoreStrayReset(): { end(afterMs: number): void } {
 
 /**
  * Connects to NATS, trying every 250 ms until it is reached or `signal` aborts (then resolves with `null`), and
- * reconnecting forever after a loss; `onStatus` hears of each loss and return of the connection.
+ * reconnecting forever after a loss; `onStatus` hears of each loss and return of the connection. A server beyond
+ * loopback that takes no credentials is refused ({@linkcode UnprotectedNatsError}) unless `options.insecure`.
  */
 export async function connectNats(
   options: NatsOptions,
@@ -70,6 +83,11 @@ export async function connectNats(
         }, { once: true });
       });
     }
+  }
+  const server = nc.getServer();
+  if (options.insecure !== true && !hasCredentials(options) && !isLoopback(server)) {
+    await nc.close().catch(() => {});
+    throw new UnprotectedNatsError(server);
   }
   (async () => {
     for await (const status of nc.status()) {

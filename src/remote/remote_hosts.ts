@@ -43,16 +43,22 @@ export class RemoteHosts<T> {
     return beat.bye === 1 ? null : this.#add(beat, now);
   }
 
-  /** The host that acknowledged a request; one whose first heartbeat has not come yet is known by its name. */
-  acknowledged(id: string, name: string | undefined, now: number): RemoteHost<T> {
-    return this.#hosts.get(id) ??
-      this.#add({ id, name: name ?? id, pid: 0, free: 0, slots: 0, every: 1000, workers: [], queue: 0 }, now);
+  /** The host with id `id`, when a heartbeat announced it. */
+  known(id: string): RemoteHost<T> | null {
+    return this.#hosts.get(id) ?? null;
   }
 
   #add(beat: HostBeat, now: number): RemoteHost<T> {
     const host: RemoteHost<T> = { slot: null, beat, lastSeen: now, inflight: new Set() };
     this.#hosts.set(beat.id, host);
     return host;
+  }
+
+  /** The names of the live hosts (not saying goodbye). */
+  names(): string[] {
+    const names: string[] = [];
+    for (const h of this.#hosts.values()) if (h.beat.bye === undefined) names.push(h.beat.name);
+    return names;
   }
 
   /** Requests the live hosts can take when idle. */

@@ -25,8 +25,9 @@ import {
   decode,
   DEFAULT_MAX_PAYLOAD,
   encode,
-  type HostLog,
+  isAck,
   isHostBeat,
+  isHostLog,
   isRemoteAnswer,
   jsonMessage,
   M,
@@ -34,26 +35,13 @@ import {
   type RemoteAnswer,
   type RemoteRequest,
   splitBody,
+  tokenOf,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
 import type { ResolvedRemote } from "../remote_options.ts";
-import { MISSED_BEATS, type RemoteHost, RemoteHosts } from "./remote_hosts.ts";
-
-/** A worker host, as this dispatcher knows it, with the requests it sent it. */
-type KnownHost = RemoteHost<Sent>;
-
-/** A request sent to the pool's subject, until its answer ends. */
-interface Sent {
-  p: Pending<KnownHost>;
-  /** The host that took it, once it said so. */
-  host: KnownHost | null;
-  /** Clock time it was sent. */
-  at: number;
-  /** Body parts still to send once a host took it. */
-  rest: Uint8Array[];
-  /** A whole answer's head and its body so far, while it arrives in parts. */
-  answer: { head: RemoteAnswer; parts: BodyParts } | null;
-}
+import { MISSED_BEATS, RemoteHosts } from "./remote_hosts.ts";
+import { type KnownHost, type Sent, SentRequests } from "./sent_requests.ts";
+import { HostSteering } from "./host_steering.ts";
 
 /** How long the dispatcher's start waits for NATS before it listens anyway (requests get 503 meanwhile). */
 const CONNECT_WAIT_MS = 2000;
@@ -73,7 +61,6 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   readonly #log: Logger;
   readonly #requests: RequestLifecycle<KnownHost>;
   readonly #hosts = new RemoteHosts<Sent>();
-  readonly #sent = new Map<number, Sent>();
   /** Hosts gone, by why: counted as the `replacements()` of a local pool. */
   readonly #lost = new Map<string, number>();
   #nc: NatsConnection | null = null;
@@ -84,6 +71,8 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
    */
   #pausedUntil = 0;
   readonly #inbox = `_INBOX.forkyard.${crypto.randomUUID()}`;
+  readonly #sent = new SentRequests(this.#inbox);
+  readonly #steering: HostSteering;
   readonly #subs: Subscription[] = [];
   #started: Promise<void> | null = null;
   #stopping = false;
@@ -98,6 +87,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     this.#owner = owner;
     this.#remote = remote;
     this.#log = owner.logger;
+    this.#steering = new HostSteering(this.#inbox, remote.subject, pool.name, () => this.#hosts.names(), this.#log);
     const { runtime, finished } = owner;
     this.#requests = new RequestLifecycle(
       { pool, runtime, finished, log: this.#log, clock: { now: Date.now } },
@@ -108,8 +98,10 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   /** Connects to NATS; requests wait in the queue meanwhile. */
   start(): void {
     this.#started = this.#connect().catch((error) => {
-      // Refused (credentials, TLS): the dispatcher does not start, as when a local pool's workers cannot.
-      this.#bootError = `NATS at ${this.#remote.nats} refused the connection: ${firstLine(error)}`;
+      // Refused (credentials, TLS), or refused here: the dispatcher does not start, as when a local pool's workers cannot.
+      this.#bootError = (error as Error)?.name === "UnprotectedNatsError"
+        ? firstLine(error)
+        : `NATS at ${this.#remote.nats} refused the connection: ${firstLine(error)}`;
     });
   }
 
@@ -135,7 +127,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     this.#connected = true;
     const subject = this.#remote.subject;
     this.#subs.push(
-      nc.subscribe(`${this.#inbox}.*`, { callback: (_e, msg) => this.#onReply(msg.subject, msg.data, msg.headers) }),
+      nc.subscribe(`${this.#inbox}.*.*`, { callback: (_e, msg) => this.#onReply(msg.subject, msg.data, msg.headers) }),
       nc.subscribe(`${subject}.hb`, { callback: (_e, msg) => this.#onBeat(msg.data) }),
       nc.subscribe(`${subject}.log`, { callback: (_e, msg) => this.#onLog(msg.data) }),
     );
@@ -166,6 +158,11 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     return this.#lost;
   }
 
+  /** Messages from NATS dropped unused so far. */
+  dropped(): number {
+    return this.#dropped;
+  }
+
   /** Admits a request; its answer goes to `request.resolve`. */
   request(request: ClientRequest): Pending<KnownHost> {
     const socket = request.kind === "client" && request.upgrade !== null;
@@ -185,10 +182,12 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     return this.#connected ? null : { status: 503, message: "Service unavailable" };
   }
 
-  /** Requests any host may take now: every live host's slots, less what this dispatcher has sent. */
+  /**
+   * Requests any host may take now: every live host's slots, less what this dispatcher has sent. Nothing goes before a
+   * host's heartbeat: acknowledgements are taken only from hosts known by one.
+   */
   #room(): number {
-    // Before any heartbeat: one at a time, to find out.
-    return Math.max(1, this.#hosts.slots()) - this.#sent.size;
+    return this.#hosts.slots() - this.#sent.size;
   }
 
   /** Sends waiting requests while hosts have room. */
@@ -211,13 +210,14 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     };
     const header: RemoteRequest = { w: wire, n: bodyLength(p.body), t: Math.max(1, p.deadline - Date.now()) };
     const [first, rest] = splitBody(joinBody(p.body), maxPayload, header);
+    const reply = this.#sent.nextReply(p);
     try {
-      nc.publish(this.#remote.subject, encode(M.REQUEST, header, first), { reply: this.#replyOf(p.requestId) });
+      nc.publish(this.#remote.subject, encode(M.REQUEST, header, first), { reply });
     } catch (error) {
       this.#log.warning("Pool {pool}: cannot send a request over NATS: {error}", { pool: this.pool.name, error });
       return false;
     }
-    this.#sent.set(p.requestId, { p, host: null, at: Date.now(), rest, answer: null });
+    this.#sent.add(p, reply, rest, Date.now());
     return true;
   }
 
@@ -228,22 +228,26 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   /** Tells the host that took `p` that nobody waits for it any more. */
   withdraw(p: Pending<KnownHost>, why: CancelReason): void {
-    const sent = this.#sent.get(p.requestId);
+    const sent = this.#sent.of(p);
     if (sent === undefined) return;
     const host = sent.host;
-    this.#done(sent);
+    this.#sent.done(sent);
     if (host !== null) {
       this.#nc?.publish(
         `${this.#remote.subject}.host.${host.beat.id}`,
-        encode(M.CANCEL, { k: this.#replyOf(p.requestId), w: why }),
+        encode(M.CANCEL, { k: sent.reply, w: why }),
       );
     }
     queueMicrotask(() => this.#pump());
   }
 
   #onReply(subject: string, data: Uint8Array, headers: { code: number } | undefined) {
-    const id = Number(subject.slice(this.#inbox.length + 1));
-    const sent = this.#sent.get(id);
+    if (this.#steering.owns(subject)) {
+      if (!this.#steering.answer(subject, data)) this.#malformed("answer to scale or reload");
+      return;
+    }
+    const sent = this.#sent.bySubject(subject);
+    // None, or an earlier attempt's (a host that sent it back, a late message): not this one's to answer.
     if (sent === undefined) return;
     const p = sent.p;
     if (headers !== undefined && headers.code === 503 && data.length === 0) {
@@ -252,32 +256,25 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       return;
     }
     const message = decode(data);
-    if (message === null) return;
+    if (message === null) return this.#malformed("message");
     const { type, header, body } = message;
+    if (type === M.ACK) return this.#acknowledged(sent, header);
     if (type === M.BUSY) {
       // The host had just filled up (it leaves the queue group, but this one was on its way): soon to another.
-      this.#sendAgain(sent, BUSY_PAUSE_MS);
-    } else if (type === M.ACK) {
-      const { h: hostId, n: name } = header as { h: unknown; n?: unknown };
-      // The id names a subject and a map key, the name shows on the status page: both bounded, as in a heartbeat.
-      const bad = typeof hostId !== "string" || hostId === "" || hostId.length > 128 || /[\s*>]/.test(hostId) ||
-        (name !== undefined && (typeof name !== "string" || name.length > 256));
-      if (bad) return this.#refused(sent);
-      const host = this.#hosts.acknowledged(hostId, name, Date.now());
-      sent.host = host;
-      p.servedBy = host;
-      host.inflight.add(sent);
-      for (const part of sent.rest) {
-        this.#nc?.publish(`${this.#remote.subject}.host.${hostId}`, encode(M.BODY, { k: this.#replyOf(id) }, part));
-      }
-      sent.rest = [];
-    } else if (type === M.ANSWER) {
+      if (sent.host === null) this.#sendAgain(sent, BUSY_PAUSE_MS);
+      return;
+    }
+    // The rest only from the host that took it: its token, which went to this inbox alone.
+    if (sent.token === null || tokenOf(header) !== sent.token) {
+      return this.#malformed("answer from no host that took it");
+    }
+    if (type === M.ANSWER) {
       if (!isRemoteAnswer(header)) return this.#refused(sent);
       const head = header;
       if (head.n === "stream") {
         this.#requests.startStream(
           p,
-          { i: id, s: head.s, h: head.h ?? [] },
+          { i: p.requestId, s: head.s, h: head.h ?? [] },
           () => this.#requests.cancel(p, "disconnect"),
         );
       } else {
@@ -295,16 +292,37 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     } else if (type === M.KEEPALIVE) {
       this.#requests.keepAlive(p);
     } else if (type === M.END) {
-      this.#done(sent);
+      this.#sent.done(sent);
       this.#requests.endStream(p, (header as { e?: 1 }).e === 1);
       this.#pump();
     }
   }
 
+  /**
+   * A host took `sent`: the rest of its body goes to that host. An acknowledgement from a host no heartbeat announced
+   * is dropped; a second one, from another host, means two took it (someone else answers on this pool's subject): the
+   * request fails rather than take either answer.
+   */
+  #acknowledged(sent: Sent, ack: unknown) {
+    if (!isAck(ack)) return this.#malformed("acknowledgement");
+    if (sent.token === ack.a) return;
+    const host = this.#hosts.known(ack.h);
+    if (host === null) return this.#malformed("acknowledgement from an unknown host");
+    if (sent.token !== null) {
+      this.#nc?.publish(`${this.#remote.subject}.host.${ack.h}`, encode(M.CANCEL, { k: sent.reply, w: "disconnect" }));
+      return this.#refused(sent, "second acknowledgement");
+    }
+    this.#sent.bind(sent, host, ack.a);
+    for (const part of sent.rest) {
+      this.#nc?.publish(`${this.#remote.subject}.host.${ack.h}`, encode(M.BODY, { k: sent.reply }, part));
+    }
+    sent.rest = [];
+  }
+
   /** An answer no `Response` can be made of: the request fails as its host had died (one warning per pool). */
-  #refused(sent: Sent) {
-    this.#malformed("answer (its request fails with 502)");
-    this.#done(sent);
+  #refused(sent: Sent, what = "answer") {
+    this.#malformed(`${what} (its request fails with 502)`);
+    this.withdraw(sent.p, "disconnect");
     this.#requests.fail(sent.p, 502, "Worker failed");
   }
 
@@ -319,27 +337,17 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   /** `sent` found no host with room: back to the queue's front, and nothing sent for `pauseMs`. */
   #sendAgain(sent: Sent, pauseMs: number) {
-    this.#sent.delete(sent.p.requestId);
+    this.#sent.done(sent);
     this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + pauseMs);
     this.#requests.requeue(sent.p);
   }
 
   /** The whole answer: the worker's head and body, made a `Response` once, by the lifecycle. */
   #complete(sent: Sent, head: RemoteAnswer, body: Uint8Array) {
-    this.#done(sent);
+    this.#sent.done(sent);
     const { s, k, h } = head;
     this.#requests.complete(sent.p, { i: sent.p.requestId, s, ...(k !== undefined ? { k } : {}), h }, body, false);
     this.#pump();
-  }
-
-  /** `sent` is answered (or given up): it leaves the books. */
-  #done(sent: Sent) {
-    this.#sent.delete(sent.p.requestId);
-    sent.host?.inflight.delete(sent);
-  }
-
-  #replyOf(id: number): string {
-    return `${this.#inbox}.${id}`;
   }
 
   #onBeat(data: Uint8Array) {
@@ -358,24 +366,16 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   }
 
   #onLog(data: Uint8Array) {
-    const log = parseJsonMessage<HostLog>(data);
-    if (typeof log === "object" && log !== null && log.r !== undefined) {
-      // A host relays its workers' records: they stay below forkyard.worker.<pool>, whatever the message says.
-      this.#owner.log(
-        fromWire({ ...log.r, c: workerCategory(this.pool.name, Array.isArray(log.r.c) ? log.r.c : []) }, {
-          host: log.host,
-        }),
-      );
-    }
+    const log = parseJsonMessage<unknown>(data);
+    if (!isHostLog(log)) return this.#malformed("log record");
+    // A host relays its workers' records: they stay below forkyard.worker.<pool>, whatever the message says.
+    this.#owner.log(fromWire({ ...log.r, c: workerCategory(this.pool.name, log.r.c) }, { host: log.host }));
   }
 
   /** Once per tick: timeouts, hosts that went quiet, and a retry after hosts were full. */
   tick(now: number): void {
     this.#requests.expire(now);
-    const lost: Pending<KnownHost>[] = [];
-    for (const sent of this.#sent.values()) {
-      if (sent.host === null && now - sent.at > UNACKNOWLEDGED_MS) lost.push(sent.p);
-    }
+    const lost = this.#sent.unacknowledged(now, UNACKNOWLEDGED_MS);
     for (const host of this.#hosts.expire(now)) {
       this.#lost.set("missed_heartbeats", (this.#lost.get("missed_heartbeats") ?? 0) + 1);
       this.#log.error("Pool {pool}: worker host {name} missed {n} heartbeats; its {count} requests fail", {
@@ -387,8 +387,8 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       for (const sent of host.inflight) lost.push(sent.p);
     }
     for (const p of lost) {
-      const sent = this.#sent.get(p.requestId);
-      if (sent !== undefined) this.#done(sent);
+      const sent = this.#sent.of(p);
+      if (sent !== undefined) this.#sent.done(sent);
     }
     this.#requests.lost(lost);
     this.#pump();
@@ -398,7 +398,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   #linkLost() {
     const sent = [...this.#sent.values()];
     this.#requests.failSent(502, "Worker failed");
-    for (const s of sent) this.#done(s);
+    for (const s of sent) this.#sent.done(s);
     this.#requests.failQueued(503, "Service unavailable");
     if (this.#hosts.size > 0) this.#lost.set("nats", (this.#lost.get("nats") ?? 0) + 1);
     this.#hosts.clear();
@@ -431,13 +431,13 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     this.#nc?.publish(`${this.#remote.subject}.config`, jsonMessage(config ?? null));
   }
 
-  /** Hosts decide their own size (`forkyard worker --workers N`). */
-  scale(_workers: number): void {
-    this.#log.warning("Pool {pool} is remote: its size is each worker host's --workers", { pool: this.pool.name });
+  /** Asks the worker hosts (all, or the one named `host`) to run `workers` workers each. */
+  scale(workers: number, host?: string): void {
+    this.#steering.scale(this.#nc, workers, host);
   }
 
-  /** Hosts reload on their own (SIGHUP to `forkyard worker`). */
-  reload(): Promise<number> {
-    return Promise.resolve(0);
+  /** Asks the worker hosts (all, or the one named `host`) to reload; resolves with how many workers they replaced. */
+  reload(host?: string): Promise<number> {
+    return this.#steering.reload(this.#nc, host);
   }
 }

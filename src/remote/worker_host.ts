@@ -17,14 +17,18 @@ import { toWire } from "../protocol/log_record.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Pending, RelaySink } from "../requests/pending.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
-import type { CancelReason, ResponseHeader, StartHeader } from "../protocol/frames.ts";
+import type { ResponseHeader, StartHeader } from "../protocol/frames.ts";
 import {
+  ackToken,
   BodyParts,
   decode,
   DEFAULT_MAX_PAYLOAD,
   encode,
   type HostBeat,
   type HostLog,
+  isDirect,
+  isRemoteRequest,
+  isSteer,
   jsonMessage,
   M,
   parseJsonMessage,
@@ -32,6 +36,7 @@ import {
   type RemoteAnswer,
   type RemoteRequest,
   splitBody,
+  type SteerAnswer,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
@@ -48,10 +53,14 @@ export interface WorkerHostOptions {
   name: string;
   /** Time in-flight requests get to finish on SIGTERM. */
   shutdownTimeout: number;
+  /** A control socket to open (`forkyard worker --control PATH`): `forkyard ctl` then steers this host. */
+  control?: string;
 }
 
 /** A request this host took, until its answer is sent. */
 interface Taken {
+  /** The token this host's acknowledgement gave the dispatcher: every message about the request carries it. */
+  token: string;
   /** Its request, while its body is still arriving in parts. */
   partial: { header: RemoteRequest; parts: BodyParts } | null;
   /** The local pending request, once submitted. */
@@ -77,6 +86,8 @@ export class WorkerHost {
   #lastFree = 0;
   /** While shutting down: called once no request is in progress. */
   #idle: (() => void) | null = null;
+  /** Messages from NATS dropped as malformed; the first is logged. */
+  #dropped = 0;
 
   constructor(options: WorkerHostOptions) {
     this.#o = options;
@@ -140,11 +151,14 @@ export class WorkerHost {
         return 0;
       }
       this.#nc = nc;
+      // Its heartbeat before its first acknowledgement: dispatchers take those only from hosts they know.
+      this.#beat();
       nc.subscribe(`${remote.subject}.host.${this.#id}`, {
         callback: (_e, msg) => this.#onDirect(msg.data),
       });
       // A dispatcher that just connected asks for a heartbeat rather than wait for the next.
       nc.subscribe(`${remote.subject}.hello`, { callback: () => this.#beat() });
+      nc.subscribe(`${remote.subject}.ctl`, { callback: (_e, msg) => void this.#onSteer(msg.data, msg.reply) });
       nc.subscribe(`${remote.subject}.config`, {
         callback: (_e, msg) => {
           const config = parseJsonMessage<unknown>(msg.data);
@@ -152,8 +166,13 @@ export class WorkerHost {
         },
       });
       const beats = setInterval(() => this.#beat(), pool.options.heartbeatInterval);
+      const closeControl = await this.#openControl(stop);
+      if (closeControl === null) {
+        clearInterval(beats);
+        await this.#shutdown(nc);
+        return 1;
+      }
       this.#updateSubscription();
-      this.#beat();
       this.#log.info("Worker host {name} takes requests for pool {pool} on {subject}", {
         name: this.#o.name,
         pool: pool.name,
@@ -163,10 +182,28 @@ export class WorkerHost {
       await stopped;
       clearInterval(beats);
       await this.#shutdown(nc);
+      await closeControl();
       return 0;
     } finally {
       for (const off of unlisten) off();
     }
+  }
+
+  /** Opens the control socket, if asked for: a no-op closer when not, `null` when it cannot (one line says why). */
+  async #openControl(stop: () => void): Promise<(() => Promise<void>) | null> {
+    const path = this.#o.control;
+    if (path === undefined) return () => Promise.resolve();
+    const { openControl } = await import("../control_socket.ts");
+    const { pool, runtime } = this.#o;
+    return await openControl(path, {
+      pid: runtime.pid,
+      port: 0,
+      pending: () => this.#busy,
+      pools: [pool],
+      statuses: () => [this.#supervisor.status()],
+      reload: () => pool.reload(),
+      stop: () => Promise.resolve(stop()),
+    }, this.#log);
   }
 
   /** Requests the host can take now: its ready workers' slots, less those taken. */
@@ -214,16 +251,20 @@ export class WorkerHost {
 
   #onRequest(data: Uint8Array, reply: string | undefined) {
     const message = decode(data);
-    if (message === null || message.type !== M.REQUEST || reply === undefined) return;
-    const header = message.header as RemoteRequest;
+    if (message === null || message.type !== M.REQUEST || reply === undefined || reply.length > 256) {
+      return this.#malformed("request");
+    }
+    const header = message.header;
+    if (!isRemoteRequest(header) || this.#taken.has(reply)) return this.#malformed("request");
     if (this.#free() <= 0 || this.#stopping) {
       // Full: it left the queue group as it filled up, but this request was already on its way.
       this.#nc?.publish(reply, encode(M.BUSY, {}));
       return;
     }
-    this.#nc?.publish(reply, encode(M.ACK, { h: this.#id, n: this.#o.name }));
+    const token = ackToken();
+    this.#nc?.publish(reply, encode(M.ACK, { h: this.#id, n: this.#o.name, a: token }));
     this.#busy++;
-    const taken: Taken = { partial: null, p: null };
+    const taken: Taken = { token, partial: null, p: null };
     this.#taken.set(reply, taken);
     if (message.body.length < header.n) {
       taken.partial = { header, parts: new BodyParts(header.n) };
@@ -237,8 +278,8 @@ export class WorkerHost {
   /** A message for this host alone: the next part of a request's body, or a cancel. */
   #onDirect(data: Uint8Array) {
     const message = decode(data);
-    if (message === null) return;
-    const { k, w } = message.header as { k: string; w?: CancelReason };
+    if (message === null || !isDirect(message.header)) return this.#malformed("message to this host");
+    const { k, w } = message.header;
     const taken = this.#taken.get(k);
     if (taken === undefined) return;
     if (message.type === M.BODY && taken.partial !== null) {
@@ -260,7 +301,7 @@ export class WorkerHost {
     const id = this.#nextId++;
     taken.p = this.#supervisor.request({
       kind: "relayed",
-      sink: this.#relay(reply),
+      sink: this.#relay(reply, taken.token),
       id,
       // Answered even when the dispatcher's caller waits for nothing (`n`): the dispatcher drops the answer.
       wire: { ...header.w, i: id, n: undefined },
@@ -270,10 +311,12 @@ export class WorkerHost {
   }
 
   /** Where the answer to the request with reply subject `reply` goes: its worker's frames, as messages. */
-  #relay(reply: string): RelaySink {
-    const publish = (type: number, header: unknown, body?: Uint8Array) => {
+  #relay(reply: string, token: string): RelaySink {
+    const publish = (type: number, header: Record<string, unknown>, body?: Uint8Array) => {
       const nc = this.#nc;
-      if (nc !== null && !nc.isClosed() && this.#taken.has(reply)) nc.publish(reply, encode(type, header, body));
+      if (nc !== null && !nc.isClosed() && this.#taken.has(reply)) {
+        nc.publish(reply, encode(type, { ...header, a: token }, body));
+      }
     };
     const maxPayload = () => this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
     return {
@@ -285,7 +328,7 @@ export class WorkerHost {
           n: body.length,
         };
         const [first, rest] = splitBody(body, maxPayload(), head);
-        publish(M.ANSWER, head, first);
+        publish(M.ANSWER, { ...head }, first);
         for (const part of rest) publish(M.CHUNK, {}, part);
         this.#taken.delete(reply);
       },
@@ -299,6 +342,34 @@ export class WorkerHost {
       },
       keptAlive: () => publish(M.KEEPALIVE, {}),
     };
+  }
+
+  /** A dispatcher's `scale` or `reload`, for every host or for this one by name; answered once done. */
+  async #onSteer(data: Uint8Array, reply: string | undefined) {
+    const steer = parseJsonMessage<unknown>(data);
+    if (!isSteer(steer)) return this.#malformed("scale or reload");
+    const { name, pool } = this.#o;
+    if (steer.host !== undefined && steer.host !== name) return;
+    let answer: SteerAnswer;
+    if (steer.op === "scale") {
+      this.#log.info("Scaling pool {pool} to {workers} workers, as a dispatcher asked", {
+        pool: pool.name,
+        workers: steer.workers,
+      });
+      pool.scale(steer.workers);
+      answer = { host: name, workers: steer.workers };
+    } else {
+      this.#log.info("Reloading pool {pool}, as a dispatcher asked", { pool: pool.name });
+      answer = { host: name, replaced: await pool.reload() };
+    }
+    const nc = this.#nc;
+    if (reply !== undefined && nc !== null && !nc.isClosed()) nc.publish(reply, jsonMessage(answer));
+  }
+
+  /** A message from NATS that is not what it claims to be: dropped, counted, and the first one logged. */
+  #malformed(what: string) {
+    if (this.#dropped++ > 0) return;
+    this.#log.warning("Dropped a malformed {what} from NATS; further ones are counted, not logged", { what });
   }
 
   /** A request left the local pool (answered, failed, cancelled). */

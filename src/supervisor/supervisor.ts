@@ -83,11 +83,11 @@ export class Supervisor implements PoolBackend {
       dispatch: this.#dispatch,
       ready: (worker: WorkerProcess) => this.#onReady(worker),
       overMemory: (worker: WorkerProcess, reason: string) => this.#retireAtLimit(worker, reason, "max_memory"),
-      garbage: (worker: WorkerProcess, reason: string) => this.#kill(worker, reason, "garbage", "SIGKILL"),
+      garbage: (worker: WorkerProcess, reason: string) => this.#kill(worker, reason, "garbage"),
     };
     this.#launcher = new Launcher(pool, runtime, this.#log, {
       frame: (worker, type, header, body, lent) => onWorkerFrame(frames, worker, type, header, body, lent),
-      garbage: (worker, message) => this.#kill(worker, message, "garbage", "SIGKILL"),
+      garbage: (worker, message) => this.#kill(worker, message, "garbage"),
       exit: (worker, status) => this.#onExit(worker, status),
     }, this.#clock);
   }
@@ -214,9 +214,10 @@ export class Supervisor implements PoolBackend {
     }
   }
 
-  #kill(worker: WorkerProcess, reason: string, kind: ReplacementKind, signal: "SIGTERM" | "SIGKILL" = "SIGTERM") {
+  /** Kills `worker` (its requests fail now): SIGKILL, since workers ignore SIGTERM, and one stuck could not heed it. */
+  #kill(worker: WorkerProcess, reason: string, kind: ReplacementKind) {
     if (worker.state === "down" || worker.state === "killed") {
-      if (signal === "SIGKILL") worker.child.kill("SIGKILL");
+      worker.child.kill("SIGKILL");
       return;
     }
     worker.reason = reason;
@@ -229,7 +230,7 @@ export class Supervisor implements PoolBackend {
       pid: worker.child.pid,
       reason,
     });
-    worker.child.kill(signal);
+    worker.child.kill("SIGKILL");
     // In-flight requests fail now, not when the process is finally gone.
     this.#dispatch.lost(worker);
     closeSockets(worker, CLOSE.WORKER_FAILED, "Worker failed", false);

@@ -99,9 +99,11 @@ export async function runWorkerProcess(
     else if (loop) loop.onFrame(type, header, body);
     else early.push([type, header, body.slice()]);
   });
-  // Ctrl+C reaches the whole process group and SIGHUP means "reload" to the
-  // dispatcher: a worker ignores both and waits for the dispatcher's word.
+  // Ctrl+C reaches the whole process group, systemd's stop sends SIGTERM to every process of the service, and SIGHUP
+  // means "reload" to the dispatcher: a worker ignores all three and waits for its supervisor's word (a STOP frame
+  // once its requests are done, or SIGKILL), so that a stop loses no request.
   runtime.onSignal("SIGINT", () => {});
+  runtime.onSignal("SIGTERM", () => {});
   runtime.onSignal("SIGHUP", () => {});
   const init = await initReceived;
   const category = ["forkyard", "worker", init.pool];

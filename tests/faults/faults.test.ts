@@ -153,6 +153,21 @@ describe(`faults under load (${runtime.name})`, () => {
     }
   });
 
+  test("maxRequests recycling under heavy keep-alive load: 15,000 tiny requests on 8 connections, none lost", async () => {
+    const app = await startApp("app.ts", { MAX_REQUESTS: "200", MAX_REQUESTS_JITTER: "20" });
+    try {
+      const run = load(app.url, CONCURRENCY, "/api/text");
+      assert.ok(await eventually(() => run.acc.sent >= 15_000, 60_000), `only ${run.acc.sent} requests sent`);
+      const acc = await run.stop("keep-alive recycling");
+      assert.equal(acc.refused, 0, "a client saw its connection closed");
+      assert.equal(acc.answered, acc.sent);
+      assert.deepEqual(statuses(acc), [200]);
+      assert.ok((app.stderr().match(/maxRequests/g)?.length ?? 0) >= 50, "workers were recycled");
+    } finally {
+      await app.stop();
+    }
+  });
+
   test("maxRequests is never overshot: no process answers more than maxRequests + maxRequestsJitter", async () => {
     const app = await startApp("app.ts", { MAX_REQUESTS: "30", MAX_REQUESTS_JITTER: "5" });
     try {

@@ -6,18 +6,18 @@
  * @module
  */
 
-import { firstLine } from "../error_text.ts";
+import { firstLine } from "./error_text.ts";
 import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { dirname, resolve } from "node:path";
 import process from "node:process";
-import type { PoolStatus, WorkerPool } from "../pool.ts";
+import type { PoolStatus, WorkerPool } from "./pool.ts";
 
 /** A command on the control socket. */
 export type ControlCommand =
   | { cmd: "status" }
-  | { cmd: "reload"; pool?: string }
-  | { cmd: "scale"; pool: string; workers: number }
+  | { cmd: "reload"; pool?: string; host?: string }
+  | { cmd: "scale"; pool: string; workers: number; host?: string }
   | { cmd: "stop" };
 
 /** What the dispatcher does for each command; a thrown error is answered `{ error }`. */
@@ -47,11 +47,17 @@ export async function runCommand(command: ControlCommand, target: ControlTarget)
     case "status":
       return { pid: target.pid, port: target.port, pending: target.pending(), pools: target.statuses() };
     case "reload":
-      return { replaced: command.pool === undefined ? await target.reload() : await pool(command.pool).reload() };
+      return {
+        replaced: command.pool === undefined ? await target.reload() : await pool(command.pool).reload(command.host),
+      };
     case "scale": {
       const found = pool(command.pool);
-      found.scale(command.workers);
-      return { pool: found.name, workers: command.workers };
+      found.scale(command.workers, command.host);
+      return {
+        pool: found.name,
+        workers: command.workers,
+        ...(command.host !== undefined ? { host: command.host } : {}),
+      };
     }
     case "stop":
       setTimeout(() => void target.stop(), 0);
