@@ -39,7 +39,9 @@ function ensurePackage(command, pkg, testFile) {
   aptGet(["install", "-y", "-qq", pkg]);
 }
 if (files.some((f) => f.includes("status_page"))) ensurePackage("chromium", "chromium", "tests/status_page.test.ts");
-if (files.some((f) => f.includes("remote"))) ensurePackage("nats-server", "nats-server", "tests/remote.test.ts");
+if (files.some((f) => /remote|flow_control/.test(f))) {
+  ensurePackage("nats-server", "nats-server", "tests/remote.test.ts");
+}
 
 const suites = {
   deno: [bin("deno"), ["test", "-A", ...files]],

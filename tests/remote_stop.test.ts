@@ -147,7 +147,14 @@ describe(`several dispatchers share worker hosts (${runtime.name})`, () => {
     const nats = await startNats();
     const dir = mkdtempSync(join(tmpdir(), "forkyard-host-share-"));
     const control = join(dir, "host.sock");
-    const host = await startHost(nats.url, "host-shared", ["--workers", "2", "--concurrency", "1", "--control", control]);
+    const host = await startHost(nats.url, "host-shared", [
+      "--workers",
+      "2",
+      "--concurrency",
+      "1",
+      "--control",
+      control,
+    ]);
     const a = await startDispatcher(nats.url);
     const b = await startDispatcher(nats.url);
     try {

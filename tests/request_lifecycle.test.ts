@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Logger } from "@logtape/logtape";
 import { WorkerPool, type WorkerPoolOptions } from "../src/pool.ts";
-import type { ResponseHeader } from "../src/protocol/frames.ts";
+import { type ResponseHeader, STREAM_WINDOW } from "../src/protocol/frames.ts";
 import type { Clock } from "../src/requests/clock.ts";
 import type { ClientRequest, Pending, RelaySink } from "../src/requests/pending.ts";
 import { RequestLifecycle, type Servers } from "../src/requests/request_lifecycle.ts";
@@ -19,6 +19,7 @@ class FakeServers implements Servers<string> {
   room: number;
   readonly held = new Set<Pending<string>>();
   readonly withdrawn: [number, string][] = [];
+  readonly credited: number[] = [];
   constructor(room: number) {
     this.room = room;
   }
@@ -34,6 +35,9 @@ class FakeServers implements Servers<string> {
   }
   inflight(): Iterable<Pending<string>> {
     return this.held;
+  }
+  credit(_p: Pending<string>, bytes: number): void {
+    this.credited.push(bytes);
   }
   /** The server is gone: its requests are handed back. */
   lose(): Pending<string>[] {
@@ -89,6 +93,27 @@ describe("request lifecycle", () => {
     s.requests.expire(s.clock.now());
     assert.equal(s.answers.get(a.requestId)?.status, 504);
     assert.deepEqual(s.finished.sort(), [a.requestId, b.requestId, c.requestId].sort());
+  });
+
+  test("a streamed answer holds at most a window; the bytes its reader takes go back to its server as credit", async () => {
+    const s = setup(1);
+    const p = s.client();
+    s.requests.startStream(p, { i: p.requestId, s: 200, h: [] }, () => {});
+    const chunk = new Uint8Array(64 * 1024);
+    const chunks = (2 * STREAM_WINDOW) / chunk.length;
+    for (let i = 0; i < chunks; i++) s.requests.chunk(p, chunk);
+    // Nothing read yet: no credit, whatever the server sent.
+    assert.deepEqual(s.servers.credited, []);
+    const reader = s.answers.get(p.requestId)!.body!.getReader();
+    let read = 0;
+    for (let i = 0; i < chunks; i++) read += (await reader.read()).value!.length;
+    await new Promise((r) => setTimeout(r, 0));
+    const credited = s.servers.credited.reduce((a, b) => a + b, 0);
+    // Given back in batches of a quarter window at least, never more than was read.
+    assert.ok(s.servers.credited.every((n) => n >= STREAM_WINDOW / 4), JSON.stringify(s.servers.credited));
+    assert.ok(credited <= read && credited >= read - STREAM_WINDOW / 4, `credited ${credited} of ${read}`);
+    s.requests.endStream(p, false);
+    assert.equal((await reader.read()).done, true);
   });
 
   test("a lost server: GET goes to another with retryIdempotent, POST gets 502; a client gone while queued, 499", () => {

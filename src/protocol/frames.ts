@@ -29,6 +29,8 @@ export const F = {
   WS_MESSAGE: 8,
   /** A WebSocket closed, whoever closed it: {@linkcode CloseHeader}. The worker hears nothing more of it. */
   WS_CLOSED: 9,
+  /** The reader of a streamed answer took `n` more of its bytes: {@linkcode CreditHeader}; the worker may send as many. */
+  CREDIT: 10,
   /** `setup()` finished: the worker takes requests. No header. */
   READY: 32,
   /** Sent every `heartbeatInterval`: {@linkcode HeartbeatHeader}. */
@@ -176,6 +178,20 @@ export interface IdHeader {
   i: number;
 }
 
+/** `CREDIT`. */
+export interface CreditHeader {
+  /** Request id. */
+  i: number;
+  /** Bytes of the streamed answer its reader took since the last `CREDIT`. */
+  n: number;
+}
+
+/**
+ * How many bytes of a streamed answer a worker may send beyond what its reader has taken: the dispatcher holds at most
+ * this much of each stream, however slowly its client reads.
+ */
+export const STREAM_WINDOW = 1024 * 1024;
+
 /** `END`. */
 export interface EndHeader {
   /** Request id. */
@@ -224,6 +240,7 @@ export interface FrameHeaders {
   [F.REQUEST]: RequestHeader;
   [F.CONFIG]: ConfigHeader;
   [F.CANCEL]: CancelHeader;
+  [F.CREDIT]: CreditHeader;
   [F.STOP]: undefined;
   [F.RELEASE]: SpillHeader;
   [F.WS_OPEN]: IdHeader;

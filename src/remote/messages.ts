@@ -8,7 +8,7 @@
  *   hosts with a free slot are subscribed.
  * - the reply subject, one per attempt: `ACK` (the host that took it, with a token of its own for this request) or
  *   `BUSY`, then `KEEPALIVE`s, `ANSWER`, `CHUNK`s and `END`, each carrying that token.
- * - `S.host.<id>`: to one host: the rest of a request's body (`BODY`), `CANCEL`.
+ * - `S.host.<id>`: to one host: the rest of a request's body (`BODY`), `CANCEL`, `CREDIT` for a streamed answer.
  * - `S.hb`: each host's heartbeat, a {@linkcode HostBeat}; `S.hello`: a dispatcher asks for one at once.
  * - `S.log`: each host's workers' log records.
  * - `S.ctl`: a dispatcher steers the hosts (all, or one by name), {@linkcode Steer}; each answers on the reply subject.
@@ -36,6 +36,8 @@ export const M = {
   BODY: 2,
   /** Dispatcher to the host: the client no longer waits, `{ k }`. */
   CANCEL: 3,
+  /** Dispatcher to the host: the client took `n` more bytes of a streamed answer, `{ k, n }`; as many more may come. */
+  CREDIT: 4,
   /** Host to dispatcher: it took the request, {@linkcode Ack}. */
   ACK: 16,
   /** Host to dispatcher: it has no free slot (it just filled up); the request goes to another. */
@@ -156,11 +158,11 @@ export function isRemoteRequest(value: unknown): value is RemoteRequest {
     (r.r === undefined || typeof r.r === "string") && (r.x === undefined || text(r.x, 256)) && r.u === undefined;
 }
 
-/** Whether a dispatcher's message to one host (`BODY`, `CANCEL`) names its request: `{ k: reply subject }`. */
-export function isDirect(value: unknown): value is { k: string; w?: CancelReason } {
+/** Whether a dispatcher's message to one host (`BODY`, `CANCEL`, `CREDIT`) names its request: `{ k: reply subject }`. */
+export function isDirect(value: unknown): value is { k: string; w?: CancelReason; n?: number } {
   if (typeof value !== "object" || value === null) return false;
-  const { k, w } = value as Record<string, unknown>;
-  return typeof k === "string" && k.length <= 256 &&
+  const { k, w, n } = value as Record<string, unknown>;
+  return typeof k === "string" && k.length <= 256 && (n === undefined || count(n)) &&
     (w === undefined || w === "timeout" || w === "disconnect" || w === "shutdown");
 }
 

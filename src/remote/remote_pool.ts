@@ -1,11 +1,9 @@
 /**
- * A remote pool, on the dispatcher: the pool's requests go over NATS to the
- * worker hosts that run its workers (`forkyard worker --nats URL ...`), in
- * place of local processes. The requests wait in this dispatcher's queue until
- * some host has a free slot; each goes to one host (NATS queue group), whose
- * answer comes back on this dispatcher's inbox. Hosts say every heartbeat
- * what they can take; one that misses three is gone, and its requests fail as
- * a dead worker's do.
+ * A remote pool, on the dispatcher: the pool's requests go over NATS to the worker hosts that run its workers
+ * (`forkyard worker --nats URL ...`), in place of local processes. The requests wait in this dispatcher's queue until
+ * some host has a free slot; each goes to one host (NATS queue group), whose answer comes back on this dispatcher's
+ * inbox. Hosts say every heartbeat what they can take; one that misses three is gone, its requests failed as a dead
+ * worker's are.
  *
  * @module
  */
@@ -65,10 +63,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   readonly #lost = new Map<string, number>();
   #nc: NatsConnection | null = null;
   #connected = false;
-  /**
-   * Clock time before which nothing is sent: set when a request found no host with room (no subscriber, or the one
-   * it reached was full); a heartbeat with a free slot clears it.
-   */
+  /** Clock time before which nothing is sent: a request found no host with room; a beat with a free slot clears it. */
   #pausedUntil = 0;
   readonly #inbox = `_INBOX.forkyard.${crypto.randomUUID()}`;
   readonly #sent = new SentRequests(this.#inbox);
@@ -233,12 +228,22 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     const host = sent.host;
     this.#sent.done(sent);
     if (host !== null) {
-      this.#nc?.publish(
-        `${this.#remote.subject}.host.${host.beat.id}`,
-        encode(M.CANCEL, { k: sent.reply, w: why }),
-      );
+      this.#toHost(host.beat.id, encode(M.CANCEL, { k: sent.reply, w: why }));
     }
     queueMicrotask(() => this.#pump());
+  }
+
+  /** `p`'s client took `bytes` more of its streamed answer: the host that streams it may send as many more. */
+  credit(p: Pending<KnownHost>, bytes: number): void {
+    const sent = this.#sent.of(p);
+    if (sent !== undefined && sent.host !== null) {
+      this.#toHost(sent.host.beat.id, encode(M.CREDIT, { k: sent.reply, n: bytes }));
+    }
+  }
+
+  /** A message to the host with id `id` alone. */
+  #toHost(id: string, message: Uint8Array) {
+    this.#nc?.publish(`${this.#remote.subject}.host.${id}`, message);
   }
 
   #onReply(subject: string, data: Uint8Array, headers: { code: number } | undefined) {
@@ -309,12 +314,12 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     const host = this.#hosts.known(ack.h);
     if (host === null) return this.#malformed("acknowledgement from an unknown host");
     if (sent.token !== null) {
-      this.#nc?.publish(`${this.#remote.subject}.host.${ack.h}`, encode(M.CANCEL, { k: sent.reply, w: "disconnect" }));
+      this.#toHost(ack.h, encode(M.CANCEL, { k: sent.reply, w: "disconnect" }));
       return this.#refused(sent, "second acknowledgement");
     }
     this.#sent.bind(sent, host, ack.a);
     for (const part of sent.rest) {
-      this.#nc?.publish(`${this.#remote.subject}.host.${ack.h}`, encode(M.BODY, { k: sent.reply }, part));
+      this.#toHost(ack.h, encode(M.BODY, { k: sent.reply }, part));
     }
     sent.rest = [];
   }

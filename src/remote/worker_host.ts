@@ -279,7 +279,7 @@ export class WorkerHost {
   #onDirect(data: Uint8Array) {
     const message = decode(data);
     if (message === null || !isDirect(message.header)) return this.#malformed("message to this host");
-    const { k, w } = message.header;
+    const { k, w, n } = message.header;
     const taken = this.#taken.get(k);
     if (taken === undefined) return;
     if (message.type === M.BODY && taken.partial !== null) {
@@ -289,6 +289,8 @@ export class WorkerHost {
         taken.partial = null;
         this.#submit(k, taken, header, body);
       }
+    } else if (message.type === M.CREDIT && n !== undefined) {
+      if (taken.p !== null) this.#supervisor.credit(taken.p as Pending<never>, n);
     } else if (message.type === M.CANCEL) {
       this.#taken.delete(k);
       if (taken.p !== null) this.#supervisor.cancel(taken.p as Pending<never>, w ?? "disconnect");

@@ -15,6 +15,7 @@ import type { ResponseHeader, StartHeader } from "../protocol/frames.ts";
 import { errorResponse, headersFrom, responseFromFrame } from "../protocol/results.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Pending } from "./pending.ts";
+import { AnswerStream } from "./answer_stream.ts";
 
 /** A JSON error answer for `p`, carrying its trace id. */
 export function failure(p: Pending, status: number, message: string): Response {
@@ -53,25 +54,16 @@ export function answerWhole(p: Pending, h: ResponseHeader, body: Uint8Array, len
   }
 }
 
-/** Starts `p`'s streamed answer; `cancelled` runs when the client goes away mid-stream. */
-export function openStream(p: Pending, h: StartHeader, cancelled: () => void): void {
-  const stream = new ReadableStream<Uint8Array>({
-    start: (controller) => {
-      p.stream = controller;
-    },
-    cancel: cancelled,
-  });
-  resolveWith(p, new Response(stream, { status: h.s, headers: headersFrom(h.h, p.wire.x) }));
-}
-
-/** Ends `p`'s streamed answer: closed, or broken off when it `failed`. */
-export function closeStream(p: Pending, failed: boolean): void {
-  try {
-    if (failed) p.stream?.error(new Error("Worker failed while streaming"));
-    else p.stream?.close();
-  } catch {
-    // the client cancelled already
-  }
+/** Answers `p` with a streamed `Response` whose body its server's chunks fill; `credit` and `cancelled` go back to it. */
+export function openStream(
+  p: Pending,
+  h: StartHeader,
+  credit: (bytes: number) => void,
+  cancelled: () => void,
+): void {
+  const stream = new AnswerStream(credit, cancelled);
+  p.stream = stream;
+  resolveWith(p, new Response(stream.body, { status: h.s, headers: headersFrom(h.h, p.wire.x) }));
 }
 
 /** What `Dispatcher.onResponse` gets: the body decoded on first use. */

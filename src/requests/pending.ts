@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { AnswerStream } from "./answer_stream.ts";
 import type { WorkerPool, WorkerResponse } from "../pool.ts";
 import type { Body } from "../protocol/body.ts";
 import type { RequestHeader, ResponseHeader, StartHeader } from "../protocol/frames.ts";
@@ -88,8 +89,8 @@ export class Pending<S = unknown> {
   retried = false;
   /** The body bytes of a whole answer, once it came; -1 before, and for streams. */
   responseBytes = -1;
-  /** The stream of a streamed answer to a `Response`, once it began. */
-  stream: ReadableStreamDefaultController<Uint8Array> | null = null;
+  /** The body of a streamed answer to a `Response`, once it began. */
+  stream: AnswerStream | null = null;
 
   constructor(request: ClientRequest, pool: WorkerPool) {
     this.requestId = request.id;

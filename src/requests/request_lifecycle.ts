@@ -23,7 +23,7 @@ import type { PoolRequest, WorkerPool } from "../pool.ts";
 import { recycleBody } from "../protocol/codec.ts";
 import { errorBody } from "../protocol/results.ts";
 import { type CancelReason, KIND, type ResponseHeader, type StartHeader } from "../protocol/frames.ts";
-import { answerWhole, closeStream, failure, openStream, resolveWith } from "./answers.ts";
+import { answerWhole, failure, openStream, resolveWith } from "./answers.ts";
 import type { Clock } from "./clock.ts";
 import { collectExpired, deadlineFor, NO_DEADLINE } from "./deadlines.ts";
 import { detachedRequest } from "./detached.ts";
@@ -38,6 +38,8 @@ export interface Servers<S> {
   offer(p: Pending<S>): boolean;
   /** `p` is no longer wanted from its server (`why`): the server is told, and its books let go of `p`. */
   withdraw(p: Pending<S>, why: CancelReason): void;
+  /** The client of `p`'s streamed answer took `bytes` more of it: its server may send as many more. */
+  credit(p: Pending<S>, bytes: number): void;
   /** Every request its servers hold (sent or streaming): the books are theirs, kept per server. */
   inflight(): Iterable<Pending<S>>;
 }
@@ -210,7 +212,12 @@ export class RequestLifecycle<S> {
     p.state = "streaming";
     p.deadline = NO_DEADLINE;
     if (p.origin.kind === "relayed") p.origin.sink.start(h);
-    else openStream(p, h, cancelled);
+    else openStream(p, h, (bytes) => this.credit(p, bytes), cancelled);
+  }
+
+  /** `p`'s reader took `bytes` more of its streamed answer (a relayed one's, as its dispatcher says): its server is told. */
+  credit(p: Pending<S>, bytes: number): void {
+    if (p.state === "streaming") this.#servers.credit(p, bytes);
   }
 
   /** A part of `p`'s streamed answer. */
@@ -220,18 +227,14 @@ export class RequestLifecycle<S> {
       p.origin.sink.chunk(body);
       return;
     }
-    try {
-      p.stream?.enqueue(body);
-    } catch {
-      // the client went away; its server hears of it from the stream's cancel
-    }
+    p.stream?.push(body);
   }
 
   /** `p`'s streamed answer ended, or `failed` in the worker. */
   endStream(p: Pending<S>, failed: boolean): void {
     if (p.state !== "streaming") return;
     if (p.origin.kind === "relayed") p.origin.sink.end(failed);
-    else closeStream(p, failed);
+    else p.stream?.end(failed);
     this.#finish(p);
   }
 
@@ -308,7 +311,7 @@ export class RequestLifecycle<S> {
     if (p.state === "done") return;
     if (p.state === "streaming") {
       if (p.origin.kind === "relayed") p.origin.sink.end(true);
-      else closeStream(p, true);
+      else p.stream?.end(true);
     } else if (p.origin.kind === "relayed") {
       p.origin.sink.whole({ i: p.requestId, s: status, k: KIND.JSON }, encoder.encode(errorBody(message)));
     } else if (p.resolve !== null) {

@@ -119,6 +119,11 @@ export class Supervisor implements PoolBackend {
     this.#requests.cancel(pending, why);
   }
 
+  /** A relayed request's reader took `bytes` more of its streamed answer (a worker host's dispatcher says so). */
+  credit(pending: Pending<WorkerProcess>, bytes: number): void {
+    this.#requests.credit(pending, bytes);
+  }
+
   /** Sends a request nobody waits for (`WorkerPool.send`). */
   sendDetached(request: PoolRequest): void {
     this.#requests.admitDetached(request);
@@ -329,10 +334,7 @@ export class Supervisor implements PoolBackend {
     else this.scale(input.size - 1);
   }
 
-  /**
-   * Starts a replacement for the slot's process; once it is ready it takes
-   * the slot and the old process drains and stops. Resolves whether it took over.
-   */
+  /** Starts a replacement for the slot's process, which takes the slot once ready; resolves whether it took over. */
   #replace(slot: Slot, reason: string, kind: ReplacementKind): Promise<boolean> {
     const old = slot.worker;
     if (slot.standby === null) {
@@ -359,10 +361,7 @@ export class Supervisor implements PoolBackend {
     return Promise.resolve(false);
   }
 
-  /**
-   * Replaces every worker, one at a time: each new process is ready before the
-   * old one stops taking requests. Resolves with how many were replaced.
-   */
+  /** Replaces every worker, one at a time, each new process ready before the old one stops; resolves with how many. */
   async reload(): Promise<number> {
     let replaced = 0;
     for (const slot of [...this.#slots]) {

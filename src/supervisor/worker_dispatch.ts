@@ -92,6 +92,12 @@ export class WorkerDispatch implements Servers<WorkerProcess> {
     this.next(worker);
   }
 
+  /** `p`'s reader took `bytes` more of its streamed answer: its worker may send as many more. */
+  credit(p: Pending<WorkerProcess>, bytes: number): void {
+    const worker = p.servedBy;
+    if (worker !== null && worker.inflight.has(p.requestId)) worker.writer.send(F.CREDIT, { i: p.requestId, n: bytes });
+  }
+
   /** Every request the pool's processes hold: their own books. */
   *inflight(): Iterable<Pending<WorkerProcess>> {
     for (const slot of this.#context.slots()) {

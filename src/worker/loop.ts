@@ -11,6 +11,7 @@ import type { FrameWriter } from "../protocol/codec.ts";
 import {
   type CancelHeader,
   type ConfigHeader,
+  type CreditHeader,
   F,
   type InitHeader,
   KIND,
@@ -26,7 +27,7 @@ import type { WebSocketHandler } from "./socket.ts";
 import { WorkerSockets } from "./sockets.ts";
 import type { Runtime } from "../runtime.ts";
 import { ABORT, WorkerRequest } from "./request.ts";
-import { type Inflight, relayResponse } from "./relay.ts";
+import { type Inflight, relayResponse, wakeRelay } from "./relay.ts";
 import {
   type ApiHandlerClass,
   type Worker,
@@ -170,6 +171,9 @@ export class WorkerLoop {
         break;
       case F.CANCEL:
         this.#cancel(header as CancelHeader);
+        break;
+      case F.CREDIT:
+        this.#credit(header as CreditHeader);
         break;
       case F.CONFIG:
         this.#hook("onConfig", (header as ConfigHeader).c);
@@ -379,10 +383,18 @@ export class WorkerLoop {
     });
   }
 
+  #credit({ i, n }: CreditHeader) {
+    const entry = this.#inflight.get(i);
+    if (entry === undefined || entry.credited === undefined) return;
+    entry.credited += n;
+    wakeRelay(entry);
+  }
+
   #cancel({ i, w }: CancelHeader) {
     const entry = this.#inflight.get(i);
     if (entry === undefined) return;
     this.#inflight.delete(i);
+    wakeRelay(entry);
     entry.request[ABORT](new Error(w === "timeout" ? "Request timed out" : "Client disconnected"));
     entry.reader?.cancel().catch(() => {});
     if (w === "disconnect") this.#hook("onDisconnect", i);

@@ -6,7 +6,7 @@
  */
 
 import type { FrameWriter } from "../protocol/codec.ts";
-import { F, KIND } from "../protocol/frames.ts";
+import { F, KIND, STREAM_WINDOW } from "../protocol/frames.ts";
 import { flattenHeaders } from "../protocol/results.ts";
 import type { WorkerLogger } from "../logging/worker_logger.ts";
 import type { WorkerRequest } from "./request.ts";
@@ -15,6 +15,16 @@ import type { WorkerRequest } from "./request.ts";
 export interface Inflight {
   request: WorkerRequest;
   reader?: ReadableStreamDefaultReader<Uint8Array>;
+  /** A streamed answer's bytes its reader has taken (`CREDIT` frames), and the relay waiting for more, if it is. */
+  credited?: number;
+  wake?: (() => void) | null;
+}
+
+/** Credit came for `entry`'s streamed answer, or it was cancelled: a relay waiting for either goes on. */
+export function wakeRelay(entry: Inflight): void {
+  const wake = entry.wake;
+  entry.wake = null;
+  wake?.();
 }
 
 /** What a relay asks of its worker. */
@@ -62,16 +72,22 @@ export async function relayResponse(
     if (!live()) return done();
     writer.send(F.START, head);
     writer.send(F.CHUNK, { i: id }, first.value);
+    entry.credited = 0;
+    let sent = first.value.length;
     if (second !== TICK) {
       writer.send(F.CHUNK, { i: id }, second.value);
+      sent += second.value.length;
       next = undefined;
     }
     for (;;) {
+      // No more than a window ahead of what the client took: a slow client slows this stream, not the dispatcher.
+      while (sent - entry.credited > STREAM_WINDOW && live()) await new Promise<void>((r) => (entry.wake = r));
       const chunk = await (next ?? reader.read());
       next = undefined;
       if (!live()) return done();
       if (chunk.done) break;
       writer.send(F.CHUNK, { i: id }, chunk.value);
+      sent += chunk.value.length;
     }
     writer.send(F.END, { i: id });
   } catch (error) {
