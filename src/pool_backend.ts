@@ -24,7 +24,11 @@ export interface PoolHost {
   /** The pool's own logger (LogTape is the dispatcher's to load). */
   logger: Logger;
   /** Where frames about WebSockets go (sends, closes, topics), with the channel of the worker that sent them. */
-  sockets?: { fromWorker(from: FrameWriter, type: number, header: unknown, body: Uint8Array, lent: boolean): void };
+  sockets?: {
+    fromWorker(from: FrameWriter, type: number, header: unknown, body: Uint8Array, lent: boolean): void;
+    /** Sends `data` to this process's sockets subscribed to `topic` (a remote worker published it). */
+    deliver?(topic: string, data: string | Uint8Array): number;
+  };
   /** The supervisor's time; the system clock when absent. */
   clock?: Clock;
 }

@@ -76,10 +76,13 @@ describe(`remote pool messages and NATS options (${runtime.name})`, () => {
   test("an answer's head from NATS is checked before a Response is made of it", () => {
     assert.ok(isRemoteAnswer({ s: 201, k: 3, h: ["set-cookie", "a=1", "x-y", ""], n: 4 }));
     assert.ok(isRemoteAnswer({ s: 200, h: ["content-type", "text/plain"], n: "stream" }));
+    // A WebSocket handshake accepted: no body.
+    assert.ok(isRemoteAnswer({ s: 101, h: ["sec-websocket-protocol", "chat"], n: 0 }));
     for (
       const bad of [
         null,
-        { s: 101, n: 0 },
+        { s: 101, n: 5 },
+        { s: 102, n: 0 },
         { s: "200", n: 0 },
         { s: 200, k: 9, n: 0 },
         { s: 200, n: -1 },

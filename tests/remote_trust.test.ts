@@ -43,7 +43,7 @@ describe(`messages from NATS are checked (${runtime.name})`, () => {
         { ...request, w: { ...request.w, m: "GET /x" } },
         { ...request, w: { ...request.w, h: ["odd"] } },
         { ...request, w: { ...request.w, h: [1, 2] } },
-        { ...request, w: { ...request.w, u: 1 } },
+        { ...request, w: { ...request.w, u: 2 } },
         { ...request, n: -1 },
         { ...request, t: 0 },
         { w: null, n: 0, t: 1 },
@@ -186,13 +186,13 @@ describe(`remote pools trust nothing from NATS (${runtime.name})`, () => {
       user: dispatcher, password: d-secret
       permissions: {
         publish: ["${SUBJECT}", "${SUBJECT}.host.>", "${SUBJECT}.hello", "${SUBJECT}.config", "${SUBJECT}.ctl"]
-        subscribe: ["_INBOX.forkyard.>", "${SUBJECT}.hb", "${SUBJECT}.log"]
+        subscribe: ["_INBOX.forkyard.>", "${SUBJECT}.hb", "${SUBJECT}.log", "${SUBJECT}.pub"]
       }
     }
     {
       user: host, password: h-secret
       permissions: {
-        publish: ["${SUBJECT}.hb", "${SUBJECT}.log"]
+        publish: ["${SUBJECT}.hb", "${SUBJECT}.log", "${SUBJECT}.pub"]
         subscribe: ["${SUBJECT} forkyard", "${SUBJECT}.host.>", "${SUBJECT}.hello", "${SUBJECT}.config", "${SUBJECT}.ctl"]
         allow_responses: { max: -1, expires: "1h" }
       }

@@ -10,6 +10,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { plural } from "../logging/plural.ts";
 import { isSteerAnswer, jsonMessage, parseJsonMessage, type Steer, type SteerAnswer } from "./messages.ts";
 
 /** How long `scale` waits for the hosts to say they did, and `reload` (one worker at a time on each). */
@@ -48,10 +49,11 @@ export class HostSteering {
   /** Asks the hosts (all, or the one named `host`) to run `workers` workers each. */
   scale(nc: NatsConnection | null, workers: number, host: string | undefined): void {
     const expected = this.#named(host);
-    this.#log.info("Pool {pool}: asking {which} to run {workers} workers", {
+    this.#log.info("Pool {pool}: asking {which} to run {each}", {
       pool: this.#pool,
-      which: host === undefined ? `its ${expected} worker hosts` : `worker host ${host}`,
+      which: host === undefined ? `its ${plural(expected, "worker host")}` : `worker host ${host}`,
       workers,
+      each: plural(workers, "worker"),
     });
     const steer = { op: "scale" as const, workers, ...(host !== undefined ? { host } : {}) };
     if (nc !== null) void this.#send(nc, steer, expected, SCALE_WAIT_MS);
@@ -105,7 +107,7 @@ export class HostSteering {
   }
 
   /** A host's answer; `false` when it is not one (dropped as malformed by the caller). */
-  answer(subject: string, data: Uint8Array): boolean {
+  receive(subject: string, data: Uint8Array): boolean {
     const answer = parseJsonMessage<unknown>(data);
     if (!isSteerAnswer(answer)) return false;
     const asked = this.#asked.get(subject);

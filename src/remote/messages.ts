@@ -10,7 +10,7 @@
  *   `BUSY`, then `KEEPALIVE`s, `ANSWER`, `CHUNK`s and `END`, each carrying that token.
  * - `S.host.<id>`: to one host: the rest of a request's body (`BODY`), `CANCEL`, `CREDIT` for a streamed answer.
  * - `S.hb`: each host's heartbeat, a {@linkcode HostBeat}; `S.hello`: a dispatcher asks for one at once.
- * - `S.log`: each host's workers' log records.
+ * - `S.log`: each host's workers' log records; `S.pub`: what its workers publish to WebSocket topics.
  * - `S.ctl`: a dispatcher steers the hosts (all, or one by name), {@linkcode Steer}; each answers on the reply subject.
  *
  * @module
@@ -38,6 +38,11 @@ export const M = {
   CANCEL: 3,
   /** Dispatcher to the host: the client took `n` more bytes of a streamed answer, `{ k, n }`; as many more may come. */
   CREDIT: 4,
+  /**
+   * Dispatcher to the host: a frame for the WebSocket its worker accepted (`WS_OPEN`, `WS_MESSAGE`, `WS_CLOSED`),
+   * {@linkcode SocketIn}, the message as the body.
+   */
+  WS: 5,
   /** Host to dispatcher: it took the request, {@linkcode Ack}. */
   ACK: 16,
   /** Host to dispatcher: it has no free slot (it just filled up); the request goes to another. */
@@ -50,6 +55,13 @@ export const M = {
   END: 19,
   /** Host to dispatcher: the worker called `keepAlive()`; the request's timeout starts again. */
   KEEPALIVE: 20,
+  /**
+   * Host to dispatcher, on the handshake's reply subject: a frame of the worker's about its WebSocket (`WS_SEND`,
+   * `WS_CLOSE`, `SUBSCRIBE`, `UNSUBSCRIBE`), {@linkcode SocketOut}, the message as the body.
+   */
+  WS_OUT: 22,
+  /** Host to every dispatcher, on `S.pub`: a worker's `publish(topic, data)`, `{ t, b? }`, the data as the body. */
+  PUBLISH: 23,
 } as const;
 
 /** A request as it crosses to a worker host. */
@@ -90,7 +102,8 @@ const finite = (v: unknown) => typeof v === "number" && Number.isFinite(v);
 export function isRemoteAnswer(head: unknown): head is RemoteAnswer {
   if (typeof head !== "object" || head === null) return false;
   const { s, k, h, n } = head as Record<string, unknown>;
-  if (!Number.isInteger(s) || (s as number) < 200 || (s as number) > 599) return false;
+  // 101: the worker accepted a WebSocket handshake.
+  if (!Number.isInteger(s) || ((s as number) < 200 || (s as number) > 599) && !(s === 101 && n === 0)) return false;
   if (k !== undefined && !(Object.values(KIND) as unknown[]).includes(k)) return false;
   if (n !== "stream" && !(Number.isSafeInteger(n) && (n as number) >= 0)) return false;
   if (h === undefined) return true;
@@ -155,7 +168,8 @@ export function isRemoteRequest(value: unknown): value is RemoteRequest {
   return count(r.i) && typeof r.m === "string" && HEADER_NAME.test(r.m) && typeof r.p === "string" &&
     r.p.startsWith("/") && typeof r.q === "string" && flatHeaders(r.h) &&
     (r.t === undefined || typeof r.t === "string") && (r.n === undefined || r.n === 1) &&
-    (r.r === undefined || typeof r.r === "string") && (r.x === undefined || text(r.x, 256)) && r.u === undefined;
+    (r.r === undefined || typeof r.r === "string") && (r.x === undefined || text(r.x, 256)) &&
+    (r.u === undefined || r.u === 1);
 }
 
 /** Whether a dispatcher's message to one host (`BODY`, `CANCEL`, `CREDIT`) names its request: `{ k: reply subject }`. */
@@ -219,6 +233,55 @@ export function isHostBeat(value: unknown): value is HostBeat {
     count(b.free, 1 << 20) && count(b.slots, 1 << 20) && count(b.every, 3_600_000) && (b.every as number) > 0 &&
     count(b.queue) && (b.bye === undefined || b.bye === 1) && Array.isArray(b.workers) &&
     b.workers.length <= 4096 && b.workers.every(isWorkerStatus);
+}
+
+/** A WebSocket frame from the dispatcher to the host holding the socket's worker: `f` the frame type. */
+export interface SocketIn {
+  /** The handshake's reply subject: the socket's name between them. */
+  k: string;
+  f: 7 | 8 | 9;
+  /** Binary message. */
+  b?: 1;
+  /** Close code and reason (`WS_CLOSED`). */
+  c?: number;
+  r?: string;
+}
+
+/** A WebSocket frame from the host's worker to the dispatcher: `f` the frame type, `a` the handshake's token. */
+export interface SocketOut {
+  a: string;
+  f: 43 | 44 | 45 | 46;
+  b?: 1;
+  c?: number;
+  r?: string;
+  /** Topic (`SUBSCRIBE`, `UNSUBSCRIBE`). */
+  t?: string;
+}
+
+const closeFields = (c: unknown, r: unknown) =>
+  (c === undefined || (count(c, 4999) && (c as number) >= 1000)) && (r === undefined || text(r, 123));
+
+/** Whether `value` is a {@linkcode SocketIn}. */
+export function isSocketIn(value: unknown): value is SocketIn {
+  if (typeof value !== "object" || value === null) return false;
+  const { k, f, b, c, r } = value as Record<string, unknown>;
+  return text(k, 256) && (f === 7 || f === 8 || f === 9) && (b === undefined || b === 1) && closeFields(c, r);
+}
+
+/** Whether `value` is a {@linkcode SocketOut}. */
+export function isSocketOut(value: unknown): value is SocketOut {
+  if (typeof value !== "object" || value === null) return false;
+  const { a, f, b, c, r, t } = value as Record<string, unknown>;
+  const topic = f === 45 || f === 46 ? text(t, 1024) : t === undefined;
+  return typeof a === "string" && (f === 43 || f === 44 || f === 45 || f === 46) && (b === undefined || b === 1) &&
+    closeFields(c, r) && topic;
+}
+
+/** Whether `value` is a publication's header, `{ t, b? }`. */
+export function isPublication(value: unknown): value is { t: string; b?: 1 } {
+  if (typeof value !== "object" || value === null) return false;
+  const { t, b } = value as Record<string, unknown>;
+  return text(t, 1024) && (b === undefined || b === 1);
 }
 
 /** A dispatcher's word to the worker hosts, on `S.ctl`: `scale` to `workers`, or `reload`; only `host` when named. */

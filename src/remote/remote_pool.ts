@@ -40,6 +40,9 @@ import type { ResolvedRemote } from "../remote_options.ts";
 import { MISSED_BEATS, RemoteHosts } from "./remote_hosts.ts";
 import { type KnownHost, type Sent, SentRequests } from "./sent_requests.ts";
 import { HostSteering } from "./host_steering.ts";
+import { RemoteSockets } from "./remote_sockets.ts";
+import { DroppedMessages } from "./dropped_messages.ts";
+import { plural } from "../logging/plural.ts";
 
 /** How long the dispatcher's start waits for NATS before it listens anyway (requests get 503 meanwhile). */
 const CONNECT_WAIT_MS = 2000;
@@ -68,11 +71,11 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   readonly #inbox = `_INBOX.forkyard.${crypto.randomUUID()}`;
   readonly #sent = new SentRequests(this.#inbox);
   readonly #steering: HostSteering;
+  readonly #sockets: RemoteSockets;
   readonly #subs: Subscription[] = [];
   #started: Promise<void> | null = null;
   #stopping = false;
-  /** Messages from NATS dropped as malformed (answers, heartbeats); the first is logged. */
-  #dropped = 0;
+  readonly #dropped: DroppedMessages;
   #bootError: string | null = null;
   /** Ends the first connection's attempts when the pool stops before NATS was ever reached. */
   readonly #stop = new AbortController();
@@ -82,6 +85,13 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     this.#owner = owner;
     this.#remote = remote;
     this.#log = owner.logger;
+    this.#dropped = new DroppedMessages((what) =>
+      this.#log.warning("Pool {pool}: dropped a malformed {what} from NATS; further ones are counted, not logged", {
+        pool: pool.name,
+        what,
+      })
+    );
+    this.#sockets = new RemoteSockets(owner, remote.subject, () => this.#nc);
     this.#steering = new HostSteering(this.#inbox, remote.subject, pool.name, () => this.#hosts.names(), this.#log);
     const { runtime, finished } = owner;
     this.#requests = new RequestLifecycle(
@@ -125,6 +135,10 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       nc.subscribe(`${this.#inbox}.*.*`, { callback: (_e, msg) => this.#onReply(msg.subject, msg.data, msg.headers) }),
       nc.subscribe(`${subject}.hb`, { callback: (_e, msg) => this.#onBeat(msg.data) }),
       nc.subscribe(`${subject}.log`, { callback: (_e, msg) => this.#onLog(msg.data) }),
+      nc.subscribe(`${subject}.pub`, {
+        callback: (e, msg) =>
+          void (e !== null || this.#sockets.published(msg.data) || this.#dropped.drop("publication")),
+      }),
     );
     // The hosts' next heartbeat may be a second away: ask them for one now.
     nc.publish(`${subject}.hello`);
@@ -155,16 +169,12 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   /** Messages from NATS dropped unused so far. */
   dropped(): number {
-    return this.#dropped;
+    return this.#dropped.count;
   }
 
-  /** Admits a request; its answer goes to `request.resolve`. */
+  /** Admits a request (a WebSocket handshake too); its answer goes to `request.resolve`. */
   request(request: ClientRequest): Pending<KnownHost> {
-    const socket = request.kind === "client" && request.upgrade !== null;
-    return this.#requests.admit(
-      request,
-      socket ? { status: 501, message: "WebSockets are not served by remote pools" } : this.#refusal(),
-    );
+    return this.#requests.admit(request, this.#refusal());
   }
 
   /** Sends a request nobody waits for. */
@@ -247,10 +257,8 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
   }
 
   #onReply(subject: string, data: Uint8Array, headers: { code: number } | undefined) {
-    if (this.#steering.owns(subject)) {
-      if (!this.#steering.answer(subject, data)) this.#malformed("answer to scale or reload");
-      return;
-    }
+    const side = this.#steering.owns(subject) ? this.#steering : this.#sockets.owns(subject) ? this.#sockets : null;
+    if (side !== null) return void (side.receive(subject, data) || this.#dropped.drop("steering or WebSocket message"));
     const sent = this.#sent.bySubject(subject);
     // None, or an earlier attempt's (a host that sent it back, a late message): not this one's to answer.
     if (sent === undefined) return;
@@ -261,7 +269,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       return;
     }
     const message = decode(data);
-    if (message === null) return this.#malformed("message");
+    if (message === null) return this.#dropped.drop("message");
     const { type, header, body } = message;
     if (type === M.ACK) return this.#acknowledged(sent, header);
     if (type === M.BUSY) {
@@ -271,12 +279,16 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     }
     // The rest only from the host that took it: its token, which went to this inbox alone.
     if (sent.token === null || tokenOf(header) !== sent.token) {
-      return this.#malformed("answer from no host that took it");
+      return this.#dropped.drop("answer from no host that took it");
     }
     if (type === M.ANSWER) {
       if (!isRemoteAnswer(header)) return this.#refused(sent);
       const head = header;
-      if (head.n === "stream") {
+      if (head.s === 101) {
+        if (!this.#sockets.accept(sent, head)) return this.#refused(sent, "WebSocket acceptance");
+        this.#sent.done(sent);
+        this.#requests.upgraded(p);
+      } else if (head.n === "stream") {
         this.#requests.startStream(
           p,
           { i: p.requestId, s: head.s, h: head.h ?? [] },
@@ -303,16 +315,12 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     }
   }
 
-  /**
-   * A host took `sent`: the rest of its body goes to that host. An acknowledgement from a host no heartbeat announced
-   * is dropped; a second one, from another host, means two took it (someone else answers on this pool's subject): the
-   * request fails rather than take either answer.
-   */
+  /** A host took `sent`; one no heartbeat announced is dropped, a second one fails the request (two took it). */
   #acknowledged(sent: Sent, ack: unknown) {
-    if (!isAck(ack)) return this.#malformed("acknowledgement");
+    if (!isAck(ack)) return this.#dropped.drop("acknowledgement");
     if (sent.token === ack.a) return;
     const host = this.#hosts.known(ack.h);
-    if (host === null) return this.#malformed("acknowledgement from an unknown host");
+    if (host === null) return this.#dropped.drop("acknowledgement from an unknown host");
     if (sent.token !== null) {
       this.#toHost(ack.h, encode(M.CANCEL, { k: sent.reply, w: "disconnect" }));
       return this.#refused(sent, "second acknowledgement");
@@ -326,18 +334,9 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   /** An answer no `Response` can be made of: the request fails as its host had died (one warning per pool). */
   #refused(sent: Sent, what = "answer") {
-    this.#malformed(`${what} (its request fails with 502)`);
+    this.#dropped.drop(`${what} (its request fails with 502)`);
     this.withdraw(sent.p, "disconnect");
     this.#requests.fail(sent.p, 502, "Worker failed");
-  }
-
-  /** A message from NATS that is not what it claims to be: dropped, counted, and the first one logged. */
-  #malformed(what: string) {
-    if (this.#dropped++ > 0) return;
-    this.#log.warning("Pool {pool}: dropped a malformed {what} from NATS; further ones are counted, not logged", {
-      pool: this.pool.name,
-      what,
-    });
   }
 
   /** `sent` found no host with room: back to the queue's front, and nothing sent for `pauseMs`. */
@@ -357,13 +356,13 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   #onBeat(data: Uint8Array) {
     const beat = parseJsonMessage<unknown>(data);
-    if (!isHostBeat(beat)) return this.#malformed("heartbeat");
+    if (!isHostBeat(beat)) return this.#dropped.drop("heartbeat");
     if (this.#hosts.beat(beat, Date.now()) !== null) {
-      this.#log.info("Pool {pool}: worker host {name} (pid {pid}) joined with {workers} workers", {
+      this.#log.info("Pool {pool}: worker host {name} (pid {pid}) joined with {workers}", {
         pool: this.pool.name,
         name: beat.name,
         pid: beat.pid,
-        workers: beat.workers.length,
+        workers: plural(beat.workers.length, "worker"),
       });
     }
     if (beat.free > 0) this.#pausedUntil = 0;
@@ -372,7 +371,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
 
   #onLog(data: Uint8Array) {
     const log = parseJsonMessage<unknown>(data);
-    if (!isHostLog(log)) return this.#malformed("log record");
+    if (!isHostLog(log)) return this.#dropped.drop("log record");
     // A host relays its workers' records: they stay below forkyard.worker.<pool>, whatever the message says.
     this.#owner.log(fromWire({ ...log.r, c: workerCategory(this.pool.name, log.r.c) }, { host: log.host }));
   }
@@ -390,6 +389,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
         count: host.inflight.size,
       });
       for (const sent of host.inflight) lost.push(sent.p);
+      this.#sockets.hostLost(host);
     }
     for (const p of lost) {
       const sent = this.#sent.of(p);
@@ -407,6 +407,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     this.#requests.failQueued(503, "Service unavailable");
     if (this.#hosts.size > 0) this.#lost.set("nats", (this.#lost.get("nats") ?? 0) + 1);
     this.#hosts.clear();
+    this.#sockets.closeAll();
   }
 
   /** Answers every waiting and sent request with `status` (shutdown); hosts are told to cancel. */

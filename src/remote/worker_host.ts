@@ -14,6 +14,7 @@ import type { Logger, LogRecord } from "@logtape/logtape";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { WorkerPool } from "../pool.ts";
 import { toWire } from "../protocol/log_record.ts";
+import { plural } from "../logging/plural.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Pending, RelaySink } from "../requests/pending.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
@@ -28,6 +29,7 @@ import {
   type HostLog,
   isDirect,
   isRemoteRequest,
+  isSocketIn,
   isSteer,
   jsonMessage,
   M,
@@ -39,6 +41,8 @@ import {
   type SteerAnswer,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
+import { DroppedMessages } from "./dropped_messages.ts";
+import { HostSockets } from "./host_sockets.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
 import type { ResolvedRemote } from "../remote_options.ts";
 
@@ -86,11 +90,19 @@ export class WorkerHost {
   #lastFree = 0;
   /** While shutting down: called once no request is in progress. */
   #idle: (() => void) | null = null;
+  /** The sockets its workers accepted, held by dispatchers. */
+  readonly #sockets: HostSockets;
   /** Messages from NATS dropped as malformed; the first is logged. */
-  #dropped = 0;
+  readonly #dropped = new DroppedMessages((what) =>
+    this.#log.warning("Dropped a malformed {what} from NATS; further ones are counted, not logged", { what })
+  );
 
   constructor(options: WorkerHostOptions) {
     this.#o = options;
+    this.#sockets = new HostSockets((subject, message) => {
+      const nc = this.#nc;
+      if (nc !== null && !nc.isClosed()) nc.publish(subject, message);
+    }, options.remote.subject);
     this.#id = `${options.name.replace(/[\s.*>]/g, "_")}-${options.runtime.pid}-${
       Math.floor(Math.random() * 1e9).toString(36)
     }`;
@@ -111,6 +123,7 @@ export class WorkerHost {
       },
       log: (record) => this.#onLog(record),
       logger: logtape.getLogger(["forkyard", "pool", pool.name]),
+      sockets: this.#sockets,
     });
     pool.attach(supervisor);
     const pools = RunningPools.start([supervisor], this.#log, () => this.#updateSubscription());
@@ -252,10 +265,10 @@ export class WorkerHost {
   #onRequest(data: Uint8Array, reply: string | undefined) {
     const message = decode(data);
     if (message === null || message.type !== M.REQUEST || reply === undefined || reply.length > 256) {
-      return this.#malformed("request");
+      return this.#dropped.drop("request");
     }
     const header = message.header;
-    if (!isRemoteRequest(header) || this.#taken.has(reply)) return this.#malformed("request");
+    if (!isRemoteRequest(header) || this.#taken.has(reply)) return this.#dropped.drop("request");
     if (this.#free() <= 0 || this.#stopping) {
       // Full: it left the queue group as it filled up, but this request was already on its way.
       this.#nc?.publish(reply, encode(M.BUSY, {}));
@@ -278,7 +291,10 @@ export class WorkerHost {
   /** A message for this host alone: the next part of a request's body, or a cancel. */
   #onDirect(data: Uint8Array) {
     const message = decode(data);
-    if (message === null || !isDirect(message.header)) return this.#malformed("message to this host");
+    if (message?.type === M.WS && isSocketIn(message.header)) {
+      return this.#sockets.fromDispatcher(message.header, message.body);
+    }
+    if (message === null || !isDirect(message.header)) return this.#dropped.drop("message to this host");
     const { k, w, n } = message.header;
     const taken = this.#taken.get(k);
     if (taken === undefined) return;
@@ -303,7 +319,7 @@ export class WorkerHost {
     const id = this.#nextId++;
     taken.p = this.#supervisor.request({
       kind: "relayed",
-      sink: this.#relay(reply, taken.token),
+      sink: this.#relay(reply, taken.token, header.w.u === 1),
       id,
       // Answered even when the dispatcher's caller waits for nothing (`n`): the dispatcher drops the answer.
       wire: { ...header.w, i: id, n: undefined },
@@ -313,7 +329,7 @@ export class WorkerHost {
   }
 
   /** Where the answer to the request with reply subject `reply` goes: its worker's frames, as messages. */
-  #relay(reply: string, token: string): RelaySink {
+  #relay(reply: string, token: string, handshake: boolean): RelaySink {
     const publish = (type: number, header: Record<string, unknown>, body?: Uint8Array) => {
       const nc = this.#nc;
       if (nc !== null && !nc.isClosed() && this.#taken.has(reply)) {
@@ -321,7 +337,15 @@ export class WorkerHost {
       }
     };
     const maxPayload = () => this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+    // A handshake its worker accepts: the dispatcher hears 101, and the socket's frames cross as WS messages.
+    const upgrade = handshake
+      ? this.#sockets.upgrade(reply, token, ({ k, h }) => {
+        publish(M.ANSWER, { s: 101, ...(k !== undefined ? { k } : {}), h: h ?? [], n: 0 });
+        this.#taken.delete(reply);
+      })
+      : undefined;
     return {
+      ...(upgrade !== undefined ? { upgrade } : {}),
       whole: ({ s, k, h }: ResponseHeader, body: Uint8Array) => {
         const head: RemoteAnswer = {
           s,
@@ -349,14 +373,15 @@ export class WorkerHost {
   /** A dispatcher's `scale` or `reload`, for every host or for this one by name; answered once done. */
   async #onSteer(data: Uint8Array, reply: string | undefined) {
     const steer = parseJsonMessage<unknown>(data);
-    if (!isSteer(steer)) return this.#malformed("scale or reload");
+    if (!isSteer(steer)) return this.#dropped.drop("scale or reload");
     const { name, pool } = this.#o;
     if (steer.host !== undefined && steer.host !== name) return;
     let answer: SteerAnswer;
     if (steer.op === "scale") {
-      this.#log.info("Scaling pool {pool} to {workers} workers, as a dispatcher asked", {
+      this.#log.info("Scaling pool {pool} to {each}, as a dispatcher asked", {
         pool: pool.name,
         workers: steer.workers,
+        each: plural(steer.workers, "worker"),
       });
       pool.scale(steer.workers);
       answer = { host: name, workers: steer.workers };
@@ -366,12 +391,6 @@ export class WorkerHost {
     }
     const nc = this.#nc;
     if (reply !== undefined && nc !== null && !nc.isClosed()) nc.publish(reply, jsonMessage(answer));
-  }
-
-  /** A message from NATS that is not what it claims to be: dropped, counted, and the first one logged. */
-  #malformed(what: string) {
-    if (this.#dropped++ > 0) return;
-    this.#log.warning("Dropped a malformed {what} from NATS; further ones are counted, not logged", { what });
   }
 
   /** A request left the local pool (answered, failed, cancelled). */

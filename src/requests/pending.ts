@@ -38,6 +38,8 @@ export interface RelaySink {
   end(failed: boolean): void;
   /** The worker called `keepAlive()`. */
   keptAlive(): void;
+  /** For a WebSocket handshake: its worker accepted it (a worker host's relay of it to the dispatcher). */
+  upgrade?: AcceptSocket;
 }
 
 /** Who waits for a request's answer. */

@@ -128,13 +128,15 @@ export class WorkerDispatch implements Servers<WorkerProcess> {
   /** A WebSocket handshake its worker accepted: the socket stays pinned to `worker`. */
   #accepted(worker: WorkerProcess, p: Pending<WorkerProcess>, h: ResponseHeader) {
     const origin = p.origin;
-    if (origin.kind !== "client" || origin.upgrade === null) {
+    // A client's handshake, or one a worker host relays for its dispatcher.
+    const accept = origin.kind === "client" ? origin.upgrade : origin.kind === "relayed" ? origin.sink.upgrade : null;
+    if (accept === null || accept === undefined) {
       // 101 to a request that was no handshake: the worker is confused.
       this.#requests.fail(p, 502, "Worker failed");
       return;
     }
-    // The handshake's answer is the runtime's (the upgrade), given by origin.upgrade.
-    const close = origin.upgrade({
+    // The handshake's answer is the runtime's (the upgrade), given by the origin.
+    const close = accept({
       writer: worker.writer,
       closed: (id) => {
         if (worker.sockets.delete(id) && doneDraining(worker)) worker.writer.send(F.STOP);

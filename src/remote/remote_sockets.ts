@@ -1,0 +1,144 @@
+/**
+ * WebSockets whose worker runs on a worker host: the dispatcher holds the socket (its socket hub, as for a local
+ * worker), and the frames between the hub and the worker cross NATS. Each host is one "channel" to the hub: socket
+ * frames from a host reach only the sockets its workers accepted, and carry the token of the handshake's
+ * acknowledgement. A host that is lost closes its sockets with 1011.
+ *
+ * @module
+ */
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { PoolHost } from "../pool_backend.ts";
+import type { FrameWriter } from "../protocol/codec.ts";
+import { CLOSE } from "../protocol/close_codes.ts";
+import type { CloseSocket } from "../requests/socket_link.ts";
+import { decode, encode, isPublication, isSocketOut, M, type RemoteAnswer } from "./messages.ts";
+import type { KnownHost, Sent } from "./sent_requests.ts";
+
+/** A socket pinned to a worker on a host. */
+interface RemoteSocket {
+  /** The dispatcher's socket id (the handshake's request id). */
+  id: number;
+  host: KnownHost;
+  token: string;
+  close: CloseSocket;
+}
+
+const encoder = new TextEncoder();
+
+/** The WebSockets of one remote pool. */
+export class RemoteSockets {
+  readonly #owner: PoolHost;
+  readonly #subject: string;
+  readonly #nc: () => NatsConnection | null;
+  /** By the handshake's reply subject, and its reply subject by socket id. */
+  readonly #sockets = new Map<string, RemoteSocket>();
+  readonly #replies = new Map<number, string>();
+  /** Each host's channel, as the socket hub sees it: one object per host, so that pinning holds. */
+  readonly #writers = new Map<KnownHost, FrameWriter>();
+
+  /** `subject`: the pool's; `nc`: the connection, while there is one. */
+  constructor(owner: PoolHost, subject: string, nc: () => NatsConnection | null) {
+    this.#owner = owner;
+    this.#subject = subject;
+    this.#nc = nc;
+  }
+
+  /**
+   * The host's worker accepted `sent`'s handshake (`head`, status 101): the client's socket is upgraded and pinned to
+   * that host. False when it cannot be (no handshake, or the runtime refused it).
+   */
+  accept(sent: Sent, head: RemoteAnswer): boolean {
+    const { p, host, token, reply } = sent;
+    const origin = p.origin;
+    if (origin.kind !== "client" || origin.upgrade === null || host === null || token === null) return false;
+    this.#replies.set(p.requestId, reply);
+    const link = { writer: this.#writerFor(host), closed: (id: number) => this.#forget(id) };
+    const close = origin.upgrade(link, {
+      i: p.requestId,
+      s: 101,
+      ...(head.k !== undefined ? { k: head.k } : {}),
+      h: head.h,
+    });
+    if (close === null) {
+      this.#replies.delete(p.requestId);
+      return false;
+    }
+    this.#sockets.set(reply, { id: p.requestId, host, token, close });
+    return true;
+  }
+
+  /** Whether `subject` is a socket's (its handshake's reply subject). */
+  owns(subject: string): boolean {
+    return this.#sockets.has(subject);
+  }
+
+  /** A frame of the host's worker about the socket of `subject`; false when it is malformed or not from its host. */
+  receive(subject: string, data: Uint8Array): boolean {
+    const socket = this.#sockets.get(subject)!;
+    const message = decode(data);
+    if (message === null || message.type !== M.WS_OUT || !isSocketOut(message.header)) return false;
+    const { a, f, b, c, r, t } = message.header;
+    if (a !== socket.token) return false;
+    const header = { i: socket.id, ...(b !== undefined ? { b } : {}), ...(c !== undefined ? { c, r: r ?? "" } : {}) };
+    this.#owner.sockets?.fromWorker(
+      this.#writerFor(socket.host),
+      f,
+      t !== undefined ? { ...header, t } : header,
+      message.body,
+      false,
+    );
+    return true;
+  }
+
+  /** What a host's worker published to a topic (`S.pub`): delivered to this dispatcher's subscribers. */
+  published(data: Uint8Array): boolean {
+    const message = decode(data);
+    if (message === null || message.type !== M.PUBLISH || !isPublication(message.header)) return false;
+    const { t, b } = message.header;
+    const payload = b === 1 ? message.body.slice() : new TextDecoder().decode(message.body);
+    this.#owner.sockets?.deliver?.(t, payload);
+    return true;
+  }
+
+  /** `host` is gone: its sockets close with 1011, nothing to tell it. */
+  hostLost(host: KnownHost): void {
+    for (const socket of [...this.#sockets.values()]) {
+      if (socket.host === host) socket.close(CLOSE.WORKER_FAILED, "Worker host lost", false);
+    }
+    this.#writers.delete(host);
+  }
+
+  /** The NATS connection is lost: every socket closes with 1011. */
+  closeAll(): void {
+    for (const socket of [...this.#sockets.values()]) {
+      socket.close(CLOSE.WORKER_FAILED, "Worker host unreachable", false);
+    }
+    this.#writers.clear();
+  }
+
+  #forget(id: number) {
+    const reply = this.#replies.get(id);
+    this.#replies.delete(id);
+    if (reply !== undefined) this.#sockets.delete(reply);
+  }
+
+  /** `host`'s channel for the socket hub: its frames about a socket go to the host, named by the reply subject. */
+  #writerFor(host: KnownHost): FrameWriter {
+    let writer = this.#writers.get(host);
+    if (writer === undefined) {
+      const send = (type: number, header: { i: number; b?: 1; c?: number; r?: string }, body?: string | Uint8Array) => {
+        const k = this.#replies.get(header.i);
+        if (k === undefined) return undefined;
+        const { i: _, ...rest } = header;
+        const bytes = typeof body === "string" ? encoder.encode(body) : body;
+        this.#nc()?.publish(`${this.#subject}.host.${host.beat.id}`, encode(M.WS, { k, f: type, ...rest }, bytes));
+        return undefined;
+      };
+      // The hub uses `send` and reads `queued` (a host's backlog is NATS's to hold).
+      writer = { send, queued: 0 } as unknown as FrameWriter;
+      this.#writers.set(host, writer);
+    }
+    return writer;
+  }
+}

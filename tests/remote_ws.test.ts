@@ -1,0 +1,66 @@
+// WebSockets on remote pools: the dispatcher holds the socket, its frames cross NATS to the worker host whose worker
+// accepted it; topics span local and remote workers; a host that dies closes its sockets with 1011.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { runtime } from "./helpers.ts";
+import { startDispatcher, startHost } from "./remote_hosts.ts";
+import { startNats } from "./nats_server.ts";
+import { type Conn, open } from "./ws_client.ts";
+
+/** The next message on `conn` that `match` accepts, skipping others; rejects after `ms`. */
+async function nextMatching(conn: Conn, match: (m: string) => boolean, ms = 5000): Promise<string> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const m = String(await conn.next(Math.max(1, end - Date.now())));
+    if (match(m)) return m;
+  }
+}
+
+describe(`WebSockets on remote pools (${runtime.name})`, () => {
+  test("echo through a worker host; a room spans local and remote workers; a host's death closes its sockets with 1011", async () => {
+    const nats = await startNats();
+    const host = await startHost(nats.url, "host-ws");
+    const app = await startDispatcher(nats.url, { LOCAL_ROOM: "1" });
+    const ws = app.url.replace("http:", "ws:");
+    try {
+      const echo = await open(`${ws}/render/ws/echo`);
+      assert.deepEqual(await echo.json(), { host: "host-ws" });
+      echo.ws.send("hello over NATS");
+      assert.equal(await echo.next(), "hello over NATS");
+      echo.ws.send(new Uint8Array([1, 2, 3, 250]));
+      assert.deepEqual(await echo.next(), new Uint8Array([1, 2, 3, 250]));
+
+      // One member on a remote worker, one on a local one: each hears the other.
+      const remote = await open(`${ws}/render/ws/room/x`);
+      const local = await open(`${ws}/local/room/x`);
+      // Subscriptions are made as the sockets open, on their workers: say it until the other side has heard.
+      let heard = "";
+      for (let i = 0; i < 50 && heard === ""; i++) {
+        remote.ws.send(`from remote ${i}`);
+        heard = await nextMatching(local, (m) => m.startsWith("remote: from remote"), 200).catch(() => "");
+      }
+      assert.match(heard, /^remote: from remote \d+$/);
+      local.ws.send("from local");
+      assert.equal(await nextMatching(remote, (m) => m.startsWith("local:")), "local: from local");
+
+      // The client leaves: the host's worker hears of it, the socket is gone on both sides.
+      echo.ws.close(1000, "bye");
+      assert.equal((await echo.closed).code, 1000);
+
+      host.child.kill("SIGKILL");
+      const closed = await Promise.race([
+        remote.closed,
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000)),
+      ]);
+      assert.deepEqual(closed, { code: 1011, reason: "Worker host lost" });
+      // The local member stays.
+      local.ws.send("still here");
+      assert.equal(await nextMatching(local, (m) => m === "local: still here"), "local: still here");
+      local.ws.close();
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      host.child.kill("SIGKILL");
+      await nats.kill();
+    }
+  });
+});
