@@ -28,6 +28,8 @@ export interface OptionSpec {
   choices?: readonly string[];
   /** For `custom` options: how the value is written in the docs' type column. */
   typeDoc?: string;
+  /** The command line's default, in `--help`, where it differs from the option's (`forkyard serve` logs access). */
+  cliDefault?: string;
   /** The command-line flag that sets it (`--port`), with its aliases after it. */
   flags?: readonly string[];
   /**

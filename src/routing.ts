@@ -114,19 +114,60 @@ export type AnyFunction = (...args: any[]) => any;
  */
 export type RouteDecorator = <F extends AnyFunction>(method: F, context?: ClassMethodDecoratorContext) => F;
 
-function checkMethods(kind: string, methods: string[]): string[] {
+/** The methods a route may name: HTTP's own (RFC 9110, PATCH, QUERY) and WebDAV's. */
+const METHODS = [
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "PATCH",
+  "OPTIONS",
+  "QUERY",
+  "TRACE",
+  "CONNECT",
+  "PROPFIND",
+  "PROPPATCH",
+  "MKCOL",
+  "COPY",
+  "MOVE",
+  "LOCK",
+  "UNLOCK",
+  "REPORT",
+  "SEARCH",
+];
+
+/** The method `name` was probably meant to be: one with the same letters, or one letter off. */
+function nearestMethod(name: string): string | undefined {
+  const sorted = (s: string) => [...s].sort().join("");
+  return METHODS.find((m) => sorted(m) === sorted(name)) ??
+    METHODS.find((m) => m.length === name.length && [...m].filter((c, i) => name[i] !== c).length === 1);
+}
+
+function checkMethods(kind: string, pattern: string, methods: string[]): string[] {
   return methods.map((m) => {
-    if (typeof m !== "string" || !/^[A-Za-z]+$/.test(m)) {
-      throw new TypeError(`Invalid HTTP method ${JSON.stringify(m)} in @${kind}`);
+    const name = typeof m === "string" ? m.toUpperCase() : "";
+    if (!METHODS.includes(name)) {
+      const near = nearestMethod(name);
+      throw new TypeError(
+        `Invalid HTTP method ${JSON.stringify(m)} in @${kind}("${pattern}")` +
+          (near ? ` (did you mean "${near}"?)` : ` (expected one of ${METHODS.slice(0, 7).join(", ")}, ...)`),
+      );
     }
-    return m.toUpperCase();
+    return name;
   });
 }
 
 function routeDecorator(key: symbol, kind: string, pattern: string, methods: string[]): RouteDecorator {
+  if (typeof pattern === "string" && pattern !== "" && !pattern.startsWith("/")) {
+    throw new TypeError(
+      `Invalid pattern "${pattern}" in @${kind}: it starts with "/" ("/${pattern}"; an ApiHandler's routes too, ` +
+        `below its own pattern)`,
+    );
+  }
   if (kind === "api" && pattern !== "") compilePattern(pattern);
   if (kind === "sync" || kind === "ws") compilePattern(pattern);
-  const spec: RouteSpec = { pattern, methods: checkMethods(kind, methods) };
+  const spec: RouteSpec = { pattern, methods: checkMethods(kind, pattern, methods) };
   return <F extends AnyFunction>(method: F, _context?: ClassMethodDecoratorContext): F => {
     if (typeof method !== "function") throw new TypeError(`@${kind}("${pattern}") must decorate a method`);
     const holder = method as unknown as Record<symbol, RouteSpec[]>;

@@ -32,7 +32,23 @@ describe(`forkyard CLI (${runtime.name})`, () => {
     assert.equal(v.stdout().trim(), "0.1.0");
     const h = start(CLI, ["--help"]);
     assert.equal((await h.exited).code, 0);
-    assert.match(h.stdout(), /forkyard serve <module>/);
+    const help = h.stdout();
+    assert.match(help, /forkyard serve <module>/);
+    // The command line's own defaults, not the options' (the access log and the control socket are on).
+    assert.match(help, /^  --access-log\[=<value>\] +.*\(default: combined\)$/m);
+    assert.match(help, /^  --control <value> +.*\(default: one per working directory/m);
+    assert.match(help, /^  --admin <value> +.*\(default: off\)$/m);
+    assert.doesNotMatch(help, /default undefined|default false\)/);
+    // One column for every option's text, after the longest flag and two spaces at least.
+    const optionLines = help.slice(help.indexOf("Options:")).split("\n").filter((l) => /^  --/.test(l));
+    const starts = new Set(optionLines.map((l) => /^  --\S+(?: <\w+>)?\s+/.exec(l)![0].length));
+    assert.equal(starts.size, 1, [...starts].join(", "));
+    // How this one was started, for this runtime.
+    const runsAs = /^Runs as: (.*) \(also: npx forkyard, bunx forkyard\)$/m.exec(help)?.[1] ?? "";
+    assert.match(
+      runsAs,
+      runtime.name === "deno" ? /^deno run -A .*cli\.ts$/ : new RegExp(`^${runtime.name}\\b.*cli\\.ts$`),
+    );
   });
 
   test("serve a fetch app module: it runs in a worker pool at /", async () => {

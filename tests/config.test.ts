@@ -1,7 +1,7 @@
 // Construction-time checks and pure routing logic (no processes needed for these).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { api, Dispatcher, sync, Worker, WorkerPool } from "../mod.ts";
+import { api, Dispatcher, sync, Worker, WorkerPool, ws } from "../mod.ts";
 import { compilePattern, compilePoolRoute, RouteTable } from "../src/routing.ts";
 import { format, renderTemplate } from "../src/logging/format.ts";
 import { moduleUrl } from "../src/pool_options.ts";
@@ -49,6 +49,22 @@ describe(`configuration errors (${runtime.name})`, () => {
     assert.throws(() => sync("/x/{id:bool}"), /Unknown parameter type "bool"/);
     assert.throws(() => api("/x/{bad name}"), /Invalid route segment/);
     assert.throws(() => api("/x", "GE T"), /Invalid HTTP method/);
+  });
+
+  test("a method that is no HTTP method, or a pattern without its leading /, throws where the route is declared", () => {
+    assert.throws(() => api("/x", "GTE"), {
+      name: "TypeError",
+      message: 'Invalid HTTP method "GTE" in @api("/x") (did you mean "GET"?)',
+    });
+    assert.throws(() => sync("/x", "POTS"), /did you mean "POST"/);
+    assert.throws(() => api("/x", "FETCH"), /Invalid HTTP method "FETCH" in @api\("\/x"\) \(expected one of GET, HEAD/);
+    assert.throws(() => api("users/{id}", "GET"), {
+      name: "TypeError",
+      message: /Invalid pattern "users\/\{id\}" in @api: it starts with "\/" \("\/users\/\{id\}"/,
+    });
+    assert.throws(() => ws("chat"), /Invalid pattern "chat" in @ws/);
+    // Lower case is fine, WebDAV's methods too.
+    api("/x", "get", "propfind");
   });
 
   test("stop() before run() resolves (LogTape is loaded only by run())", async () => {

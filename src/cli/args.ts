@@ -19,38 +19,63 @@ const FLAGS: readonly { flags: readonly string[]; owner: "dispatcher" | "pool"; 
   ...Object.entries(POOL_SCHEMA).map(([name, spec]) => ({ owner: "pool" as const, name, spec })),
 ].filter((f) => f.spec.flags !== undefined).map((f) => ({ ...f, flags: f.spec.flags! }));
 
-/** What `forkyard --help` prints. */
-export function helpText(): string {
-  const options = FLAGS.map(({ flags, owner, spec }) => {
-    const value = spec.type === "integer" ? " <n>" : spec.type === "string" ? " <value>" : "";
-    const usage = `  ${flags[0]}${value}`.padEnd(22);
+/** A flag's default as `--help` says it: the command line's own, else the option's, without Markdown. */
+function defaultText(spec: OptionSpec): string {
+  if (spec.cliDefault !== undefined) return spec.cliDefault;
+  if (spec.default !== undefined && spec.default !== null) return JSON.stringify(spec.default);
+  return (spec.defaultDoc ?? "none").replace(/`/g, "").replace(/ \(the command line: .*\)$/, "");
+}
+
+/** Rows of a two-column list, the second column aligned after the widest first one. */
+function columns(rows: readonly (readonly [string, string])[]): string {
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  return rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`.trimEnd()).join("\n");
+}
+
+/** What `forkyard --help` prints; `runsAs`: how this process was started (`node dist/cli.js`). */
+export function helpText(runsAs: string): string {
+  const options: [string, string][] = FLAGS.map(({ flags, owner, spec }) => {
+    const value = spec.type === "boolean"
+      ? ""
+      : spec.flagDefault !== undefined
+      ? "[=<value>]"
+      : spec.type === "integer"
+      ? " <n>"
+      : " <value>";
     const scope = owner === "pool" ? "; for every pool" : "";
-    return `${usage}${spec.doc}${scope} (default ${JSON.stringify(spec.default)}, or the config's)`;
+    return [`${flags[0]}${value}`, `${spec.doc.replace(/`/g, "")}${scope} (default: ${defaultText(spec)})`];
   });
   return `forkyard ${VERSION}: run HTTP handlers across a supervised pool of worker processes
 
 Usage:
-  forkyard serve <module>[:export] [options]   serve a module: a Dispatcher, a Worker class,
-                                               or an app with fetch(request) (e.g. a Hono app)
-  forkyard serve <config.json> [options]       serve pools and apps described in a config file
-  forkyard ctl [--control PATH] [--json] status | reload [POOL [HOST]] | scale POOL N [HOST] | stop
-                                               ask a running server (its control socket); HOST: one
-                                               worker host of a remote pool
-  forkyard worker --nats URL <module>[:export] [--subject S] [--name NAME] [--control PATH] [options]
-                                               run a remote pool's workers on this host: a Worker class
-                                               or a fetch app, taking requests over NATS (docs/remote.md)
-  forkyard --help | --version
+${
+    columns([
+      ["forkyard serve <module>[:export] [options]", "serve a module: a Dispatcher, a Worker class,"],
+      ["", "or an app with fetch(request) (e.g. a Hono app)"],
+      ["forkyard serve <config.json> [options]", "serve pools and apps described in a config file"],
+      ["forkyard ctl [--control PATH] [--json] <command>", "ask a running server (its control socket):"],
+      ["", "status | reload [POOL [HOST]] | scale POOL N [HOST] | stop"],
+      ["", "(HOST: one worker host of a remote pool)"],
+      ["forkyard worker --nats URL <module>[:export] [options]", "run a remote pool's workers on this host, taking"],
+      ["", "requests over NATS (docs/remote.md)"],
+      ["forkyard --help | --version", ""],
+    ])
+  }
 
 Options:
-${options.join("\n")}
-  --watch             serve: reload the workers when files under the module's directory change
-  --nats <url>        worker: the NATS server (nats://[user:pass@]host:4222, tls://...)
-  --subject <s>       worker: the pool's subject (default "forkyard." + the pool's name)
-  --name <name>       worker: this host's name in status and logs (default the hostname)
-  --nats-ca <file>    worker: the CA certificate (PEM) that signed the NATS server's, for tls://
-  --nats-insecure     worker: connect to a NATS server beyond loopback that takes no credentials
+${
+    columns([
+      ...options,
+      ["--watch", "serve: reload the workers when files under the module's directory change"],
+      ["--nats <url>", "worker: the NATS server (nats://[user:pass@]host:4222, tls://...)"],
+      ["--subject <s>", "worker: the pool's subject (default: \"forkyard.\" + the pool's name)"],
+      ["--name <name>", "worker: this host's name in status and logs (default: the hostname)"],
+      ["--nats-ca <file>", "worker: the CA certificate (PEM) that signed the NATS server's, for tls://"],
+      ["--nats-insecure", "worker: connect to a NATS server beyond loopback that takes no credentials"],
+    ])
+  }
 
-Runs as: deno run -A jsr:@forkyard/forkyard/cli | bunx forkyard | npx forkyard
+Runs as: ${runsAs} (also: npx forkyard, bunx forkyard)
 Config file and options reference: docs/options.md.`;
 }
 

@@ -8,13 +8,15 @@
  */
 
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, relative, resolve } from "node:path";
+import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { adoptNextRun } from "../dispatcher/adoption.ts";
 import { Dispatcher, type ListenInfo } from "../dispatcher/dispatcher.ts";
 import { loadFailure } from "../dispatcher/startup_errors.ts";
 import { loadRuntime } from "../detect.ts";
 import { firstLine } from "../error_text.ts";
+import { plural } from "../logging/plural.ts";
 import { AppPool, WorkerPool } from "../pool.ts";
 import type { Runtime } from "../runtime.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
@@ -97,8 +99,10 @@ function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
 function banner(dispatcher: Dispatcher, info: ListenInfo): string {
   const lines = [`forkyard ${VERSION}: ${info.protocol}://${info.hostname}:${info.port}`];
   for (const pool of dispatcher.pools) {
-    const n = pool.options.workers;
-    const workers = `${n} worker${n === 1 ? "" : "s"}`;
+    const remote = pool.options.remote;
+    const workers = remote
+      ? `workers on the hosts of ${remote.subject} (NATS)`
+      : plural(pool.options.workers, "worker");
     const serves = pool.mount !== null
       ? `app at ${pool.mount || "/"}`
       : pool.options.routes?.join(", ") ?? "everything no other pool serves";
@@ -177,12 +181,22 @@ export async function dispatcherFor(
   return dispatcher;
 }
 
+/** How this process was started, for `--help`: its runtime and script, as one would type them here. */
+function startedAs(): string {
+  const [exe = "node", script = ""] = process.argv;
+  const runtime = basename(exe).replace(/\.exe$/, "");
+  const path = relative(process.cwd(), script) || script;
+  if (runtime === "deno") return `deno run -A ${path}`;
+  const loader = process.execArgv.includes("tsx") ? " --import tsx" : "";
+  return `${runtime}${loader} ${path}`;
+}
+
 /** Runs the command line; resolves with the exit status. */
 export async function main(argv: string[], runtime: Runtime): Promise<number> {
   try {
     const args = parseArgs(argv);
     if (args.command === "help") {
-      console.log(helpText());
+      console.log(helpText(startedAs()));
       return 0;
     }
     if (args.command === "version") {

@@ -32,6 +32,7 @@ import { Metrics } from "./metrics.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
 import { type ListenInfo, openListeners } from "./listeners.ts";
 import { poolBackends } from "./pool_backends.ts";
+import { plural } from "../logging/plural.ts";
 
 export type { DispatcherOptions, ListenInfo };
 
@@ -411,7 +412,7 @@ export class Dispatcher {
     let replaced = 0;
     if (this.#primary !== undefined) replaced = await this.#primary.reload();
     else for (const pool of this.pools) replaced += await pool.reload();
-    this.#log.info("Reload done: {replaced} workers replaced", { replaced });
+    this.#log.info("Reload done: {workers} replaced", { replaced, workers: plural(replaced, "worker") });
     return replaced;
   }
 
@@ -430,7 +431,7 @@ export class Dispatcher {
     this.#stopping = true;
     this.#link?.close();
     const drainedPipeline = this.#pipeline?.stop();
-    if (announce) this.#log.info("Shutting down: {pending} requests pending", { pending: this.pendingCount });
+    if (announce) this.#log.info("Shutting down: {pending} pending", { pending: plural(this.pendingCount, "request") });
     // Connections still open when the grace time is over (slow or idle clients) are closed, so that shutdown ends.
     const closing = this.#server?.close(this.options.shutdownTimeout + CLOSE_MARGIN_MS).catch(() => {});
     this.#admin?.closeStreams();

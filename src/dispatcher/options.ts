@@ -294,6 +294,7 @@ export const DISPATCHER_SCHEMA: Schema = {
     typeDoc: "path or `false`",
     default: false,
     defaultDoc: "`false` (the command line: one in `$XDG_RUNTIME_DIR/forkyard/`)",
+    cliDefault: "one per working directory, in $XDG_RUNTIME_DIR/forkyard/",
     flags: ["--control", "--no-control"],
     negatable: true,
     doc: "Unix socket (mode 0600) on which `forkyard ctl` asks for status, reload, scale and stop",
@@ -317,6 +318,7 @@ export const DISPATCHER_SCHEMA: Schema = {
     typeDoc: '`false`, `"combined"`, `"json"`',
     default: false,
     defaultDoc: '`false` (`"combined"` from the command line)',
+    cliDefault: "combined",
     flags: ["--access-log", "--no-access-log"],
     flagDefault: "combined",
     fromFlag: (text) => {
