@@ -35,13 +35,13 @@ describe(`forkyard CLI (${runtime.name})`, () => {
     const help = h.stdout();
     assert.match(help, /forkyard serve <module>/);
     // The command line's own defaults, not the options' (the access log and the control socket are on).
-    assert.match(help, /^  --access-log\[=<value>\] +.*\(default: combined\)$/m);
-    assert.match(help, /^  --control <value> +.*\(default: one per working directory/m);
-    assert.match(help, /^  --admin <value> +.*\(default: off\)$/m);
+    assert.match(help, /^ {2}--access-log\[=<value>\] +.*\(default: combined\)$/m);
+    assert.match(help, /^ {2}--control <value> +.*\(default: one per working directory/m);
+    assert.match(help, /^ {2}--admin <value> +.*\(default: off\)$/m);
     assert.doesNotMatch(help, /default undefined|default false\)/);
     // One column for every option's text, after the longest flag and two spaces at least.
-    const optionLines = help.slice(help.indexOf("Options:")).split("\n").filter((l) => /^  --/.test(l));
-    const starts = new Set(optionLines.map((l) => /^  --\S+(?: <\w+>)?\s+/.exec(l)![0].length));
+    const optionLines = help.slice(help.indexOf("Options:")).split("\n").filter((l) => /^ {2}--/.test(l));
+    const starts = new Set(optionLines.map((l) => /^ {2}--\S+(?: <\w+>)?\s+/.exec(l)![0].length));
     assert.equal(starts.size, 1, [...starts].join(", "));
     // How this one was started, for this runtime.
     const runsAs = /^Runs as: (.*) \(also: npx forkyard, bunx forkyard\)$/m.exec(help)?.[1] ?? "";

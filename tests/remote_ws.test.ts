@@ -20,7 +20,8 @@ describe(`WebSockets on remote pools (${runtime.name})`, () => {
   test("echo through a worker host; a room spans local and remote workers; a host's death closes its sockets with 1011", async () => {
     const nats = await startNats();
     const host = await startHost(nats.url, "host-ws");
-    const app = await startDispatcher(nats.url, { LOCAL_ROOM: "1" });
+    const app = await startDispatcher(nats.url, { LOCAL_ROOM: "1", WS_APP: "1" });
+    const appHost = await startHost(nats.url, "host-ws-app", ["--subject", "forkyard.test.wsapp"], "ws_hono_app.ts");
     const ws = app.url.replace("http:", "ws:");
     try {
       const echo = await open(`${ws}/render/ws/echo`);
@@ -30,16 +31,30 @@ describe(`WebSockets on remote pools (${runtime.name})`, () => {
       echo.ws.send(new Uint8Array([1, 2, 3, 250]));
       assert.deepEqual(await echo.next(), new Uint8Array([1, 2, 3, 250]));
 
+      // Hono's upgradeWebSocket in an app pool on a host, as it would run on its own.
+      const hono = await open(`${ws}/wsapp/echo?q=remote`);
+      const hello = await hono.json();
+      assert.equal(hello.raw, true);
+      assert.equal(hello.query, "remote");
+      hono.ws.send("through the app");
+      assert.equal(await hono.next(), "through the app");
+      hono.ws.close();
+
       // One member on a remote worker, one on a local one: each hears the other.
       const remote = await open(`${ws}/render/ws/room/x`);
       const local = await open(`${ws}/local/room/x`);
       // Subscriptions are made as the sockets open, on their workers: say it until the other side has heard.
-      let heard = "";
-      for (let i = 0; i < 50 && heard === ""; i++) {
-        remote.ws.send(`from remote ${i}`);
-        heard = await nextMatching(local, (m) => m.startsWith("remote: from remote"), 200).catch(() => "");
-      }
-      assert.match(heard, /^remote: from remote \d+$/);
+      let heard = false;
+      const saying = (async () => {
+        for (let i = 0; i < 150 && !heard; i++) {
+          remote.ws.send(`from remote ${i}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      const first = await nextMatching(local, (m) => m.startsWith("remote: from remote"), 15_000);
+      heard = true;
+      await saying;
+      assert.match(first, /^remote: from remote \d+$/);
       local.ws.send("from local");
       assert.equal(await nextMatching(remote, (m) => m.startsWith("local:")), "local: from local");
 
@@ -60,6 +75,8 @@ describe(`WebSockets on remote pools (${runtime.name})`, () => {
     } finally {
       assert.equal((await app.stop()).code, 0);
       host.child.kill("SIGKILL");
+      appHost.child.kill("SIGTERM");
+      await appHost.exited;
       await nats.kill();
     }
   });

@@ -39,11 +39,16 @@ export function open(url: string, timeoutMs = 10_000): Promise<Conn> {
       clearTimeout(timer);
       const next = (wait = 10_000) =>
         queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise<string | Uint8Array>((res, rej) => {
-          const t = setTimeout(() => rej(new Error(`no message on ${url} within ${wait} ms`)), wait);
-          waiters.push((m) => {
+          const waiter = (m: string | Uint8Array) => {
             clearTimeout(t);
             res(m);
-          });
+          };
+          // A waiter that timed out leaves: the next message goes to a later one, not nowhere.
+          const t = setTimeout(() => {
+            waiters.splice(waiters.indexOf(waiter), 1);
+            rej(new Error(`no message on ${url} within ${wait} ms`));
+          }, wait);
+          waiters.push(waiter);
         });
       resolve({
         ws,
