@@ -489,6 +489,13 @@ async function remoteScenario(rt) {
   const servers = { local, remote };
   const cpu = await interleaved(servers, "/cpu");
   const latency = await interleaved(servers, "/json", { conns: 1 });
+  // WebSocket echo: the socket held by the dispatcher, its messages crossing NATS to the host's worker and back.
+  const wsUrl = (s) => `${s.url.replace("http:", "ws:")}/ws`;
+  for (const s of [local, remote]) wsLoad(wsUrl(s));
+  const ws = { local: [], remote: [] };
+  for (let run = 0; run < RUNS; run++) {
+    for (const [k, s] of Object.entries(servers)) ws[k].push(wsLoad(wsUrl(s)));
+  }
   // The floor: a bare NATS request-reply round trip between two processes of this runtime.
   const script = join(root, "bench", "floor", "nats_roundtrip.ts");
   const responder = spawn(RUN[rt][0], [...RUN[rt].slice(1), script], {
@@ -509,7 +516,7 @@ async function remoteScenario(rt) {
     child.kill("SIGTERM");
     await new Promise((r) => child.exitCode !== null ? r() : child.once("exit", r));
   }
-  return { cpu, latency, floor };
+  return { cpu, latency, floor, ws };
 }
 
 function printRemote(rt, r) {
@@ -518,7 +525,9 @@ function printRemote(rt, r) {
     console.log(
       `  ${rt} cpu ${label}: ${fmt(r.cpu[k]).text} req/s, p99 ${
         fmt(r.cpu[k], "p99", 1).text
-      } ms; json 1 connection p50 ${fmt(r.latency[k], "p50", 3).text} ms`,
+      } ms; json 1 connection p50 ${fmt(r.latency[k], "p50", 3).text} ms; ws echo ${fmt(r.ws[k]).text} msg/s, p50 ${
+        fmt(r.ws[k], "p50", 2).text
+      } ms`,
     );
   }
 }
@@ -906,7 +915,8 @@ for (const rt of runtimes) {
     row(
       rt,
       "tiny JSON on 1 connection, p50 latency: remote pool vs local",
-      `${rp.text} vs ${lp.text} ms: +${((rp.median - lp.median) * 1000).toFixed(0)} µs per request`,
+      `${rp.text} vs ${lp.text} ms: +${((rp.median - lp.median) * 1000).toFixed(0)} µs per request, ` +
+        `${((rp.median - lp.median - r.remote.floor.p50) * 1000).toFixed(0)} µs over the bare round trip below`,
       ratio(rp.median, lp.median).toFixed(2),
       "",
       "",
@@ -916,6 +926,18 @@ for (const rt of runtimes) {
       "floor: a bare NATS request-reply round trip, 64 bytes, p50",
       `${(r.remote.floor.p50 * 1000).toFixed(0)} µs (p99 ${(r.remote.floor.p99 * 1000).toFixed(0)} µs)`,
       "",
+      "",
+      "",
+    );
+    const wl = fmt(r.remote.ws.local);
+    const wr = fmt(r.remote.ws.remote);
+    row(
+      rt,
+      `WebSocket echo, ${CONNS} connections: remote pool (2 hosts × 1 worker) vs local (2 workers)`,
+      `${wr.text} vs ${wl.text} msg/s, p50 ${fmt(r.remote.ws.remote, "p50", 2).text} vs ${
+        fmt(r.remote.ws.local, "p50", 2).text
+      } ms`,
+      ratio(wr.median, wl.median).toFixed(2),
       "",
       "",
     );
