@@ -7,6 +7,7 @@
  */
 
 import { firstLine } from "./error_text.ts";
+import { plural } from "./logging/plural.ts";
 import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { dirname, resolve } from "node:path";
@@ -170,10 +171,24 @@ export async function listenControl(path: string, handle: ControlHandler): Promi
 export async function openControl(
   path: string,
   target: ControlTarget,
-  log: { error(message: string, properties?: Record<string, unknown>): void },
+  log: {
+    error(message: string, properties?: Record<string, unknown>): void;
+    info(message: string, properties?: Record<string, unknown>): void;
+  },
 ): Promise<(() => Promise<void>) | null> {
   try {
-    return await listenControl(path, (command) => runCommand(command, target));
+    return await listenControl(path, (command) => {
+      // A resize leaves a line in the server's log, as a reload ("Reload done") and a stop ("Shutting down") do.
+      if (command.cmd === "scale") {
+        log.info("forkyard ctl: scaling pool {pool} to {each}{where}", {
+          pool: command.pool,
+          workers: command.workers,
+          each: plural(command.workers, "worker"),
+          where: command.host !== undefined ? ` on worker host ${command.host}` : "",
+        });
+      }
+      return runCommand(command, target);
+    });
   } catch (error) {
     log.error("Cannot open the control socket {path}: {reason}", { path, reason: firstLine(error) });
     return null;

@@ -264,6 +264,7 @@ describe(`operations (${runtime.name})`, () => {
       assert.equal(json.pools[0].workers.length, 2);
       const pids = json.pools[0].workers.map((w: { pid: number }) => w.pid);
       assert.deepEqual(JSON.parse((await ctl("scale", "/", "3")).out), { pool: "/", workers: 3 });
+      await server.waitStderr(/forkyard ctl: scaling pool \/ to 3 workers\n/, 5000);
       assert.deepEqual(JSON.parse((await ctl("reload")).out), { replaced: 3 });
       const after = JSON.parse((await ctl("status", "--json")).out);
       assert.equal(after.pools[0].workers.length, 3);
