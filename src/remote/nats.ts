@@ -58,11 +58,15 @@ export async function connectNats(
   signal: AbortSignal,
 ): Promise<NatsConnection | null> {
   const { connect } = await import("@nats-io/transport-node");
+  const unprotected = options.insecure !== true && !hasCredentials(options);
   const settings = {
     ...connectOptions(options, name),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     reconnectJitter: 100,
+    // Without credentials, only the servers given: one a cluster announces may be beyond loopback, and the check
+    // below runs once, at the first connection.
+    ...(unprotected ? { ignoreClusterUpdates: true } : {}),
   };
   let nc: NatsConnection | undefined;
   while (nc === undefined) {
@@ -85,7 +89,7 @@ export async function connectNats(
     }
   }
   const server = nc.getServer();
-  if (options.insecure !== true && !hasCredentials(options) && !isLoopback(server)) {
+  if (unprotected && !isLoopback(server)) {
     await nc.close().catch(() => {});
     throw new UnprotectedNatsError(server);
   }

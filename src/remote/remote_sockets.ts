@@ -25,6 +25,7 @@ interface RemoteSocket {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** The WebSockets of one remote pool. */
 export class RemoteSockets {
@@ -81,12 +82,13 @@ export class RemoteSockets {
     const { a, f, b, c, r, t } = message.header;
     if (a !== socket.token) return false;
     const header = { i: socket.id, ...(b !== undefined ? { b } : {}), ...(c !== undefined ? { c, r: r ?? "" } : {}) };
+    // Lent: a binary message is copied before the hub may queue it (the body is a view into NATS's read buffer).
     this.#owner.sockets?.fromWorker(
       this.#writerFor(socket.host),
       f,
       t !== undefined ? { ...header, t } : header,
       message.body,
-      false,
+      true,
     );
     return true;
   }
@@ -96,7 +98,7 @@ export class RemoteSockets {
     const message = decode(data);
     if (message === null || message.type !== M.PUBLISH || !isPublication(message.header)) return false;
     const { t, b } = message.header;
-    const payload = b === 1 ? message.body.slice() : new TextDecoder().decode(message.body);
+    const payload = b === 1 ? message.body.slice() : decoder.decode(message.body);
     this.#owner.sockets?.deliver?.(t, payload);
     return true;
   }
