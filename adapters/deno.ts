@@ -46,7 +46,7 @@ function denoSpill(): SpillFiles | null {
     dir,
     root,
     // node:fs, not Deno.open: only it takes O_NOFOLLOW.
-    write: (path, chunks) => writeSpillFile(nodeFs, path, chunks),
+    write: (path, chunks, at) => writeSpillFile(nodeFs, path, chunks, at),
     read: (path, length) => readSpillFile(nodeFs, path, buffers.take(length), length),
     recycle: (data) => void buffers.give(data),
     unlink: (path) => {

@@ -24,13 +24,12 @@ export function watchTree(fs: typeof Fs, dir: string, onChange: (path: string) =
   return () => watcher.close();
 }
 
-/** Spill files in `dir` through `node:fs`, which `fs()` returns (Bun loads it only once a body spills). */
-/** Writes `chunks` at the start of the spill file `path`, created 0600, never through a link. */
-export function writeSpillFile(fs: typeof Fs, path: string, chunks: readonly Uint8Array[]): void {
+/** Writes `chunks` from byte `from` of the spill file `path`, created 0600, never through a link. */
+export function writeSpillFile(fs: typeof Fs, path: string, chunks: readonly Uint8Array[], from = 0): void {
   // Never through a link: the directory is private, and a link in it would still be no file of ours.
   const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW ?? 0), 0o600);
   try {
-    let at = 0;
+    let at = from;
     for (const data of chunks) {
       for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, at + off);
       at += data.length;
@@ -55,6 +54,7 @@ export function readSpillFile(fs: typeof Fs, path: string, data: Uint8Array, len
   }
 }
 
+/** Spill files in `dir` through `node:fs`, which `fs()` returns (Bun loads it only once a body spills). */
 export function fsSpill(root: string, fs: () => typeof Fs, env: Record<string, string | undefined>): SpillFiles | null {
   const dirFs: SpillDirFs = {
     mkdir: (path, mode) => fs().mkdirSync(path, { mode }),
@@ -87,9 +87,9 @@ export function fsSpill(root: string, fs: () => typeof Fs, env: Record<string, s
   return {
     dir,
     root,
-    write: (path, chunks) => {
+    write: (path, chunks, at) => {
       check();
-      writeSpillFile(fs(), path, chunks);
+      writeSpillFile(fs(), path, chunks, at);
     },
     read: (path, length) => {
       check();

@@ -9,10 +9,10 @@
 
 import type { Logger, LogRecord } from "@logtape/logtape";
 import type { PoolRunner, WorkerPool } from "./pool.ts";
-import type { FrameWriter } from "./protocol/codec.ts";
 import type { Runtime } from "./runtime.ts";
 import type { Clock } from "./requests/clock.ts";
 import type { ClientRequest, Pending, ServedBy } from "./requests/pending.ts";
+import type { SocketChannel } from "./requests/socket_link.ts";
 
 /** What a pool needs from the process it runs in. */
 export interface PoolHost {
@@ -25,10 +25,15 @@ export interface PoolHost {
   logger: Logger;
   /** Where frames about WebSockets go (sends, closes, topics), with the channel of the worker that sent them. */
   sockets?: {
-    fromWorker(from: FrameWriter, type: number, header: unknown, body: Uint8Array, lent: boolean): void;
+    fromWorker(from: SocketChannel, type: number, header: unknown, body: Uint8Array, lent: boolean): void;
     /** Sends `data` to this process's sockets subscribed to `topic` (a remote worker published it). */
     deliver?(topic: string, data: string | Uint8Array): number;
   };
+  /**
+   * Whether this process steers a remote pool's worker hosts (`scale`, `reload`, config): of several dispatchers,
+   * the first alone does, so that each host hears a command once. True when absent.
+   */
+  steers?: boolean;
   /** The supervisor's time; the system clock when absent. */
   clock?: Clock;
 }

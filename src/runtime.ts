@@ -192,8 +192,8 @@ export interface SpillFiles {
   readonly dir: string;
   /** Where spill directories live, e.g. /dev/shm. */
   readonly root: string;
-  /** Writes `chunks`, in order, at the start of a file, creating it if needed and never truncating it. */
-  write(path: string, chunks: readonly Uint8Array[]): void;
+  /** Writes `chunks`, in order, from byte `at` (0: the start) of a file, creating it if needed, never truncating it. */
+  write(path: string, chunks: readonly Uint8Array[], at?: number): void;
   /** Reads the first `length` bytes of a file. */
   read(path: string, length: number): Uint8Array;
   /**

@@ -1,11 +1,13 @@
 // The forkyard command line: serving modules and config files, and its errors.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fixture, getJson, runtime, start } from "./helpers.ts";
+import { Worker } from "../mod.ts";
+import { declaredExports, foreignSubclass } from "../src/cli/module_exports.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
@@ -121,6 +123,45 @@ describe(`forkyard CLI (${runtime.name})`, () => {
     assert.match(thrown, /^forkyard: cannot load ".*throws_at_import\.ts": DATABASE_URL is not set$/);
   });
 
+  test("a module with a syntax error exits 2 with the runtime's message and where, in two lines", async () => {
+    // In the project (.tmp/ is ignored by git), where tsx on Node compiles it as the project's.
+    const scratch = new URL("../.tmp/", import.meta.url).pathname;
+    mkdirSync(scratch, { recursive: true });
+    const dir = mkdtempSync(join(scratch, "syntax-"));
+    try {
+      const bad = join(dir, "bad.ts");
+      writeFileSync(bad, 'export default {\n  fetch() {\n    return new Response("x");\n');
+      const proc = start(CLI, ["serve", bad]);
+      assert.deepEqual(await proc.exited, { code: 2, signal: null }, proc.stderr());
+      const lines = proc.stderr().trim().split("\n");
+      assert.equal(lines.length, 2, proc.stderr());
+      assert.match(lines[0], /^forkyard: cannot load ".*bad\.ts": .*(end of file|eof|Unexpected)/i);
+      assert.match(lines[1], /^ {2}at (file:\/\/)?\/.*bad\.ts:\d+(:\d+)?$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a module's exports read from its text, and a Worker class of another copy of forkyard told apart", () => {
+    assert.deepEqual(
+      declaredExports(
+        "export class A extends Worker {}\nexport default x;\nexport const b = 1, c = 2;\nexport { d, e as f };\n" +
+          "export async function g() {}\nexport type { H };\n",
+      ),
+      ["A", "default", "b", "g", "d", "f", "H"],
+    );
+    for (const text of ["export * from './x.ts';", "module.exports = {};", "exports.A = 1;", "const a = 1;"]) {
+      assert.equal(declaredExports(text), null, text);
+    }
+    class Other {}
+    Object.defineProperty(Other, "name", { value: "Worker" });
+    class Theirs extends Other {}
+    class Ours extends Worker {}
+    assert.equal(foreignSubclass(Theirs, "Worker", Worker), true);
+    assert.equal(foreignSubclass(Ours, "Worker", Worker), false);
+    assert.equal(foreignSubclass({ fetch() {} }, "Worker", Worker), false);
+  });
+
   test("a port already in use: exit 1 and one line saying so, from the CLI and from a program", async () => {
     const first = await serve(fixture("users_app.ts"));
     try {
@@ -139,6 +180,37 @@ describe(`forkyard CLI (${runtime.name})`, () => {
     } finally {
       first.proc.child.kill("SIGTERM");
       await first.proc.exited;
+    }
+  });
+
+  test("every address is checked before any worker starts, each error naming its own option", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-addr-"));
+    const mark = join(dir, "workers");
+    const control = join(dir, "first.sock");
+    const first = await serve(fixture("users_app.ts"), "--control", control);
+    try {
+      const port = new URL(first.url).port;
+      const app = fixture("cli/marks_workers.ts");
+      const cases: [string[], RegExp][] = [
+        [["--port", port], new RegExp(`:${port}: the address is already in use; .*\\(option "port" or --port\\)$`)],
+        [["--port", "0", "--admin", `127.0.0.1:${port}`], /already in use; .*\(option "admin" or --admin\)$/],
+        [
+          ["--port", "0", "--control", control],
+          /another server answers on the control socket .*: give this one --control PATH or --no-control/,
+        ],
+      ];
+      for (const [flags, expected] of cases) {
+        const proc = start(CLI, ["serve", app, "--host", "127.0.0.1", "--workers", "2", ...flags], { MARK_FILE: mark });
+        assert.deepEqual(await proc.exited, { code: 1, signal: null }, proc.stderr());
+        const lines = proc.stderr().split("\n").filter((l) => /Cannot|another server/.test(l));
+        assert.equal(lines.length, 1, proc.stderr());
+        assert.match(lines[0], expected);
+        assert.ok(!existsSync(mark), `workers started before ${flags.join(" ")} failed: ${proc.stderr()}`);
+      }
+    } finally {
+      first.proc.child.kill("SIGTERM");
+      await first.proc.exited;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -184,7 +256,12 @@ describe(`forkyard CLI (${runtime.name})`, () => {
       /h\.json: Invalid Dispatcher option "headersTimeout": "5"/,
     );
     assert.match(await fails(["serve", join(dir, "none.ts")]), /cannot find module/);
-    assert.match(await fails(["serve", `${app}:missing`]), /has no export "missing"/);
+    assert.match(await fails(["serve", `${app}:missing`]), /has no export "missing" \(its exports: /);
+    // A module that runs its own dispatcher when imported: its text says what it exports, before anything starts.
+    assert.match(
+      await fails(["serve", `${fixture("cli/self_running.ts")}:Nope`]),
+      /has no export "Nope" \(its exports: HelloWorker\)$/,
+    );
     assert.match(await fails(["serve", fixture("echo_child.ts"), "--port", "-1"]), /--port/);
     assert.match(await fails(["serve", app, "--bogus"]), /unknown option --bogus/);
     assert.match(await fails(["launch", app]), /unknown command "launch"/);

@@ -15,19 +15,51 @@ async function example(path: string) {
   return { proc, url: `http://127.0.0.1:${line.slice(line.lastIndexOf(":") + 1)}` };
 }
 
+describe(`deno task (${runtime.name})`, () => {
+  // After `npm ci`, node_modules/.bin/deno is Deno's own binary, which `deno task` would run as a JavaScript file when a
+  // task names `deno` (it runs package binaries that way); the tasks say `env deno`, which finds it on PATH instead.
+  test("every task in deno.json starts after npm ci, with no other Deno on PATH", async (t) => {
+    if (runtime.name !== "deno") return t.skip("a Deno command: run on the Deno leg");
+    const tasks = Object.keys(JSON.parse(readFileSync(file("deno.json"), "utf8")).tasks);
+    const deno = file("node_modules/.bin/deno");
+    for (const name of tasks.filter((task) => task !== "test")) {
+      const args = name === "cli" ? ["--help"] : name === "config" ? ["--port", "0"] : [];
+      const proc = start(deno, [], { PORT: "0", PATH: "/usr/bin:/bin" }, [
+        deno,
+        "task",
+        "--config",
+        file("deno.json"),
+        name,
+        ...args,
+      ]);
+      if (name === "cli") {
+        assert.equal((await proc.exited).code, 0, proc.stderr());
+        assert.match(proc.stdout(), /^Usage:/m);
+        continue;
+      }
+      try {
+        await proc.waitStderr(/Listening on http:\/\/[0-9.]+:\d+/, 30_000);
+      } finally {
+        proc.child.kill("SIGTERM");
+      }
+      assert.equal((await proc.exited).code, 0, `deno task ${name}: ${proc.stderr()}`);
+    }
+  });
+});
+
 describe(`examples (${runtime.name})`, () => {
   /** The first ```ts block after `heading` in `doc`, as the example file `path` reads with the package's name. */
-  function sameProgram(doc: string, heading: string, path: string) {
+  function sameProgram(doc: string, heading: string, path: string, name = "@forkyard/forkyard") {
     const text = readFileSync(file(doc), "utf8");
     const section = text.slice(text.indexOf(heading));
     const block = section.slice(section.indexOf("```ts\n") + 6, section.indexOf("\n```", section.indexOf("```ts")));
     const source = readFileSync(file(path), "utf8");
-    const program = source.slice(source.search(/^import /m)).replace('"../mod.ts"', '"@forkyard/forkyard"').trim();
+    const program = source.slice(source.search(/^import /m)).replace('"../mod.ts"', `"${name}"`).trim();
     assert.equal(block.trim(), program);
   }
 
   test("README's quick start is examples/hello.ts, and the guide's complete program examples/quickstart.ts", () => {
-    sameProgram("README.md", "## Quick start", "examples/hello.ts");
+    sameProgram("README.md", "## Quick start", "examples/hello.ts", "forkyard");
     sameProgram("docs/guide.md", "## A complete program", "examples/quickstart.ts");
   });
 

@@ -4,14 +4,52 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import process from "node:process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getJson, runtime } from "./helpers.ts";
+import { startNats } from "./nats_server.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
+
+/** The commands of the fenced shell blocks of README.md and docs/*.md, without their comments. */
+function docCommands(): { file: string; command: string }[] {
+  const out: { file: string; command: string }[] = [];
+  const files = [
+    "README.md",
+    ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`),
+  ];
+  for (const file of files) {
+    const text = readFileSync(join(root, file), "utf8");
+    for (const block of text.matchAll(/```(?:sh|bash|shell)\n([\s\S]*?)```/g)) {
+      for (const line of block[1].split("\n")) {
+        const command = line.replace(/(^|\s+)#.*$/, "").trim();
+        if (command !== "") out.push({ file, command });
+      }
+    }
+  }
+  return out;
+}
+
+/** The port of the server whose control socket is `control`, as `forkyard ctl --json status` says. */
+async function dispatcherPort(control: string, dir: string, env: Record<string, string>): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    let out = "";
+    const ctl = runtime.spawn({
+      cmd: ["sh", "-c", `exec forkyard ctl --control ${control} --json status`],
+      cwd: dir,
+      env,
+      onStdout: (c) => void (out += new TextDecoder().decode(c)),
+      onStderr: () => {},
+    });
+    if ((await ctl.exited).code === 0) return JSON.parse(out).port;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no server answers on ${control}`);
+}
 
 if (runtime.name === "node") {
   describe("npm package", () => {
@@ -42,6 +80,21 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       );
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
+
+    // What the docs' commands name: a module with a fetch app as its default export and as myApp, a config file, a
+    // Worker class Render, and an app for a remote pool's host.
+    before(() => {
+      writeFileSync(
+        join(dir, "app.ts"),
+        'export default { fetch: () => new Response("app") };\nexport const myApp = { fetch: () => new Response("myApp") };\n',
+      );
+      writeFileSync(join(dir, "forkyard.json"), JSON.stringify({ apps: [{ mount: "/", module: "./app.ts" }] }));
+      writeFileSync(
+        join(dir, "render.ts"),
+        'import { api, Worker } from "forkyard";\nexport class Render extends Worker {\n  hi() {\n    return { host: "render" };\n  }\n}\napi("/render/hi", "GET")(Render.prototype.hi);\n',
+      );
+      writeFileSync(join(dir, "api.ts"), "export default { fetch: () => Response.json({ api: true }) };\n");
+    });
 
     test("npm pack holds the built JS, types, bin and docs, and no sources or tests", () => {
       for (const f of ["package.json", "README.md", "LICENSE", "dist/mod.js", "dist/mod.d.ts", "dist/cli.js"]) {
@@ -117,6 +170,126 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
         child.kill("SIGTERM");
         assert.equal((await child.exited).code, 0);
       }
+    });
+
+    // Every shell command in README.md and docs/, run as written in this project (`forkyard` is its installed bin;
+    // UPPERCASE words are placeholders, filled in below); a worker host's NATS address is this machine's nats-server,
+    // as the second machine of a scripted pair. A command added to the docs fails here until it is run or says why not.
+    test("every shell command in README.md and docs/ works as written", async () => {
+      const commands = docCommands();
+      const covered: Record<string, string> = {
+        "npm ci && npm start": "CI runs `npm ci`; tests/examples.test.ts runs the demo `npm start` starts",
+        "npm test": "CI runs it: it is .ci/run's test command",
+      };
+      const env = {
+        PATH: `${join(dir, "node_modules", ".bin")}:${join(root, "node_modules", ".bin")}:${process.env.PATH}`,
+        PORT: "0",
+        NO_COLOR: "1",
+      };
+      const sh = (command: string, extra: Record<string, string> = {}) =>
+        runtime.spawn({ cmd: ["sh", "-c", `exec ${command}`], cwd: dir, env: { ...env, ...extra }, ...collect() });
+      let output = "";
+      const collect = () => {
+        output = "";
+        return {
+          onStdout: (c: Uint8Array) => void (output += new TextDecoder().decode(c)),
+          onStderr: (c: Uint8Array) => void (output += new TextDecoder().decode(c)),
+        };
+      };
+      const until = async (re: RegExp, what: string) => {
+        const deadline = Date.now() + 30_000;
+        while (!re.test(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        assert.match(output, re, what);
+        return re.exec(output)!;
+      };
+      const ran = new Set<string>();
+      const once = async (command: string) => {
+        const child = sh(command);
+        assert.equal((await child.exited).code, 0, `${command}: ${output}`);
+        ran.add(command);
+        return output;
+      };
+
+      // forkyard serve ...: listens, answers, stops on SIGTERM.
+      for (const { command } of commands.filter((c) => c.command.startsWith("forkyard serve "))) {
+        const child = sh(command);
+        const [, url] = await until(/Listening on (http:\/\/[\d.]+:\d+)/, command);
+        const res = await fetch(url.replace("0.0.0.0", "127.0.0.1"));
+        assert.ok(res.status < 500, `${command}: ${res.status}`);
+        child.kill("SIGTERM");
+        assert.equal((await child.exited).code, 0, `${command}: ${output}`);
+        ran.add(command);
+      }
+      assert.match(await once("forkyard --help"), /Usage:/);
+      assert.match(await once("forkyard --version"), /^\d+\.\d+\.\d+/);
+
+      // forkyard ctl ...: against a server started here, found by its working directory (or --control PATH).
+      const control = "/run/app.ctl";
+      const server = sh(`forkyard serve ./app.ts --control ${control}`);
+      await until(/Listening on/, "the server for forkyard ctl");
+      const placeholders = (command: string) =>
+        command.replace(/\[POOL\]/, "").replace(/\bPOOL\b/, "/").replace(/\bN\b/, "2").replace(/\s+$/, "");
+      try {
+        for (
+          const { command } of commands.filter((c) => /^forkyard ctl /.test(c.command) && !/HOST|stop/.test(c.command))
+        ) {
+          const filled = placeholders(command).replace("forkyard ctl ", `forkyard ctl --control ${control} `)
+            .replace(`--control ${control} --control ${control}`, `--control ${control}`);
+          assert.equal((await sh(filled).exited).code, 0, `${filled}: ${output}`);
+          ran.add(command);
+        }
+      } finally {
+        const stop = commands.find((c) => c.command === "forkyard ctl stop")!.command;
+        assert.equal((await sh(`forkyard ctl --control ${control} stop`).exited).code, 0, output);
+        ran.add(stop);
+        assert.equal((await server.exited).code, 0);
+      }
+
+      // forkyard worker ...: worker hosts of a dispatcher's remote pools, over a nats-server on this machine.
+      const nats = await startNats();
+      const local = (command: string) => command.replace(/nats:\/\/10\.0\.0\.5:4222/, nats.url);
+      writeFileSync(
+        join(dir, "remote.json"),
+        JSON.stringify({
+          pools: [{ module: "./render.ts", export: "Render", routes: ["/render/**"], remote: { nats: nats.url } }],
+          apps: [{ mount: "/api", module: "./api.ts", remote: { nats: nats.url, subject: "myapp.api" } }],
+        }),
+      );
+      const dispatcher = runtime.spawn({
+        cmd: ["sh", "-c", `exec forkyard serve remote.json --control ${join(dir, "remote.ctl")}`],
+        cwd: dir,
+        env,
+        onStdout: () => {},
+        onStderr: () => {},
+      });
+      const hosts: ReturnType<typeof sh>[] = [];
+      try {
+        for (const { command } of commands.filter((c) => c.command.startsWith("forkyard worker "))) {
+          if (ran.has(command)) continue;
+          hosts.push(sh(local(command)));
+          await until(/takes requests for pool/, command);
+          ran.add(command);
+        }
+        // Both kinds of host answer through the dispatcher, and ctl steers one host by name.
+        const port = await dispatcherPort(join(dir, "remote.ctl"), dir, env);
+        const render = await fetch(`http://127.0.0.1:${port}/render/hi`);
+        assert.equal(render.status, 200, await render.text());
+        assert.equal((await fetch(`http://127.0.0.1:${port}/api/`)).status, 200);
+        for (const { command } of commands.filter((c) => /^forkyard ctl .*HOST/.test(c.command))) {
+          const filled = command.replace("forkyard ctl ", `forkyard ctl --control ${join(dir, "remote.ctl")} `)
+            .replace(/\bPOOL\b/, "Render").replace(/\bN\b/, "2").replace(/\bHOST\b/, hostname());
+          assert.equal((await sh(filled).exited).code, 0, `${filled}: ${output}`);
+          ran.add(command);
+        }
+      } finally {
+        for (const host of hosts) host.kill("SIGTERM");
+        for (const host of hosts) await host.exited;
+        dispatcher.kill("SIGTERM");
+        await dispatcher.exited;
+        await nats.kill();
+      }
+      const missed = commands.filter((c) => !ran.has(c.command) && !(c.command in covered));
+      assert.deepEqual(missed, [], "commands in the docs no test runs");
     });
   });
 }

@@ -12,7 +12,8 @@ import { hostLoad, startDispatcher, startHost } from "./remote_hosts.ts";
 import { type NatsServer, startNats } from "./nats_server.ts";
 import { WorkerPool } from "../mod.ts";
 import { Render } from "./fixtures/remote_worker.ts";
-import { decode, encode, firstPartSize, isHostBeat, isRemoteAnswer, M } from "../src/remote/messages.ts";
+import { decode, encode, firstPartSize, type HostBeat, isHostBeat, isRemoteAnswer, M } from "../src/remote/messages.ts";
+import { RemoteHosts } from "../src/remote/remote_hosts.ts";
 import { Metrics } from "../src/dispatcher/metrics.ts";
 import type { WorkerStatus } from "../src/pool.ts";
 import { connectOptions } from "../src/remote_options.ts";
@@ -71,6 +72,17 @@ describe(`remote pool messages and NATS options (${runtime.name})`, () => {
     assert.doesNotMatch(text, /^forkyard_forged/m);
     assert.doesNotMatch(text, /^forged/m);
     assert.match(text, /^forkyard_worker_rss_bytes\{pool="p",worker="x\\"\} 1\\nforged\{a=\\""\} NaN$/m);
+  });
+
+  test("hosts that share a name (started on one machine without --name) show apart, by pid", () => {
+    const worker = { id: 0, pid: 42, alive: true, state: "ready", lastSeen: 1, currentRequest: null, inflight: 0 };
+    const beat = (id: string, name: string, pid: number) =>
+      ({ id, name, pid, free: 1, slots: 1, every: 1000, workers: [worker], queue: 0 }) as unknown as HostBeat;
+    const hosts = new RemoteHosts<never>();
+    hosts.beat(beat("a", "box", 11), 0);
+    hosts.beat(beat("b", "box", 12), 0);
+    hosts.beat(beat("c", "gpu-1", 13), 0);
+    assert.deepEqual(hosts.workers().workers.map((w) => w.host), ["box:11", "box:12", "gpu-1"]);
   });
 
   test("an answer's head from NATS is checked before a Response is made of it", () => {

@@ -143,6 +143,43 @@ describe(`worker hosts steered from the dispatcher (${runtime.name})`, () => {
 });
 
 describe(`several dispatchers share worker hosts (${runtime.name})`, () => {
+  test("with two dispatchers, scale and reload reach each host once", async () => {
+    const nats = await startNats();
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-host-once-"));
+    const control = join(dir, "dispatcher.sock");
+    const hosts = [
+      await startHost(nats.url, "host-a", ["--workers", "1"]),
+      await startHost(nats.url, "host-b", ["--workers", "1"]),
+    ];
+    const app = await startDispatcher(nats.url, { CONTROL: control, DISPATCHERS: "2" });
+    const ctl = async (...words: string[]) => {
+      const proc = start(fixture("../../cli.ts"), ["ctl", "--control", control, "--json", ...words]);
+      const status = await proc.exited;
+      assert.equal(status.code, 0, proc.stderr());
+      return JSON.parse(proc.stdout());
+    };
+    const count = (text: string, re: RegExp) => text.match(new RegExp(re, "g"))?.length ?? 0;
+    try {
+      // Each dispatcher hears of both hosts before it is steered.
+      assert.ok(await eventually(async () => (await fetch(`${app.url}/render/who`)).status === 200, 10_000));
+      assert.equal((await ctl("reload", "Render")).replaced, 2);
+      assert.equal((await ctl("reload")).replaced, 2);
+      await ctl("scale", "Render", "2");
+      for (const host of hosts) {
+        await host.waitStderr(/Scaling pool Render to 2 workers/, 10_000);
+        assert.equal(count(host.stderr(), /Reloading pool Render, as a dispatcher asked/), 2, host.stderr());
+      }
+      // Every dispatcher's count is per host: neither halved nor asked twice.
+      assert.ok(await eventually(async () => (await ctl("status")).pools[0].workers.length === 4, 10_000));
+      for (const host of hosts) assert.equal(count(host.stderr(), /Scaling pool Render/), 1, host.stderr());
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      for (const h of hosts) assert.equal((await h.stop()).code, 0);
+      await nats.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("two dispatchers, one host with two slots: both are served, nothing fails, nothing waits on the host", async () => {
     const nats = await startNats();
     const dir = mkdtempSync(join(tmpdir(), "forkyard-host-share-"));

@@ -80,4 +80,23 @@ describe(`WebSockets on remote pools (${runtime.name})`, () => {
       await nats.kill();
     }
   });
+
+  test("a client sending faster than its host's worker takes is closed with 1013, as a local worker's would be", async () => {
+    const nats = await startNats();
+    const host = await startHost(nats.url, "host-ws-busy");
+    const app = await startDispatcher(nats.url, { WS_MAX_BUFFERED: String(4 * 1024 * 1024) });
+    try {
+      const conn = await open(`${app.url.replace("http:", "ws:")}/render/ws/busy`);
+      const message = new Uint8Array(16 * 1024);
+      // 640 × 16 KiB: 10 MiB, which the worker would take 13 s to read.
+      for (let i = 0; i < 640; i++) conn.ws.send(message);
+      await app.waitStderr(/busy socket closed with 1013/, 20_000);
+      // Still serving: the host's worker is free again.
+      assert.equal((await fetch(`${app.url}/render/who`)).status, 200);
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+      assert.equal((await host.stop()).code, 0);
+      await nats.kill();
+    }
+  });
 });

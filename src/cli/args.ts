@@ -9,6 +9,7 @@ import { DISPATCHER_SCHEMA } from "../dispatcher/options.ts";
 import { type OptionSpec, resolveOption } from "../options.ts";
 import { POOL_SCHEMA } from "../pool_options.ts";
 import { UsageError } from "./usage_error.ts";
+import { WATCHED_EXTENSIONS } from "./watch.ts";
 
 /** The version printed by `forkyard --version`. */
 export const VERSION = "0.1.0";
@@ -66,7 +67,10 @@ Options:
 ${
     columns([
       ...options,
-      ["--watch", "serve: reload the workers when files under the module's directory change"],
+      ["--watch", "serve: reload the workers when source files under the module's directory change"],
+      ["", `(${WATCHED_EXTENSIONS.join(" ")}; not node_modules, dot files or dot folders)`],
+      ["--watch-path <path>", "serve: watch this file or folder instead (repeatable; implies --watch)"],
+      ["--watch-ignore <glob>", 'serve: ignore paths that match, e.g. "generated/**" (repeatable; implies --watch)'],
       ["--nats <url>", "worker: the NATS server (nats://[user:pass@]host:4222, tls://...)"],
       ["--subject <s>", "worker: the pool's subject (default: \"forkyard.\" + the pool's name)"],
       ["--name <name>", "worker: this host's name in status and logs (default: the hostname)"],
@@ -85,8 +89,11 @@ export interface CliArgs {
   command: "serve" | "ctl" | "worker" | "help" | "version";
   /** For `worker`: `--nats`, `--subject`, `--name`, `--nats-ca`. */
   worker?: { nats?: string; subject?: string; name?: string; ca?: string; insecure?: true };
-  /** For `serve`: `--watch`, reload the workers when files under the served module's directory change. */
-  watch?: boolean;
+  /**
+   * For `serve`: `--watch`, reload the workers when source files change: under `paths` (`--watch-path`; none: the
+   * served module's directory), less what matches `ignore` (`--watch-ignore`).
+   */
+  watch?: { paths: string[]; ignore: string[] };
   /** For `ctl`: what to ask, and `--json`. */
   ctl?: { command: ControlCommand; json: boolean };
   /** What to serve. */
@@ -132,7 +139,7 @@ export function parseArgs(argv: string[]): CliArgs {
   const out: CliArgs = { command: "help", dispatcher: {}, pool: {} };
   const rest: string[] = [];
   let json = false;
-  let watch = false;
+  let watch: CliArgs["watch"];
   const worker: NonNullable<CliArgs["worker"]> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -144,7 +151,14 @@ export function parseArgs(argv: string[]): CliArgs {
       continue;
     }
     if (flag === "--watch") {
-      watch = true;
+      watch ??= { paths: [], ignore: [] };
+      continue;
+    }
+    if (flag === "--watch-path" || flag === "--watch-ignore") {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
+      watch ??= { paths: [], ignore: [] };
+      watch[flag === "--watch-path" ? "paths" : "ignore"].push(value);
       continue;
     }
     if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
@@ -186,10 +200,10 @@ export function parseArgs(argv: string[]): CliArgs {
   if (Object.keys(worker).length > 0) {
     throw new UsageError("--nats, --subject, --name, --nats-ca and --nats-insecure go with worker");
   }
-  if (watch && rest[0] !== "serve") throw new UsageError("--watch goes with serve");
+  if (watch !== undefined && rest[0] !== "serve") throw new UsageError("--watch goes with serve");
   if (rest[0] !== "serve") throw new UsageError(`unknown command "${rest[0]}" (see forkyard --help)`);
   if (rest.length !== 2) throw new UsageError(`serve takes one module or config file, got ${rest.length - 1}`);
-  return { ...out, command: "serve", target: rest[1], ...(watch ? { watch } : {}) };
+  return { ...out, command: "serve", target: rest[1], ...(watch !== undefined ? { watch } : {}) };
 }
 
 /**

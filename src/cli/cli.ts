@@ -12,6 +12,8 @@ import { basename, dirname, relative, resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { adoptNextRun } from "../dispatcher/adoption.ts";
+import { resolveAdmin } from "../dispatcher/admin_address.ts";
+import { DISPATCHER_ENV } from "../dispatcher/primary_protocol.ts";
 import { Dispatcher, type ListenInfo } from "../dispatcher/dispatcher.ts";
 import { loadFailure } from "../dispatcher/startup_errors.ts";
 import { loadRuntime } from "../detect.ts";
@@ -19,10 +21,12 @@ import { firstLine } from "../error_text.ts";
 import { plural } from "../logging/plural.ts";
 import { AppPool, WorkerPool } from "../pool.ts";
 import type { Runtime } from "../runtime.ts";
+import { isWorkerProcess } from "../worker/entry.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
 import { applyEnvironment, type CliArgs, helpText, parseArgs, VERSION } from "./args.ts";
 import { checkExports, dispatcherFromConfig } from "./config_file.ts";
 import { runCtl } from "./ctl.ts";
+import { declaredExports, exportList, foreignSubclass } from "./module_exports.ts";
 import { defaultControlPath } from "./control_path.ts";
 import { UsageError } from "./usage_error.ts";
 import { watchAndReload } from "./watch.ts";
@@ -81,7 +85,21 @@ function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
     }
     Object.assign(dispatcher.options, { control });
   }
-  Object.assign(dispatcher.options, args.dispatcher);
+  const { admin, adminToken, ...flags } = args.dispatcher;
+  Object.assign(dispatcher.options, flags);
+  const current = dispatcher.options.admin;
+  if (admin !== undefined || (adminToken !== undefined && current !== null)) {
+    // The resolved option is an address object: the flag's text is resolved as the constructor would.
+    const address = current === null
+      ? ""
+      : `${current.hostname.includes(":") ? `[${current.hostname}]` : current.hostname}:${current.port}`;
+    try {
+      const spec = { address: admin ?? address, hosts: current?.hosts ?? [] };
+      Object.assign(dispatcher.options, { admin: resolveAdmin(spec, adminToken ?? current?.token ?? undefined) });
+    } catch (error) {
+      throw new UsageError(`--admin: ${firstLine(error).replace(/^Invalid Dispatcher option "admin": /, "")}`);
+    }
+  }
   const listened = dispatcher.onListen.bind(dispatcher);
   dispatcher.onListen = (info) => {
     listened(info);
@@ -140,14 +158,28 @@ export async function dispatcherFor(
     const file = resolve(modulePath);
     if (!existsSync(file)) throw new UsageError(`cannot find module "${modulePath}"`);
     const url = pathToFileURL(file);
+    const missing = (names: readonly string[]) =>
+      new UsageError(
+        `module "${modulePath}" has no ${exportName ? `export "${exportName}"` : "default export"} (${
+          exportList(names)
+        })`,
+      );
+    // A module that runs its own dispatcher when imported never finishes importing: its text says what it exports.
+    const declared = exportName === undefined ? null : declaredExports(readFileSync(file, "utf8"));
+    if (declared !== null && !declared.includes(exportName!)) throw missing(declared);
     const loaded = await importModule(url.href, modulePath, args);
     if ("running" in loaded) return loaded.running;
     const mod = loaded.mod;
     const found = exportName !== undefined
       ? mod[exportName]
       : mod.default ?? Object.values(mod).find((v) => v instanceof Dispatcher);
-    if (found === undefined) {
-      throw new UsageError(`module "${modulePath}" has no ${exportName ? `export "${exportName}"` : "default export"}`);
+    if (found === undefined) throw missing(Object.keys(mod));
+    if (foreignSubclass(found, "Worker", Worker) || foreignSubclass(found, "Dispatcher", Dispatcher)) {
+      throw new UsageError(
+        `module "${modulePath}" uses another copy of forkyard than this command line: on Node, a TypeScript or ` +
+          `.js module outside a package with "type": "module" is loaded as CommonJS; add "type": "module" to its ` +
+          `package.json (or name it .mts / .mjs)`,
+      );
     }
     if (found instanceof Dispatcher) {
       dispatcher = found;
@@ -207,13 +239,10 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
     if (args.command === "worker") return await (await import("./worker_command.ts")).runWorkerCommand(args, runtime);
     const served = await dispatcherFor(args.target!, applyEnvironment(args, (name) => runtime.env(name)));
     const dispatcher = served instanceof Dispatcher ? served : served.dispatcher;
-    const unwatch = args.watch
-      ? watchAndReload(
-        runtime,
-        dirname(resolve(args.target!.replace(/:[^/:]*$/, ""))),
-        dispatcher,
-        dispatcher.options.control,
-      )
+    // Workers and the dispatchers a primary runs re-run this command line: the process that serves watches alone.
+    const serving = !isWorkerProcess(runtime) && runtime.env(DISPATCHER_ENV) === undefined;
+    const unwatch = args.watch !== undefined && serving
+      ? watchAndReload(runtime, dirname(resolve(args.target!.replace(/:[^/:]*$/, ""))), dispatcher, args.watch)
       : undefined;
     try {
       if (served instanceof Dispatcher) await served.run();

@@ -30,7 +30,7 @@ import { removeStaleSpills, warnUnreachableRoutes } from "./startup_checks.ts";
 import { AdminListener } from "./admin.ts";
 import { Metrics } from "./metrics.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
-import { type ListenInfo, openListeners } from "./listeners.ts";
+import { type ListenInfo, openListeners, startGate } from "./listeners.ts";
 import { poolBackends } from "./pool_backends.ts";
 import { plural } from "../logging/plural.ts";
 
@@ -105,8 +105,8 @@ export class Dispatcher {
   #logtape!: typeof import("../logging/logtape.ts");
   /** Before run() has loaded LogTape (a stop() or reload() that early), messages go to stderr. */
   #log: EarlyLog = earlyLog;
-  #hasCheck: boolean;
-  #hasOnResponse: boolean;
+  readonly #hasCheck = this.doCheck !== Dispatcher.prototype.doCheck;
+  readonly #hasOnResponse = this.onResponse !== Dispatcher.prototype.onResponse;
   #done!: () => void;
   #finished = new Promise<void>((resolve) => (this.#done = resolve));
 
@@ -122,8 +122,6 @@ export class Dispatcher {
     for (const { name, fn, specs } of decoratedMethods(Object.getPrototypeOf(this), SYNC_ROUTES)) {
       for (const spec of specs) this.#sync.add(spec.pattern, spec.methods, { name, fn: fn as SyncTarget });
     }
-    this.#hasCheck = this.doCheck !== Dispatcher.prototype.doCheck;
-    this.#hasOnResponse = this.onResponse !== Dispatcher.prototype.onResponse;
   }
 
   /**
@@ -146,7 +144,8 @@ export class Dispatcher {
   /** Called once the server listens; the default logs the address. */
   onListen(info: ListenInfo): void {
     this.#log.info("Listening on {protocol}://{hostname}:{port}", { ...info });
-    if (info.admin) this.#log.info("Admin listener on http://{hostname}:{port} (/metrics, /status)", { ...info.admin });
+    const paths = "the status page /, /metrics, /status, /ready, /events";
+    if (info.admin) this.#log.info("Admin listener on http://{hostname}:{port}: {paths}", { ...info.admin, paths });
   }
 
   /** Adds Hono middleware that runs before static files, `@sync` routes and pools. */
@@ -214,8 +213,13 @@ export class Dispatcher {
       staticDotfiles: this.options.staticDotfiles,
       pipeline,
     });
-    const pools = await this.#startPools(runtime, pipeline);
-    // Listen once the workers can take requests, so that the first requests do not wait for startup.
+    // Bound before any worker boots (as gunicorn binds before it forks): an address in use or a control socket taken
+    // fails the start at once. What arrives meanwhile waits for the pools; `onListen` says when they are ready.
+    const gate = startGate(handle);
+    if (!await this.#listen(runtime, gate.fetch, slot)) return this.#exit(1);
+    if (slot === null && !await this.#openControl(runtime, pipeline)) return this.#exit(1);
+    const pools = await this.#startPools(runtime, pipeline, slot);
+    gate.open();
     await pools.settled();
     if (this.#stopping) return this.#finished; // stopped (a signal) while the workers were starting
     const failed = this.options.retryBoot ? null : pools.bootFailure();
@@ -227,14 +231,12 @@ export class Dispatcher {
       );
       return this.#exit(BOOT_FAILURE_STATUS);
     }
-    if (!await this.#listen(runtime, handle, slot)) return this.#exit(1);
     if (slot !== null) {
       await this.#linkToPrimary(runtime, pipeline);
       await this.#finished;
       // Started by the primary to be a dispatcher and nothing else, like a worker: its channel would keep it alive.
       return this.#exit(0);
     }
-    if (!await this.#openControl(runtime, pipeline)) return this.#exit(1);
     this.onListen({
       port: this.#server!.port,
       hostname: this.options.hostname,
@@ -277,7 +279,7 @@ export class Dispatcher {
       accessLogRedact,
       this.#admin?.metrics ?? this.#metrics ?? null,
       {
-        emit: () => this.#logtape.recordWriter(["forkyard", "access"]),
+        emit: (format) => this.#logtape.recordWriter(["forkyard", "access"], format === "json"),
         failed: (error) => this.#log.error("Access log failed: {error}", { error }),
       },
     );
@@ -299,9 +301,10 @@ export class Dispatcher {
   }
 
   /** Starts every pool, and listens for the signals that stop or reload them. */
-  async #startPools(runtime: Runtime, pipeline: RequestPipeline): Promise<RunningPools> {
+  async #startPools(runtime: Runtime, pipeline: RequestPipeline, slot: DispatcherSlot | null): Promise<RunningPools> {
     const backends = await poolBackends(this.pools, (pool) => ({
       runtime,
+      steers: (slot?.index ?? 0) === 0,
       finished: (p: Pending) => pipeline.finish(p),
       log: (record: LogRecord) => this.#hook("onLog", record),
       logger: this.#logtape.getLogger(["forkyard", "pool", pool.name]),
@@ -334,8 +337,7 @@ export class Dispatcher {
 
   /** One of several dispatchers: its link to the primary, which steers it and relays its topics. */
   async #linkToPrimary(runtime: Runtime, pipeline: RequestPipeline): Promise<void> {
-    const { DispatcherLink } = await import("./dispatcher_link.ts");
-    this.#link = new DispatcherLink({
+    this.#link = new (await import("./dispatcher_link.ts")).DispatcherLink({
       runtime,
       pools: this.pools,
       pending: () => pipeline.pending,
@@ -380,7 +382,6 @@ export class Dispatcher {
     this.#runtime!.exit(status);
   }
 
-  /** `handle`, with each answer recorded when the `accessLog` or `admin` options ask for it; else `handle` itself. */
   /** Calls the application's hook `name`: what it throws is logged, never thrown on. */
   #hook<A extends unknown[]>(name: "onResponse" | "onLog" | "onIdle", ...args: A): void {
     try {
@@ -441,9 +442,7 @@ export class Dispatcher {
     this.#sockets?.closeAll(CLOSE.GOING_AWAY, "Server shutting down");
     if (drainedPipeline !== undefined) await settledWithin(drainedPipeline, this.options.shutdownTimeout);
     await this.#pools?.stop(stopGrace(this.options.shutdownTimeout));
-    await closing;
-    await closingAdmin;
-    await closingControl;
+    await Promise.all([closing, closingAdmin, closingControl]);
     for (const off of this.#unlisten) off();
     this.#done();
   }

@@ -2,7 +2,9 @@
  * The dispatcher's listeners: the public server and, when the `admin` option
  * asks for one, the admin listener, opened with the same kind of server (a
  * `node:http` one would change the process's `Response` class). A listener
- * that cannot open is one line naming its address and the fix.
+ * that cannot open is one line naming its address, its option and the fix.
+ * They open before the pools start, so that a taken address fails the start
+ * before any worker boots; what arrives meanwhile waits at a {@linkcode startGate}.
  *
  * @module
  */
@@ -84,9 +86,26 @@ export async function openListeners(
     return { server, admin };
   } catch (error) {
     // A server that cannot listen is a failed start, as for gunicorn and uvicorn: one line, exit status 1.
-    const failed = admin === undefined && plan.admin !== null ? plan.admin : options;
-    log.error(listenFailure(error, failed.hostname, failed.port));
+    const [failed, option] = admin === undefined && plan.admin !== null ? [plan.admin, "admin" as const] : [options];
+    log.error(listenFailure(error, failed.hostname, failed.port, option));
     await admin?.close(0).catch(() => {});
     return null;
   }
+}
+
+/**
+ * `handle` behind a gate: requests wait until `open()` (the pools have started), then go through; after that, the
+ * gate costs one call per request.
+ */
+export function startGate(handle: ServeOptions["fetch"]): { fetch: ServeOptions["fetch"]; open(): void } {
+  let opened!: () => void;
+  const open = new Promise<void>((resolve) => (opened = resolve));
+  let serve: ServeOptions["fetch"] = async (request, extras) => (await open, handle(request, extras));
+  return {
+    fetch: (request, extras) => serve(request, extras),
+    open: () => {
+      serve = handle;
+      opened();
+    },
+  };
 }

@@ -47,12 +47,15 @@ export class AnswerObserver {
     accessLog: false | "combined" | "json",
     redact: readonly string[],
     metrics: Metrics | null,
-    how: { emit: () => (record: Omit<LogRecord, "category">) => void; failed: (error: unknown) => void },
+    how: {
+      emit: (format: "combined" | "json") => (record: Omit<LogRecord, "category">) => void;
+      failed: (error: unknown) => void;
+    },
   ): AnswerObserver | null {
     if (accessLog === false && metrics === null) return null;
     const names = new Set(redact.map((name) => name.toLowerCase()));
     return new AnswerObserver({
-      accessLog: accessLog === false ? null : { format: accessLog, redact: names, emit: how.emit() },
+      accessLog: accessLog === false ? null : { format: accessLog, redact: names, emit: how.emit(accessLog) },
       metrics,
       failed: how.failed,
     });

@@ -241,7 +241,11 @@ export class Primary {
         const child = running[this.#nextCommand % Math.max(1, running.length)];
         if (child !== undefined) void this.#ask(child, { c: "send", pool: pool.name, request });
       },
-      scale: (n) => void this.#askAll((c) => ({ c: "scale", pool: pool.name, n: share(n, c.index, count) })),
+      // A remote pool's count is per host, and one dispatcher tells the hosts (`PoolHost.steers`).
+      scale: (n) => {
+        const remote = pool.options.remote !== null;
+        void this.#askAll((c) => ({ c: "scale", pool: pool.name, n: remote ? n : share(n, c.index, count) }));
+      },
       reload: () => this.#rolling({ c: "reload", pool: pool.name }),
     };
   }

@@ -8,10 +8,9 @@
  */
 
 import { F, type FrameHeaders } from "../protocol/frames.ts";
-import type { FrameWriter } from "../protocol/codec.ts";
 import type { ServerWebSocket, WebSocketEvents } from "../runtime.ts";
 import { CLOSE } from "../protocol/close_codes.ts";
-import type { SocketLink } from "../requests/socket_link.ts";
+import type { SocketChannel, SocketLink } from "../requests/socket_link.ts";
 
 /** The hub's limits (see the `wsMaxMessageSize` and `wsMaxBuffered` options), and where publications go on to. */
 export interface HubOptions {
@@ -70,7 +69,7 @@ export class SocketHub {
   accept(id: number, link: SocketLink): Accepted {
     const s: HubSocket = { id, link, server: null, early: null, topics: null, closed: false };
     this.#sockets.set(id, s);
-    const writer = link.writer as FrameWriter<FrameHeaders>;
+    const writer = link.writer;
     return {
       events: {
         open: (server) => {
@@ -110,7 +109,7 @@ export class SocketHub {
    * (socket ids are sequential, easy to guess); publishing reaches every subscriber, as documented. `lent` bodies
    * are copied before a socket may keep them.
    */
-  fromWorker(from: FrameWriter, type: number, header: unknown, body: Uint8Array, lent: boolean): void {
+  fromWorker(from: SocketChannel, type: number, header: unknown, body: Uint8Array, lent: boolean): void {
     switch (type) {
       case F.WS_SEND: {
         const h = header as FrameHeaders[typeof F.WS_SEND];
@@ -149,7 +148,7 @@ export class SocketHub {
   }
 
   /** Socket `id`, when it is pinned to the worker whose channel is `from`. */
-  #own(from: FrameWriter, id: number): HubSocket | undefined {
+  #own(from: SocketChannel, id: number): HubSocket | undefined {
     const s = this.#sockets.get(id);
     return s !== undefined && s.link.writer === from ? s : undefined;
   }
@@ -206,7 +205,7 @@ export class SocketHub {
     s.early = null;
     this.#sockets.delete(s.id);
     if (s.topics !== null) { for (const topic of [...s.topics]) this.#leave(s, topic); }
-    if (tell) (s.link.writer as FrameWriter<FrameHeaders>).send(F.WS_CLOSED, { i: s.id, c: code, r: reason });
+    if (tell) s.link.writer.send(F.WS_CLOSED, { i: s.id, c: code, r: reason });
     s.link.closed(s.id);
   }
 }

@@ -30,10 +30,13 @@ export function configureWorkerLogging(sink: Sink, lowestLevel: LogLevel, contex
  * The dispatcher's default sink: one line per record on stderr, the lines of one event-loop turn written together
  * (one write per turn, not one per record, which a busy access log would otherwise pay on every request).
  */
-export function defaultSink(runtime: Runtime, inspect: Inspect): Sink {
+export function defaultSink(runtime: Runtime, inspect: Inspect): { sink: Sink; line: (text: string) => void } {
   const style = pickLogStyle(runtime);
   const lines = new LineBuffer((text) => runtime.writeStderr(text));
-  return (record) => lines.write(formatRecord(record, style, inspect));
+  return {
+    sink: (record) => lines.write(formatRecord(record, style, inspect)),
+    line: (text) => lines.write(`${text}\n`),
+  };
 }
 
 /**
@@ -45,7 +48,7 @@ export function configureDefaultLogging(runtime: Runtime): boolean {
   if (getConfig() !== null) return false;
   const wanted = runtime.env("FORKYARD_LOG_LEVEL");
   const lowestLevel = isLogLevel(wanted) ? wanted : "info";
-  const sink = defaultSink(runtime, (value) => runtime.inspect(value));
+  const { sink, line } = defaultSink(runtime, (value) => runtime.inspect(value));
   configureSync({
     sinks: { forkyard: sink },
     loggers: [
@@ -54,19 +57,25 @@ export function configureDefaultLogging(runtime: Runtime): boolean {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["forkyard"] },
     ],
   });
-  defaultRoute = { sink, lowest: LEVEL_RANK[lowestLevel], config: getConfig() };
+  defaultRoute = { sink, line, lowest: LEVEL_RANK[lowestLevel], config: getConfig() };
   return true;
 }
 
-/** forkyard's own configuration, while it is LogTape's: its sink and lowest level for `["forkyard", ...]`. */
-let defaultRoute: { sink: Sink; lowest: number; config: unknown } | undefined;
+/**
+ * forkyard's own configuration, while it is LogTape's: its sink, its writer of bare lines, and its lowest level for
+ * `["forkyard", ...]`.
+ */
+let defaultRoute: { sink: Sink; line: (text: string) => void; lowest: number; config: unknown } | undefined;
 
 /**
  * A writer of records under `category` (below `["forkyard"]`): straight into forkyard's default sink while LogTape
  * runs forkyard's default configuration, where going through LogTape's dispatch would reach the same sink at several
  * times the cost (the access log writes a record per request); through LogTape once the application configured it.
  */
-export function recordWriter(category: readonly string[]): (record: Omit<LogRecord, "category">) => void {
+export function recordWriter(
+  category: readonly string[],
+  bare = false,
+): (record: Omit<LogRecord, "category">) => void {
   const logger = getLogger(category);
   return (record) => {
     const route = defaultRoute;
@@ -74,7 +83,10 @@ export function recordWriter(category: readonly string[]): (record: Omit<LogReco
       logger.emit(record);
       return;
     }
-    if (LEVEL_RANK[record.level] >= route.lowest) route.sink({ ...record, category });
+    if (LEVEL_RANK[record.level] < route.lowest) return;
+    // `bare`: the message is its own line (a JSON access record), without the level and category before it.
+    if (bare && typeof record.rawMessage === "string") route.line(record.rawMessage);
+    else route.sink({ ...record, category });
   };
 }
 

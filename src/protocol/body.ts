@@ -15,6 +15,12 @@ const EMPTY: Uint8Array = new Uint8Array(0);
  */
 export type Body = Uint8Array | readonly Uint8Array[];
 
+/** A body its receiver wrote to a spill file as it arrived: `length` bytes from the start of the file at `path`. */
+export interface SpilledBody {
+  readonly path: string;
+  readonly length: number;
+}
+
 /** The number of bytes in `body`. */
 export function bodyLength(body: Body): number {
   if (body instanceof Uint8Array) return body.length;

@@ -190,6 +190,14 @@ function readU32(buf: Uint8Array, at: number): number {
   return ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
 }
 
+/** A spilled frame's body: the length of the body in the file, then the file's path. */
+function spillRef(path: string, length: number): Uint8Array {
+  const ref = new Uint8Array(4 + path.length * 3);
+  const n = encoder.encodeInto(path, ref.subarray(4)).written;
+  writeU32(ref, 0, length);
+  return ref.subarray(0, 4 + n);
+}
+
 /** Where a {@linkcode FrameWriter} sends its bytes; a returned promise means "wait". */
 export type ByteSink = (data: Uint8Array) => Promise<void> | undefined;
 
@@ -281,10 +289,7 @@ export class FrameWriter<M extends object = FrameHeaders> {
         spill.files.write(path, body instanceof Uint8Array ? [body] : body);
         this.#unread.set(path, Math.max(size, blen));
         type |= SPILLED;
-        const ref = new Uint8Array(4 + path.length * 3);
-        const n = encoder.encodeInto(path, ref.subarray(4)).written;
-        writeU32(ref, 0, blen);
-        body = ref.subarray(0, 4 + n);
+        body = spillRef(path, blen);
         blen = body.length;
       } catch {
         // no room or no permission: the channel carries it from now on
@@ -324,6 +329,27 @@ export class FrameWriter<M extends object = FrameHeaders> {
       else for (const chunk of body) if (chunk.length > 0) this.#parts.push(chunk);
       this.#queued += blen;
     }
+    this.#schedule();
+  }
+
+  /**
+   * Queues a frame whose body `length` bytes at the start of the spill file `path` hold, written there by its
+   * caller, who removes it once the request is done: the reader's release of it is ignored.
+   */
+  sendSpilled<T extends keyof M & number>(frame: T, header: M[T], path: string, length: number): void {
+    if (this.#closed) return;
+    const ref = spillRef(path, length);
+    const json = JSON.stringify(header);
+    this.#reserve(PREFIX + json.length * 3 + ref.length);
+    const buf = this.#buf;
+    const start = this.#len;
+    const hlen = encoder.encodeInto(json, buf.subarray(start + PREFIX)).written;
+    buf[start] = MAGIC;
+    buf[start + 1] = frame | SPILLED;
+    writeU32(buf, start + 2, hlen);
+    writeU32(buf, start + 6, ref.length);
+    buf.set(ref, start + PREFIX + hlen);
+    this.#len = start + PREFIX + hlen + ref.length;
     this.#schedule();
   }
 

@@ -7,9 +7,8 @@
  * @module
  */
 
-import type { FrameWriter } from "../protocol/codec.ts";
 import { F, type ResponseHeader } from "../protocol/frames.ts";
-import type { AcceptSocket, SocketLink } from "../requests/socket_link.ts";
+import type { AcceptSocket, SocketChannel, SocketLink } from "../requests/socket_link.ts";
 import { encode, M, type SocketIn } from "./messages.ts";
 
 /** A socket whose worker is on this host. */
@@ -20,6 +19,9 @@ interface HostSocket {
   /** The host's request id of the handshake: the socket's id for the worker. */
   id: number;
   link: SocketLink;
+  /** Message bytes passed to the worker's channel and not yet credited to the dispatcher; whether a drain waits. */
+  untold: number;
+  draining: boolean;
 }
 
 /** The WebSockets of one worker host's workers. */
@@ -41,7 +43,7 @@ export class HostSockets {
    */
   upgrade(reply: string, token: string, answer: (head: ResponseHeader) => void): AcceptSocket {
     return (link, head) => {
-      const socket: HostSocket = { reply, token, id: head.i, link };
+      const socket: HostSocket = { reply, token, id: head.i, link, untold: 0, draining: false };
       this.#byReply.set(reply, socket);
       this.#byId.set(head.i, socket);
       answer(head);
@@ -56,7 +58,7 @@ export class HostSockets {
   }
 
   /** A frame of a worker's about sockets (the supervisor passes them here, as to a dispatcher's hub). */
-  fromWorker(from: FrameWriter, type: number, header: unknown, body: Uint8Array, lent: boolean): void {
+  fromWorker(from: SocketChannel, type: number, header: unknown, body: Uint8Array, lent: boolean): void {
     const h = header as { i?: number; b?: 1; c?: number; r?: string; t?: string };
     const bytes = lent ? body.slice() : body;
     if (type === F.PUBLISH) {
@@ -80,11 +82,28 @@ export class HostSockets {
       link.writer.send(F.WS_OPEN, { i: id });
     } else if (header.f === F.WS_MESSAGE) {
       link.writer.send(F.WS_MESSAGE, header.b === 1 ? { i: id, b: 1 } : { i: id }, body.slice());
+      this.#credit(socket, body.length);
     } else if (this.#forget(socket)) {
       // WS_CLOSED: the client's socket is gone, whoever closed it.
       link.writer.send(F.WS_CLOSED, { i: id, c: header.c ?? 1005, r: header.r ?? "" });
       link.closed(id);
     }
+  }
+
+  /**
+   * Tells the dispatcher once the worker's channel has taken `bytes` more of `socket`'s messages (credits gathered
+   * while a drain waits): a worker that reads slowly holds the client back there, as a local worker's pipe does.
+   */
+  #credit(socket: HostSocket, bytes: number) {
+    socket.untold += bytes;
+    if (socket.draining) return;
+    socket.draining = true;
+    void socket.link.writer.drain().then(() => {
+      socket.draining = false;
+      if (!this.#byReply.has(socket.reply) || socket.untold === 0) return;
+      this.#publish(socket.reply, encode(M.CREDIT, { n: socket.untold, a: socket.token }));
+      socket.untold = 0;
+    });
   }
 
   /** Whether `socket` was still known (and is not any more). */

@@ -36,7 +36,10 @@ export const M = {
   BODY: 2,
   /** Dispatcher to the host: the client no longer waits, `{ k }`. */
   CANCEL: 3,
-  /** Dispatcher to the host: the client took `n` more bytes of a streamed answer, `{ k, n }`; as many more may come. */
+  /**
+   * Dispatcher to the host: the client took `n` more bytes of a streamed answer, `{ k, n }`; as many more may come.
+   * Host to dispatcher: it wrote `n` more bytes of the request's body away, `{ n }`; as many more may come.
+   */
   CREDIT: 4,
   /**
    * Dispatcher to the host: a frame for the WebSocket its worker accepted (`WS_OPEN`, `WS_MESSAGE`, `WS_CLOSED`),
@@ -172,12 +175,24 @@ export function isRemoteRequest(value: unknown): value is RemoteRequest {
     (r.u === undefined || r.u === 1);
 }
 
+/** `wire` as a host's app sees it: an app pool's mount is the dispatcher's, and its app sees the path below it. */
+export function belowMount(wire: RequestHeader, mount: string): RequestHeader {
+  if (mount === "") return wire;
+  const r = wire.r === undefined ? {} : { r: wire.r.slice(mount.length) || "/" };
+  return { ...wire, p: wire.p.slice(mount.length) || "/", ...r };
+}
+
 /** Whether a dispatcher's message to one host (`BODY`, `CANCEL`, `CREDIT`) names its request: `{ k: reply subject }`. */
 export function isDirect(value: unknown): value is { k: string; w?: CancelReason; n?: number } {
   if (typeof value !== "object" || value === null) return false;
   const { k, w, n } = value as Record<string, unknown>;
   return typeof k === "string" && k.length <= 256 && (n === undefined || count(n)) &&
     (w === undefined || w === "timeout" || w === "disconnect" || w === "shutdown");
+}
+
+/** Whether a host's credit for a request's body says how many bytes it wrote away: `{ n }`. */
+export function isCredit(value: unknown): value is { n: number } {
+  return typeof value === "object" && value !== null && count((value as { n?: unknown }).n);
 }
 
 /** Whether a log record relayed by a host has the types of {@linkcode HostLog}. */
@@ -360,7 +375,7 @@ export function decode(data: Uint8Array): { type: number; header: unknown; body:
 }
 
 /** What a body part may take of the server's maximum payload, in a message of its own (`BODY`, `CHUNK`). */
-function partSize(maxPayload: number): number {
+export function partSize(maxPayload: number): number {
   return Math.max(1024, maxPayload - 256);
 }
 

@@ -88,12 +88,18 @@ export class RemoteHosts<T> {
     this.#hosts.clear();
   }
 
-  /** Every host's workers, `id`s numbered across hosts and `host` naming each one's; and requests queued on them. */
+  /**
+   * Every host's workers, `id`s numbered across hosts and `host` naming each one's (`name:pid` where several hosts
+   * share a name: those started on one machine without `--name`); and requests queued on them.
+   */
   workers(): { workers: WorkerStatus[]; queued: number } {
     const workers: WorkerStatus[] = [];
+    const named = new Map<string, number>();
+    for (const h of this.#hosts.values()) named.set(h.beat.name, (named.get(h.beat.name) ?? 0) + 1);
     let queued = 0;
     for (const h of this.#hosts.values()) {
-      for (const w of h.beat.workers) workers.push({ ...w, id: workers.length, host: h.beat.name });
+      const host = named.get(h.beat.name)! > 1 ? `${h.beat.name}:${h.beat.pid}` : h.beat.name;
+      for (const w of h.beat.workers) workers.push({ ...w, id: workers.length, host });
       queued += h.beat.queue;
     }
     return { workers, queued };

@@ -12,27 +12,30 @@ import type { Logger } from "@logtape/logtape";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { PoolRequest, PoolStatus, WorkerPool } from "../pool.ts";
 import type { PoolBackend, PoolHost } from "../pool_backend.ts";
-import { bodyLength, joinBody } from "../protocol/body.ts";
+import { bodyLength } from "../protocol/body.ts";
 import type { CancelReason } from "../protocol/frames.ts";
 import { fromWire, workerCategory } from "../protocol/log_record.ts";
 import { firstLine } from "../error_text.ts";
 import type { ClientRequest, Pending } from "../requests/pending.ts";
 import { type Refusal, RequestLifecycle, type Servers } from "../requests/request_lifecycle.ts";
 import {
+  belowMount,
   BodyParts,
   decode,
   DEFAULT_MAX_PAYLOAD,
   encode,
+  firstPartSize,
   isAck,
+  isCredit,
   isHostBeat,
   isHostLog,
   isRemoteAnswer,
   jsonMessage,
   M,
   parseJsonMessage,
+  partSize,
   type RemoteAnswer,
   type RemoteRequest,
-  splitBody,
   tokenOf,
 } from "./messages.ts";
 import { connectNats } from "./nats.ts";
@@ -42,6 +45,7 @@ import { type KnownHost, type Sent, SentRequests } from "./sent_requests.ts";
 import { HostSteering } from "./host_steering.ts";
 import { RemoteSockets } from "./remote_sockets.ts";
 import { DroppedMessages } from "./dropped_messages.ts";
+import { OutgoingBody } from "./upload.ts";
 import { plural } from "../logging/plural.ts";
 
 /** How long the dispatcher's start waits for NATS before it listens anyway (requests get 503 meanwhile). */
@@ -115,7 +119,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       this.#connected = up;
       if (up) {
         this.#log.info("Pool {pool}: NATS connection back", { pool: this.pool.name });
-        this.#pump();
+        this.#requests.pump();
       } else {
         this.#log.warning("Pool {pool}: NATS connection lost; its requests fail until it is back", {
           pool: this.pool.name,
@@ -142,7 +146,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     );
     // The hosts' next heartbeat may be a second away: ask them for one now.
     nc.publish(`${subject}.hello`);
-    this.#pump();
+    this.#requests.pump();
   }
 
   /** Resolves once connected, or after `CONNECT_WAIT_MS` of trying (it keeps trying; requests get 503 meanwhile). */
@@ -195,26 +199,19 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     return this.#hosts.slots() - this.#sent.size;
   }
 
-  /** Sends waiting requests while hosts have room. */
-  #pump() {
-    this.#requests.pump();
-  }
-
   /** Publishes `p` to the pool's subject, for a host with a free slot, if hosts have room now. */
   offer(p: Pending<KnownHost>): boolean {
     const nc = this.#nc;
     if (nc === null || !this.#connected || this.#stopping) return false;
     if (Date.now() < this.#pausedUntil || this.#room() <= 0) return false;
     const maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
-    // An app pool's mount is the dispatcher's: the host's app sees the path below it, as a local app worker does.
-    const mount = this.pool.mount ?? "";
-    const wire = mount === "" ? p.wire : {
-      ...p.wire,
-      p: p.wire.p.slice(mount.length) || "/",
-      ...(p.wire.r !== undefined ? { r: p.wire.r.slice(mount.length) || "/" } : {}),
+    const header: RemoteRequest = {
+      w: belowMount(p.wire, this.pool.mount ?? ""),
+      n: bodyLength(p.body),
+      t: Math.max(1, p.deadline - Date.now()),
     };
-    const header: RemoteRequest = { w: wire, n: bodyLength(p.body), t: Math.max(1, p.deadline - Date.now()) };
-    const [first, rest] = splitBody(joinBody(p.body), maxPayload, header);
+    const body = new OutgoingBody(p.body);
+    const first = body.take(firstPartSize(maxPayload, header));
     const reply = this.#sent.nextReply(p);
     try {
       nc.publish(this.#remote.subject, encode(M.REQUEST, header, first), { reply });
@@ -222,7 +219,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       this.#log.warning("Pool {pool}: cannot send a request over NATS: {error}", { pool: this.pool.name, error });
       return false;
     }
-    this.#sent.add(p, reply, rest, Date.now());
+    this.#sent.add(p, reply, body, Date.now());
     return true;
   }
 
@@ -240,7 +237,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     if (host !== null) {
       this.#toHost(host.beat.id, encode(M.CANCEL, { k: sent.reply, w: why }));
     }
-    queueMicrotask(() => this.#pump());
+    queueMicrotask(() => this.#requests.pump());
   }
 
   /** `p`'s client took `bytes` more of its streamed answer: the host that streams it may send as many more. */
@@ -306,12 +303,16 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       } else {
         this.#requests.chunk(p, body.slice());
       }
+    } else if (type === M.CREDIT) {
+      if (!isCredit(header)) return this.#dropped.drop("credit");
+      sent.body.grant(header.n);
+      this.#sendBody(sent);
     } else if (type === M.KEEPALIVE) {
       this.#requests.keepAlive(p);
     } else if (type === M.END) {
       this.#sent.done(sent);
       this.#requests.endStream(p, (header as { e?: 1 }).e === 1);
-      this.#pump();
+      this.#requests.pump();
     }
   }
 
@@ -326,10 +327,13 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       return this.#refused(sent, "second acknowledgement");
     }
     this.#sent.bind(sent, host, ack.a);
-    for (const part of sent.rest) {
-      this.#toHost(ack.h, encode(M.BODY, { k: sent.reply }, part));
-    }
-    sent.rest = [];
+    this.#sendBody(sent);
+  }
+
+  /** Sends what the host's credit allows of `sent`'s body. */
+  #sendBody(sent: Sent) {
+    const size = partSize(this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
+    for (const part of sent.body.parts(size)) this.#toHost(sent.host!.beat.id, encode(M.BODY, { k: sent.reply }, part));
   }
 
   /** An answer no `Response` can be made of: the request fails as its host had died (one warning per pool). */
@@ -351,7 +355,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     this.#sent.done(sent);
     const { s, k, h } = head;
     this.#requests.complete(sent.p, { i: sent.p.requestId, s, ...(k !== undefined ? { k } : {}), h }, body, false);
-    this.#pump();
+    this.#requests.pump();
   }
 
   #onBeat(data: Uint8Array) {
@@ -366,7 +370,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       });
     }
     if (beat.free > 0) this.#pausedUntil = 0;
-    this.#pump();
+    this.#requests.pump();
   }
 
   #onLog(data: Uint8Array) {
@@ -391,12 +395,9 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
       for (const sent of host.inflight) lost.push(sent.p);
       this.#sockets.hostLost(host);
     }
-    for (const p of lost) {
-      const sent = this.#sent.of(p);
-      if (sent !== undefined) this.#sent.done(sent);
-    }
+    this.#sent.forget(lost);
     this.#requests.lost(lost);
-    this.#pump();
+    this.#requests.pump();
   }
 
   /** The NATS connection is lost: requests sent fail with 502, queued ones with 503; hosts are forgotten. */
@@ -432,18 +433,18 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     return { name: this.pool.name, workers, queueSize: this.#requests.queued + queued, degraded: false, spares: [] };
   }
 
-  /** Config goes to every host, which passes it to its workers. */
+  /** Config goes to every host, which passes it to its workers (from one dispatcher of several, see `steers`). */
   broadcastConfig(config: unknown): void {
-    this.#nc?.publish(`${this.#remote.subject}.config`, jsonMessage(config ?? null));
+    if (this.#owner.steers !== false) this.#nc?.publish(`${this.#remote.subject}.config`, jsonMessage(config ?? null));
   }
 
   /** Asks the worker hosts (all, or the one named `host`) to run `workers` workers each. */
   scale(workers: number, host?: string): void {
-    this.#steering.scale(this.#nc, workers, host);
+    if (this.#owner.steers !== false) this.#steering.scale(this.#nc, workers, host);
   }
 
   /** Asks the worker hosts (all, or the one named `host`) to reload; resolves with how many workers they replaced. */
   reload(host?: string): Promise<number> {
-    return this.#steering.reload(this.#nc, host);
+    return this.#owner.steers !== false ? this.#steering.reload(this.#nc, host) : Promise.resolve(0);
   }
 }

@@ -9,10 +9,10 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { PoolHost } from "../pool_backend.ts";
-import type { FrameWriter } from "../protocol/codec.ts";
 import { CLOSE } from "../protocol/close_codes.ts";
-import type { CloseSocket } from "../requests/socket_link.ts";
-import { decode, encode, isPublication, isSocketOut, M, type RemoteAnswer } from "./messages.ts";
+import { F, type FrameHeaders } from "../protocol/frames.ts";
+import type { CloseSocket, SocketChannel } from "../requests/socket_link.ts";
+import { decode, encode, isCredit, isPublication, isSocketOut, M, type RemoteAnswer, tokenOf } from "./messages.ts";
 import type { KnownHost, Sent } from "./sent_requests.ts";
 
 /** A socket pinned to a worker on a host. */
@@ -22,6 +22,13 @@ interface RemoteSocket {
   host: KnownHost;
   token: string;
   close: CloseSocket;
+  /** Message bytes sent to its host that the host has not yet passed to its worker. */
+  unacked: number;
+}
+
+/** A host, as the socket hub sees it: a channel whose backlog is what the host has not passed to its workers yet. */
+interface HostChannel extends SocketChannel {
+  queued: number;
 }
 
 const encoder = new TextEncoder();
@@ -36,7 +43,7 @@ export class RemoteSockets {
   readonly #sockets = new Map<string, RemoteSocket>();
   readonly #replies = new Map<number, string>();
   /** Each host's channel, as the socket hub sees it: one object per host, so that pinning holds. */
-  readonly #writers = new Map<KnownHost, FrameWriter>();
+  readonly #channels = new Map<KnownHost, HostChannel>();
 
   /** `subject`: the pool's; `nc`: the connection, while there is one. */
   constructor(owner: PoolHost, subject: string, nc: () => NatsConnection | null) {
@@ -65,7 +72,7 @@ export class RemoteSockets {
       this.#replies.delete(p.requestId);
       return false;
     }
-    this.#sockets.set(reply, { id: p.requestId, host, token, close });
+    this.#sockets.set(reply, { id: p.requestId, host, token, close, unacked: 0 });
     return true;
   }
 
@@ -78,6 +85,12 @@ export class RemoteSockets {
   receive(subject: string, data: Uint8Array): boolean {
     const socket = this.#sockets.get(subject)!;
     const message = decode(data);
+    if (message?.type === M.CREDIT && isCredit(message.header)) {
+      if (tokenOf(message.header) !== socket.token) return false;
+      // The host passed these bytes to its worker: the hub may send as many more before it counts a backlog.
+      this.#acked(socket, Math.min(message.header.n, socket.unacked));
+      return true;
+    }
     if (message === null || message.type !== M.WS_OUT || !isSocketOut(message.header)) return false;
     const { a, f, b, c, r, t } = message.header;
     if (a !== socket.token) return false;
@@ -108,7 +121,7 @@ export class RemoteSockets {
     for (const socket of [...this.#sockets.values()]) {
       if (socket.host === host) socket.close(CLOSE.WORKER_FAILED, "Worker host lost", false);
     }
-    this.#writers.delete(host);
+    this.#channels.delete(host);
   }
 
   /** The NATS connection is lost: every socket closes with 1011. */
@@ -116,31 +129,53 @@ export class RemoteSockets {
     for (const socket of [...this.#sockets.values()]) {
       socket.close(CLOSE.WORKER_FAILED, "Worker host unreachable", false);
     }
-    this.#writers.clear();
+    this.#channels.clear();
   }
 
   #forget(id: number) {
     const reply = this.#replies.get(id);
     this.#replies.delete(id);
-    if (reply !== undefined) this.#sockets.delete(reply);
+    if (reply === undefined) return;
+    const socket = this.#sockets.get(reply);
+    this.#sockets.delete(reply);
+    if (socket !== undefined) this.#acked(socket, socket.unacked);
   }
 
-  /** `host`'s channel for the socket hub: its frames about a socket go to the host, named by the reply subject. */
-  #writerFor(host: KnownHost): FrameWriter {
-    let writer = this.#writers.get(host);
-    if (writer === undefined) {
-      const send = (type: number, header: { i: number; b?: 1; c?: number; r?: string }, body?: string | Uint8Array) => {
-        const k = this.#replies.get(header.i);
-        if (k === undefined) return undefined;
-        const { i: _, ...rest } = header;
+  #acked(socket: RemoteSocket, bytes: number) {
+    socket.unacked -= bytes;
+    const channel = this.#channels.get(socket.host);
+    if (channel !== undefined) channel.queued -= bytes;
+  }
+
+  /**
+   * `host`'s channel for the socket hub: its frames about a socket go to the host, named by the reply subject, and
+   * its backlog (`queued`) is the message bytes its host has not yet passed to its workers, as a local worker's is its
+   * pipe's: a client that sends faster than they take gets 1013.
+   */
+  #writerFor(host: KnownHost): SocketChannel {
+    let channel = this.#channels.get(host);
+    if (channel !== undefined) return channel;
+    const sockets = this.#sockets;
+    const replies = this.#replies;
+    const publish = (message: Uint8Array) => this.#nc()?.publish(`${this.#subject}.host.${host.beat.id}`, message);
+    channel = {
+      queued: 0,
+      // Sent on at once: NATS holds what is in flight, and the host's credit says when its worker took it.
+      drain: () => Promise.resolve(),
+      send<T extends keyof FrameHeaders & number>(type: T, header?: FrameHeaders[T], body?: Uint8Array | string) {
+        const { i, ...rest } = header as { i: number; b?: 1; c?: number; r?: string };
+        const k = replies.get(i);
+        if (k === undefined) return;
         const bytes = typeof body === "string" ? encoder.encode(body) : body;
-        this.#nc()?.publish(`${this.#subject}.host.${host.beat.id}`, encode(M.WS, { k, f: type, ...rest }, bytes));
-        return undefined;
-      };
-      // The hub uses `send` and reads `queued` (a host's backlog is NATS's to hold).
-      writer = { send, queued: 0 } as unknown as FrameWriter;
-      this.#writers.set(host, writer);
-    }
-    return writer;
+        const socket = sockets.get(k);
+        if (type === F.WS_MESSAGE && bytes !== undefined && socket !== undefined) {
+          socket.unacked += bytes.length;
+          this.queued += bytes.length;
+        }
+        publish(encode(M.WS, { k, f: type, ...rest }, bytes));
+      },
+    };
+    this.#channels.set(host, channel);
+    return channel;
   }
 }

@@ -8,6 +8,7 @@
 
 import type { Pending } from "../requests/pending.ts";
 import type { BodyParts, RemoteAnswer } from "./messages.ts";
+import type { OutgoingBody } from "./upload.ts";
 import type { RemoteHost } from "./remote_hosts.ts";
 
 /** A worker host, as a dispatcher knows it, with the requests it sent it. */
@@ -23,8 +24,8 @@ export interface Sent {
   token: string | null;
   /** Clock time it was sent. */
   at: number;
-  /** Body parts still to send once a host took it. */
-  rest: Uint8Array[];
+  /** Its body, whose parts after the first go to the host that took it, as that host grants credit. */
+  body: OutgoingBody;
   /** A whole answer's head and its body so far, while it arrives in parts. */
   answer: { head: RemoteAnswer; parts: BodyParts } | null;
 }
@@ -61,9 +62,9 @@ export class SentRequests {
     return `${this.#inbox}.${p.requestId}.${++this.#attempts}`;
   }
 
-  /** `p` went out with reply subject `reply` at `now`; `rest` of its body waits for the host that takes it. */
-  add(p: Pending<KnownHost>, reply: string, rest: Uint8Array[], now: number): void {
-    this.#sent.set(p.requestId, { p, reply, host: null, token: null, at: now, rest, answer: null });
+  /** `p` went out with reply subject `reply` at `now`; the rest of its `body` waits for the host that takes it. */
+  add(p: Pending<KnownHost>, reply: string, body: OutgoingBody, now: number): void {
+    this.#sent.set(p.requestId, { p, reply, host: null, token: null, at: now, body, answer: null });
   }
 
   /** The request whose current attempt answers on `subject`; an earlier attempt's subject finds none. */
@@ -85,6 +86,14 @@ export class SentRequests {
   done(sent: Sent): void {
     this.#sent.delete(sent.p.requestId);
     sent.host?.inflight.delete(sent);
+  }
+
+  /** `lost` leave the books: their hosts are gone. */
+  forget(lost: readonly Pending<KnownHost>[]): void {
+    for (const p of lost) {
+      const sent = this.#sent.get(p.requestId);
+      if (sent !== undefined) this.done(sent);
+    }
   }
 
   /** Those no host acknowledged within `ms` of `now`: the host that took each died at once, or a message was lost. */

@@ -18,10 +18,9 @@ import { plural } from "../logging/plural.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Pending, RelaySink } from "../requests/pending.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
-import type { ResponseHeader, StartHeader } from "../protocol/frames.ts";
+import type { CancelReason, ResponseHeader, StartHeader } from "../protocol/frames.ts";
 import {
   ackToken,
-  BodyParts,
   decode,
   DEFAULT_MAX_PAYLOAD,
   encode,
@@ -43,6 +42,7 @@ import {
 import { connectNats } from "./nats.ts";
 import { DroppedMessages } from "./dropped_messages.ts";
 import { HostSockets } from "./host_sockets.ts";
+import { IncomingBody } from "./upload.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
 import type { ResolvedRemote } from "../remote_options.ts";
 
@@ -65,8 +65,8 @@ export interface WorkerHostOptions {
 interface Taken {
   /** The token this host's acknowledgement gave the dispatcher: every message about the request carries it. */
   token: string;
-  /** Its request, while its body is still arriving in parts. */
-  partial: { header: RemoteRequest; parts: BodyParts } | null;
+  /** Its request, while its body is still arriving in parts, until its timeout. */
+  partial: { header: RemoteRequest; body: IncomingBody; timer: ReturnType<typeof setTimeout> } | null;
   /** The local pending request, once submitted. */
   p: Pending | null;
 }
@@ -119,6 +119,7 @@ export class WorkerHost {
     const supervisor = new Supervisor(pool, {
       runtime,
       finished: (p) => {
+        if (p.bodyFile !== undefined) runtime.spill()?.unlink(p.bodyFile.path);
         if (p.origin.kind === "relayed") this.#finished();
       },
       log: (record) => this.#onLog(record),
@@ -279,11 +280,13 @@ export class WorkerHost {
     this.#busy++;
     const taken: Taken = { token, partial: null, p: null };
     this.#taken.set(reply, taken);
-    if (message.body.length < header.n) {
-      taken.partial = { header, parts: new BodyParts(header.n) };
-      taken.partial.parts.add(message.body);
-    } else {
-      this.#submit(reply, taken, header, message.body.slice());
+    const body = new IncomingBody(header.n, this.#o.runtime);
+    body.add(message.body);
+    if (body.complete) this.#submit(reply, taken, header, body);
+    else {
+      // A dispatcher that dies while sending the body sends no cancel: the request's timeout ends the wait.
+      const timer = setTimeout(() => this.#cancel(reply, taken, "timeout"), header.t);
+      taken.partial = { header, body, timer };
     }
     this.#updateSubscription();
   }
@@ -298,23 +301,41 @@ export class WorkerHost {
     const { k, w, n } = message.header;
     const taken = this.#taken.get(k);
     if (taken === undefined) return;
-    if (message.type === M.BODY && taken.partial !== null) {
-      const { header, parts } = taken.partial;
-      const body = parts.add(message.body);
-      if (body !== null) {
+    const partial = taken.partial;
+    if (message.type === M.BODY && partial !== null) {
+      const written = partial.body.add(message.body);
+      // Written away: the dispatcher may send as many more bytes.
+      if (written > 0) this.#nc?.publish(k, encode(M.CREDIT, { n: written, a: taken.token }));
+      if (partial.body.complete) {
+        clearTimeout(partial.timer);
         taken.partial = null;
-        this.#submit(k, taken, header, body);
+        this.#submit(k, taken, partial.header, partial.body);
       }
     } else if (message.type === M.CREDIT && n !== undefined) {
       if (taken.p !== null) this.#supervisor.credit(taken.p as Pending<never>, n);
     } else if (message.type === M.CANCEL) {
-      this.#taken.delete(k);
-      if (taken.p !== null) this.#supervisor.cancel(taken.p as Pending<never>, w ?? "disconnect");
-      else this.#finished();
+      this.#cancel(k, taken, w ?? "disconnect");
     }
   }
 
-  #submit(reply: string, taken: Taken, header: RemoteRequest, body: Uint8Array) {
+  /** Nobody waits for the request with reply subject `reply` any more: its body or its worker's work is dropped. */
+  #cancel(reply: string, taken: Taken, why: CancelReason) {
+    if (this.#taken.get(reply) !== taken) return;
+    this.#taken.delete(reply);
+    if (taken.partial !== null) {
+      clearTimeout(taken.partial.timer);
+      taken.partial.body.discard();
+    }
+    if (taken.p !== null) this.#supervisor.cancel(taken.p as Pending<never>, why);
+    else this.#finished();
+  }
+
+  #submit(reply: string, taken: Taken, header: RemoteRequest, body: IncomingBody) {
+    if (body.lost) {
+      // Neither written away nor read back (the spill directory went full, then unreadable): the request fails.
+      this.#nc?.publish(reply, encode(M.ANSWER, { s: 503, h: [], n: 0, a: taken.token }));
+      return this.#cancel(reply, taken, "disconnect");
+    }
     // Ids are this host's: requests from several dispatchers meet here.
     const id = this.#nextId++;
     taken.p = this.#supervisor.request({
@@ -323,7 +344,7 @@ export class WorkerHost {
       id,
       // Answered even when the dispatcher's caller waits for nothing (`n`): the dispatcher drops the answer.
       wire: { ...header.w, i: id, n: undefined },
-      body,
+      ...body.take(),
       resolve: null,
     });
   }

@@ -8,7 +8,7 @@
 
 import type { AnswerStream } from "./answer_stream.ts";
 import type { WorkerPool, WorkerResponse } from "../pool.ts";
-import type { Body } from "../protocol/body.ts";
+import type { Body, SpilledBody } from "../protocol/body.ts";
 import type { RequestHeader, ResponseHeader, StartHeader } from "../protocol/frames.ts";
 import type { AdapterRequest } from "../runtime.ts";
 import type { AcceptSocket } from "./socket_link.ts";
@@ -66,6 +66,8 @@ export interface RequestParts {
   readonly id: number;
   readonly wire: RequestHeader;
   readonly body: Body;
+  /** The body in a spill file instead (a large upload a worker host took in parts); `body` is then empty. */
+  readonly bodyFile?: SpilledBody;
   /** Receives the answer as a `Response`; `null` for relayed and detached requests. */
   readonly resolve: ((response: Response) => void) | null;
 }
@@ -81,6 +83,7 @@ export class Pending<S = unknown> {
   readonly pool: WorkerPool;
   readonly wire: RequestHeader;
   readonly body: Body;
+  readonly bodyFile: SpilledBody | undefined;
   resolve: ((response: Response) => void) | null;
   state: PendingState = "queued";
   /** When the request times out (clock time); `Infinity` once it no longer can (streaming, done). */
@@ -100,6 +103,7 @@ export class Pending<S = unknown> {
     this.pool = pool;
     this.wire = request.wire;
     this.body = request.body;
+    this.bodyFile = request.bodyFile;
     this.resolve = request.resolve;
   }
 

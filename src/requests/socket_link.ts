@@ -5,13 +5,25 @@
  * @module
  */
 
-import type { FrameWriter } from "../protocol/codec.ts";
-import type { ResponseHeader } from "../protocol/frames.ts";
+import type { FrameHeaders, ResponseHeader } from "../protocol/frames.ts";
+
+/**
+ * What a socket's side needs of the channel to its worker: a local worker's frame writer, or a worker host's
+ * messages over NATS.
+ */
+export interface SocketChannel {
+  /** Queues a frame for the worker (as {@linkcode FrameWriter.send} does). */
+  send<T extends keyof FrameHeaders & number>(frame: T, header?: FrameHeaders[T], body?: Uint8Array | string): void;
+  /** Message bytes sent that the worker's side has not taken yet: past the limit, a socket closes with 1013. */
+  readonly queued: number;
+  /** Resolves once what is queued now has gone to the worker. */
+  drain(): Promise<void>;
+}
 
 /** The worker a WebSocket is pinned to, as the dispatcher's socket hub sees it. */
 export interface SocketLink {
   /** The worker's channel. */
-  readonly writer: FrameWriter;
+  readonly writer: SocketChannel;
   /** Socket `id` closed: its worker serves one socket fewer. */
   closed(id: number): void;
 }

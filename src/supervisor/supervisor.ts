@@ -340,7 +340,8 @@ export class Supervisor implements PoolBackend {
     if (slot.standby === null) {
       if (this.#stopping) return this.#replaceFailed(slot);
       if (old !== null) {
-        this.#log.info("Replacing worker {id} of pool {pool} (pid {pid}): {reason}", {
+        // A reload has lines of its own (its start and its count): one per worker would repeat them.
+        this.#log[kind === "reload" ? "debug" : "info"]("Replacing worker {id} of pool {pool} (pid {pid}): {reason}", {
           id: slot.id,
           pool: this.pool.name,
           pid: old.child.pid,

@@ -78,7 +78,9 @@ export class WorkerDispatch implements Servers<WorkerProcess> {
     p.servedBy = worker;
     worker.inflight.set(p.requestId, p);
     worker.busy++;
-    worker.writer.send(F.REQUEST, p.wire, p.body);
+    const file = p.bodyFile;
+    if (file === undefined) worker.writer.send(F.REQUEST, p.wire, p.body);
+    else worker.writer.sendSpilled(F.REQUEST, p.wire, file.path, file.length);
     if (++worker.assigned === worker.maxServed) this.#context.atLimit(worker);
     return true;
   }
