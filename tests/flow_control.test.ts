@@ -68,8 +68,9 @@ function assertFlowControlled({ read, produced, late, plateau }: Awaited<ReturnT
   // The window (1 MiB), the dispatcher's queue, the kernel's socket buffers and the client's own: far from the
   // 200 MiB the worker would make unchecked (and the dispatcher hold: 240-280 MiB before flow control).
   assert.ok(produced - read < 48 * MiB, `made ${produced} for ${read} read`);
-  // Flat once warm: 4 s more of the stream hold no more than a few MiB more.
-  assert.ok(plateau < 16 * MiB, `the dispatcher grew ${plateau / MiB} MiB more between 2 s and the end`);
+  // Flat once warm: 4 s more of the stream (about 4 MiB read, and 50-200 MiB more made were it not held back) hold
+  // no more than the collector's slack (up to 19 MiB seen on Node in CI, beside other tests).
+  assert.ok(plateau < 32 * MiB, `the dispatcher grew ${plateau / MiB} MiB more between 2 s and the end`);
   assert.ok(late < 120 * MiB, `the dispatcher grew ${late / MiB} MiB`);
 }
 
