@@ -34,6 +34,6 @@ function isMain(): boolean {
 if (isMain()) {
   const runtime = await loadRuntime();
   const status = await main(runtime.args(), runtime);
-  flushLogs();
+  await flushLogs();
   runtime.exit(status);
 }

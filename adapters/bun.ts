@@ -25,6 +25,7 @@ import type {
 import { pump } from "./streams.ts";
 import {
   CHANNEL_FD,
+  fsLogTarget,
   fsSpill,
   processAlive,
   redirectProcessStdout,
@@ -330,6 +331,7 @@ export const runtime: Runtime = {
   args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
+  openLog: (path) => fsLogTarget(process.getBuiltinModule("node:fs"), path),
   writeStdout: (text) => void process.stdout.write(text),
   reusePortFlags: [],
   reusePortMissing: (server) => {

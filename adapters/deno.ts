@@ -113,6 +113,18 @@ export const runtime: Runtime = {
     let off = 0;
     while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
   },
+  // Deno's own async writes run off the event loop; node:fs's on fd 2 take a full pipe for a closed one.
+  openLog: (path) => {
+    const file = path === null ? Deno.stderr : Deno.openSync(path, { append: true, create: true, mode: 0o640 });
+    return {
+      write: async (data) => {
+        for (let off = 0; off < data.length;) off += await file.write(data.subarray(off));
+      },
+      close: () => {
+        if (path !== null) file.close();
+      },
+    };
+  },
   writeStdout: (text) => {
     const bytes = new TextEncoder().encode(text);
     let off = 0;

@@ -24,6 +24,7 @@ import type {
 import { codeOf, firstLine } from "../src/error_text.ts";
 import {
   childEnv,
+  fsLogTarget,
   fsSpill,
   processAlive,
   processChannel,
@@ -103,6 +104,7 @@ export const runtime: Runtime = {
   args: () => process.argv.slice(2),
   stderrIsTerminal: () => process.stderr.isTTY === true,
   writeStderr: (text) => void process.stderr.write(text),
+  openLog: (path) => fsLogTarget(fs, path),
   writeStdout: (text) => void process.stdout.write(text),
   reusePortMissing: () => reusePortMissing(),
   reusePortFlags: [],

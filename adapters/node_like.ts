@@ -9,7 +9,7 @@ import type { spawn as spawnProcess } from "node:child_process";
 import type process from "node:process";
 import type * as Fs from "node:fs";
 import type { Readable } from "node:stream";
-import type { ChildProcess, ExitStatus, ParentChannel, SpawnOptions, SpillFiles } from "../src/runtime.ts";
+import type { ChildProcess, ExitStatus, LogTarget, ParentChannel, SpawnOptions, SpillFiles } from "../src/runtime.ts";
 import { ReadBuffers, SPILL_BUFFERS } from "../src/protocol/read_buffers.ts";
 import { privateSpillDir, SPILL_DIR_ENV, type SpillDirFs } from "../src/protocol/spill.ts";
 
@@ -22,6 +22,29 @@ export function watchTree(fs: typeof Fs, dir: string, onChange: (path: string) =
   });
   watcher.on("error", () => {});
   return () => watcher.close();
+}
+
+/**
+ * `Runtime.openLog` through `node:fs`: writes go to libuv's thread pool, so that a reader that stops reading blocks a
+ * pool thread, not the event loop (one write at a time: `LogOutput` waits for each). A non-blocking descriptor that
+ * is full is tried again shortly.
+ */
+export function fsLogTarget(fs: typeof Fs, path: string | null): LogTarget {
+  const fd = path === null ? 2 : fs.openSync(path, "a", 0o640);
+  const write = (data: Uint8Array, resolve: () => void, reject: (error: unknown) => void) =>
+    fs.write(fd, data, 0, data.length, null, (error, n) => {
+      if (error !== null && (error as { code?: string }).code === "EAGAIN") {
+        setTimeout(() => write(data, resolve, reject), 10);
+      } else if (error !== null) reject(error);
+      else if (n < data.length) write(data.subarray(n), resolve, reject);
+      else resolve();
+    });
+  return {
+    write: (data) => new Promise((resolve, reject) => write(data, resolve, reject)),
+    close: () => {
+      if (path !== null) fs.closeSync(fd);
+    },
+  };
 }
 
 /** Writes `chunks` from byte `from` of the spill file `path`, created 0600, never through a link. */

@@ -22,7 +22,16 @@ export type SignalName =
   | "SIGTERM"
   | "SIGINT"
   | "SIGHUP"
+  | "SIGUSR1"
   | "SIGKILL";
+
+/** An open log destination (stderr, or a file appended to), written asynchronously, off the event loop. */
+export interface LogTarget {
+  /** Writes all of `data`; resolves once written, rejects when it cannot be. */
+  write(data: Uint8Array): Promise<void>;
+  /** Closes it (a file: before it is opened again, after logrotate moved it). */
+  close(): void;
+}
 
 /** How a child process ended: `code` for a normal exit, `signal` when a signal ended it. */
 export interface ExitStatus {
@@ -271,6 +280,11 @@ export interface Runtime {
   stderrIsTerminal(): boolean;
   /** Writes text to stderr synchronously. */
   writeStderr(text: string): void;
+  /**
+   * Opens a log destination written off the event loop: a file appended to (created 0640), or stderr for `null`. A
+   * reader that stops reading holds a write, never the loop.
+   */
+  openLog(path: string | null): LogTarget;
   /** Writes text to stdout. */
   writeStdout(text: string): void;
   /**

@@ -95,8 +95,21 @@ export function redactQuery(target: string, redacted: ReadonlySet<string>): stri
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
+/** The last second formatted, and its text: a busy access log formats each second once, not each request. */
+let clfSecond = -1;
+let clfText = "";
+
 /** `[04/Dec/2026:18:00:00 +0000]`, the combined format's time, in UTC. */
 function clfTime(time: number): string {
+  const second = Math.floor(time / 1000);
+  if (second !== clfSecond) {
+    clfSecond = second;
+    clfText = formatClf(time);
+  }
+  return clfText;
+}
+
+function formatClf(time: number): string {
   const d = new Date(time);
   const two = (n: number) => String(n).padStart(2, "0");
   return `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${

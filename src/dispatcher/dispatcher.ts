@@ -23,7 +23,8 @@ import { isWorkerProcess, runPoolWorker } from "../worker/entry.ts";
 import { takeAdopter } from "./adoption.ts";
 import type { Client, PendingRequest } from "./client.ts";
 import { requestHandler } from "./hono_app.ts";
-import { type DispatcherOptions, type ResolvedDispatcherOptions, resolveDispatcherOptions } from "./options.ts";
+import type { DispatcherOptions, ResolvedDispatcherOptions } from "./options.ts";
+import { resolveDispatcherOptions } from "./resolve_options.ts";
 import { AnswerObserver, type RequestHandler } from "./observer.ts";
 import { RequestPipeline, type SyncTarget } from "./request_pipeline.ts";
 import { removeStaleSpills, warnUnreachableRoutes } from "./startup_checks.ts";
@@ -187,7 +188,7 @@ export class Dispatcher {
     if (this.#runtime) throw new Error("Dispatcher.run() was called twice");
     this.#runtime = runtime;
     this.#logtape = await import("../logging/logtape.ts");
-    this.#logtape.configureDefaultLogging(runtime);
+    this.#logtape.configureDefaultLogging(runtime, this.options);
     this.#log = this.#logtape.getLogger(["forkyard", "dispatcher"]);
     // Several dispatchers: this process is their primary, or one of them with its share of the workers.
     let slot: DispatcherSlot | null = null;
@@ -378,7 +379,7 @@ export class Dispatcher {
   async #exit(status: number): Promise<void> {
     this.#stopped ??= this.#shutdown(status === 0);
     await this.#stopped;
-    flushLogs();
+    await flushLogs();
     this.#runtime!.exit(status);
   }
 

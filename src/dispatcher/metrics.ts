@@ -9,6 +9,7 @@
  */
 
 import type { PoolStatus } from "../pool.ts";
+import { logLinesDropped } from "../logging/log_output.ts";
 
 /** Upper bounds of the latency histogram's buckets, in seconds. */
 export const BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -203,6 +204,12 @@ export class Metrics {
         out.push(`forkyard_worker_replacements_total{pool="${label(p.status.name)}",reason="${reason}"} ${n}`);
       }
     }
+    metric(
+      "forkyard_log_dropped_total",
+      "counter",
+      "Log lines this process dropped because their reader (stderr, a log file) was behind.",
+    );
+    out.push(`forkyard_log_dropped_total ${logLinesDropped()}`);
     metric(
       "forkyard_nats_dropped_total",
       "counter",

@@ -111,7 +111,14 @@ export class AnswerObserver {
       if (entry.referer !== null) entry.referer = redactQuery(entry.referer, log.redact);
       const time = Date.now();
       const line = log.format === "json" ? jsonLine(entry, time) : combinedLine(entry, time);
-      log.emit({ level: "info", message: [line], rawMessage: line, timestamp: time, properties: { ...entry } });
+      // The entry is this request's own: its properties, not a copy.
+      log.emit({
+        level: "info",
+        message: [line],
+        rawMessage: line,
+        timestamp: time,
+        properties: entry as unknown as Record<string, unknown>,
+      });
     } catch (error) {
       this.#sinks.failed(error);
     }

@@ -6,10 +6,9 @@
  */
 
 import type { WorkerPool } from "../pool.ts";
-import { MAX_MS, type OptionSpec, resolveOptions, type Schema } from "../options.ts";
+import { MAX_MS, type OptionSpec, type Schema } from "../options.ts";
 import type { HttpServerKind } from "../runtime.ts";
-import { defaultMaxConnections, localWorkers, openFilesLimit } from "./open_files.ts";
-import { type AdminAddress, parseAdmin, resolveAdmin } from "./admin_address.ts";
+import { type AdminAddress, parseAdmin } from "./admin_address.ts";
 
 export type { AdminAddress };
 
@@ -123,6 +122,18 @@ export interface DispatcherOptions {
    * @default {false}
    */
   accessLog?: false | "combined" | "json";
+  /**
+   * A file the dispatcher's log lines go to instead of stderr (appended to; reopened on SIGUSR1, for logrotate).
+   * Either way lines are written off the event loop, and dropped and counted when the reader is behind.
+   * @default {null}
+   */
+  logFile?: string | null;
+  /**
+   * A file the access log's lines go to, alone and bare (the combined line or the JSON object), instead of with the
+   * other lines (appended to; reopened on SIGUSR1).
+   * @default {null}
+   */
+  accessLogFile?: string | null;
   /**
    * Query parameters whose values the access log writes as `REDACTED`, in the URL and the Referer: a name matches
    * when it is one of these or ends with one after `_`, `-` or `.` (`reset_token`), case aside. `[]` logs every
@@ -327,6 +338,22 @@ export const DISPATCHER_SCHEMA: Schema = {
     },
     doc: 'One record per answered request (category `["forkyard", "access"]`), as a combined-log-format line or JSON',
   },
+  logFile: {
+    type: "custom",
+    typeDoc: "path or `null`",
+    defaultDoc: "`null` (stderr)",
+    flags: ["--log-file"],
+    fromFlag: (text) => text,
+    doc: "File for the log lines instead of stderr; reopened on SIGUSR1 (logrotate)",
+  },
+  accessLogFile: {
+    type: "custom",
+    typeDoc: "path or `null`",
+    defaultDoc: "`null` (with the other lines)",
+    flags: ["--access-log-file"],
+    fromFlag: (text) => text,
+    doc: "File for the access log's lines alone, bare; reopened on SIGUSR1 (logrotate)",
+  },
   tls: {
     type: "custom",
     typeDoc: "`{ cert, key }`",
@@ -339,108 +366,3 @@ export const DISPATCHER_SCHEMA: Schema = {
 export type ResolvedDispatcherOptions =
   & Readonly<Required<Omit<DispatcherOptions, "pools" | "tls" | "admin" | "adminToken">>>
   & { readonly tls: { cert: string; key: string } | null; readonly admin: AdminAddress | null };
-
-/**
- * Query parameters whose values the access log writes as `REDACTED` (option `accessLogRedact`): a name matches when
- * it is one of these, or ends with one after `_`, `-` or `.` (`reset_token`, `x-api-key`), case aside.
- */
-export const DEFAULT_REDACTED: readonly string[] = [
-  "token",
-  "secret",
-  "password",
-  "passwd",
-  "pwd",
-  "pass",
-  "key",
-  "apikey",
-  "auth",
-  "authorization",
-  "signature",
-  "sig",
-  "code",
-  "session",
-  "sessionid",
-  "sid",
-  "jwt",
-  "otp",
-  "credential",
-  "credentials",
-];
-
-/** Checks a `Dispatcher`'s options and applies the defaults; throws naming the option. */
-export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDispatcherOptions {
-  if (typeof options !== "object" || options === null) throw new TypeError("Dispatcher options must be an object");
-  const scalars = resolveOptions("Dispatcher", DISPATCHER_SCHEMA, options as Record<string, unknown>);
-  const pools = options.pools ?? [];
-  if (!Array.isArray(pools)) {
-    throw new TypeError(`Invalid Dispatcher option "pools": expected an array of WorkerPool`);
-  }
-  const names = new Set<string>();
-  for (const [i, pool] of pools.entries()) {
-    if (pool === null || typeof pool !== "object" || typeof pool.matches !== "function") {
-      throw new TypeError(`Invalid Dispatcher option "pools": item ${i} is not a WorkerPool`);
-    }
-    if (names.has(pool.name)) {
-      throw new TypeError(`Invalid Dispatcher option "pools": two pools are named "${pool.name}"`);
-    }
-    names.add(pool.name);
-  }
-  const staticRoutes = options.staticRoutes ?? {};
-  if (typeof staticRoutes !== "object" || staticRoutes === null || Array.isArray(staticRoutes)) {
-    throw new TypeError(`Invalid Dispatcher option "staticRoutes": expected an object of URL prefix to directory`);
-  }
-  for (const [prefix, dir] of Object.entries(staticRoutes)) {
-    if (!prefix.startsWith("/") || typeof dir !== "string" || dir === "") {
-      throw new TypeError(
-        `Invalid Dispatcher option "staticRoutes": "${prefix}" -> ${
-          JSON.stringify(dir)
-        } (expected "/prefix/": "directory")`,
-      );
-    }
-  }
-  const accessLog = options.accessLog ?? false;
-  if (accessLog !== false && accessLog !== "combined" && accessLog !== "json") {
-    throw new TypeError(
-      `Invalid Dispatcher option "accessLog": ${JSON.stringify(accessLog)} (expected false, "combined" or "json")`,
-    );
-  }
-  const accessLogRedact = options.accessLogRedact ?? DEFAULT_REDACTED;
-  if (!Array.isArray(accessLogRedact) || accessLogRedact.some((name) => typeof name !== "string" || name === "")) {
-    throw new TypeError(
-      `Invalid Dispatcher option "accessLogRedact": ${JSON.stringify(accessLogRedact)} (expected parameter names)`,
-    );
-  }
-  const origins = options.origins ?? [];
-  if (
-    origins !== "*" &&
-    (!Array.isArray(origins) || origins.some((o) => typeof o !== "string" || !/^[a-z][a-z0-9+.-]*:\/\/[^/]+$/i.test(o)))
-  ) {
-    throw new TypeError(
-      `Invalid Dispatcher option "origins": ${
-        JSON.stringify(origins)
-      } (expected "*" or origins such as ["https://app.example"])`,
-    );
-  }
-  const admin = options.admin === undefined ? null : resolveAdmin(options.admin, options.adminToken);
-  const control = options.control ?? false;
-  if (control !== false && (typeof control !== "string" || control === "")) {
-    throw new TypeError(
-      `Invalid Dispatcher option "control": ${JSON.stringify(control)} (expected a socket path or false)`,
-    );
-  }
-  const tls = options.tls ?? null;
-  if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
-    throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
-  }
-  return {
-    ...scalars,
-    maxConnections: scalars.maxConnections ?? defaultMaxConnections(openFilesLimit(), localWorkers(pools)),
-    staticRoutes: { ...staticRoutes },
-    tls,
-    accessLog,
-    accessLogRedact: [...accessLogRedact],
-    origins: origins === "*" ? "*" : [...origins],
-    admin,
-    control,
-  } as unknown as ResolvedDispatcherOptions;
-}

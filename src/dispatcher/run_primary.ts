@@ -53,7 +53,7 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
       count: options.dispatchers,
       reason: missing,
     });
-    flushLogs();
+    await flushLogs();
     runtime.exit(1);
   }
   const admin: AdminListener | null = options.admin === null ? null : new (await import("./admin.ts")).AdminListener({
@@ -117,7 +117,7 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
     clearInterval(second);
     await adminServer?.close(0).catch(() => {});
     await dispatcher.stop();
-    flushLogs();
+    await flushLogs();
     runtime.exit(error instanceof DispatcherFailed ? error.status : 1);
   }
   await host.finished;

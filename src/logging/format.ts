@@ -141,7 +141,7 @@ const COLOUR: Record<LogLevel, [string, string]> = {
   fatal: ["\x1b[1;31m", "\x1b[0m"],
 };
 
-/** How {@linkcode defaultSink} writes a line. */
+/** How the dispatcher's default sink writes a line. */
 export type LogStyle = "colour" | "syslog" | "plain";
 
 /** Picks the style: syslog prefixes under systemd or when stderr is not a terminal, colour on one. */

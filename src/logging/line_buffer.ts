@@ -6,16 +6,18 @@
  * @module
  */
 
+import { drainLogOutputs } from "./log_output.ts";
+
 const buffers = new Set<LineBuffer>();
 
 /** Lines held until the end of the current event-loop turn, then written in one go. */
 export class LineBuffer {
   #lines: string[] = [];
-  #write: (text: string) => void;
+  #write: (text: string, lines: number) => void;
   #flush = () => this.flush();
 
-  /** @param write Where the text goes (stderr). */
-  constructor(write: (text: string) => void) {
+  /** @param write Where the text of `lines` lines goes (a {@linkcode LogOutput}). */
+  constructor(write: (text: string, lines: number) => void) {
     this.#write = write;
     buffers.add(this);
   }
@@ -28,13 +30,17 @@ export class LineBuffer {
   /** Writes what is held now. */
   flush(): void {
     if (this.#lines.length === 0) return;
-    const text = this.#lines.length === 1 ? this.#lines[0] : this.#lines.join("");
+    const lines = this.#lines;
     this.#lines = [];
-    this.#write(text);
+    this.#write(lines.length === 1 ? lines[0] : lines.join(""), lines.length);
   }
 }
 
-/** Writes every buffer's held lines: before `exit()`, which would drop them. */
-export function flushLogs(): void {
+/**
+ * Writes every buffer's held lines and waits, up to `ms`, for the outputs to take them: before `exit()`, which would
+ * drop them. A reader that stays behind costs the lines, not the exit.
+ */
+export async function flushLogs(ms = 1000): Promise<void> {
   for (const buffer of buffers) buffer.flush();
+  await drainLogOutputs(ms);
 }

@@ -9,6 +9,7 @@
 import { configureSync, getConfig, getLogger, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
 import { formatRecord, type Inspect, pickLogStyle } from "./format.ts";
 import { LineBuffer } from "./line_buffer.ts";
+import { LogOutput } from "./log_output.ts";
 import { isLogLevel, LEVEL_RANK } from "./levels.ts";
 import type { ContextStorage } from "./worker_logger.ts";
 import type { Runtime } from "../runtime.ts";
@@ -26,29 +27,47 @@ export function configureWorkerLogging(sink: Sink, lowestLevel: LogLevel, contex
   });
 }
 
+/** Files the dispatcher's lines go to instead of stderr (the `logFile` and `accessLogFile` options). */
+export interface LogFiles {
+  logFile: string | null;
+  accessLogFile: string | null;
+}
+
 /**
- * The dispatcher's default sink: one line per record on stderr, the lines of one event-loop turn written together
- * (one write per turn, not one per record, which a busy access log would otherwise pay on every request).
+ * A writer of lines to `path` (stderr for `null`): the lines of one event-loop turn written together, off the event
+ * loop, dropped and counted when the reader is behind (see {@linkcode LogOutput}).
  */
-export function defaultSink(runtime: Runtime, inspect: Inspect): { sink: Sink; line: (text: string) => void } {
-  const style = pickLogStyle(runtime);
-  const lines = new LineBuffer((text) => runtime.writeStderr(text));
-  return {
-    sink: (record) => lines.write(formatRecord(record, style, inspect)),
-    line: (text) => lines.write(`${text}\n`),
-  };
+function lineOutput(runtime: Runtime, path: string | null): { write: (text: string) => void; output: LogOutput } {
+  const output = new LogOutput(
+    () => runtime.openLog(path),
+    (count) =>
+      getLogger(["forkyard", "log"]).warning("Dropped {count} log lines while {where} was not taking them", {
+        count,
+        where: path ?? "stderr",
+      }),
+  );
+  const lines = new LineBuffer((text, n) => output.write(text, n));
+  return { write: (text) => lines.write(text), output };
 }
 
 /**
  * Configures LogTape for the dispatcher process unless the application has
  * configured it already: forkyard's own records from `FORKYARD_LOG_LEVEL` up (default `info`), every worker record
- * that reaches the dispatcher (the pools' `logLevel` filters those). Returns whether it did.
+ * that reaches the dispatcher (the pools' `logLevel` filters those), to stderr or `files.logFile`, and the access log
+ * to `files.accessLogFile` when given; files are reopened on SIGUSR1. Returns whether it did.
  */
-export function configureDefaultLogging(runtime: Runtime): boolean {
+export function configureDefaultLogging(
+  runtime: Runtime,
+  files: LogFiles = { logFile: null, accessLogFile: null },
+): boolean {
   if (getConfig() !== null) return false;
   const wanted = runtime.env("FORKYARD_LOG_LEVEL");
   const lowestLevel = isLogLevel(wanted) ? wanted : "info";
-  const { sink, line } = defaultSink(runtime, (value) => runtime.inspect(value));
+  const inspect: Inspect = (value) => runtime.inspect(value);
+  const style = files.logFile !== null ? "plain" : pickLogStyle(runtime);
+  const main = lineOutput(runtime, files.logFile);
+  const sink: Sink = (record) => main.write(formatRecord(record, style, inspect));
+  const access = files.accessLogFile === null ? null : lineOutput(runtime, files.accessLogFile);
   configureSync({
     sinks: { forkyard: sink },
     loggers: [
@@ -57,7 +76,19 @@ export function configureDefaultLogging(runtime: Runtime): boolean {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["forkyard"] },
     ],
   });
-  defaultRoute = { sink, line, lowest: LEVEL_RANK[lowestLevel], config: getConfig() };
+  defaultRoute = {
+    sink,
+    line: (text) => main.write(`${text}\n`),
+    access: access === null ? null : (text) => access.write(`${text}\n`),
+    lowest: LEVEL_RANK[lowestLevel],
+    config: getConfig(),
+  };
+  if (files.logFile !== null || access !== null) {
+    runtime.onSignal("SIGUSR1", () => {
+      main.output.reopen();
+      access?.output.reopen();
+    });
+  }
   return true;
 }
 
@@ -65,7 +96,15 @@ export function configureDefaultLogging(runtime: Runtime): boolean {
  * forkyard's own configuration, while it is LogTape's: its sink, its writer of bare lines, and its lowest level for
  * `["forkyard", ...]`.
  */
-let defaultRoute: { sink: Sink; line: (text: string) => void; lowest: number; config: unknown } | undefined;
+let defaultRoute:
+  | {
+    sink: Sink;
+    line: (text: string) => void;
+    access: ((text: string) => void) | null;
+    lowest: number;
+    config: unknown;
+  }
+  | undefined;
 
 /**
  * A writer of records under `category` (below `["forkyard"]`): straight into forkyard's default sink while LogTape
@@ -84,8 +123,11 @@ export function recordWriter(
       return;
     }
     if (LEVEL_RANK[record.level] < route.lowest) return;
-    // `bare`: the message is its own line (a JSON access record), without the level and category before it.
-    if (bare && typeof record.rawMessage === "string") route.line(record.rawMessage);
+    // `bare`: the message is its own line (a JSON access record), without the level and category before it; so is
+    // every access record in a file of their own.
+    const raw = typeof record.rawMessage === "string" ? record.rawMessage : null;
+    if (raw !== null && route.access !== null && category[1] === "access") route.access(raw);
+    else if (bare && raw !== null) route.line(raw);
     else route.sink({ ...record, category });
   };
 }

@@ -1,0 +1,127 @@
+/**
+ * A `Dispatcher`'s options checked, with their defaults applied: every mistake throws where the dispatcher is made,
+ * naming the option.
+ *
+ * @module
+ */
+
+import { resolveOptions } from "../options.ts";
+import { defaultMaxConnections, localWorkers, openFilesLimit } from "./open_files.ts";
+import { resolveAdmin } from "./admin_address.ts";
+import { DISPATCHER_SCHEMA, type DispatcherOptions, type ResolvedDispatcherOptions } from "./options.ts";
+
+/**
+ * Query parameters whose values the access log writes as `REDACTED` (option `accessLogRedact`): a name matches when
+ * it is one of these, or ends with one after `_`, `-` or `.` (`reset_token`, `x-api-key`), case aside.
+ */
+export const DEFAULT_REDACTED: readonly string[] = [
+  "token",
+  "secret",
+  "password",
+  "passwd",
+  "pwd",
+  "pass",
+  "key",
+  "apikey",
+  "auth",
+  "authorization",
+  "signature",
+  "sig",
+  "code",
+  "session",
+  "sessionid",
+  "sid",
+  "jwt",
+  "otp",
+  "credential",
+  "credentials",
+];
+
+/** Checks a `Dispatcher`'s options and applies the defaults; throws naming the option. */
+export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDispatcherOptions {
+  if (typeof options !== "object" || options === null) throw new TypeError("Dispatcher options must be an object");
+  const scalars = resolveOptions("Dispatcher", DISPATCHER_SCHEMA, options as Record<string, unknown>);
+  const pools = options.pools ?? [];
+  if (!Array.isArray(pools)) {
+    throw new TypeError(`Invalid Dispatcher option "pools": expected an array of WorkerPool`);
+  }
+  const names = new Set<string>();
+  for (const [i, pool] of pools.entries()) {
+    if (pool === null || typeof pool !== "object" || typeof pool.matches !== "function") {
+      throw new TypeError(`Invalid Dispatcher option "pools": item ${i} is not a WorkerPool`);
+    }
+    if (names.has(pool.name)) {
+      throw new TypeError(`Invalid Dispatcher option "pools": two pools are named "${pool.name}"`);
+    }
+    names.add(pool.name);
+  }
+  const staticRoutes = options.staticRoutes ?? {};
+  if (typeof staticRoutes !== "object" || staticRoutes === null || Array.isArray(staticRoutes)) {
+    throw new TypeError(`Invalid Dispatcher option "staticRoutes": expected an object of URL prefix to directory`);
+  }
+  for (const [prefix, dir] of Object.entries(staticRoutes)) {
+    if (!prefix.startsWith("/") || typeof dir !== "string" || dir === "") {
+      throw new TypeError(
+        `Invalid Dispatcher option "staticRoutes": "${prefix}" -> ${
+          JSON.stringify(dir)
+        } (expected "/prefix/": "directory")`,
+      );
+    }
+  }
+  const accessLog = options.accessLog ?? false;
+  if (accessLog !== false && accessLog !== "combined" && accessLog !== "json") {
+    throw new TypeError(
+      `Invalid Dispatcher option "accessLog": ${JSON.stringify(accessLog)} (expected false, "combined" or "json")`,
+    );
+  }
+  const accessLogRedact = options.accessLogRedact ?? DEFAULT_REDACTED;
+  if (!Array.isArray(accessLogRedact) || accessLogRedact.some((name) => typeof name !== "string" || name === "")) {
+    throw new TypeError(
+      `Invalid Dispatcher option "accessLogRedact": ${JSON.stringify(accessLogRedact)} (expected parameter names)`,
+    );
+  }
+  const origins = options.origins ?? [];
+  if (
+    origins !== "*" &&
+    (!Array.isArray(origins) || origins.some((o) => typeof o !== "string" || !/^[a-z][a-z0-9+.-]*:\/\/[^/]+$/i.test(o)))
+  ) {
+    throw new TypeError(
+      `Invalid Dispatcher option "origins": ${
+        JSON.stringify(origins)
+      } (expected "*" or origins such as ["https://app.example"])`,
+    );
+  }
+  const admin = options.admin === undefined ? null : resolveAdmin(options.admin, options.adminToken);
+  const control = options.control ?? false;
+  if (control !== false && (typeof control !== "string" || control === "")) {
+    throw new TypeError(
+      `Invalid Dispatcher option "control": ${JSON.stringify(control)} (expected a socket path or false)`,
+    );
+  }
+  const [logFile, accessLogFile] = (["logFile", "accessLogFile"] as const).map((name) => {
+    const value = options[name] ?? null;
+    if (value !== null && (typeof value !== "string" || value === "")) {
+      throw new TypeError(
+        `Invalid Dispatcher option "${name}": ${JSON.stringify(value)} (expected a file path or null)`,
+      );
+    }
+    return value;
+  });
+  const tls = options.tls ?? null;
+  if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
+    throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
+  }
+  return {
+    ...scalars,
+    maxConnections: scalars.maxConnections ?? defaultMaxConnections(openFilesLimit(), localWorkers(pools)),
+    staticRoutes: { ...staticRoutes },
+    tls,
+    accessLog,
+    accessLogRedact: [...accessLogRedact],
+    origins: origins === "*" ? "*" : [...origins],
+    admin,
+    control,
+    logFile,
+    accessLogFile,
+  } as unknown as ResolvedDispatcherOptions;
+}
