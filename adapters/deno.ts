@@ -22,6 +22,7 @@ export { CHANNEL_ENV, TOKEN_BYTES };
 /** Whether this process serves with node:http (one process serves with one kind of server). */
 let nodeHttpServing = false;
 let spillFiles: SpillFiles | null | undefined;
+const encoder = new TextEncoder();
 
 function denoSpill(): SpillFiles | null {
   // Only with full read and write permission, which children inherit: both ends can use the files.
@@ -117,7 +118,8 @@ export const runtime: Runtime = {
   openLog: (path) => {
     const file = path === null ? Deno.stderr : Deno.openSync(path, { append: true, create: true, mode: 0o640 });
     return {
-      write: async (data) => {
+      write: async (text) => {
+        const data = encoder.encode(text);
         for (let off = 0; off < data.length;) off += await file.write(data.subarray(off));
       },
       close: () => {

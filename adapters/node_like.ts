@@ -24,6 +24,8 @@ export function watchTree(fs: typeof Fs, dir: string, onChange: (path: string) =
   return () => watcher.close();
 }
 
+const NodeBuffer = (globalThis as unknown as { Buffer: { from(text: string): Uint8Array } }).Buffer;
+
 /**
  * `Runtime.openLog` through `node:fs`: writes go to libuv's thread pool, so that a reader that stops reading blocks a
  * pool thread, not the event loop (one write at a time: `LogOutput` waits for each). A non-blocking descriptor that
@@ -31,7 +33,7 @@ export function watchTree(fs: typeof Fs, dir: string, onChange: (path: string) =
  */
 export function fsLogTarget(fs: typeof Fs, path: string | null): LogTarget {
   const fd = path === null ? 2 : fs.openSync(path, "a", 0o640);
-  const write = (data: Uint8Array, resolve: () => void, reject: (error: unknown) => void) =>
+  const write = (data: Uint8Array, resolve: () => void, reject: (error: unknown) => void): void =>
     fs.write(fd, data, 0, data.length, null, (error, n) => {
       if (error !== null && (error as { code?: string }).code === "EAGAIN") {
         setTimeout(() => write(data, resolve, reject), 10);
@@ -40,7 +42,8 @@ export function fsLogTarget(fs: typeof Fs, path: string | null): LogTarget {
       else resolve();
     });
   return {
-    write: (data) => new Promise((resolve, reject) => write(data, resolve, reject)),
+    // Buffer.from, not TextEncoder: short batches come from Node's pooled slab.
+    write: (text) => new Promise((resolve, reject) => write(NodeBuffer.from(text), resolve, reject)),
     close: () => {
       if (path !== null) fs.closeSync(fd);
     },

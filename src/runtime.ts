@@ -27,8 +27,8 @@ export type SignalName =
 
 /** An open log destination (stderr, or a file appended to), written asynchronously, off the event loop. */
 export interface LogTarget {
-  /** Writes all of `data`; resolves once written, rejects when it cannot be. */
-  write(data: Uint8Array): Promise<void>;
+  /** Writes all of `text` (UTF-8); resolves once written, rejects when it cannot be. */
+  write(text: string): Promise<void>;
   /** Closes it (a file: before it is opened again, after logrotate moved it). */
   close(): void;
 }

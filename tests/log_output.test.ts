@@ -32,7 +32,7 @@ describe(`log output that never blocks (${runtime.name})`, () => {
       () => ({
         write: async (data) => {
           if (stuck) await new Promise<void>((resolve) => (release = resolve));
-          writes.push(new TextDecoder().decode(data));
+          writes.push(data);
         },
         close: () => {},
       }),

@@ -158,6 +158,7 @@ export function formatRecord(record: LogRecord, style: LogStyle, inspect: Inspec
   const category = record.category.join(".") + (typeof host === "string" ? `@${host}` : "") +
     (typeof requestId === "string" ? ` [${requestId}]` : "");
   if (style === "syslog") {
+    if (!message.includes("\n")) return `${SYSLOG[record.level]}${category}: ${message}\n`;
     return message.split("\n").map((line) => `${SYSLOG[record.level]}${category}: ${line}`).join("\n") + "\n";
   }
   const time = new Date(record.timestamp).toISOString();

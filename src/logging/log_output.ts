@@ -12,7 +12,6 @@ import type { LogTarget } from "../runtime.ts";
 /** Bytes of lines a log output holds while its reader is behind, before it drops lines. */
 export const LOG_BUFFER_BYTES = 1024 * 1024;
 
-const encoder = new TextEncoder();
 /** Lines dropped by every output of this process, for `/metrics`. */
 let droppedTotal = 0;
 const outputs = new Set<LogOutput>();
@@ -34,7 +33,7 @@ export class LogOutput {
   readonly #limit: number;
   readonly #onDropped: (lines: number) => void;
   #target: LogTarget | null = null;
-  #queue: Uint8Array[] = [];
+  #queue: string[] = [];
   #queued = 0;
   #writing = false;
   /** Lines dropped since the last warning. */
@@ -56,14 +55,14 @@ export class LogOutput {
 
   /** Queues `text` (`lines` lines, each ending in a newline); drops it when the buffer is full. */
   write(text: string, lines = 1): void {
-    const data = encoder.encode(text);
-    if (this.#queued + data.length > this.#limit) {
+    // Sizes in UTF-16 units: a line's bytes for the ASCII of log lines, a bound within 3x for the rest.
+    if (this.#queued + text.length > this.#limit) {
       this.#dropped += lines;
       droppedTotal += lines;
       return;
     }
-    this.#queue.push(data);
-    this.#queued += data.length;
+    this.#queue.push(text);
+    this.#queued += text.length;
     if (!this.#writing) void this.#drain();
   }
 
@@ -89,7 +88,7 @@ export class LogOutput {
         const parts = this.#queue;
         const size = this.#queued;
         this.#queue = [];
-        const data = parts.length === 1 ? parts[0] : join(parts, size);
+        const data = parts.length === 1 ? parts[0] : parts.join("");
         let written = false;
         try {
           this.#target ??= this.#open();
@@ -120,18 +119,8 @@ export class LogOutput {
   }
 }
 
-function join(parts: readonly Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
-function countLines(data: Uint8Array): number {
+function countLines(text: string): number {
   let n = 0;
-  for (let i = 0; i < data.length; i++) if (data[i] === 10) n++;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
   return Math.max(1, n);
 }
