@@ -4,12 +4,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { hostname, tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { getJson, runtime } from "./helpers.ts";
+import { getJson, runtime, sleep } from "./helpers.ts";
 import { startNats } from "./nats_server.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -290,6 +291,94 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       }
       const missed = commands.filter((c) => !ran.has(c.command) && !(c.command in covered));
       assert.deepEqual(missed, [], "commands in the docs no test runs");
+    });
+
+    // The commands the README writes inline, in its sentences: each run as written, where it says (the project made
+    // from the tarball, a clone beside it, this clone), or named with the test that runs it.
+    test("every command written inline in README.md works as written", async () => {
+      const inline = [
+        ...readFileSync(join(root, "README.md"), "utf8").matchAll(
+          /`((?:npx|bunx|deno|npm|node|bun|curl|forkyard) [^`]*)`/g,
+        ),
+      ]
+        .map((m) => m[1]);
+      const covered: Record<string, string> = {
+        "deno publish --dry-run": "scripts/test.mjs runs it after the suites",
+        "npm ci": "CI's first step",
+        "npm pack": "this file's before() packs the tarball with it",
+        "forkyard worker --nats URL ./render.ts:Render --workers 8": "the docs' fenced forms of it run above",
+      };
+      const env = {
+        PATH: `${join(dir, "node_modules", ".bin")}:${join(root, "node_modules", ".bin")}:${process.env.PATH}`,
+        NO_COLOR: "1",
+      };
+      // A clone beside a project, as the install table's Deno row has it.
+      const parent = mkdtempSync(join(tmpdir(), "forkyard-beside-"));
+      symlinkSync(root.replace(/\/$/, ""), join(parent, "forkyard"));
+      mkdirSync(join(parent, "project"));
+      writeFileSync(join(parent, "project", "app.ts"), 'export default { fetch: () => new Response("beside") };\n');
+      writeFileSync(join(dir, "app.js"), 'export default { fetch: () => new Response("app.js") };\n');
+      // A program with decorators beside the clone, run through the tsx loader the clone has.
+      mkdirSync(join(parent, "tsx"));
+      symlinkSync(join(root, "node_modules"), join(parent, "tsx", "node_modules"));
+      writeFileSync(join(parent, "tsx", "package.json"), JSON.stringify({ type: "module" }));
+      writeFileSync(
+        join(parent, "tsx", "app.ts"),
+        'import { api, Dispatcher, Worker, WorkerPool } from "../forkyard/mod.ts";\n' +
+          'class Hi extends Worker {\n  @api("/", "GET")\n  hi() {\n    return { hi: true };\n  }\n}\n' +
+          "await new Dispatcher({ port: Number(process.env.PORT ?? 8080), pools: [new WorkerPool(Hi, { workers: 1 })] }).run();\n",
+      );
+      const where = (command: string) =>
+        command === "node --import tsx app.ts"
+          ? join(parent, "tsx")
+          : command.startsWith("deno run -A ../forkyard/")
+          ? join(parent, "project")
+          : /^(npx|bunx|npm init) /.test(command)
+          ? dir
+          : root;
+      const ran = new Set<string>();
+      try {
+        for (const command of inline.filter((c) => !(c in covered))) {
+          if (ran.has(command)) continue;
+          let out = "";
+          // Its own process group: npm and npx start the server as a child, and SIGTERM goes to them all.
+          const child = spawn("sh", ["-c", command], {
+            cwd: command === "npm init -y" ? mkdtempSync(join(tmpdir(), "forkyard-init-")) : where(command),
+            env: { ...process.env, ...env, ...(command === "npm run hello" ? {} : { PORT: "0" }) },
+            detached: true,
+            stdio: ["ignore", "pipe", "pipe"],
+          });
+          child.stdout!.on("data", (c) => (out += c));
+          child.stderr!.on("data", (c) => (out += c));
+          const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+          const serves = !/^(curl|npm init)/.test(command);
+          if (serves) {
+            const deadline = Date.now() + 30_000;
+            while (!/Listening on http:\/\/[\d.]+:\d+/.test(out) && Date.now() < deadline) await sleep(20);
+            const m = /Listening on http:\/\/[\d.]+:(\d+)/.exec(out);
+            assert.ok(m, `${command}: ${out}`);
+            assert.ok((await fetch(`http://127.0.0.1:${m![1]}/`)).status < 500, command);
+            if (command === "npm run hello") {
+              // The README's next command, against the server this one started on its default port.
+              const curl = spawn("sh", ["-c", "curl -s localhost:8080/hello/world"], {
+                stdio: ["ignore", "pipe", "inherit"],
+              });
+              let body = "";
+              curl.stdout!.on("data", (c) => (body += c));
+              await new Promise((resolve) => curl.once("exit", resolve));
+              assert.equal(JSON.parse(body).hello, "world");
+              ran.add("curl localhost:8080/hello/world");
+            }
+            process.kill(-child.pid!, "SIGTERM");
+          }
+          const code = await exited;
+          if (!serves) assert.equal(code, 0, `${command}: ${out}`);
+          ran.add(command);
+        }
+      } finally {
+        rmSync(parent, { recursive: true, force: true });
+      }
+      assert.deepEqual(inline.filter((c) => !ran.has(c) && !(c in covered)), []);
     });
   });
 }
