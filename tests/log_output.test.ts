@@ -19,7 +19,7 @@ import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { eventually, fixture, runtime, sleep, startApp } from "./helpers.ts";
+import { eventually, fixture, runtime, sleep, start, startApp } from "./helpers.ts";
 import { logLinesDropped, LogOutput } from "../src/logging/log_output.ts";
 
 describe(`log output that never blocks (${runtime.name})`, () => {
@@ -132,6 +132,13 @@ describe(`log output that never blocks (${runtime.name})`, () => {
       const exit = await exited;
       assert.ok(exit === 0 || (runtime.name === "deno" && exit === null), `exit ${exit}`);
     }
+  });
+
+  test("a log file that cannot be opened fails the start, naming the option", async () => {
+    const proc = start(fixture("app.ts"), [], { PORT: "0", LOG_FILE: "/nonexistent-dir/forkyard.log" });
+    const status = await proc.exited;
+    assert.notEqual(status.code, 0);
+    assert.match(proc.stderr(), /Cannot open \/nonexistent-dir\/forkyard\.log \(option "logFile" or --log-file\): /);
   });
 
   test("log files: lines with their time, the access log bare in its own file, both reopened on SIGUSR1", async () => {

@@ -10,6 +10,7 @@ import { configureSync, getConfig, getLogger, type LogLevel, type LogRecord, typ
 import { formatRecord, type Inspect, pickLogStyle } from "./format.ts";
 import { LineBuffer } from "./line_buffer.ts";
 import { LogOutput } from "./log_output.ts";
+import { firstLine } from "../error_text.ts";
 import { isLogLevel, LEVEL_RANK } from "./levels.ts";
 import type { ContextStorage } from "./worker_logger.ts";
 import type { Runtime } from "../runtime.ts";
@@ -61,6 +62,16 @@ export function configureDefaultLogging(
   files: LogFiles = { logFile: null, accessLogFile: null },
 ): boolean {
   if (getConfig() !== null) return false;
+  // A file that cannot be opened fails the start, naming its option, rather than losing every line unseen.
+  const named = [[files.logFile, "logFile", "--log-file"], [files.accessLogFile, "accessLogFile", "--access-log-file"]];
+  for (const [path, option, flag] of named) {
+    if (path === null) continue;
+    try {
+      runtime.openLog(path).close();
+    } catch (error) {
+      throw new Error(`Cannot open ${path} (option "${option}" or ${flag}): ${firstLine(error)}`);
+    }
+  }
   const wanted = runtime.env("FORKYARD_LOG_LEVEL");
   const lowestLevel = isLogLevel(wanted) ? wanted : "info";
   const inspect: Inspect = (value) => runtime.inspect(value);
