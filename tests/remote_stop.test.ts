@@ -170,7 +170,11 @@ describe(`several dispatchers share worker hosts (${runtime.name})`, () => {
         assert.equal(count(host.stderr(), /Reloading pool Render, as a dispatcher asked/), 2, host.stderr());
       }
       // Every dispatcher's count is per host: neither halved nor asked twice.
-      assert.ok(await eventually(async () => (await ctl("status")).pools[0].workers.length === 4, 10_000));
+      // Both dispatchers see each host's workers; the status lists each once.
+      let workers: { host: string; pid: number }[] = [];
+      const four = await eventually(async () => (workers = (await ctl("status")).pools[0].workers).length === 4, 10_000);
+      assert.ok(four, JSON.stringify(workers));
+      assert.equal(new Set(workers.map((w) => `${w.host} ${w.pid}`)).size, 4);
       for (const host of hosts) assert.equal(count(host.stderr(), /Scaling pool Render/), 1, host.stderr());
     } finally {
       assert.equal((await app.stop()).code, 0);

@@ -250,13 +250,24 @@ export class Primary {
     };
   }
 
-  /** A pool's status across dispatchers: every dispatcher's workers, with ids numbered on. */
+  /**
+   * A pool's status across dispatchers: every dispatcher's workers, with ids numbered on. A worker host's workers are
+   * seen by every dispatcher and listed once.
+   */
   #poolStatus(name: string): PoolStatus {
     const merged: PoolStatus = { name, workers: [], queueSize: 0, degraded: false, spares: [] };
+    const hosted = new Set<string>();
     for (const child of this.#children) {
       const s = child.statuses.find((p) => p.name === name);
       if (s === undefined) continue;
-      for (const w of s.workers) merged.workers.push({ ...w, id: merged.workers.length });
+      for (const w of s.workers) {
+        if (w.host !== undefined) {
+          const key = `${w.host}\0${w.pid}`;
+          if (hosted.has(key)) continue;
+          hosted.add(key);
+        }
+        merged.workers.push({ ...w, id: merged.workers.length });
+      }
       merged.queueSize += s.queueSize;
       merged.degraded ||= s.degraded;
       merged.spares.push(...s.spares);
