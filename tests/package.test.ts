@@ -9,21 +9,22 @@ import { spawn } from "node:child_process";
 import { hostname, tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { getJson, runtime, sleep } from "./helpers.ts";
 import { startNats } from "./nats_server.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
 
+/** README.md and docs/*.md. */
+function docFiles(): string[] {
+  return ["README.md", ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+}
+
 /** The commands of the fenced shell blocks of README.md and docs/*.md, without their comments. */
 function docCommands(): { file: string; command: string }[] {
   const out: { file: string; command: string }[] = [];
-  const files = [
-    "README.md",
-    ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`),
-  ];
-  for (const file of files) {
+  for (const file of docFiles()) {
     const text = readFileSync(join(root, file), "utf8");
     for (const block of text.matchAll(/```(?:sh|bash|shell)\n([\s\S]*?)```/g)) {
       for (const line of block[1].split("\n")) {
@@ -35,12 +36,54 @@ function docCommands(): { file: string; command: string }[] {
   return out;
 }
 
-/** The port of the server whose control socket is `control`, as `forkyard ctl --json status` says. */
-async function dispatcherPort(control: string, dir: string, env: Record<string, string>): Promise<number> {
+/** The commands README.md and docs/*.md write inline in their sentences (a table's `\|` read as `|`). */
+function inlineCommands(): { file: string; command: string }[] {
+  const out: { file: string; command: string }[] = [];
+  for (const file of docFiles()) {
+    const text = readFileSync(join(root, file), "utf8").replace(/```[\s\S]*?```/g, "");
+    for (const m of text.matchAll(/`((?:npx|bunx|deno|npm|node|bun|curl|forkyard) [^`]*)`/g)) {
+      out.push({ file, command: m[1].replace(/\\\|/g, "|").replace(/\s+/g, " ") });
+    }
+  }
+  return out;
+}
+
+/** A placeholder word of the docs' command forms. */
+const PLACEHOLDER = /^(PATH|POOL|HOST|URL|N|n)$/;
+
+/** Whether an inline command is a form (placeholders, alternatives, optional words, an ellipsis). */
+function isForm(command: string): boolean {
+  return command.split(" ").some((w) => PLACEHOLDER.test(w) || /\.\.\.|\||^\[.*\]$/.test(w));
+}
+
+/** A form as a pattern its instances match: a placeholder any word, `[x]` an optional word, `a|b` either. */
+function formPattern(form: string): RegExp {
+  const escape = (w: string) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  let re = "";
+  for (const word of form.split(" ")) {
+    if (/^\[.*\]$/.test(word)) {
+      re += "(?: \\S+)?";
+      continue;
+    }
+    const bare = word.replace(/^<(.*)>$/, "$1");
+    const part = word === "..."
+      ? ".*"
+      : PLACEHOLDER.test(word)
+      ? "\\S+"
+      : bare.includes("|")
+      ? `(?:${bare.split("|").map(escape).join("|")})`
+      : escape(word);
+    re += (re === "" ? "" : " ") + part;
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** The port of the server that `forkyard ctl` finds from `dir`, as `forkyard ctl --json status` says. */
+async function dispatcherPort(dir: string, env: Record<string, string>): Promise<number> {
   for (let i = 0; i < 100; i++) {
     let out = "";
     const ctl = runtime.spawn({
-      cmd: ["sh", "-c", `exec forkyard ctl --control ${control} --json status`],
+      cmd: ["sh", "-c", "exec forkyard ctl --json status"],
       cwd: dir,
       env,
       onStdout: (c) => void (out += new TextDecoder().decode(c)),
@@ -49,7 +92,7 @@ async function dispatcherPort(control: string, dir: string, env: Record<string, 
     if ((await ctl.exited).code === 0) return JSON.parse(out).port;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`no server answers on ${control}`);
+  throw new Error(`no server answers forkyard ctl in ${dir}`);
 }
 
 if (runtime.name === "node") {
@@ -173,6 +216,50 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       }
     });
 
+    // A project made by `npm init -y` is CommonJS: Node loads a module there with `import` as CommonJS (it fails), and
+    // a TypeScript module through tsx as CommonJS (it gets a second copy of forkyard). Both are told what to change.
+    test('in a CommonJS project, forkyard serve says in two lines to add "type": "module" (Node)', async () => {
+      const cjs = mkdtempSync(join(tmpdir(), "forkyard-cjs-"));
+      try {
+        execFileSync("npm", ["init", "-y"], { cwd: cjs, stdio: "ignore" });
+        symlinkSync(join(dir, "node_modules"), join(cjs, "node_modules"));
+        writeFileSync(join(cjs, "app.js"), 'import "forkyard";\nexport default { fetch: () => new Response("x") };\n');
+        writeFileSync(
+          join(cjs, "app.ts"),
+          'import { api, Worker } from "forkyard";\nexport class Hello extends Worker {\n  @api("/hi", "GET")\n' +
+            "  hi() {\n    return { hi: true };\n  }\n}\n",
+        );
+        const tsx = pathToFileURL(join(root, "node_modules", "tsx", "dist", "loader.mjs")).href;
+        const serve = async (args: string[]) => {
+          let err = "";
+          const child = runtime.spawn({
+            cmd: [bin("node"), ...args],
+            cwd: cjs,
+            env: { PORT: "0", NO_COLOR: "1" },
+            onStdout: () => {},
+            onStderr: (c) => void (err += new TextDecoder().decode(c)),
+          });
+          return { code: (await child.exited).code, err };
+        };
+        const cli = join(dir, "node_modules", "forkyard", "dist", "cli.js");
+        assert.deepEqual(await serve([cli, "serve", "./app.js"]), {
+          code: 2,
+          err:
+            'forkyard: cannot load "./app.js": Cannot use import statement outside a module; ./app.js is loaded as ' +
+            'CommonJS: add "type": "module" to its package.json, or name it .mjs (.mts)\n' +
+            `  at ${join(cjs, "app.js")}:1\n`,
+        });
+        assert.deepEqual(await serve(["--import", tsx, cli, "serve", "./app.ts:Hello"]), {
+          code: 2,
+          err: 'forkyard: module "./app.ts" uses another copy of forkyard than this command line: on Node, a ' +
+            'TypeScript or .js module outside a package with "type": "module" is loaded as CommonJS; add "type": ' +
+            '"module" to its package.json (or name it .mts / .mjs)\n',
+        });
+      } finally {
+        rmSync(cjs, { recursive: true, force: true });
+      }
+    });
+
     // Every shell command in README.md and docs/, run as written in this project (`forkyard` is its installed bin;
     // UPPERCASE words are placeholders, filled in below); a worker host's NATS address is this machine's nats-server,
     // as the second machine of a scripted pair. A command added to the docs fails here until it is run or says why not.
@@ -224,7 +311,9 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       assert.match(await once("forkyard --help"), /Usage:/);
       assert.match(await once("forkyard --version"), /^\d+\.\d+\.\d+/);
 
-      // forkyard ctl ...: against a server started here, found by its working directory (or --control PATH).
+      // forkyard ctl ...: against a server started here, found by its working directory (or --control PATH). Those
+      // that name the remote pool Render, a host or a host's control socket run against the remote pool below.
+      const remoteCtl = (command: string) => /HOST|\bRender\b|gpu-1/.test(command);
       const control = "/run/app.ctl";
       const server = sh(`forkyard serve ./app.ts --control ${control}`);
       await until(/Listening on/, "the server for forkyard ctl");
@@ -232,7 +321,9 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
         command.replace(/\[POOL\]/, "").replace(/\bPOOL\b/, "/").replace(/\bN\b/, "2").replace(/\s+$/, "");
       try {
         for (
-          const { command } of commands.filter((c) => /^forkyard ctl /.test(c.command) && !/HOST|stop/.test(c.command))
+          const { command } of commands.filter((c) =>
+            /^forkyard ctl /.test(c.command) && !/stop/.test(c.command) && !remoteCtl(c.command)
+          )
         ) {
           const filled = placeholders(command).replace("forkyard ctl ", `forkyard ctl --control ${control} `)
             .replace(`--control ${control} --control ${control}`, `--control ${control}`);
@@ -257,29 +348,42 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
         }),
       );
       const dispatcher = runtime.spawn({
-        cmd: ["sh", "-c", `exec forkyard serve remote.json --control ${join(dir, "remote.ctl")}`],
+        cmd: ["sh", "-c", "exec forkyard serve remote.json"],
         cwd: dir,
         env,
         onStdout: () => {},
         onStderr: () => {},
       });
       const hosts: ReturnType<typeof sh>[] = [];
+      // A host started with --control PATH, by its PATH: `forkyard ctl --control PATH stop` stops it.
+      const hostByControl = new Map<string, ReturnType<typeof sh>>();
       try {
         for (const { command } of commands.filter((c) => c.command.startsWith("forkyard worker "))) {
           if (ran.has(command)) continue;
-          hosts.push(sh(local(command)));
+          const host = sh(local(command));
+          hosts.push(host);
+          const path = /--control (\S+)/.exec(command)?.[1];
+          if (path !== undefined) hostByControl.set(path, host);
           await until(/takes requests for pool/, command);
           ran.add(command);
         }
-        // Both kinds of host answer through the dispatcher, and ctl steers one host by name.
-        const port = await dispatcherPort(join(dir, "remote.ctl"), dir, env);
+        // Both kinds of host answer through the dispatcher (found from this folder, as ctl finds it), and ctl steers
+        // one host by name, or one host through its own control socket.
+        const port = await dispatcherPort(dir, env);
         const render = await fetch(`http://127.0.0.1:${port}/render/hi`);
         assert.equal(render.status, 200, await render.text());
         assert.equal((await fetch(`http://127.0.0.1:${port}/api/`)).status, 200);
-        for (const { command } of commands.filter((c) => /^forkyard ctl .*HOST/.test(c.command))) {
-          const filled = command.replace("forkyard ctl ", `forkyard ctl --control ${join(dir, "remote.ctl")} `)
-            .replace(/\bPOOL\b/, "Render").replace(/\bN\b/, "2").replace(/\bHOST\b/, hostname());
+        for (const { command } of commands.filter((c) => /^forkyard ctl /.test(c.command) && remoteCtl(c.command))) {
+          if (ran.has(command) || / stop$/.test(command)) continue;
+          const filled = command.replace(/\bPOOL\b/, "Render").replace(/\bN\b/, "2").replace(/\bHOST\b/, hostname());
           assert.equal((await sh(filled).exited).code, 0, `${filled}: ${output}`);
+          ran.add(command);
+        }
+        for (const { command } of commands.filter((c) => /^forkyard ctl --control \S+ stop$/.test(c.command))) {
+          const host = hostByControl.get(command.split(" ")[3]);
+          if (host === undefined) continue;
+          assert.equal((await sh(command).exited).code, 0, `${command}: ${output}`);
+          assert.equal((await host.exited).code, 0, command);
           ran.add(command);
         }
       } finally {
@@ -293,21 +397,31 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       assert.deepEqual(missed, [], "commands in the docs no test runs");
     });
 
-    // The commands the README writes inline, in its sentences: each run as written, where it says (the project made
-    // from the tarball, a clone beside it, this clone), or named with the test that runs it.
-    test("every command written inline in README.md works as written", async () => {
-      const inline = [
-        ...readFileSync(join(root, "README.md"), "utf8").matchAll(
-          /`((?:npx|bunx|deno|npm|node|bun|curl|forkyard) [^`]*)`/g,
-        ),
-      ]
-        .map((m) => m[1]);
+    // The commands README.md and docs/ write inline, in their sentences. Each is run as written, where it says (the
+    // project made from the tarball, a clone beside it, this clone), or is one of: a fenced command (the test above
+    // runs those), a command's name (the words a command that runs begins with), a form whose placeholders (`POOL`,
+    // `[POOL]`, `a|b`, `<a|b>`, `...`) a fenced command fills, or named here with what runs it.
+    test("every command written inline in README.md and docs/ works as written", async () => {
+      const fenced = docCommands().map((c) => c.command);
+      const inline = [...new Set(inlineCommands().map((c) => c.command))];
       const covered: Record<string, string> = {
-        "deno publish --dry-run": "scripts/test.mjs runs it after the suites",
         "npm ci": "CI's first step",
         "npm pack": "this file's before() packs the tarball with it",
-        "forkyard worker --nats URL ./render.ts:Render --workers 8": "the docs' fenced forms of it run above",
+        "npm run bench": "a benchmark: minutes of load by design; BENCHMARKS.md is its output",
+        "node bench/run.mjs node": "a benchmark: minutes of load by design; BENCHMARKS.md is its output",
+        "node bench/probe.mjs <deno|bun|node> [server] [path]": "a benchmark probe: seconds of load per runtime",
+        "node bench/soak.mjs [runtime]": "a soak: minutes of faults under load by design",
       };
+      const forms = inline.filter((c) => !(c in covered) && !fenced.includes(c) && isForm(c));
+      for (const form of forms) {
+        assert.ok(fenced.some((c) => formPattern(form).test(c)), `no fenced command fills the form ${form}`);
+      }
+      const names = inline.filter((c) =>
+        !forms.includes(c) && [...fenced, ...inline].some((other) => other.startsWith(`${c} `))
+      );
+      const runs = inline.filter((c) =>
+        !(c in covered) && !fenced.includes(c) && !forms.includes(c) && !names.includes(c)
+      );
       const env = {
         PATH: `${join(dir, "node_modules", ".bin")}:${join(root, "node_modules", ".bin")}:${process.env.PATH}`,
         NO_COLOR: "1",
@@ -333,18 +447,30 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
           ? join(parent, "tsx")
           : command.startsWith("deno run -A ../forkyard/")
           ? join(parent, "project")
-          : /^(npx|bunx|npm init) /.test(command)
+          : /^(npx|bunx|npm init|forkyard) /.test(command)
           ? dir
           : root;
+      // A server and the curl the docs write after it, whose answer is checked.
+      const quickstartCurl = runs.find((c) => c.startsWith("curl -H 'x-api-key: demo-key'"))!;
+      const after: Record<string, { command: string; check: (body: Record<string, unknown>) => void }> = {
+        "npm run hello": {
+          command: "curl localhost:8080/hello/world",
+          check: (body) => assert.equal(body.hello, "world"),
+        },
+        "npm run quickstart": {
+          command: quickstartCurl,
+          check: (body) => assert.equal(body.name, "apple", JSON.stringify(body)),
+        },
+      };
       const ran = new Set<string>();
       try {
-        for (const command of inline.filter((c) => !(c in covered))) {
+        for (const command of runs.filter((c) => !Object.values(after).some((a) => a.command === c))) {
           if (ran.has(command)) continue;
           let out = "";
           // Its own process group: npm and npx start the server as a child, and SIGTERM goes to them all.
           const child = spawn("sh", ["-c", command], {
             cwd: command === "npm init -y" ? mkdtempSync(join(tmpdir(), "forkyard-init-")) : where(command),
-            env: { ...process.env, ...env, ...(command === "npm run hello" ? {} : { PORT: "0" }) },
+            env: { ...process.env, ...env, ...(command in after ? {} : { PORT: "0" }) },
             detached: true,
             stdio: ["ignore", "pipe", "pipe"],
           });
@@ -358,16 +484,15 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
             const m = /Listening on http:\/\/[\d.]+:(\d+)/.exec(out);
             assert.ok(m, `${command}: ${out}`);
             assert.ok((await fetch(`http://127.0.0.1:${m![1]}/`)).status < 500, command);
-            if (command === "npm run hello") {
-              // The README's next command, against the server this one started on its default port.
-              const curl = spawn("sh", ["-c", "curl -s localhost:8080/hello/world"], {
-                stdio: ["ignore", "pipe", "inherit"],
-              });
+            // The docs' next command, run as written against the server this one started on its default port.
+            const next = after[command];
+            if (next !== undefined) {
+              const curl = spawn("sh", ["-c", next.command], { stdio: ["ignore", "pipe", "ignore"] });
               let body = "";
               curl.stdout!.on("data", (c) => (body += c));
               await new Promise((resolve) => curl.once("exit", resolve));
-              assert.equal(JSON.parse(body).hello, "world");
-              ran.add("curl localhost:8080/hello/world");
+              next.check(JSON.parse(body));
+              ran.add(next.command);
             }
             process.kill(-child.pid!, "SIGTERM");
           }
@@ -378,7 +503,7 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       } finally {
         rmSync(parent, { recursive: true, force: true });
       }
-      assert.deepEqual(inline.filter((c) => !ran.has(c) && !(c in covered)), []);
+      assert.deepEqual(runs.filter((c) => !ran.has(c)), []);
     });
   });
 }

@@ -172,7 +172,10 @@ describe(`several dispatchers share worker hosts (${runtime.name})`, () => {
       // Every dispatcher's count is per host: neither halved nor asked twice.
       // Both dispatchers see each host's workers; the status lists each once.
       let workers: { host: string; pid: number }[] = [];
-      const four = await eventually(async () => (workers = (await ctl("status")).pools[0].workers).length === 4, 10_000);
+      const four = await eventually(
+        async () => (workers = (await ctl("status")).pools[0].workers).length === 4,
+        10_000,
+      );
       assert.ok(four, JSON.stringify(workers));
       assert.equal(new Set(workers.map((w) => `${w.host} ${w.pid}`)).size, 4);
       for (const host of hosts) assert.equal(count(host.stderr(), /Scaling pool Render/), 1, host.stderr());

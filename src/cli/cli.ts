@@ -30,6 +30,7 @@ import { declaredExports, exportList, foreignSubclass } from "./module_exports.t
 import { defaultControlPath } from "./control_path.ts";
 import { UsageError } from "./usage_error.ts";
 import { watchAndReload } from "./watch.ts";
+import { withoutWarning } from "./quiet_warning.ts";
 
 export { applyEnvironment, type CliArgs, dispatcherFromConfig, parseArgs, UsageError, VERSION };
 
@@ -60,7 +61,8 @@ async function importModule(
     adopted({ dispatcher, finished });
   });
   try {
-    return await Promise.race([import(href).then((mod) => ({ mod: mod as Record<string, unknown> })), adoption]);
+    const imported = withoutWarning(/^Failed to load the ES module/, () => import(href));
+    return await Promise.race([imported.then((mod) => ({ mod: mod as Record<string, unknown> })), adoption]);
   } catch (error) {
     throw new UsageError(loadFailure(error, modulePath, (await loadRuntime()).loadHint(error, modulePath)));
   } finally {
