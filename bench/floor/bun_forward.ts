@@ -3,10 +3,12 @@
 // with PROTOCOL=1, forkyard's frames instead (see forwarder.ts), and TRACE_HEADER=0 answers those
 // without the x-request-id header; CHILD=decode runs decode_child.ts, a child that does a worker's minimum.
 // REUSE_PORT=1 binds with SO_REUSEPORT, so that two of these share one port.
+// SERVER=node serves on node:http (node_http.ts), forkyard's default server, instead of Bun.serve.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import process from "node:process";
 import { runtime } from "../../adapters/bun.ts";
 import { forwarder, protocolForwarder } from "./forwarder.ts";
+import { serveNodeHttp } from "./node_http.ts";
 
 interface Proc {
   stdin: { write(b: Uint8Array): number; flush(): unknown };
@@ -33,10 +35,14 @@ const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEAD
 (async () => {
   for await (const chunk of child.stdout) f.onChunk(chunk);
 })();
-const server = Bun.serve({
-  port: Number(process.env.PORT ?? 0),
-  hostname: "127.0.0.1",
-  reusePort: process.env.REUSE_PORT === "1",
-  fetch: (request) => f.handle(request),
-});
-console.log(JSON.stringify({ port: server.port }));
+if (process.env.SERVER === "node") {
+  serveNodeHttp(f, () => {});
+} else {
+  const server = Bun.serve({
+    port: Number(process.env.PORT ?? 0),
+    hostname: "127.0.0.1",
+    reusePort: process.env.REUSE_PORT === "1",
+    fetch: (request) => f.handle(request),
+  });
+  console.log(JSON.stringify({ port: server.port }));
+}

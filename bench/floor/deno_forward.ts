@@ -5,9 +5,11 @@
 // those without the x-request-id header; CHILD=decode (with CHANNEL=unix) runs decode_child.ts, a child that does a
 // worker's minimum and connects as a Deno worker does.
 // REUSE_PORT=1 binds with SO_REUSEPORT, so that two of these share one port (Deno needs --unstable-net).
+// SERVER=node serves on node:http (node_http.ts), forkyard's default server, instead of Deno.serve.
 // Prints {"port": N} when listening. Run by bench/run.mjs.
 import { CHANNEL_ENV, runtime, TOKEN_BYTES } from "../../adapters/deno.ts";
 import { forwarder, protocolForwarder } from "./forwarder.ts";
+import { serveNodeHttp } from "./node_http.ts";
 
 const channel = Deno.env.get("CHANNEL") ?? "stdio";
 const trace = Deno.env.get("TRACE_HEADER") !== "0";
@@ -55,13 +57,17 @@ if (channel === "unix") {
     for await (const chunk of proc.stdout) f.onChunk(chunk);
   })();
 }
-const server = Deno.serve(
-  {
-    port: Number(Deno.env.get("PORT") ?? 0),
-    hostname: "127.0.0.1",
-    reusePort: Deno.env.get("REUSE_PORT") === "1",
-    onListen() {},
-  },
-  (request) => f.handle(request),
-);
-console.log(JSON.stringify({ port: server.addr.port }));
+if (Deno.env.get("SERVER") === "node") {
+  serveNodeHttp(f, () => {});
+} else {
+  const server = Deno.serve(
+    {
+      port: Number(Deno.env.get("PORT") ?? 0),
+      hostname: "127.0.0.1",
+      reusePort: Deno.env.get("REUSE_PORT") === "1",
+      onListen() {},
+    },
+    (request) => f.handle(request),
+  );
+  console.log(JSON.stringify({ port: server.addr.port }));
+}

@@ -8,11 +8,10 @@
 import { spawn } from "node:child_process";
 import process from "node:process";
 import type { Readable } from "node:stream";
-import { createAdaptorServer } from "@hono/node-server";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { runtime } from "../../adapters/node.ts";
 import { CHANNEL_FD_ENV } from "../../adapters/node_like.ts";
-import { forwarder, type NodeIO, protocolForwarder } from "./forwarder.ts";
+import { forwarder, protocolForwarder } from "./forwarder.ts";
+import { serveNodeHttp } from "./node_http.ts";
 
 const decode = process.env.CHILD === "decode";
 const child = spawn(
@@ -27,28 +26,4 @@ const child = spawn(
 const write = (bytes: Uint8Array) => void child.stdin!.write(bytes);
 const f = process.env.PROTOCOL ? protocolForwarder(write, process.env.TRACE_HEADER !== "0", runtime) : forwarder(write);
 (child.stdio[3] as Readable).on("data", (chunk: Uint8Array) => f.onChunk(chunk));
-/** As forkyard's Node adapter: the body's chunks straight from the IncomingMessage, reuse after "close". */
-const nodeIO = (incoming: IncomingMessage, outgoing: ServerResponse): NodeIO => ({
-  body: () =>
-    new Promise((resolve) => {
-      const chunks: Uint8Array[] = [];
-      incoming.on("data", (c: Buffer) => chunks.push(c));
-      incoming.once("end", () => resolve(chunks));
-    }),
-  after: (listener) => void outgoing.once("close", listener),
-});
-const fetch = (request: Request, env: unknown) => {
-  const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
-  return f.handle(request, request.method === "GET" ? undefined : nodeIO(incoming, outgoing));
-};
-// Listen options, as forkyard's dispatcher listens: REUSE_PORT=1 binds with SO_REUSEPORT, for several of these on one port.
-const server = createAdaptorServer({ fetch });
-server.listen(
-  { port: Number(process.env.PORT ?? 0), host: "127.0.0.1", reusePort: process.env.REUSE_PORT === "1" },
-  () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })),
-);
-process.on("SIGTERM", () => {
-  child.kill();
-  server.close();
-  process.exit(0);
-});
+serveNodeHttp(f, () => child.kill());
