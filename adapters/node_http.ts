@@ -205,10 +205,16 @@ function limitConnections(server: HttpServerNode, options: ServeOptions, maxHead
   if (options.headersTimeout) {
     // Node's headersTimeout starts at a request's first byte: a connection that sends none is closed here.
     const timeout = options.headersTimeout;
+    // Both listeners go with the first byte: a "close" listener left would hold the timer for the connection's life.
     server.on("connection", (socket: Socket) => {
       const timer = setTimeout(() => socket.destroy(), timeout);
-      socket.once("data", () => clearTimeout(timer));
-      socket.once("close", () => clearTimeout(timer));
+      const done = () => {
+        clearTimeout(timer);
+        socket.off("data", done);
+        socket.off("close", done);
+      };
+      socket.once("data", done);
+      socket.once("close", done);
     });
   }
 }

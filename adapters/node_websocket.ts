@@ -108,24 +108,10 @@ function attach(
   (pinger as { unref?: () => void } | undefined)?.unref?.();
 
   server.on("upgrade", (incoming: IncomingMessage, socket: Duplex, head: Uint8Array) => {
-    socket.on("error", () => {});
+    socket.on("error", ignore);
     const accept = (events: WebSocketEvents, protocol: string | null): Response => {
       if (protocol !== null) chosen.set(incoming, protocol);
-      wss.handleUpgrade(incoming, socket, head, (ws) => {
-        heard.set(ws, true);
-        const alive = () => heard.has(ws) && heard.set(ws, true);
-        ws.on("pong", alive);
-        ws.on("error", () => {});
-        ws.on("message", (data, isBinary) => {
-          alive();
-          events.message(isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.length) : decoder.decode(data));
-        });
-        ws.on("close", (code, reason) => {
-          heard.delete(ws);
-          events.close(code, decoder.decode(reason));
-        });
-        events.open(serverSocket(ws));
-      });
+      wss.handleUpgrade(incoming, socket, head, (ws) => listen(ws, events, heard));
       return UPGRADED;
     };
     // The server keeps one header more than it takes (maxHeadersCount): one over shows a request past the limit.
@@ -152,6 +138,28 @@ function attach(
     );
   });
   return () => clearInterval(pinger);
+}
+
+const ignore = () => {};
+
+/**
+ * Wires an open socket to its events. Its listeners live as long as the socket, so they are made here, out of the
+ * upgrade's scope: a closure there would keep the upgrade request and its head alive with the socket.
+ */
+function listen(ws: WsSocket, events: WebSocketEvents, heard: Map<WsSocket, boolean>): void {
+  heard.set(ws, true);
+  const alive = () => heard.has(ws) && heard.set(ws, true);
+  ws.on("pong", alive);
+  ws.on("error", ignore);
+  ws.on("message", (data, isBinary) => {
+    alive();
+    events.message(isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.length) : decoder.decode(data));
+  });
+  ws.on("close", (code, reason) => {
+    heard.delete(ws);
+    events.close(code, decoder.decode(reason));
+  });
+  events.open(serverSocket(ws));
 }
 
 function serverSocket(ws: WsSocket): ServerWebSocket {

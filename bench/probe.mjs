@@ -19,13 +19,15 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
 const RUN = {
   deno: [bin("deno"), "run", "-A"],
   bun: [bin("bun"), "run"],
-  node: [bin("node"), "--import", "tsx"],
+  node: [bin("node")],
 };
 const [rt, file = "bench/servers/forkyard.ts", path = "/json", seconds = "4"] = process.argv.slice(2);
 if (!RUN[rt]) {
   console.error("usage: node bench/probe.mjs <deno|bun|node> [server file] [path] [seconds]");
   process.exit(2);
 }
+// On Node the benchmark servers load forkyard's compiled package (bench/servers/forkyard_lib.ts): build it first.
+if (rt === "node") execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
 const tmp = mkdtempSync(join(os.tmpdir(), "forkyard-probe-"));
 const post = join(tmp, "post1m.lua");
 writeFileSync(

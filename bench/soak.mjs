@@ -7,7 +7,7 @@
 //   SOAK_SECONDS=60 node bench/soak.mjs node
 //   SOAK_ONLY=aborts node bench/soak.mjs node    one kind of trouble: load, aborts, slow or kills
 //   HTTP_SERVER=native node bench/soak.mjs deno  on Deno.serve or Bun.serve instead of node:http
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
@@ -18,9 +18,11 @@ const SECONDS = Number(process.env.SOAK_SECONDS ?? 20);
 const RUN = {
   deno: [bin("deno"), "run", "-A"],
   bun: [bin("bun"), "run"],
-  node: [bin("node"), "--import", "tsx"],
+  node: [bin("node")],
 };
 const runtimes = process.argv.slice(2).length ? process.argv.slice(2) : ["deno", "bun", "node"];
+// On Node the benchmark servers load forkyard's compiled package (bench/servers/forkyard_lib.ts): build it first.
+if (runtimes.includes("node")) execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
 const app = join(root, "tests", "fixtures", "app.ts");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => xs.length === 0 ? "-" : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

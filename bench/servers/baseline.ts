@@ -1,6 +1,7 @@
 // The baseline: the same handlers served in one process by the runtime's own server
 // (Deno.serve, Bun.serve, node:http; WebSocket echo at /ws with Deno.upgradeWebSocket, Bun's server.upgrade, and the
-// ws package on Node). Prints {"port": N} when listening.
+// ws package on Node). SERVER=node serves with node:http and ws on Deno and Bun too: the floor of forkyard's default
+// server. Prints {"port": N} when listening.
 import { createServer } from "node:http";
 import process from "node:process";
 import { burn } from "./baseline_burn.ts";
@@ -36,7 +37,8 @@ const port = Number(process.env.PORT ?? 0);
 // REUSE_PORT=1: bind with SO_REUSEPORT, so that several of these serve one port (Deno needs --unstable-net).
 const reusePort = process.env.REUSE_PORT === "1";
 const g = globalThis as Record<string, any>;
-if (g.Deno) {
+const nodeHttp = process.env.SERVER === "node";
+if (g.Deno && !nodeHttp) {
   const server = g.Deno.serve({ port, hostname: "127.0.0.1", reusePort, onListen() {} }, (req: Request) => {
     if (!req.url.endsWith("/ws")) return handle(req);
     const { socket, response } = g.Deno.upgradeWebSocket(req);
@@ -44,7 +46,7 @@ if (g.Deno) {
     return response;
   });
   console.log(JSON.stringify({ port: server.addr.port }));
-} else if (g.Bun) {
+} else if (g.Bun && !nodeHttp) {
   const server = g.Bun.serve({
     port,
     hostname: "127.0.0.1",

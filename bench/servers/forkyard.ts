@@ -17,23 +17,22 @@ import {
   Worker,
   WorkerPool,
   type WorkerRequest,
-} from "../../mod.ts";
+} from "./forkyard_lib.ts";
 import { BenchWorker } from "./bench_worker.ts";
 
 /** Takes large uploads in a pool of its own and reads only their size (UPLOAD_POOL=1). */
 class UploadWorker extends Worker {
-  @api("/upload", "POST")
   upload(req: WorkerRequest) {
     return { bytes: req.body.length };
   }
 }
+api("/upload", "POST")(UploadWorker.prototype.upload);
 
 class BenchDispatcher extends Dispatcher {
   override onListen(info: ListenInfo) {
     console.log(JSON.stringify({ port: info.port }));
   }
 
-  @sync("/pids")
   pids(client: Client) {
     client.respond({
       dispatcher: g.Deno?.pid ?? g.process.pid,
@@ -41,11 +40,12 @@ class BenchDispatcher extends Dispatcher {
     });
   }
 
-  @sync("/pending")
   pending(client: Client) {
     client.respond({ pending: this.pendingCount });
   }
 }
+sync("/pids")(BenchDispatcher.prototype.pids);
+sync("/pending")(BenchDispatcher.prototype.pending);
 
 await new BenchDispatcher({
   port: Number(env("PORT") ?? 0),
