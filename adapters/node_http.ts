@@ -9,9 +9,10 @@
 
 import { MAX_HEADERS, tooManyHeaders } from "./request_head.ts";
 import type { IncomingMessage, Server as HttpServerNode, ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { probeAccepting } from "./accept_probe.ts";
+import { headersArrived, timeHeaders } from "./headers_timer.ts";
 import type { AdapterRequest, HttpServer, ServeOptions } from "../src/runtime.ts";
 
 /**
@@ -118,6 +119,7 @@ export async function serveNodeHttp(options: ServeOptions, probe = false): Promi
       const server = createAdaptorServer({
         fetch: (request: Request, env: unknown) => {
           const { incoming, outgoing } = env as { incoming: IncomingMessage; outgoing: ServerResponse };
+          headersArrived(incoming.socket);
           if (incoming.rawHeaders.length > 2 * maxHeaders) return tooManyHeaders();
           return options.fetch(request, new NodeRequest(incoming, outgoing));
         },
@@ -202,21 +204,7 @@ function limitConnections(server: HttpServerNode, options: ServeOptions, maxHead
   if (options.maxConnections) server.maxConnections = options.maxConnections;
   // One more than the limit is kept, so that a request over it shows (the surplus is dropped, not refused).
   server.maxHeadersCount = maxHeaders + 1;
-  if (options.headersTimeout) {
-    // Node's headersTimeout starts at a request's first byte: a connection that sends none is closed here.
-    const timeout = options.headersTimeout;
-    // Both listeners go with the first byte: a "close" listener left would hold the timer for the connection's life.
-    server.on("connection", (socket: Socket) => {
-      const timer = setTimeout(() => socket.destroy(), timeout);
-      const done = () => {
-        clearTimeout(timer);
-        socket.off("data", done);
-        socket.off("close", done);
-      };
-      socket.once("data", done);
-      socket.once("close", done);
-    });
-  }
+  if (options.headersTimeout) timeHeaders(server, options.headersTimeout);
 }
 
 /** The server options that enforce the connection limits: Node checks them every connectionsCheckingInterval. */

@@ -7,8 +7,10 @@
  */
 
 import { requestUrl } from "./request_head.ts";
+import { headersArrived } from "./headers_timer.ts";
 import type { IncomingMessage, Server } from "node:http";
 import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type {
   AdapterRequest,
@@ -109,6 +111,7 @@ function attach(
 
   server.on("upgrade", (incoming: IncomingMessage, socket: Duplex, head: Uint8Array) => {
     socket.on("error", ignore);
+    headersArrived(socket as Socket);
     const accept = (events: WebSocketEvents, protocol: string | null): Response => {
       if (protocol !== null) chosen.set(incoming, protocol);
       wss.handleUpgrade(incoming, socket, head, (ws) => listen(ws, events, heard));

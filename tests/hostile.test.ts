@@ -457,6 +457,16 @@ describe(`hostile clients (${runtime.name})`, () => {
     }
   });
 
+  test("headersTimeout stops at the request: an answer that takes three times as long arrives", async () => {
+    const limited = await startApp("app.ts", { HEADERS_TIMEOUT: "200" });
+    try {
+      const res = await fetch(`${limited.url}/api/slow/600`);
+      assert.equal(res.status, 200, await res.text());
+    } finally {
+      await limited.stop();
+    }
+  });
+
   test("headersTimeout, idleTimeout and maxConnections close slow, idle and surplus connections", async () => {
     const limited = await startApp("app.ts", { HEADERS_TIMEOUT: "500", IDLE_TIMEOUT: "300", MAX_CONNECTIONS: "4" });
     const open = (send?: (socket: Socket) => void) => {
