@@ -23,6 +23,8 @@ export type SignalName =
   | "SIGINT"
   | "SIGHUP"
   | "SIGUSR1"
+  | "SIGTTIN"
+  | "SIGTTOU"
   | "SIGKILL";
 
 /** An open log destination (stderr, or a file appended to), written asynchronously, off the event loop. */

@@ -10,6 +10,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -291,6 +292,82 @@ describe(`operations (${runtime.name})`, () => {
     assert.equal((await ctl("frobnicate")).code, 2);
   });
 
+  test("SIGTTIN and SIGTTOU add and remove one worker in every pool, never under one, as gunicorn's do", async () => {
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-ttin-"));
+    const socket = join(dir, "app.ctl");
+    const workers = async () => {
+      const p = start(cli, ["ctl", "--control", socket, "--json", "status"]);
+      assert.equal((await p.exited).code, 0, p.stderr());
+      return (JSON.parse(p.stdout()).pools[0].workers as { state: string }[]).length;
+    };
+    const server = start(cli, ["serve", fixture("users_app.ts"), "--control", socket, "--port", "0", "--workers", "2"]);
+    try {
+      await server.waitStdout(/pool \/: 2 workers/);
+      process.kill(server.pid, "SIGTTIN");
+      await server.waitStderr(/Scaling pool \/ to 3 workers \(SIGTTIN\)/, 5000);
+      assert.equal(await workers(), 3);
+      for (const n of [2, 1]) {
+        process.kill(server.pid, "SIGTTOU");
+        await server.waitStderr(new RegExp(`Scaling pool / to ${n} workers? \\(SIGTTOU\\)`), 5000);
+        assert.equal(await workers(), n);
+      }
+      process.kill(server.pid, "SIGTTOU");
+      assert.ok(await eventually(() => (server.stderr().match(/to 1 worker \(SIGTTOU\)/g) ?? []).length === 2, 5000));
+      assert.equal(await workers(), 1);
+      // The one worker left serves.
+      const port = /Listening on http:\/\/[\d.]+:(\d+)/.exec(server.stdout() + server.stderr())![1];
+      assert.ok((await fetch(`http://127.0.0.1:${port}/`)).status < 500);
+    } finally {
+      process.kill(server.pid, "SIGTERM");
+      assert.equal((await server.exited).code, 0, server.stderr());
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("--pid-file: written at start, a stale one replaced, a live one refused (exit 2), removed at exit; ctl finds the server by it", async () => {
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-pid-"));
+    const pidFile = join(dir, "app.pid");
+    writeFileSync(pidFile, "999999999\n"); // stale: no such process
+    const serve = [
+      "serve",
+      fixture("users_app.ts"),
+      "--port",
+      "0",
+      "--workers",
+      "1",
+      "--pid-file",
+      pidFile,
+      "--control",
+    ];
+    const server = start(cli, [...serve, join(dir, "a.ctl")]);
+    try {
+      await server.waitStdout(/pool \/: 1 worker/);
+      assert.equal(readFileSync(pidFile, "utf8"), `${server.pid}\n`);
+      const second = start(cli, [...serve, join(dir, "b.ctl")]);
+      assert.equal((await second.exited).code, 2);
+      assert.equal(
+        second.stderr(),
+        `forkyard: --pid-file ${pidFile}: process ${server.pid} is running (another server?); stop it, or remove the file\n`,
+      );
+      const ctl = start(cli, ["ctl", "--pid-file", pidFile, "--json", "status"]);
+      assert.equal((await ctl.exited).code, 0, ctl.stderr());
+      assert.equal(JSON.parse(ctl.stdout()).pid, server.pid);
+      const byEnv = start(cli, ["ctl", "--json", "status"], { FORKYARD_CONTROL: join(dir, "a.ctl") });
+      assert.equal((await byEnv.exited).code, 0, byEnv.stderr());
+      assert.equal(JSON.parse(byEnv.stdout()).pid, server.pid);
+    } finally {
+      process.kill(server.pid, "SIGTERM");
+      assert.equal((await server.exited).code, 0, server.stderr());
+    }
+    assert.throws(() => readFileSync(pidFile), /ENOENT/);
+    const gone = start(cli, ["ctl", "--pid-file", pidFile, "status"]);
+    assert.equal((await gone.exited).code, 1);
+    assert.equal(gone.stderr(), `forkyard: no pid file at ${pidFile} (is the server running?)\n`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test("control socket: in a private directory by default; a directory others may write and a socket of another user are refused", async () => {
     const cli = new URL("../cli.ts", import.meta.url).pathname;
     const dir = mkdtempSync(join(tmpdir(), "forkyard-ctlsec-"));
@@ -302,9 +379,12 @@ describe(`operations (${runtime.name})`, () => {
       const server = start(cli, ["serve", fixture("users_app.ts"), "--port", "0", "--workers", "1"], env);
       try {
         await server.waitStdout(/pool \/: 1 worker/);
-        const sockets = readdirSync(join(runtimeDir, "forkyard"));
-        assert.equal(sockets.length, 1, String(sockets));
+        // The socket, and its link under the server's pid (for forkyard ctl --pid-file).
+        const entries = readdirSync(join(runtimeDir, "forkyard"));
+        const sockets = entries.filter((name) => !name.startsWith("pid-"));
+        assert.equal(sockets.length, 1, String(entries));
         assert.match(sockets[0], /^[A-Za-z0-9._-]+-[0-9a-f]{8}\.sock$/);
+        assert.deepEqual(entries.filter((name) => name.startsWith("pid-")), [`pid-${server.pid}.sock`]);
         assert.equal(statSync(join(runtimeDir, "forkyard")).mode & 0o777, 0o700);
         const status = start(cli, ["ctl", "status", "--json"], env);
         assert.equal((await status.exited).code, 0, status.stderr());

@@ -10,7 +10,7 @@ import { hostname, tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { getJson, runtime, sleep } from "./helpers.ts";
+import { eventually, getJson, runtime, sleep } from "./helpers.ts";
 import { startNats } from "./nats_server.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -315,14 +315,20 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       // that name the remote pool Render, a host or a host's control socket run against the remote pool below.
       const remoteCtl = (command: string) => /HOST|\bRender\b|gpu-1/.test(command);
       const control = "/run/app.ctl";
-      const server = sh(`forkyard serve ./app.ts --control ${control}`);
+      const pidFile = "/run/app.pid";
+      const server = sh(`forkyard serve ./app.ts --control ${control} --pid-file ${pidFile}`);
       await until(/Listening on/, "the server for forkyard ctl");
+      // Commands that find the server themselves (its pid file, $FORKYARD_CONTROL) or signal it run as written,
+      // through a shell (an environment assignment, a $(...)).
+      const asWritten = (command: string) => /--pid-file|^FORKYARD_CONTROL=|^kill /.test(command);
+      const shell = (command: string) => runtime.spawn({ cmd: ["sh", "-c", command], cwd: dir, env, ...collect() });
       const placeholders = (command: string) =>
         command.replace(/\[POOL\]/, "").replace(/\bPOOL\b/, "/").replace(/\bN\b/, "2").replace(/\s+$/, "");
       try {
         for (
           const { command } of commands.filter((c) =>
-            /^forkyard ctl /.test(c.command) && !/stop/.test(c.command) && !remoteCtl(c.command)
+            /^forkyard ctl /.test(c.command) && !/stop/.test(c.command) && !remoteCtl(c.command) &&
+            !asWritten(c.command)
           )
         ) {
           const filled = placeholders(command).replace("forkyard ctl ", `forkyard ctl --control ${control} `)
@@ -330,11 +336,40 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
           assert.equal((await sh(filled).exited).code, 0, `${filled}: ${output}`);
           ran.add(command);
         }
+        // In another folder: found by its pid file and by $FORKYARD_CONTROL; TTIN and TTOU resize it.
+        const workers = async () => {
+          let json = "";
+          const status = runtime.spawn({
+            cmd: ["sh", "-c", `exec forkyard ctl --control ${control} --json status`],
+            cwd: dir,
+            env,
+            onStdout: (c) => void (json += new TextDecoder().decode(c)),
+            onStderr: () => {},
+          });
+          assert.equal((await status.exited).code, 0);
+          return JSON.parse(json).pools[0].workers.length;
+        };
+        for (
+          const { command } of commands.filter((c) => asWritten(c.command) && !c.command.startsWith("forkyard serve"))
+        ) {
+          const before = await workers();
+          const child = shell(command);
+          assert.equal((await child.exited).code, 0, `${command}: ${output}`);
+          if (/^forkyard ctl .*status$/.test(command) || /^FORKYARD_CONTROL=/.test(command)) {
+            assert.match(output, /^dispatcher pid \d+/m, command);
+          }
+          if (/^kill -TT(IN|OU)/.test(command)) {
+            const expected = command.includes("TTIN") ? before + 1 : Math.max(1, before - 1);
+            assert.ok(await eventually(async () => (await workers()) === expected, 5000), command);
+          }
+          ran.add(command);
+        }
       } finally {
         const stop = commands.find((c) => c.command === "forkyard ctl stop")!.command;
         assert.equal((await sh(`forkyard ctl --control ${control} stop`).exited).code, 0, output);
         ran.add(stop);
         assert.equal((await server.exited).code, 0);
+        assert.throws(() => readFileSync(pidFile), /ENOENT/, "the pid file is removed at exit");
       }
 
       // forkyard worker ...: worker hosts of a dispatcher's remote pools, over a nats-server on this machine.

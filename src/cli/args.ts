@@ -54,9 +54,10 @@ ${
       ["forkyard serve <module>[:export] [options]", "serve a module: a Dispatcher, a Worker class,"],
       ["", "or an app with fetch(request) (e.g. a Hono app)"],
       ["forkyard serve <config.json> [options]", "serve pools and apps described in a config file"],
-      ["forkyard ctl [--control PATH] [--json] <command>", "ask a running server (its control socket):"],
+      ["forkyard ctl [--json] <command>", "ask a running server through its control socket:"],
       ["", "status | reload [POOL [HOST]] | scale POOL N [HOST] | stop"],
-      ["", "(HOST: one worker host of a remote pool)"],
+      ["", "(HOST: one worker host of a remote pool); the socket: --control PATH,"],
+      ["", "the server of --pid-file PATH, $FORKYARD_CONTROL, or this folder's"],
       ["forkyard worker --nats URL <module>[:export] [options]", "run a remote pool's workers on this host, taking"],
       ["", "requests over NATS (docs/remote.md)"],
       ["forkyard --help | --version", ""],
@@ -67,6 +68,7 @@ Options:
 ${
     columns([
       ...options,
+      ["--pid-file <path>", "serve: write the server's pid there; ctl: ask the server whose pid it holds"],
       ["--watch", "serve: reload the workers when source files under the module's directory change"],
       ["", `(${WATCHED_EXTENSIONS.join(" ")}; not node_modules, dot files or dot folders)`],
       ["--watch-path <path>", "serve: watch this file or folder instead (repeatable; implies --watch)"],
@@ -96,6 +98,8 @@ export interface CliArgs {
   watch?: { paths: string[]; ignore: string[] };
   /** For `ctl`: what to ask, and `--json`. */
   ctl?: { command: ControlCommand; json: boolean };
+  /** `--pid-file`: for `serve`, where to write its pid; for `ctl`, the pid file of the server to ask. */
+  pidFile?: string;
   /** What to serve. */
   target?: string;
   /** Dispatcher options given as flags (`--port`, `--host`). */
@@ -161,6 +165,12 @@ export function parseArgs(argv: string[]): CliArgs {
       watch[flag === "--watch-path" ? "paths" : "ignore"].push(value);
       continue;
     }
+    if (flag === "--pid-file") {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
+      out.pidFile = value;
+      continue;
+    }
     if (flag === "-v" || flag === "--version") return { ...out, command: "version" };
     if (flag === "--nats-insecure") {
       worker.insecure = true;
@@ -193,6 +203,7 @@ export function parseArgs(argv: string[]): CliArgs {
   if (rest[0] === "ctl") return { ...out, command: "ctl", ctl: { command: ctlCommand(rest.slice(1)), json } };
   if (json) throw new UsageError("--json goes with ctl");
   if (rest[0] === "worker") {
+    if (out.pidFile !== undefined) throw new UsageError("--pid-file goes with serve and ctl");
     if (worker.nats === undefined) throw new UsageError("worker needs --nats URL (the NATS server)");
     if (rest.length !== 2) throw new UsageError(`worker takes one module, got ${rest.length - 1}`);
     return { ...out, command: "worker", target: rest[1], worker };

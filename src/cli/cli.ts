@@ -28,6 +28,7 @@ import { checkExports, dispatcherFromConfig } from "./config_file.ts";
 import { runCtl } from "./ctl.ts";
 import { declaredExports, exportList, foreignSubclass } from "./module_exports.ts";
 import { defaultControlPath } from "./control_path.ts";
+import { claimPidFile, registerControl } from "./pid_file.ts";
 import { UsageError } from "./usage_error.ts";
 import { watchAndReload } from "./watch.ts";
 import { withoutWarning } from "./quiet_warning.ts";
@@ -215,6 +216,30 @@ export async function dispatcherFor(
   return dispatcher;
 }
 
+/**
+ * Where others find the serving process: its pid file (`--pid-file`), and its control socket registered under its
+ * pid for `forkyard ctl --pid-file`. Returns what removes them.
+ */
+function announce(args: CliArgs, dispatcher: Dispatcher, runtime: Runtime): (() => void)[] {
+  const release: (() => void)[] = [];
+  if (args.pidFile !== undefined) {
+    try {
+      release.push(claimPidFile(resolve(args.pidFile), runtime.pid));
+    } catch (error) {
+      throw new UsageError(firstLine(error));
+    }
+  }
+  const control = dispatcher.options.control;
+  if (typeof control === "string") {
+    try {
+      release.push(registerControl(runtime.pid, resolve(control), (name) => runtime.env(name)));
+    } catch {
+      // No private control directory: ctl --pid-file cannot find this server; --control still does.
+    }
+  }
+  return release;
+}
+
 /** How this process was started, for `--help`: its runtime and script, as one would type them here. */
 function startedAs(): string {
   const [exe = "node", script = ""] = process.argv;
@@ -243,6 +268,7 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
     const dispatcher = served instanceof Dispatcher ? served : served.dispatcher;
     // Workers and the dispatchers a primary runs re-run this command line: the process that serves watches alone.
     const serving = !isWorkerProcess(runtime) && runtime.env(DISPATCHER_ENV) === undefined;
+    const release = serving ? announce(args, dispatcher, runtime) : [];
     const unwatch = args.watch !== undefined && serving
       ? watchAndReload(runtime, dirname(resolve(args.target!.replace(/:[^/:]*$/, ""))), dispatcher, args.watch)
       : undefined;
@@ -251,6 +277,7 @@ export async function main(argv: string[], runtime: Runtime): Promise<number> {
       else await served.finished;
     } finally {
       unwatch?.();
+      for (const undo of release) undo();
     }
     return 0;
   } catch (error) {

@@ -10,6 +10,7 @@ import type { PoolStatus } from "../pool.ts";
 import type { Runtime } from "../runtime.ts";
 import type { CliArgs } from "./args.ts";
 import { defaultControlPath } from "./control_path.ts";
+import { pidControlPath, readPidFile } from "./pid_file.ts";
 
 /** Seconds as `1h02m`, `3m05s` or `12s`. */
 function duration(ms: number): string {
@@ -60,13 +61,22 @@ export function statusTable(status: { pid: number; port: number; pending: number
     .join("\n");
 }
 
+/**
+ * The control socket `forkyard ctl` asks: `--control`, else that of the server whose pid `--pid-file` holds, else
+ * `$FORKYARD_CONTROL`, else the default for this working directory.
+ */
+function controlPath(args: CliArgs, env: (name: string) => string | undefined): string {
+  const control = args.dispatcher.control;
+  if (typeof control === "string") return control;
+  if (args.pidFile !== undefined) return pidControlPath(readPidFile(args.pidFile), env);
+  return env("FORKYARD_CONTROL") || defaultControlPath(undefined, env);
+}
+
 /** Runs `forkyard ctl`; resolves with the exit status. */
 export async function runCtl(args: CliArgs, runtime: Runtime): Promise<number> {
-  const control = args.dispatcher.control;
   let reply: unknown;
   try {
-    const path = typeof control === "string" ? control : defaultControlPath();
-    reply = await sendControl(path, args.ctl!.command);
+    reply = await sendControl(controlPath(args, (name) => runtime.env(name)), args.ctl!.command);
   } catch (error) {
     runtime.writeStderr(`forkyard: ${firstLine(error)}\n`);
     return 1;

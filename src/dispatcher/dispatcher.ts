@@ -10,6 +10,7 @@ import type { LogRecord } from "@logtape/logtape";
 import { loadRuntime } from "../detect.ts";
 import { type EarlyLog, earlyLog } from "../logging/early_log.ts";
 import { flushLogs } from "../logging/line_buffer.ts";
+import { onServingSignals } from "../process_signals.ts";
 import type { WorkerPool, WorkerResponse } from "../pool.ts";
 import { decoratedMethods, RouteTable, SYNC_ROUTES } from "../routing.ts";
 import type { HttpServer, Runtime } from "../runtime.ts";
@@ -301,7 +302,7 @@ export class Dispatcher {
     return this.#pipeline;
   }
 
-  /** Starts every pool, and listens for the signals that stop or reload them. */
+  /** Starts every pool, and listens for the signals that stop, reload or resize them. */
   async #startPools(runtime: Runtime, pipeline: RequestPipeline, slot: DispatcherSlot | null): Promise<RunningPools> {
     const backends = await poolBackends(this.pools, (pool) => ({
       runtime,
@@ -314,11 +315,8 @@ export class Dispatcher {
     const pools = RunningPools.start(backends, this.#log, (now, second) => this.#tick(now, second));
     for (const backend of pools.backends) this.#supervisorOf.set(backend.pool, backend);
     this.#pools = pools;
-    this.#unlisten = [
-      runtime.onSignal("SIGTERM", () => void this.stop()),
-      runtime.onSignal("SIGINT", () => void this.stop()),
-      runtime.onSignal("SIGHUP", () => void this.reload()),
-    ];
+    // Under a primary, the primary resizes the pools: its dispatchers would each add their own worker.
+    this.#unlisten = onServingSignals(runtime, this, slot === null, this.#log);
     return pools;
   }
 

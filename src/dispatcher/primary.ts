@@ -22,6 +22,8 @@ import { type CommandBody, DISPATCHER_ENV, P, type Report, share } from "./prima
 
 /** Where the primary logs. */
 export interface PrimaryLog {
+  /** Logs an informational line. */
+  info(message: string, properties?: Record<string, unknown>): void;
   /** Logs an error. */
   error(message: string, properties?: Record<string, unknown>): void;
   /** Logs a warning. */

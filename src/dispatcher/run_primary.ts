@@ -16,6 +16,7 @@ import type { PoolSnapshot } from "./metrics.ts";
 import type { ResolvedDispatcherOptions } from "./options.ts";
 import { DispatcherFailed, Primary, type PrimaryLog } from "./primary.ts";
 import { ADMIN_CONNECTIONS } from "./admin_address.ts";
+import { onServingSignals } from "../process_signals.ts";
 
 /** What {@linkcode runPrimary} needs of the `Dispatcher` it runs as the primary. */
 export interface RunPrimaryHost {
@@ -72,11 +73,7 @@ export async function runPrimary(host: RunPrimaryHost): Promise<void> {
     metrics: admin?.metrics ?? null,
   });
   host.adopt(primary);
-  const unlisten = [
-    runtime.onSignal("SIGTERM", () => void dispatcher.stop()),
-    runtime.onSignal("SIGINT", () => void dispatcher.stop()),
-    runtime.onSignal("SIGHUP", () => void dispatcher.reload()),
-  ];
+  const unlisten = onServingSignals(runtime, dispatcher, true, log);
   let closeControl: (() => Promise<void>) | undefined;
   let adminServer: HttpServer | undefined;
   const second = admin === null ? undefined : setInterval(() => admin.second(Date.now()), 1000);

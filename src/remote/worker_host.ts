@@ -45,6 +45,7 @@ import { HostSockets } from "./host_sockets.ts";
 import { IncomingBody } from "./upload.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
 import type { ResolvedRemote } from "../remote_options.ts";
+import { onServingSignals } from "../process_signals.ts";
 
 /** What a worker host needs. */
 export interface WorkerHostOptions {
@@ -132,11 +133,7 @@ export class WorkerHost {
     this.#supervisor = supervisor;
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => (stop = resolve));
-    const unlisten = [
-      runtime.onSignal("SIGTERM", stop),
-      runtime.onSignal("SIGINT", stop),
-      runtime.onSignal("SIGHUP", () => void pool.reload()),
-    ];
+    const unlisten = onServingSignals(runtime, { pools: [pool], stop, reload: () => pool.reload() }, true, this.#log);
     try {
       await pools.settled();
       const failure = pools.bootFailure();
