@@ -11,6 +11,7 @@ import { MAX_HEADERS, tooManyHeaders } from "./request_head.ts";
 import type { IncomingMessage, Server as HttpServerNode, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
+import { chmodSync, rmSync } from "node:fs";
 import { probeAccepting } from "./accept_probe.ts";
 import { headersArrived, timeHeaders } from "./headers_timer.ts";
 import type { AdapterRequest, HttpServer, ServeOptions } from "../src/runtime.ts";
@@ -127,8 +128,12 @@ export async function serveNodeHttp(options: ServeOptions, probe = false): Promi
         ...(createHttpsServer ? { createServer: createHttpsServer } : {}),
       }) as HttpServerNode;
       // listen() with options, not @hono/node-server's serve(): the options carry reusePort.
-      server.listen({ port, host: options.hostname, ...(options.reusePort ? { reusePort: true } : {}) }, () => {
+      const address = unix !== undefined
+        ? { path: unix.path }
+        : { port, host: options.hostname, ...(options.reusePort ? { reusePort: true } : {}) };
+      server.listen(address, () => {
         server.off("error", reject);
+        if (unix !== undefined) chmodSync(unix.path, unix.mode);
         resolve({
           server,
           stopPinging: attachWebSockets === null ? () => {} : attachWebSockets(server, options.fetch),
@@ -137,14 +142,15 @@ export async function serveNodeHttp(options: ServeOptions, probe = false): Promi
       server.once("error", reject);
       limitConnections(server, options, maxHeaders);
     });
+  const unix = options.unixSocket;
   let current = await listen(options.port);
-  const port = (current.server.address() as AddressInfo).port;
+  const port = unix === undefined ? (current.server.address() as AddressInfo).port : 0;
   // Servers that stopped accepting, still serving the connections they hold.
   const stalled: Listening[] = [];
   let watch: ReturnType<typeof probeAccepting> | null = null;
   let retry: ReturnType<typeof setTimeout> | undefined;
   let closing = false;
-  if (probe) {
+  if (probe && unix === undefined) {
     let failures = 0;
     const relisten = () => {
       retry = undefined;
@@ -169,11 +175,13 @@ export async function serveNodeHttp(options: ServeOptions, probe = false): Promi
   }
   return {
     port,
-    hostname: options.hostname,
+    hostname: unix === undefined ? options.hostname : `unix:${unix.path}`,
     close: (graceMs?: number) => {
       closing = true;
       clearTimeout(retry);
       watch?.stop();
+      // The socket's file goes with the server, so that the next one finds no stale socket.
+      if (unix !== undefined) rmSync(unix.path, { force: true });
       return Promise.all([current, ...stalled].map((listening) => closeServer(listening, graceMs))).then(() => {});
     },
   };

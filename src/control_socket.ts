@@ -13,6 +13,7 @@ import { connect, createServer, type Server } from "node:net";
 import { dirname, resolve } from "node:path";
 import process from "node:process";
 import type { PoolStatus, WorkerPool } from "./pool.ts";
+import { socketAnswers } from "./socket_answers.ts";
 
 /** A command on the control socket. */
 export type ControlCommand =
@@ -68,18 +69,6 @@ export async function runCommand(command: ControlCommand, target: ControlTarget)
   }
 }
 
-/** Whether something answers on the socket at `path`. */
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
 /** The longest command line a control socket reads; a client sending more is cut off. */
 const MAX_COMMAND = 64 * 1024;
 
@@ -121,7 +110,7 @@ export async function listenControl(path: string, handle: ControlHandler): Promi
   checkControlDir(path);
   if (existsSync(path)) {
     checkSocketOwner(path);
-    if (await answers(path)) {
+    if (await socketAnswers(path)) {
       throw new Error(
         `another server answers on the control socket ${path}: give this one --control PATH or --no-control`,
       );

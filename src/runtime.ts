@@ -103,6 +103,8 @@ export interface ServeOptions {
   fetch: (request: Request, extras: AdapterRequest) => Response | Promise<Response>;
   /** TCP port; 0 picks a free one. */
   port: number;
+  /** A Unix socket to listen on instead of `port` (the `node:http` server only), made with `mode`. */
+  unixSocket?: { path: string; mode: number };
   /** Address to listen on. */
   hostname: string;
   /** PEM certificate and key for HTTPS. */

@@ -368,6 +368,61 @@ describe(`operations (${runtime.name})`, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test("--bind unix:PATH: served on a Unix socket with its mode; stale one replaced, live one and a file refused; removed at exit", async () => {
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-unix-"));
+    const path = join(dir, "app.sock");
+    const serve = (...more: string[]) =>
+      start(cli, [
+        "serve",
+        fixture("users_app.ts"),
+        "--bind",
+        `unix:${path}`,
+        "--no-control",
+        "--workers",
+        "1",
+        ...more,
+      ]);
+    const get = () =>
+      new Promise<number>((resolve, reject) => {
+        httpGet({ socketPath: path, path: "/" }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode!));
+        }).on("error", reject);
+      });
+    try {
+      const first = serve("--unix-socket-mode", "600");
+      await first.waitStdout(new RegExp(`forkyard [\\d.]+: unix:${path}\n`));
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+      assert.ok((await get()) < 500);
+      const second = serve();
+      assert.equal((await second.exited).code, 1);
+      assert.match(second.stderr(), /Cannot listen on unix:.*: another server listens on it/);
+      assert.ok((await get()) < 500, "the first still serves");
+      // Killed, it leaves its socket behind: the next server replaces it.
+      process.kill(first.pid, "SIGKILL");
+      await first.exited;
+      assert.ok(statSync(path).isSocket());
+      const third = serve();
+      await third.waitStdout(/unix:/);
+      assert.equal(statSync(path).mode & 0o777, 0o660);
+      assert.ok((await get()) < 500);
+      process.kill(third.pid, "SIGTERM");
+      assert.equal((await third.exited).code, 0, third.stderr());
+      assert.equal(existsSync(path), false, "the socket is removed at exit");
+      writeFileSync(path, "not a socket");
+      const fourth = serve();
+      assert.equal((await fourth.exited).code, 1);
+      assert.match(fourth.stderr(), /something other than a socket is at the path/);
+      assert.equal(readFileSync(path, "utf8"), "not a socket");
+      const tcp = start(cli, ["serve", fixture("users_app.ts"), "--bind", "127.0.0.1:8080"]);
+      assert.equal((await tcp.exited).code, 2);
+      assert.match(tcp.stderr(), /--bind takes unix:PATH \(for a TCP address: --host and --port\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("control socket: in a private directory by default; a directory others may write and a socket of another user are refused", async () => {
     const cli = new URL("../cli.ts", import.meta.url).pathname;
     const dir = mkdtempSync(join(tmpdir(), "forkyard-ctlsec-"));

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
+import { get as httpGet } from "node:http";
 import { hostname, tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
@@ -301,9 +302,16 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       // forkyard serve ...: listens, answers, stops on SIGTERM.
       for (const { command } of commands.filter((c) => c.command.startsWith("forkyard serve "))) {
         const child = sh(command);
-        const [, url] = await until(/Listening on (http:\/\/[\d.]+:\d+)/, command);
-        const res = await fetch(url.replace("0.0.0.0", "127.0.0.1"));
-        assert.ok(res.status < 500, `${command}: ${res.status}`);
+        const [, url] = await until(/Listening on (http:\/\/[\d.]+:\d+|unix:\S+)/, command);
+        const status = url.startsWith("unix:")
+          ? await new Promise<number>((resolve, reject) =>
+            httpGet({ socketPath: url.slice(5), path: "/" }, (res) => {
+              res.resume();
+              resolve(res.statusCode!);
+            }).on("error", reject)
+          )
+          : (await fetch(url.replace("0.0.0.0", "127.0.0.1"))).status;
+        assert.ok(status < 500, `${command}: ${status}`);
         child.kill("SIGTERM");
         assert.equal((await child.exited).code, 0, `${command}: ${output}`);
         ran.add(command);

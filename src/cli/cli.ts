@@ -118,7 +118,8 @@ function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
 
 /** What the command line prints once the server listens: the URL, then one line per pool. */
 function banner(dispatcher: Dispatcher, info: ListenInfo): string {
-  const lines = [`forkyard ${VERSION}: ${info.protocol}://${info.hostname}:${info.port}`];
+  const address = info.path !== undefined ? `unix:${info.path}` : `${info.protocol}://${info.hostname}:${info.port}`;
+  const lines = [`forkyard ${VERSION}: ${address}`];
   for (const pool of dispatcher.pools) {
     const remote = pool.options.remote;
     const workers = remote

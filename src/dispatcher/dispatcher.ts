@@ -145,7 +145,8 @@ export class Dispatcher {
 
   /** Called once the server listens; the default logs the address. */
   onListen(info: ListenInfo): void {
-    this.#log.info("Listening on {protocol}://{hostname}:{port}", { ...info });
+    if (info.path !== undefined) this.#log.info("Listening on unix:{path}", { ...info });
+    else this.#log.info("Listening on {protocol}://{hostname}:{port}", { ...info });
     const paths = "the status page /, /metrics, /status, /ready, /events";
     if (info.admin) this.#log.info("Admin listener on http://{hostname}:{port}: {paths}", { ...info.admin, paths });
   }
@@ -242,6 +243,7 @@ export class Dispatcher {
     this.onListen({
       port: this.#server!.port,
       hostname: this.options.hostname,
+      ...(this.options.unixSocket !== null ? { path: this.options.unixSocket } : {}),
       protocol: this.options.tls ? "https" : "http",
       ...(this.#adminServer ? { admin: { port: this.#adminServer.port, hostname: this.#adminServer.hostname } } : {}),
     });

@@ -12,7 +12,8 @@
 import { firstLine } from "../error_text.ts";
 import type { HttpServer, Runtime, ServeOptions } from "../runtime.ts";
 import type { ResolvedDispatcherOptions } from "./options.ts";
-import { listenFailure } from "./startup_errors.ts";
+import { listenFailure, unixListenFailure } from "./startup_errors.ts";
+import { clearUnixSocket } from "./unix_socket.ts";
 import { ADMIN_CONNECTIONS } from "./admin_address.ts";
 
 /** Where the dispatcher listens, given to {@linkcode Dispatcher.onListen}. */
@@ -21,6 +22,8 @@ export interface ListenInfo {
   port: number;
   /** The address listened on. */
   hostname: string;
+  /** The Unix socket listened on instead of a port (`unixSocket`); `port` is then 0. */
+  path?: string;
   /** `"http"` or `"https"`. */
   protocol: "http" | "https";
   /** Where the admin listener listens, when the `admin` option asks for one. */
@@ -65,8 +68,18 @@ export async function openListeners(
         fetch: plan.admin.fetch,
       });
     }
+    if (options.unixSocket !== null) {
+      // The command line sets options after the constructor checked them: checked again here.
+      if (options.httpServer !== "node" || plan.sharedPort !== null) {
+        throw new Error('it needs the "node" HTTP server and one dispatcher');
+      }
+      await clearUnixSocket(options.unixSocket);
+    }
     const server = await runtime.serve({
       port: plan.sharedPort ?? options.port,
+      ...(options.unixSocket !== null
+        ? { unixSocket: { path: options.unixSocket, mode: options.unixSocketMode } }
+        : {}),
       reusePort: plan.sharedPort !== null,
       hostname: options.hostname,
       tls: options.tls ?? undefined,
@@ -87,7 +100,11 @@ export async function openListeners(
   } catch (error) {
     // A server that cannot listen is a failed start, as for gunicorn and uvicorn: one line, exit status 1.
     const [failed, option] = admin === undefined && plan.admin !== null ? [plan.admin, "admin" as const] : [options];
-    log.error(listenFailure(error, failed.hostname, failed.port, option));
+    log.error(
+      option === undefined && options.unixSocket !== null
+        ? unixListenFailure(error, options.unixSocket)
+        : listenFailure(error, failed.hostname, failed.port, option),
+    );
     await admin?.close(0).catch(() => {});
     return null;
   }

@@ -43,6 +43,14 @@ export interface DispatcherOptions {
    * then the connection is closed (slowloris). Enforced by the `"node"` HTTP server on every runtime. @default {20000}
    */
   headersTimeout?: number;
+  /**
+   * Listen on this Unix socket instead of a TCP port (behind nginx or another proxy on the same host; `--bind
+   * unix:PATH`). A stale socket at the path is replaced, a live one (another server) fails the start, and the socket
+   * is removed at exit. Needs the `"node"` HTTP server and one dispatcher. @default {null}
+   */
+  unixSocket?: string | null;
+  /** The Unix socket's permission bits: the owner and its group (the proxy's) by default. @default {0o660} */
+  unixSocketMode?: number;
   /** Time a keep-alive connection may stay idle between requests before it is closed. @default {5000} */
   idleTimeout?: number;
   /**
@@ -337,6 +345,30 @@ export const DISPATCHER_SCHEMA: Schema = {
       return text;
     },
     doc: 'One record per answered request (category `["forkyard", "access"]`), as a combined-log-format line or JSON',
+  },
+  unixSocket: {
+    type: "custom",
+    typeDoc: "path or `null`",
+    defaultDoc: "`null` (the TCP `port`)",
+    flags: ["--bind"],
+    fromFlag: (text) => {
+      if (!text.startsWith("unix:") || text.length === 5) {
+        throw new Error("takes unix:PATH (for a TCP address: --host and --port)");
+      }
+      return text.slice(5);
+    },
+    doc: "Unix socket to listen on instead of a TCP port (`--bind unix:PATH`); removed at exit",
+  },
+  unixSocketMode: {
+    type: "custom",
+    typeDoc: "integer (octal in a flag: `660`)",
+    defaultDoc: "`0o660`",
+    flags: ["--unix-socket-mode"],
+    fromFlag: (text) => {
+      if (!/^0?[0-7]{3}$/.test(text)) throw new Error("needs octal permission bits such as 660");
+      return parseInt(text, 8);
+    },
+    doc: "Permission bits of the Unix socket (the proxy's user or group needs write access)",
   },
   logFile: {
     type: "custom",

@@ -107,6 +107,27 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
     }
     return value;
   });
+  const unixSocket = options.unixSocket ?? null;
+  if (unixSocket !== null && (typeof unixSocket !== "string" || unixSocket === "")) {
+    throw new TypeError(
+      `Invalid Dispatcher option "unixSocket": ${JSON.stringify(unixSocket)} (expected a path or null)`,
+    );
+  }
+  const unixSocketMode = options.unixSocketMode ?? 0o660;
+  if (!Number.isInteger(unixSocketMode) || unixSocketMode < 0 || unixSocketMode > 0o777) {
+    throw new TypeError(
+      `Invalid Dispatcher option "unixSocketMode": ${
+        JSON.stringify(unixSocketMode)
+      } (expected permission bits, 0 to 0o777)`,
+    );
+  }
+  if (unixSocket !== null && (scalars.httpServer !== "node" || scalars.dispatchers !== 1)) {
+    throw new TypeError(
+      `Invalid Dispatcher option "unixSocket": needs httpServer "node" and dispatchers 1 (got ${
+        JSON.stringify(scalars.httpServer)
+      } and ${scalars.dispatchers})`,
+    );
+  }
   const tls = options.tls ?? null;
   if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
     throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
@@ -123,5 +144,7 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
     control,
     logFile,
     accessLogFile,
+    unixSocket,
+    unixSocketMode,
   } as unknown as ResolvedDispatcherOptions;
 }

@@ -36,6 +36,21 @@ export function listenFailure(
   }
 }
 
+/** Why listening on the Unix socket `path` failed (option `unixSocket`), and what to do about it. */
+export function unixListenFailure(error: unknown, path: string): string {
+  const where = `Cannot listen on unix:${path}`;
+  switch (codeOf(error)) {
+    case "EADDRINUSE":
+      return `${where}: another server listens on it; stop it or choose another path (option "unixSocket" or --bind)`;
+    case "ENOTSOCK":
+      return `${where}: something other than a socket is at the path; remove it or choose another path (option "unixSocket" or --bind)`;
+    case "EACCES":
+      return `${where}: permission denied; choose a path in a directory this user may write (option "unixSocket" or --bind)`;
+    default:
+      return `${where}: ${firstLine(error)}`;
+  }
+}
+
 /**
  * Why importing `module` (as given on the command line) failed, in at most two lines: the runtime's message, then
  * where in the source, when the runtime said (a syntax error). `hint`, when the runtime has one (see
