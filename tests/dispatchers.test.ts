@@ -245,6 +245,24 @@ describe(`several dispatchers (${runtime.name})`, () => {
     }
   });
 
+  test("SIGTTIN and SIGTTOU to the primary add and remove one worker in all, once, not once per dispatcher", async () => {
+    const app = await startDispatchers({ WORKERS: "2" });
+    const workers = () => childrenOf(app.primary).flatMap(childrenOf).length;
+    try {
+      process.kill(app.primary, "SIGTTIN");
+      assert.ok(await eventually(() => workers() === 3, 15_000), `${workers()} workers after SIGTTIN`);
+      process.kill(app.primary, "SIGTTOU");
+      assert.ok(await eventually(() => workers() === 2, 15_000), `${workers()} workers after SIGTTOU`);
+      // Each dispatcher keeps its one: a process group signal reaches the dispatchers too, and they leave it alone.
+      for (const d of childrenOf(app.primary)) process.kill(d, "SIGTTIN");
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(workers(), 2);
+      assert.equal(childrenOf(app.primary).length, 2, "the dispatchers still run");
+    } finally {
+      assert.equal((await app.stop()).code, 0);
+    }
+  });
+
   test("a server that cannot share the port refuses several dispatchers in one line (Bun's node:http)", async () => {
     if (runtime.name !== "bun") return; // node:http shares ports on Node and Deno: every other test here uses it
     const proc = start(fixture("dispatchers.ts"), [], { PORT: "0", HTTP_SERVER: "node" });

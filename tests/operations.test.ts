@@ -415,6 +415,13 @@ describe(`operations (${runtime.name})`, () => {
       assert.equal((await fourth.exited).code, 1);
       assert.match(fourth.stderr(), /something other than a socket is at the path/);
       assert.equal(readFileSync(path, "utf8"), "not a socket");
+      // A directory everyone may write, without the sticky bit: another user could swap the socket.
+      const open = join(dir, "open");
+      mkdirSync(open);
+      chmodSync(open, 0o777);
+      const unsafe = start(cli, ["serve", fixture("users_app.ts"), "--bind", `unix:${join(open, "app.sock")}`]);
+      assert.equal((await unsafe.exited).code, 1);
+      assert.match(unsafe.stderr(), /writable by every user and not sticky/);
       const tcp = start(cli, ["serve", fixture("users_app.ts"), "--bind", "127.0.0.1:8080"]);
       assert.equal((await tcp.exited).code, 2);
       assert.match(tcp.stderr(), /--bind takes unix:PATH \(for a TCP address: --host and --port\)/);

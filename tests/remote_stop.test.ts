@@ -135,6 +135,14 @@ describe(`worker hosts steered from the dispatcher (${runtime.name})`, () => {
       const all = await ctl("reload", "Render");
       assert.equal(JSON.parse(all.out).replaced, 5);
       assert.equal((await fetch(`${app.url}/render/who`)).status, 200);
+
+      // A host's own SIGTTIN and SIGTTOU resize it alone, and the dispatcher hears of it.
+      process.kill(hosts[0].pid, "SIGTTIN");
+      await hosts[0].waitStderr(/Scaling pool Render to 3 workers \(SIGTTIN\)/, 5000);
+      assert.ok(await eventually(async () => (await workers())["host-a"]?.length === 3, 10_000));
+      process.kill(hosts[1].pid, "SIGTTOU");
+      assert.ok(await eventually(async () => (await workers())["host-b"]?.length === 2, 10_000));
+      assert.equal((await workers())["host-a"].length, 3);
     } finally {
       assert.equal((await app.stop()).code, 0);
       for (const h of hosts) assert.equal((await h.stop()).code, 0);
