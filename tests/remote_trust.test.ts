@@ -37,6 +37,7 @@ describe(`messages from NATS are checked (${runtime.name})`, () => {
   test("requests, acknowledgements, messages to a host and log records have their types, or are refused", () => {
     const request = { w: { i: 1, m: "GET", p: "/render/who", q: "", h: ["accept", "*/*"] }, n: 0, t: 1000 };
     assert.ok(isRemoteRequest(request));
+    assert.ok(isRemoteRequest({ ...request, w: { ...request.w, a: "::ffff:10.0.0.1", e: 1 } }));
     for (
       const bad of [
         { ...request, w: { ...request.w, p: "render/who" } },
@@ -44,6 +45,9 @@ describe(`messages from NATS are checked (${runtime.name})`, () => {
         { ...request, w: { ...request.w, h: ["odd"] } },
         { ...request, w: { ...request.w, h: [1, 2] } },
         { ...request, w: { ...request.w, u: 2 } },
+        { ...request, w: { ...request.w, a: ["10.0.0.1"] } },
+        { ...request, w: { ...request.w, a: "x".repeat(65) } },
+        { ...request, w: { ...request.w, e: true } },
         { ...request, n: -1 },
         { ...request, t: 0 },
         { w: null, n: 0, t: 1 },

@@ -20,6 +20,7 @@ import { loadRuntime } from "../detect.ts";
 import { firstLine } from "../error_text.ts";
 import { plural } from "../logging/plural.ts";
 import { AppPool, WorkerPool } from "../pool.ts";
+import { appKind } from "../app_kind.ts";
 import type { Runtime } from "../runtime.ts";
 import { isWorkerProcess } from "../worker/entry.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
@@ -198,10 +199,8 @@ export async function dispatcherFor(
           }),
         ],
       });
-    } else if (
-      (typeof found === "object" || typeof found === "function") &&
-      typeof (found as { fetch?: unknown }).fetch === "function"
-    ) {
+    } else if (appKind(found) !== null) {
+      // A fetch app, or a request listener (Express, Koa, Fastify, a node:http Server): an app pool at /.
       dispatcher = new Dispatcher({
         pools: [
           new AppPool("/", url, { export: exportName ?? "default", workers: args.pool.workers as number | undefined }),
@@ -209,7 +208,8 @@ export async function dispatcherFor(
       });
     } else {
       throw new UsageError(
-        `module "${modulePath}" exports neither a Dispatcher, a Worker class nor an app with fetch(request)`,
+        `module "${modulePath}" exports neither a Dispatcher, a Worker class, an app with fetch(request) nor a ` +
+          `request listener`,
       );
     }
   }

@@ -295,10 +295,7 @@ export class Dispatcher {
       supervisorOf: this.#supervisorOf,
       sockets,
       observer: this.#observer,
-      maxBodySize: this.options.maxBodySize,
-      bodyTimeout: this.options.bodyTimeout,
-      maxPending: this.options.maxPending,
-      origins: this.options.origins,
+      options: this.options,
       log: this.#log,
     });
     return this.#pipeline;

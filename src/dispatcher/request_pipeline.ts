@@ -48,12 +48,17 @@ export interface PipelineHost {
   sockets: SocketHub;
   /** What records each answer (access log, metrics), or `null`. */
   observer: AnswerObserver | null;
-  maxBodySize: number;
-  /** Time between two parts of a body before 408 (0: no limit). */
-  bodyTimeout: number;
-  maxPending: number;
-  /** The `origins` option: the origins whose pages may open WebSockets besides the site's own, or `"*"` for any. */
-  origins: readonly string[] | "*";
+  /** The dispatcher's options the pipeline reads. */
+  options: {
+    readonly maxBodySize: number;
+    /** Time between two parts of a body before 408 (0: no limit). */
+    readonly bodyTimeout: number;
+    readonly maxPending: number;
+    /** The origins whose pages may open WebSockets besides the site's own, or `"*"` for any. */
+    readonly origins: readonly string[] | "*";
+    /** Set when clients reach the dispatcher over TLS. */
+    readonly tls: unknown;
+  };
   log: { debug: LogMethod; error: LogMethod };
 }
 
@@ -113,7 +118,7 @@ export class RequestPipeline {
     this.#dispatcher = host.dispatcher;
     this.#sync = host.sync;
     this.#supervisorOf = host.supervisorOf;
-    this.#maxPending = host.maxPending;
+    this.#maxPending = host.options.maxPending;
     this.#hasCheck = host.hasCheck;
     this.observer = host.observer;
   }
@@ -212,8 +217,8 @@ export class RequestPipeline {
     const { request, extras, path } = incoming;
     const method = request.method;
     if (method === "GET" || method === "HEAD") return EMPTY;
-    const limit = this.#host.maxBodySize;
-    const idleMs = this.#host.bodyTimeout;
+    const limit = this.#host.options.maxBodySize;
+    const idleMs = this.#host.options.bodyTimeout;
     let body: Body | null;
     try {
       body = extras.readBody ? await extras.readBody(limit, idleMs) : await readBody(request, limit, idleMs);
@@ -244,7 +249,7 @@ export class RequestPipeline {
    */
   #prepare(incoming: Incoming, body: Body | null): Response | Promise<Response> {
     const { request, extras, path, rawQuery } = incoming;
-    if (extras.upgrade !== undefined && !originAllowed(request.headers, this.#host.origins)) {
+    if (extras.upgrade !== undefined && !originAllowed(request.headers, this.#host.options.origins)) {
       // Cross-site WebSocket hijacking: a page elsewhere would use the browser's cookies for this site.
       this.#host.log.debug("WebSocket handshake from origin {origin} refused", {
         origin: request.headers.get("origin"),
@@ -342,6 +347,11 @@ export class RequestPipeline {
     if (incoming.rawPath !== path) wire.r = incoming.rawPath;
     const upgrade = incoming.extras.upgrade !== undefined;
     if (upgrade) wire.u = 1;
+    if (pool.mount !== null) {
+      // A request-listener app reads them on req.socket.
+      wire.a = client.remoteAddress;
+      if (this.#host.options.tls !== null) wire.e = 1;
+    }
     this.pending++;
     let resolve!: (response: Response) => void;
     const answer = new Promise<Response>((r) => (resolve = r));

@@ -119,6 +119,10 @@ export interface RequestHeader {
    * `sec-websocket-protocol`), and the request id becomes the socket's id; any other answer refuses it.
    */
   u?: 1;
+  /** App pools: the client's IP address, for a request-listener app's `req.socket.remoteAddress`. */
+  a?: string;
+  /** App pools: set when the client reached the dispatcher over TLS. */
+  e?: 1;
 }
 
 /** Why a request is cancelled. */

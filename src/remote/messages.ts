@@ -172,7 +172,7 @@ export function isRemoteRequest(value: unknown): value is RemoteRequest {
     r.p.startsWith("/") && typeof r.q === "string" && flatHeaders(r.h) &&
     (r.t === undefined || typeof r.t === "string") && (r.n === undefined || r.n === 1) &&
     (r.r === undefined || typeof r.r === "string") && (r.x === undefined || text(r.x, 256)) &&
-    (r.u === undefined || r.u === 1);
+    (r.u === undefined || r.u === 1) && (r.a === undefined || text(r.a, 64)) && (r.e === undefined || r.e === 1);
 }
 
 /** `wire` as a host's app sees it: an app pool's mount is the dispatcher's, and its app sees the path below it. */

@@ -9,7 +9,6 @@
 
 import type { InitHeader } from "../protocol/frames.ts";
 import type { Runtime } from "../runtime.ts";
-import type { FetchApp } from "./loop.ts";
 import { importWorkerClass, runWorkerProcess } from "./process.ts";
 import type { WorkerClass } from "./worker.ts";
 
@@ -36,7 +35,7 @@ export interface PoolEntry {
  * its class is the program's own, or, for `module` pools and apps, imported from their module. Never returns.
  */
 export function runPoolWorker(pools: readonly PoolEntry[]): Promise<never> {
-  return runWorkerProcess((init: InitHeader): WorkerClass | FetchApp | Promise<WorkerClass | FetchApp> => {
+  return runWorkerProcess((init: InitHeader) => {
     const pool = pools.find((p) => p.name === init.pool);
     if (!pool) throw new Error(`This program has no pool named "${init.pool}"`);
     if (typeof pool.workerClass !== "string" && !init.module) return pool.workerClass;

@@ -26,6 +26,8 @@ import { honoHandler, takeUpgrade } from "./upgrade_websocket.ts";
 import type { WebSocketHandler } from "./socket.ts";
 import { WorkerSockets } from "./sockets.ts";
 import type { Runtime } from "../runtime.ts";
+import { LISTENER_APP } from "../app_kind.ts";
+import type { ListenerApp } from "./listener_app.ts";
 import { ABORT, WorkerRequest } from "./request.ts";
 import { type Inflight, relayResponse, wakeRelay } from "./relay.ts";
 import {
@@ -79,6 +81,7 @@ export class WorkerLoop {
   #socketRoutes: RouteTable<Target> = new RouteTable();
   #sockets: WorkerSockets;
   #app: FetchApp | undefined;
+  #listener: ListenerApp | undefined;
   #inflight = new IdTable<Inflight>();
   #ready = false;
   #stopping = false;
@@ -107,10 +110,11 @@ export class WorkerLoop {
     });
   }
 
-  async start(target: WorkerClass | FetchApp): Promise<void> {
+  async start(target: WorkerClass | FetchApp | ListenerApp): Promise<void> {
     const init = this.#init;
     if (typeof target !== "function") {
-      this.#app = target;
+      if (LISTENER_APP in target) this.#listener = target;
+      else this.#app = target;
       this.#worker = new (class AppWorker extends WorkerBase {})(this.#workerContext());
       this.#routes = new RouteTable();
       this.#heartbeat();
@@ -197,6 +201,10 @@ export class WorkerLoop {
 
   #handle(wire: RequestHeader, body: Uint8Array) {
     const id = wire.i;
+    if (this.#listener !== undefined) {
+      this.#listenerRequest(wire, body);
+      return;
+    }
     if (this.#app !== undefined) {
       this.#appRequest(wire, body);
       return;
@@ -281,14 +289,37 @@ export class WorkerLoop {
     else accept(result);
   }
 
+  /** The raw path of `wire` below the app's mount, as the app sees it. */
+  #appPath(wire: RequestHeader): string {
+    const rest = (wire.r ?? wire.p).slice(this.#init.mount?.length ?? 0);
+    return rest.startsWith("/") ? rest : "/" + rest;
+  }
+
+  /** App pools with a request-listener app: the request as Node's `req` and `res`. */
+  #listenerRequest(wire: RequestHeader, body: Uint8Array) {
+    const id = wire.i;
+    const request = new WorkerRequest(wire, body, {});
+    const entry: Inflight = { request };
+    this.#inflight.set(id, entry);
+    this.#listener!.serve(wire, body, this.#appPath(wire), {
+      writer: this.#writer,
+      id,
+      entry,
+      log: this.#log,
+      signal: request.signal,
+      fail: (error) => this.#fail(id, request, error),
+      done: () => {
+        if (this.#inflight.delete(id)) this.#afterRequest();
+      },
+    });
+  }
+
   /** App pools: the request as a web `Request` without the mount prefix, to the app's `fetch`. */
   #appRequest(wire: RequestHeader, body: Uint8Array) {
     const id = wire.i;
     const request = new WorkerRequest(wire, body, {});
     this.#inflight.set(id, { request });
-    const raw = wire.r ?? wire.p;
-    const rest = raw.slice(this.#init.mount?.length ?? 0);
-    const path = rest.startsWith("/") ? rest : "/" + rest;
+    const path = this.#appPath(wire);
     const headers = request.headers;
     const url = `http://${headers.get("host") ?? "localhost"}${path}${wire.q ? "?" + wire.q : ""}`;
     let result: unknown;

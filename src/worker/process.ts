@@ -17,24 +17,26 @@ import { SPILL_THRESHOLD, spillPrefix } from "../protocol/spill.ts";
 import type { ParentChannel, Runtime } from "../runtime.ts";
 import { type FetchApp, WorkerLoop } from "./loop.ts";
 import type { WorkerClass } from "./worker.ts";
+import type { ListenerApp } from "./listener_app.ts";
+import { appKind } from "../app_kind.ts";
 
-/** Imports a `module` pool's worker class (or, for app pools, its app), with an error naming the module and the export. */
-export async function importWorkerClass(init: InitHeader): Promise<WorkerClass | FetchApp> {
+/**
+ * Imports a `module` pool's worker class (or, for app pools, its app: a `fetch` app, or a request-listener app found in
+ * the export), with an error naming the module and the export.
+ */
+export async function importWorkerClass(init: InitHeader): Promise<WorkerClass | FetchApp | ListenerApp> {
   if (!init.module || !init.export) throw new Error(`Pool "${init.pool}" has no worker module`);
   const mod = await import(init.module) as Record<string, unknown>;
   const cls = mod[init.export];
   if (init.mount !== undefined) {
-    if (
-      cls === null || typeof cls !== "object" && typeof cls !== "function" ||
-      typeof (cls as FetchApp).fetch !== "function"
-    ) {
-      throw new Error(
-        `Cannot start app "${init.pool}": module "${init.module}" has no ${
-          init.export === "default" ? "default export" : `export "${init.export}"`
-        } with a fetch(request) method`,
-      );
-    }
-    return cls as FetchApp;
+    const what = `module "${init.module}" ${init.export === "default" ? "default export" : `export "${init.export}"`}`;
+    const kind = appKind(cls);
+    if (kind === "fetch") return cls as FetchApp;
+    if (kind === "listener") return (await import("./listener_app.ts")).listenerApp(cls, what);
+    throw new Error(
+      `Cannot start app "${init.pool}": ${what} is neither an app with a fetch(request) method nor a request ` +
+        `listener (an Express app, a node:http Server, a Koa or Fastify app)`,
+    );
   }
   if (typeof cls !== "function") {
     throw new Error(
@@ -87,7 +89,9 @@ export function openWorkerChannel(
  * dispatcher is gone). Never returns.
  */
 export async function runWorkerProcess(
-  resolveClass: (init: InitHeader) => WorkerClass | FetchApp | Promise<WorkerClass | FetchApp>,
+  resolveClass: (
+    init: InitHeader,
+  ) => WorkerClass | FetchApp | ListenerApp | Promise<WorkerClass | FetchApp | ListenerApp>,
 ): Promise<never> {
   const runtime = await loadRuntime();
   let loop: WorkerLoop | undefined;

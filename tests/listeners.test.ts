@@ -1,0 +1,257 @@
+// Request-listener apps in app pools: Express 5, Fastify 5 and Koa 3 as their guides write them, node:http listeners,
+// and `forkyard serve` of such a module.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { type App, fixture, getJson, pattern, runtime, start, startApp } from "./helpers.ts";
+
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+
+/** The body as text, or the error reading it raised. */
+async function bodyOrError(res: Response): Promise<string | Error> {
+  try {
+    return await res.text();
+  } catch (error) {
+    return error as Error;
+  }
+}
+
+describe(`request-listener apps (${runtime.name})`, () => {
+  let app: App;
+  before(async () => {
+    app = await startApp("listeners.ts");
+  });
+  after(async () => {
+    await app?.stop();
+  });
+
+  test("Express: routing, params, the client's address, JSON bodies, 404 from Express", async () => {
+    const hello = await fetch(`${app.url}/express/`);
+    assert.equal(hello.status, 200);
+    assert.equal(hello.headers.get("x-powered-by"), "Express");
+    assert.equal(await hello.text(), "Hello World!");
+    const user = await getJson(`${app.url}/express/users/7?sort=name`);
+    assert.deepEqual(user.body, {
+      id: "7",
+      query: { sort: "name" },
+      ip: "127.0.0.1",
+      secure: false,
+      url: "/users/7?sort=name",
+    });
+    const echo = await getJson(`${app.url}/express/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "ann", tags: [1, 2] }),
+    });
+    assert.equal(echo.status, 201);
+    assert.deepEqual(echo.body, { received: { name: "ann", tags: [1, 2] }, type: "application/json" });
+    const missing = await fetch(`${app.url}/express/nope`);
+    assert.equal(missing.status, 404);
+    assert.match(await missing.text(), /Cannot GET \/nope/);
+  });
+
+  test("Express: several Set-Cookie, headers, HEAD and a streamed answer", async () => {
+    const res = await fetch(`${app.url}/express/cookies`);
+    assert.deepEqual(res.headers.getSetCookie(), ["a=1; Path=/", "b=2; Path=/; HttpOnly"]);
+    assert.equal(res.headers.get("cache-control"), "no-store");
+    assert.equal(await res.text(), "cookies set");
+    const head = await fetch(`${app.url}/express/`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("content-length"), "12");
+    assert.equal(await head.text(), "");
+    const stream = await fetch(`${app.url}/express/stream`);
+    assert.equal(stream.headers.get("content-type"), "text/plain; charset=utf-8");
+    assert.equal(stream.headers.get("content-length"), null);
+    const reader = stream.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    // The first part arrives before the app wrote the last (it waits 30 ms between parts).
+    assert.ok(first.startsWith("part0\n") && !first.includes("part2"), first);
+    let rest = "";
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+    assert.equal(first + rest, "part0\npart1\npart2\n");
+  });
+
+  test("Express: a throwing route reaches the app's error handler; the stack is in the log, not the answer", async () => {
+    for (const path of ["boom", "async-boom"]) {
+      const res = await fetch(`${app.url}/express/${path}`);
+      assert.equal(res.status, 500);
+      assert.equal(await res.text(), "Something broke!");
+    }
+    await app.waitStderr(/express\.console.*Error: secret express details[\s\S]*express_app\.js:\d+/);
+    await app.waitStderr(/express\.console.*Error: secret async details/);
+  });
+
+  test("Fastify: its server and its instance, params, address, JSON bodies, cookies, streams, errors", async () => {
+    for (const mount of ["/fastify", "/fastify-instance"]) {
+      assert.deepEqual((await getJson(`${app.url}${mount}/`)).body, { hello: "world" });
+      const user = await getJson(`${app.url}${mount}/users/3?a=b`);
+      assert.deepEqual(user.body, { id: "3", query: { a: "b" }, ip: "127.0.0.1", protocol: "http" });
+      const echo = await getJson(`${app.url}${mount}/echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ k: 2 }),
+      });
+      assert.equal(echo.status, 201);
+      assert.deepEqual(echo.body, { received: { k: 2 } });
+      const cookies = await fetch(`${app.url}${mount}/cookies`);
+      assert.deepEqual(cookies.headers.getSetCookie(), ["a=1; Path=/", "b=2; Path=/; HttpOnly"]);
+      assert.equal(await cookies.text(), "cookies set");
+      assert.equal(await (await fetch(`${app.url}${mount}/stream`)).text(), "part0\npart1\npart2\n");
+      const boom = await getJson(`${app.url}${mount}/boom`);
+      assert.equal(boom.status, 500);
+      assert.equal(boom.body.statusCode, 500);
+      assert.doesNotMatch(JSON.stringify(boom.body), /\bat /);
+      assert.equal((await fetch(`${app.url}${mount}/nope`)).status, 404);
+    }
+  });
+
+  test("Koa: its callback and the app, cascading middleware, address, bodies, cookies, streams, errors", async () => {
+    for (const mount of ["/koa", "/koa-app"]) {
+      const hello = await fetch(`${app.url}${mount}/`);
+      assert.equal(await hello.text(), "Hello World");
+      assert.match(hello.headers.get("x-response-time") ?? "", /^\d+ms$/);
+      const json = await getJson(`${app.url}${mount}/json?q=1`);
+      assert.deepEqual(json.body, {
+        path: "/json",
+        query: { q: "1" },
+        ip: "127.0.0.1",
+        secure: false,
+        href: `${app.url}/json?q=1`,
+      });
+      const echo = await getJson(`${app.url}${mount}/echo`, { method: "POST", body: JSON.stringify({ k: 3 }) });
+      assert.equal(echo.status, 201);
+      assert.deepEqual(echo.body, { received: { k: 3 } });
+      const cookies = await fetch(`${app.url}${mount}/cookies`);
+      assert.deepEqual(cookies.headers.getSetCookie(), ["a=1; path=/", "b=2; path=/; httponly"]);
+      assert.equal(await (await fetch(`${app.url}${mount}/stream`)).text(), "part0\npart1\npart2\n");
+      const boom = await fetch(`${app.url}${mount}/boom`);
+      assert.equal(boom.status, 500);
+      assert.equal(await boom.text(), "Internal Server Error");
+    }
+    await app.waitStderr(/koa(?:-app)?\.console.*Error: secret koa details/);
+  });
+
+  test("node:http: req as IncomingMessage (headers, address, version), in a worker process", async () => {
+    const info = await getJson(`${app.url}/node/info?x=1`, { headers: { "x-custom": "a", cookie: "c=1" } });
+    assert.equal(info.body.method, "GET");
+    assert.equal(info.body.url, "/info?x=1");
+    assert.equal(info.body.headers["x-custom"], "a");
+    assert.equal(info.body.headers.cookie, "c=1");
+    assert.match(info.body.headers["x-request-id"], /\S/);
+    assert.equal(info.body.address, "127.0.0.1");
+    assert.equal(info.body.family, "IPv4");
+    assert.equal(info.body.httpVersion, "1.1");
+    assert.notEqual(info.body.pid, app.pid);
+    // The Server's own "request" listener serves the same.
+    assert.equal((await getJson(`${app.url}/server/info`)).body.url, "/info");
+  });
+
+  test("node:http: a body read with req.on('data') comes back whole, 3 MiB of random bytes", async () => {
+    const sent = pattern(3 * 1024 * 1024, 7);
+    const res = await fetch(`${app.url}/node/echo`, { method: "POST", body: sent });
+    assert.equal(res.headers.get("x-length"), String(sent.length));
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), sent);
+  });
+
+  test("node:http: writeHead with a reason and a header list, 204 without a body, 'finish' emitted", async () => {
+    const made = await fetch(`${app.url}/node/head`);
+    assert.equal(made.status, 201);
+    assert.deepEqual(made.headers.getSetCookie(), ["a=1", "b=2"]);
+    assert.equal(made.headers.get("x-custom"), "yes");
+    assert.equal(await made.text(), "made");
+    const empty = await fetch(`${app.url}/node/empty`);
+    assert.equal(empty.status, 204);
+    assert.equal(await empty.text(), "");
+    assert.equal(await (await fetch(`${app.url}/server/finish`)).text(), "done");
+    const events = (await getJson(`${app.url}/server/events`)).body as { path: string; event?: string }[];
+    assert.ok(events.some((e) => e.path === "/finish" && e.event === "finish"), JSON.stringify(events));
+  });
+
+  test("node:http: a header with CR/LF is refused where it is set (ERR_INVALID_CHAR), nothing injected", async () => {
+    const res = await fetch(`${app.url}/node/bad-header`);
+    assert.equal(await res.text(), "ERR_INVALID_CHAR");
+    assert.equal(res.headers.get("x-evil"), null);
+    assert.deepEqual(res.headers.getSetCookie(), []);
+  });
+
+  test("node:http: a large answer is held back until the client takes it (write() false, then 'drain')", async () => {
+    const res = await fetch(`${app.url}/server/big`);
+    const body = new Uint8Array(await res.arrayBuffer());
+    assert.equal(body.length, 8 * 1024 * 1024);
+    assert.ok(body.every((b) => b === 120));
+    const events = (await getJson(`${app.url}/server/events`)).body as { path: string; waits?: number }[];
+    const big = events.find((e) => e.path === "/big");
+    assert.ok(big !== undefined && big.waits! >= 1, JSON.stringify(events));
+  });
+
+  test("node:http: a listener that throws or rejects gives 500 without details; the stack is in the log", async () => {
+    for (const path of ["throw", "reject"]) {
+      const res = await getJson(`${app.url}/node/${path}`);
+      assert.equal(res.status, 500);
+      assert.deepEqual(res.body, { error: "Internal server error" });
+    }
+    await app.waitStderr(/Handler for GET \/node\/throw failed: Error: secret listener details\n.*node_http\.js:\d+/);
+    await app.waitStderr(/Handler for GET \/node\/reject failed: Error: secret rejection details/);
+  });
+
+  test("node:http: a response destroyed after it began breaks the client's stream", async () => {
+    const res = await fetch(`${app.url}/node/late-throw`);
+    assert.equal(res.status, 200);
+    const body = await bodyOrError(res);
+    assert.ok(body instanceof Error || body === "begun\n", String(body));
+    if (typeof body === "string") assert.fail("the stream ended as if complete");
+  });
+
+  test("node:http: a request that times out: the app sees 'aborted' and 'close' without an end, the client 504", async () => {
+    const res = await getJson(`${app.url}/node/slow`);
+    assert.equal(res.status, 504);
+    for (let i = 0; i < 50; i++) {
+      const events = (await getJson(`${app.url}/node/events`)).body as { path: string; event: string }[];
+      const slow = events.filter((e) => e.path === "/slow");
+      if (slow.length === 2) {
+        assert.deepEqual(slow, [{ path: "/slow", event: "aborted" }, { path: "/slow", event: "close", ended: false }]);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail("the app never saw the request end");
+  });
+});
+
+describe(`forkyard serve of a request-listener module (${runtime.name})`, () => {
+  async function serve(target: string) {
+    const proc = start(CLI, ["serve", target, "--port", "0", "--host", "127.0.0.1", "--workers", "2"]);
+    const line = await proc.waitStderr(/Listening on http:\/\/127\.0\.0\.1:\d+/);
+    return { proc, url: /http:\/\/127\.0\.0\.1:\d+/.exec(line)![0] };
+  }
+
+  test("an Express app (ESM, default export) and a CommonJS one (module.exports = app)", async () => {
+    for (const [file, text] of [["express_app.js", "Hello World!"], ["express_cjs.cjs", "Hello from CommonJS"]]) {
+      const { proc, url } = await serve(fixture(`listeners/${file}`));
+      try {
+        assert.equal(await (await fetch(`${url}/`)).text(), text);
+        if (file.endsWith(".cjs")) assert.notEqual((await getJson(`${url}/pid`)).body.pid, proc.pid);
+      } finally {
+        proc.child.kill("SIGTERM");
+        assert.equal((await proc.exited).code, 0, proc.stderr());
+      }
+    }
+  });
+
+  test("a Fastify instance by name (module:export), and a Koa app", async () => {
+    for (
+      const [target, path, expected] of [
+        [`${fixture("listeners/fastify_app.js")}:instance`, "/", '{"hello":"world"}'],
+        [`${fixture("listeners/koa_app.js")}:koa`, "/", "Hello World"],
+      ]
+    ) {
+      const { proc, url } = await serve(target);
+      try {
+        assert.equal(await (await fetch(`${url}${path}`)).text(), expected);
+      } finally {
+        proc.child.kill("SIGTERM");
+        assert.equal((await proc.exited).code, 0, proc.stderr());
+      }
+    }
+  });
+});
