@@ -12,6 +12,7 @@
 //   BENCH_ONLY=remote node bench/run.mjs        only a remote pool over NATS against a local one, printed
 //   BENCH_ONLY=servers node bench/run.mjs       only tiny JSON on the node:http server against the native one, printed
 //   BENCH_ONLY=memory node bench/run.mjs        only RSS: idle, with 10,000 pending requests, with 10,000 idle WebSockets
+//   BENCH_ONLY=express node bench/run.mjs       only an Express app: in one process, node:cluster, a forkyard app pool
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -537,6 +538,35 @@ function printRemote(rt, r) {
   }
 }
 
+/**
+ * One Express app (bench/servers/express_app.js), unchanged: in one process listening itself, under node:cluster with
+ * 2 workers (as PM2's cluster mode runs it; Node and Bun, Deno has no node:cluster), and in a forkyard app pool of 2
+ * workers; tiny JSON and the 2 ms CPU route.
+ */
+async function expressScenario(rt) {
+  const servers = {
+    single: await start([...RUN[rt], server("express_single.js")]),
+    forkyard: await start([...RUN[rt], server("express_forkyard.ts")], { WORKERS: "2" }),
+    ...(rt === "deno"
+      ? {}
+      : { cluster: await start([...RUN[rt], server("express_cluster.js")], { PORT: String(await freePort()) }) }),
+  };
+  const r = { json: await interleaved(servers, "/json"), cpu: await interleaved(servers, "/cpu") };
+  for (const s of Object.values(servers)) await stop(s);
+  return r;
+}
+
+function printExpress(rt, r) {
+  for (const path of ["json", "cpu"]) {
+    for (const [k, v] of Object.entries(r[path])) {
+      console.log(`  ${rt} express ${path} ${k}: ${fmt(v).text} req/s, p99 ${fmt(v, "p99", 1).text} ms`);
+    }
+    const base = r[path].cluster ?? r[path].single;
+    const ratio = fmt(r[path].forkyard).median / fmt(base).median;
+    console.log(`  ${rt} express ${path}: forkyard / ${r[path].cluster ? "cluster" : "single"} = ${ratio.toFixed(2)}`);
+  }
+}
+
 /** How dispatchersScenario()'s servers are named in the output and the report. */
 const DISPATCHER_LABELS = {
   reuse2: "in-process server ×2, reusePort",
@@ -691,6 +721,10 @@ if (process.env.BENCH_ONLY === "remote") {
 }
 if (process.env.BENCH_ONLY === "servers") {
   for (const rt of runtimes) printServers(rt, await serversScenario(rt));
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY === "express") {
+  for (const rt of runtimes) printExpress(rt, await expressScenario(rt));
   process.exit(0);
 }
 if (process.env.BENCH_ONLY === "ws") {

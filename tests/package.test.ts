@@ -261,6 +261,46 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       }
     });
 
+    // The form most Express apps have (CommonJS, `module.exports = app`), as the guide writes it, in a project made by
+    // `npm init -y`, served by the guide's own command with the installed bin.
+    test("in a CommonJS project, the guide's Express server.js serves with the guide's command", async () => {
+      const guide = readFileSync(join(root, "docs", "guide.md"), "utf8");
+      const source = /```js\n(\/\/ server\.js\n[\s\S]*?)```/.exec(guide)?.[1];
+      const command = /`(forkyard serve \.\/server\.js[^`]*)`/.exec(guide)?.[1];
+      assert.ok(source !== undefined && command !== undefined, "the guide's server.js and its command");
+      const cjs = mkdtempSync(join(tmpdir(), "forkyard-express-"));
+      let out = "";
+      let child: ReturnType<typeof spawn> | undefined;
+      try {
+        execFileSync("npm", ["init", "-y"], { cwd: cjs, stdio: "ignore" });
+        mkdirSync(join(cjs, "node_modules"));
+        symlinkSync(join(dir, "node_modules", "forkyard"), join(cjs, "node_modules", "forkyard"));
+        symlinkSync(join(root, "node_modules", "express"), join(cjs, "node_modules", "express"));
+        writeFileSync(join(cjs, "server.js"), source!);
+        child = spawn("sh", ["-c", `exec ${command} --port 0`], {
+          cwd: cjs,
+          env: { ...process.env, PATH: `${join(dir, "node_modules", ".bin")}:${process.env.PATH}`, NO_COLOR: "1" },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        child.stdout!.on("data", (c) => (out += c));
+        child.stderr!.on("data", (c) => (out += c));
+        const exited = new Promise<number | null>((resolve) => child!.once("exit", resolve));
+        const deadline = Date.now() + 30_000;
+        while (!/Listening on http:\/\/[\d.]+:\d+/.test(out) && Date.now() < deadline) await sleep(20);
+        const port = /Listening on http:\/\/[\d.]+:(\d+)/.exec(out)?.[1];
+        assert.ok(port, out);
+        assert.match(out, /pool \/: 4 workers, app at \//);
+        const res = await fetch(`http://127.0.0.1:${port}/`);
+        assert.equal(res.headers.get("x-powered-by"), "Express");
+        assert.equal(await res.text(), "Hello World!");
+        child.kill("SIGTERM");
+        assert.equal(await exited, 0, out);
+      } finally {
+        if (child?.exitCode === null) child.kill("SIGKILL");
+        rmSync(cjs, { recursive: true, force: true });
+      }
+    });
+
     // Every shell command in README.md and docs/, run as written in this project (`forkyard` is its installed bin;
     // UPPERCASE words are placeholders, filled in below); a worker host's NATS address is this machine's nats-server,
     // as the second machine of a scripted pair. A command added to the docs fails here until it is run or says why not.
@@ -454,6 +494,7 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
         "node bench/run.mjs node": "a benchmark: minutes of load by design; BENCHMARKS.md is its output",
         "node bench/probe.mjs <deno|bun|node> [server] [path]": "a benchmark probe: seconds of load per runtime",
         "node bench/soak.mjs [runtime]": "a soak: minutes of faults under load by design",
+        "forkyard serve ./server.js --workers 4": "run above, with the guide's server.js, in a CommonJS project",
       };
       const forms = inline.filter((c) => !(c in covered) && !fenced.includes(c) && isForm(c));
       for (const form of forms) {

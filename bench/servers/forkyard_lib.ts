@@ -8,5 +8,5 @@ const g = globalThis as { Deno?: unknown; Bun?: unknown };
 const href = g.Deno !== undefined || g.Bun !== undefined ? "../../mod.ts" : "../../dist/mod.js";
 const lib = await import(href) as typeof Forkyard;
 
-export const { api, Dispatcher, sync, Worker, WorkerPool, ws } = lib;
+export const { api, AppPool, Dispatcher, sync, Worker, WorkerPool, ws } = lib;
 export type { Client, ListenInfo, WebSocketHandler, WorkerRequest } from "../../mod.ts";

@@ -16,9 +16,10 @@ import { resolveRemote } from "../remote_options.ts";
 import type { Runtime } from "../runtime.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
 import type { CliArgs } from "./args.ts";
+import { appKind } from "../app_kind.ts";
 import { UsageError } from "./usage_error.ts";
 
-/** The pool `target` names (a Worker class or a fetch app), with the command line's pool flags. */
+/** The pool `target` names (a Worker class, a fetch app or a request listener), with the command line's pool flags. */
 async function poolFor(target: string, args: CliArgs, runtime: Runtime): Promise<WorkerPool> {
   const colon = target.lastIndexOf(":");
   const hasExport = colon > 1 && !target.slice(colon).includes("/");
@@ -40,13 +41,13 @@ async function poolFor(target: string, args: CliArgs, runtime: Runtime): Promise
     if (typeof found === "function" && found.prototype instanceof Worker) {
       return new WorkerPool((found as WorkerClass).name, { ...options, module: url, export: exportName });
     }
-    if ((typeof found === "object" || typeof found === "function") && found !== null && "fetch" in found) {
+    if (appKind(found) !== null) {
       return new AppPool("/", url, { ...options, export: exportName });
     }
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  throw new UsageError(`export "${exportName}" of "${modulePath}" is neither a Worker class nor an app with fetch()`);
+  throw new UsageError(`export "${exportName}" of "${modulePath}" is neither a Worker class, an app with fetch() nor a request listener`);
 }
 
 /** Runs `forkyard worker`; resolves with the exit status. */

@@ -8,7 +8,7 @@
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import type { ListenerSocket } from "./listener_socket.ts";
-import { ownMethods } from "./own_methods.ts";
+import { methodsOf, pinMethods } from "./own_methods.ts";
 
 /** Headers Node keeps the first of when a request repeats them; it joins the others (`cookie` with "; "). */
 const FIRST_ONLY = new Set([
@@ -82,7 +82,7 @@ export class ListenerRequest extends Readable {
         callback(error);
       },
     });
-    Object.defineProperties(this, METHODS);
+    pinMethods(this, METHODS);
     this.method = method;
     this.url = url;
     this.headers = nodeHeaders(flat);
@@ -118,4 +118,4 @@ export class ListenerRequest extends Readable {
   _dump(): void {}
 }
 
-const METHODS = ownMethods(ListenerRequest.prototype);
+const METHODS = methodsOf(ListenerRequest.prototype);

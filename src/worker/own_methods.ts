@@ -6,15 +6,15 @@
  * @module
  */
 
-/** The descriptors of `proto`'s own methods and accessors, but its constructor: computed once per class. */
-export function ownMethods(proto: object): PropertyDescriptorMap {
-  const { constructor: _, ...descriptors } = Object.getOwnPropertyDescriptors(proto) as PropertyDescriptorMap;
-  return descriptors;
+/** A class's methods, by name (its constructor and accessors left out): computed once per class. */
+export function methodsOf(proto: object): [string, unknown][] {
+  return Object.entries(Object.getOwnPropertyDescriptors(proto))
+    .filter(([name, d]) => name !== "constructor" && typeof d.value === "function")
+    .map(([name, d]) => [name, d.value]);
 }
 
-/** Defines `fields` on `target` as plain writable data properties, past any accessor its prototype chain has. */
-export function defineFields(target: object, fields: Record<string, unknown>): void {
-  for (const name in fields) {
-    Object.defineProperty(target, name, { value: fields[name], writable: true, enumerable: true, configurable: true });
-  }
+/** Makes each of `methods` an own property of `target`: plain stores, which keep the object fast to make and use. */
+export function pinMethods(target: object, methods: readonly [string, unknown][]): void {
+  const own = target as Record<string, unknown>;
+  for (let i = 0; i < methods.length; i++) own[methods[i][0]] = methods[i][1];
 }

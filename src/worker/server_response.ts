@@ -15,7 +15,7 @@ import { F, KIND, STREAM_WINDOW } from "../protocol/frames.ts";
 import type { ListenerRequest } from "./incoming_message.ts";
 import type { ListenerSocket } from "./listener_socket.ts";
 import type { Inflight } from "./relay.ts";
-import { ownMethods } from "./own_methods.ts";
+import { methodsOf, pinMethods } from "./own_methods.ts";
 
 /** Where a response's frames go, and what it tells its worker. */
 export interface ResponseChannel {
@@ -83,26 +83,39 @@ export class ListenerResponse extends Stream {
   declare shouldKeepAlive: boolean;
   declare useChunkedEncodingByDefault: boolean;
   declare strictContentLength: boolean;
+  // Node's getters, kept as data (what Node's would answer): an object whose accessors are its own is slow to make.
+  /** Whether the head is decided (`writeHead`, a write, or the end): headers can no longer change. */
+  declare headersSent: boolean;
+  /** `end()` was called. */
+  declare writableEnded: boolean;
+  /** `end()` was called (Node's older name). */
+  declare finished: boolean;
+  /** The answer has been handed to the dispatcher whole. */
+  declare writableFinished: boolean;
+  declare writable: boolean;
+  /** Cancelled, destroyed or failed: nothing more is sent. */
+  declare destroyed: boolean;
+  declare closed: boolean;
+  declare errored: null;
+  declare writableNeedDrain: boolean;
+  /** Bytes written and not yet sent. */
+  declare writableLength: number;
+  declare writableHighWaterMark: number;
+  declare writableCorked: number;
+  declare writableObjectMode: boolean;
   #channel: ResponseChannel;
   /** A HEAD request: the app's body is not sent. */
   #head: boolean;
   #headers = new Map<string, { name: string; value: HeaderValue }>();
-  #headersSent = false;
   /** What was written before the answer started to stream. */
   #parts: Uint8Array[] = [];
-  #buffered = 0;
   #flushing = false;
   #started = false;
-  #ended = false;
-  #finished = false;
-  /** Cancelled, destroyed or failed: nothing more is sent. */
-  #gone = false;
   #sent = 0;
-  #needDrain = false;
 
   constructor(req: ListenerRequest, channel: ResponseChannel) {
     super();
-    Object.defineProperties(this, METHODS);
+    pinMethods(this, METHODS);
     this.#channel = channel;
     this.#head = req.method === "HEAD";
     this.statusCode = 200;
@@ -115,58 +128,30 @@ export class ListenerResponse extends Stream {
     this.shouldKeepAlive = true;
     this.useChunkedEncodingByDefault = true;
     this.strictContentLength = false;
-  }
-
-  /** Whether the head is decided (`writeHead`, a write, or the end): headers can no longer change. */
-  get headersSent(): boolean {
-    return this.#headersSent;
-  }
-  get writableEnded(): boolean {
-    return this.#ended;
-  }
-  get finished(): boolean {
-    return this.#ended;
-  }
-  get writableFinished(): boolean {
-    return this.#finished;
-  }
-  get writable(): boolean {
-    return !this.#ended && !this.#gone;
-  }
-  get destroyed(): boolean {
-    return this.#gone;
-  }
-  get closed(): boolean {
-    return this.#finished || this.#gone;
-  }
-  get errored(): null {
-    return null;
-  }
-  get writableNeedDrain(): boolean {
-    return this.#needDrain;
-  }
-  get writableLength(): number {
-    return this.#buffered;
-  }
-  get writableHighWaterMark(): number {
-    return STREAM_WINDOW;
-  }
-  get writableCorked(): number {
-    return 0;
-  }
-  get writableObjectMode(): boolean {
-    return false;
+    this.headersSent = false;
+    this.writableEnded = false;
+    this.finished = false;
+    this.writableFinished = false;
+    this.writable = true;
+    this.destroyed = false;
+    this.closed = false;
+    this.errored = null;
+    this.writableNeedDrain = false;
+    this.writableLength = 0;
+    this.writableHighWaterMark = STREAM_WINDOW;
+    this.writableCorked = 0;
+    this.writableObjectMode = false;
   }
 
   setHeader(name: string, value: HeaderValue): this {
-    if (this.#headersSent) throw this.#sentError("set");
+    if (this.headersSent) throw this.#sentError("set");
     checkHeader(name, value);
     this.#headers.set(name.toLowerCase(), { name, value });
     return this;
   }
 
   appendHeader(name: string, value: HeaderValue): this {
-    if (this.#headersSent) throw this.#sentError("append");
+    if (this.headersSent) throw this.#sentError("append");
     checkHeader(name, value);
     const key = name.toLowerCase();
     const had = this.#headers.get(key);
@@ -203,7 +188,7 @@ export class ListenerResponse extends Stream {
   }
 
   removeHeader(name: string): void {
-    if (this.#headersSent) throw this.#sentError("remove");
+    if (this.headersSent) throw this.#sentError("remove");
     this.#headers.delete(String(name).toLowerCase());
   }
 
@@ -212,7 +197,7 @@ export class ListenerResponse extends Stream {
     reason?: string | Record<string, HeaderValue> | HeaderValue[],
     headers?: Record<string, HeaderValue> | HeaderValue[],
   ): this {
-    if (this.#headersSent) throw this.#sentError("write the head of");
+    if (this.headersSent) throw this.#sentError("write the head of");
     const status = Number(statusCode);
     if (!Number.isInteger(status) || status < 100 || status > 999) {
       throw codeError(RangeError, "ERR_HTTP_INVALID_STATUS_CODE", `Invalid status code: ${statusCode}`);
@@ -229,15 +214,15 @@ export class ListenerResponse extends Stream {
       for (const name of Object.keys(headers)) this.setHeader(name, headers[name]);
     }
     this.statusCode = status;
-    this.#headersSent = true;
+    this.headersSent = true;
     return this;
   }
 
   write(chunk: unknown, encoding?: string | Callback, callback?: Callback): boolean {
     if (typeof encoding === "function") [callback, encoding] = [encoding, undefined];
     if (chunk === null) throw codeError(TypeError, "ERR_STREAM_NULL_VALUES", "May not write null values to stream");
-    if (this.#ended || this.#gone) {
-      const error = this.#ended
+    if (this.writableEnded || this.destroyed) {
+      const error = this.writableEnded
         ? codeError(Error, "ERR_STREAM_WRITE_AFTER_END", "write after end")
         : codeError(Error, "ERR_STREAM_DESTROYED", "Cannot call write after a stream was destroyed");
       if (callback) queueMicrotask(() => callback(error));
@@ -251,21 +236,23 @@ export class ListenerResponse extends Stream {
   end(chunk?: unknown, encoding?: string | Callback, callback?: Callback): this {
     if (typeof chunk === "function") [callback, chunk] = [chunk as Callback, undefined];
     if (typeof encoding === "function") [callback, encoding] = [encoding, undefined];
-    if (this.#ended || this.#gone) {
+    if (this.writableEnded || this.destroyed) {
       if (callback) queueMicrotask(() => callback(null));
       return this;
     }
     if (chunk !== undefined && chunk !== null) this.#add(bytesOf(chunk, encoding));
-    this.#headersSent = true;
-    this.#ended = true;
+    this.headersSent = true;
+    this.writableEnded = true;
+    this.finished = true;
+    this.writable = false;
     const { writer, id } = this.#channel;
     if (this.#started) writer.send(F.END, { i: id });
     else writer.send(F.RESPONSE, { i: id, s: this.statusCode, k: KIND.HEADERS, h: this.#flatHeaders() }, this.#parts);
     this.#parts = [];
-    this.#buffered = 0;
+    this.writableLength = 0;
     if (callback) this.once("finish", callback);
     queueMicrotask(() => {
-      this.#finished = true;
+      this.writableFinished = true;
       this.emit("finish");
       this.#close(false);
     });
@@ -274,22 +261,22 @@ export class ListenerResponse extends Stream {
 
   /** Sends the head now: the answer streams from here. */
   flushHeaders(): void {
-    if (this.#ended || this.#gone || this.#started) return;
-    this.#headersSent = true;
+    if (this.writableEnded || this.destroyed || this.#started) return;
+    this.headersSent = true;
     this.#start();
   }
 
   /** Ends the answer unfinished: a 500 if none of it was sent, else a stream the client sees break. */
   destroy(error?: Error): this {
-    if (this.#ended || this.#gone) return this;
+    if (this.writableEnded || this.destroyed) return this;
     this.#abandon(error ?? new Error("The app destroyed the response before it ended"));
     return this;
   }
 
   /** The request was cancelled (the client left, or it timed out): nothing more is sent. */
   cancel(): void {
-    if (this.#gone || this.#finished) return;
-    this.#gone = true;
+    if (this.destroyed || this.writableFinished) return;
+    this.destroyed = true;
     this.#parts = [];
     this.#close(true);
   }
@@ -299,7 +286,7 @@ export class ListenerResponse extends Stream {
    * 500 that answered (nothing of the answer had been sent).
    */
   failed(error: unknown): boolean {
-    if (this.#ended || this.#gone) return false;
+    if (this.writableEnded || this.destroyed) return false;
     const answered = !this.#started;
     this.#abandon(error);
     return answered;
@@ -328,7 +315,7 @@ export class ListenerResponse extends Stream {
   }
 
   #add(data: Uint8Array) {
-    this.#headersSent = true;
+    this.headersSent = true;
     if (this.#head || data.length === 0 || noBody(this.statusCode)) return;
     if (this.#started) {
       this.#channel.writer.send(F.CHUNK, { i: this.#channel.id }, data);
@@ -336,13 +323,13 @@ export class ListenerResponse extends Stream {
       return;
     }
     this.#parts.push(data);
-    this.#buffered += data.length;
-    if (this.#buffered > STREAM_WINDOW) this.#start();
+    this.writableLength += data.length;
+    if (this.writableLength > STREAM_WINDOW) this.#start();
     else if (!this.#flushing) {
       this.#flushing = true;
       // Written over more than a turn: the client gets the answer as it comes.
       setImmediate(() => {
-        if (!this.#ended && !this.#gone && !this.#started) this.#start();
+        if (!this.writableEnded && !this.destroyed && !this.#started) this.#start();
       });
     }
   }
@@ -353,16 +340,16 @@ export class ListenerResponse extends Stream {
     entry.credited = 0;
     writer.send(F.START, { i: id, s: this.statusCode, h: this.#flatHeaders() });
     for (const part of this.#parts) writer.send(F.CHUNK, { i: id }, part);
-    this.#sent = this.#buffered;
+    this.#sent = this.writableLength;
     this.#parts = [];
-    this.#buffered = 0;
+    this.writableLength = 0;
   }
 
   /** Whether the client is a window behind: the app should wait for `drain`. */
   #behind(): boolean {
     if (!this.#started || this.#sent - (this.#channel.entry.credited ?? 0) <= STREAM_WINDOW) return false;
-    if (!this.#needDrain) {
-      this.#needDrain = true;
+    if (!this.writableNeedDrain) {
+      this.writableNeedDrain = true;
       this.#waitCredit();
     }
     return true;
@@ -370,9 +357,9 @@ export class ListenerResponse extends Stream {
 
   #waitCredit() {
     this.#channel.entry.wake = () => {
-      if (this.#gone) return;
+      if (this.destroyed) return;
       if (this.#sent - (this.#channel.entry.credited ?? 0) > STREAM_WINDOW) return this.#waitCredit();
-      this.#needDrain = false;
+      this.writableNeedDrain = false;
       this.emit("drain");
     };
   }
@@ -388,7 +375,7 @@ export class ListenerResponse extends Stream {
     if (!this.#started && !this.#head) {
       // A whole answer's length is its bytes': a wrong Content-Length would break the dispatcher's framing.
       const at = flat.indexOf("content-length");
-      if (at >= 0 && at % 2 === 0 && Number(flat[at + 1]) !== this.#buffered) flat.splice(at, 2);
+      if (at >= 0 && at % 2 === 0 && Number(flat[at + 1]) !== this.writableLength) flat.splice(at, 2);
     }
     return flat;
   }
@@ -396,7 +383,7 @@ export class ListenerResponse extends Stream {
   #abandon(error: unknown) {
     const { writer, id } = this.#channel;
     const started = this.#started;
-    this.#gone = true;
+    this.destroyed = true;
     this.#parts = [];
     if (started) writer.send(F.END, { i: id, e: 1 });
     else this.#channel.fail(error);
@@ -404,6 +391,8 @@ export class ListenerResponse extends Stream {
   }
 
   #close(abandoned: boolean) {
+    this.closed = true;
+    this.writable = false;
     this.req.socket.close(abandoned);
     if (abandoned) this.req.abandon();
     else if (!this.req.destroyed) this.req.destroy();
@@ -412,4 +401,4 @@ export class ListenerResponse extends Stream {
   }
 }
 
-const METHODS = ownMethods(ListenerResponse.prototype);
+const METHODS = methodsOf(ListenerResponse.prototype);
