@@ -25,6 +25,7 @@ import type {
 import { pump } from "./streams.ts";
 import {
   CHANNEL_FD,
+  dropProcessPrivileges,
   fsLogTarget,
   fsSpill,
   processAlive,
@@ -346,6 +347,8 @@ export const runtime: Runtime = {
   inspect: (value) => Bun.inspect(value),
   rss: () => process.memoryUsage.rss(),
   alive: (pid) => processAlive(process, pid),
+  ids: () => ({ uid: process.getuid!(), gid: process.getgid!() }),
+  dropPrivileges: (to) => dropProcessPrivileges(process, to),
   watchFiles: (dir, onChange) => watchTree(process.getBuiltinModule("node:fs"), dir, onChange),
   exit: (code) => process.exit(code),
 };

@@ -16,6 +16,7 @@ import { permissionFlags, runFlags } from "./deno_permissions.ts";
 import { serveNative } from "./deno_serve.ts";
 import { readSpillFile, writeSpillFile } from "./node_like.ts";
 import { spawn } from "./deno_spawn.ts";
+import { dropDenoPrivileges } from "./deno_privileges.ts";
 
 export { CHANNEL_ENV, TOKEN_BYTES };
 
@@ -146,6 +147,8 @@ export const runtime: Runtime = {
       return !(error instanceof Deno.errors.NotFound);
     }
   },
+  ids: () => ({ uid: Deno.uid() ?? -1, gid: Deno.gid() ?? -1 }),
+  dropPrivileges: dropDenoPrivileges,
   watchFiles: (dir, onChange) => {
     const watcher = Deno.watchFs(dir, { recursive: true });
     (async () => {

@@ -24,6 +24,7 @@ import type {
 import { codeOf, firstLine } from "../src/error_text.ts";
 import {
   childEnv,
+  dropProcessPrivileges,
   fsLogTarget,
   fsSpill,
   processAlive,
@@ -112,6 +113,8 @@ export const runtime: Runtime = {
   inspect: (value) => inspect(value),
   rss: () => process.memoryUsage.rss(),
   alive: (pid) => processAlive(process, pid),
+  ids: () => ({ uid: process.getuid!(), gid: process.getgid!() }),
+  dropPrivileges: (to) => dropProcessPrivileges(process, to),
   watchFiles: (dir, onChange) => watchTree(fs, dir, onChange),
   exit: (code) => process.exit(code),
 };

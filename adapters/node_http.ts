@@ -180,8 +180,13 @@ export async function serveNodeHttp(options: ServeOptions, probe = false): Promi
       closing = true;
       clearTimeout(retry);
       watch?.stop();
-      // The socket's file goes with the server, so that the next one finds no stale socket.
-      if (unix !== undefined) rmSync(unix.path, { force: true });
+      // The socket's file goes with the server, so that the next one finds no stale socket (one that stays, in a
+      // folder a server that dropped root may not write, is replaced by the next as stale).
+      try {
+        if (unix !== undefined) rmSync(unix.path, { force: true });
+      } catch {
+        // not ours to remove any more
+      }
       return Promise.all([current, ...stalled].map((listening) => closeServer(listening, graceMs))).then(() => {});
     },
   };

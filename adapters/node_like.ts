@@ -142,6 +142,15 @@ export function processAlive(proc: Process, pid: number): boolean {
   }
 }
 
+/** Node's and Bun's user switch: the user's groups (initgroups), then the group, then the user, as gunicorn does. */
+export function dropProcessPrivileges(proc: Process, to: { uid: number; gid: number; name: string | null }) {
+  const groups = proc as Process & { initgroups?(user: string, extraGroup: number): void };
+  if (to.name !== null) groups.initgroups!(to.name, to.gid);
+  else proc.setgroups!([to.gid]);
+  proc.setgid!(to.gid);
+  proc.setuid!(to.uid);
+}
+
 /** The environment for a child: ours, plus `extra`, minus the test runner's markers. */
 export function childEnv(env: Record<string, string | undefined>, extra?: Record<string, string>) {
   const out: Record<string, string> = {};

@@ -309,6 +309,13 @@ export interface Runtime {
   rss(): number;
   /** Whether a process with this pid exists (`true` when that cannot be told). */
   alive(pid: number): boolean;
+  /** This process's user and group ids. */
+  ids(): { uid: number; gid: number };
+  /**
+   * Becomes user `uid` in group `gid`, with `name`'s supplementary groups (or `gid` alone when `name` is `null`); the
+   * processes it starts afterwards are that user's. Throws when it cannot.
+   */
+  dropPrivileges(to: { uid: number; gid: number; name: string | null }): void;
   /**
    * Calls `onChange` with the path of each file changed, created or removed under `dir`, recursively, until the
    * returned function is called.

@@ -515,7 +515,10 @@ await new App({ port: 0, hostname: "127.0.0.1", pools: [new WorkerPool(Hello)] }
       symlinkSync(root.replace(/\/$/, ""), join(parent, "forkyard"));
       mkdirSync(join(parent, "project"));
       writeFileSync(join(parent, "project", "app.ts"), 'export default { fetch: () => new Response("beside") };\n');
-      writeFileSync(join(dir, "app.js"), 'export default { fetch: () => new Response("app.js") };\n');
+      writeFileSync(
+        join(dir, "app.js"),
+        'export const app = { fetch: () => new Response("app.js") };\nexport default app;\n',
+      );
       // A program with decorators beside the clone, run through the tsx loader the clone has.
       mkdirSync(join(parent, "tsx"));
       symlinkSync(join(root, "node_modules"), join(parent, "tsx", "node_modules"));

@@ -52,7 +52,8 @@ Usage:
 ${
     columns([
       ["forkyard serve <module>[:export] [options]", "serve a module: a Dispatcher, a Worker class,"],
-      ["", "or an app with fetch(request) (e.g. a Hono app)"],
+      ["", "or an app: fetch(request) (e.g. Hono), or a request listener"],
+      ["", "(an Express, Koa or Fastify app, a node:http Server)"],
       ["forkyard serve <config.json> [options]", "serve pools and apps described in a config file"],
       ["forkyard ctl [--json] <command>", "ask a running server through its control socket:"],
       ["", "status | reload [POOL [HOST]] | scale POOL N [HOST] | stop"],

@@ -31,6 +31,7 @@ import { declaredExports, exportList, foreignSubclass } from "./module_exports.t
 import { defaultControlPath } from "./control_path.ts";
 import { claimPidFile, registerControl } from "./pid_file.ts";
 import { UsageError } from "./usage_error.ts";
+import { resolveRunAs } from "../dispatcher/run_as.ts";
 import { watchAndReload } from "./watch.ts";
 import { withoutWarning } from "./quiet_warning.ts";
 
@@ -91,6 +92,15 @@ function applyArgs(dispatcher: Dispatcher, args: CliArgs): void {
   }
   const { admin, adminToken, ...flags } = args.dispatcher;
   Object.assign(dispatcher.options, flags);
+  const { user, group, dispatchers } = dispatcher.options;
+  try {
+    resolveRunAs(user, group);
+  } catch (error) {
+    throw new UsageError(firstLine(error));
+  }
+  if ((user !== null || group !== null) && dispatchers !== 1) {
+    throw new UsageError("--user and --group need --dispatchers 1");
+  }
   const current = dispatcher.options.admin;
   if (admin !== undefined || (adminToken !== undefined && current !== null)) {
     // The resolved option is an address object: the flag's text is resolved as the constructor would.

@@ -47,7 +47,9 @@ async function poolFor(target: string, args: CliArgs, runtime: Runtime): Promise
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  throw new UsageError(`export "${exportName}" of "${modulePath}" is neither a Worker class, an app with fetch() nor a request listener`);
+  throw new UsageError(
+    `export "${exportName}" of "${modulePath}" is neither a Worker class, an app with fetch() nor a request listener`,
+  );
 }
 
 /** Runs `forkyard worker`; resolves with the exit status. */

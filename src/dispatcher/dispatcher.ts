@@ -33,6 +33,7 @@ import { AdminListener } from "./admin.ts";
 import { Metrics } from "./metrics.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
 import { type ListenInfo, openListeners, startGate } from "./listeners.ts";
+import { switchUser } from "./run_as.ts";
 import { poolBackends } from "./pool_backends.ts";
 import { plural } from "../logging/plural.ts";
 
@@ -221,6 +222,7 @@ export class Dispatcher {
     const gate = startGate(handle);
     if (!await this.#listen(runtime, gate.fetch, slot)) return this.#exit(1);
     if (slot === null && !await this.#openControl(runtime, pipeline)) return this.#exit(1);
+    if (!switchUser(runtime, this.options, this.#log)) return this.#exit(1);
     const pools = await this.#startPools(runtime, pipeline, slot);
     gate.open();
     await pools.settled();

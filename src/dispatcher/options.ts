@@ -137,6 +137,17 @@ export interface DispatcherOptions {
    */
   logFile?: string | null;
   /**
+   * The user the dispatcher becomes once its sockets are open, when started as root (a name from /etc/passwd, or a
+   * uid); its workers run as that user. `null` keeps the user it started as.
+   * @default {null}
+   */
+  user?: string | number | null;
+  /**
+   * The group the dispatcher becomes with `user` (a name from /etc/group, or a gid); by default the user's own.
+   * @default {null}
+   */
+  group?: string | number | null;
+  /**
    * A file the access log's lines go to, alone and bare (the combined line or the JSON object), instead of with the
    * other lines (appended to; reopened on SIGUSR1).
    * @default {null}
@@ -385,6 +396,22 @@ export const DISPATCHER_SCHEMA: Schema = {
     flags: ["--access-log-file"],
     fromFlag: (text) => text,
     doc: "File for the access log's lines alone, bare; reopened on SIGUSR1 (logrotate)",
+  },
+  user: {
+    type: "custom",
+    typeDoc: "name or uid, or `null`",
+    defaultDoc: "`null` (the user it starts as)",
+    flags: ["--user"],
+    fromFlag: (text) => text,
+    doc: "User to run as once the sockets are open, when started as root; the workers run as that user too",
+  },
+  group: {
+    type: "custom",
+    typeDoc: "name or gid, or `null`",
+    defaultDoc: "`null` (the user's group)",
+    flags: ["--group"],
+    fromFlag: (text) => text,
+    doc: "Group to run as with `user`",
   },
   tls: {
     type: "custom",

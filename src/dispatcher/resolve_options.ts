@@ -5,6 +5,7 @@
  * @module
  */
 
+import { resolveRunAs } from "./run_as.ts";
 import { resolveOptions } from "../options.ts";
 import { defaultMaxConnections, localWorkers, openFilesLimit } from "./open_files.ts";
 import { resolveAdmin } from "./admin_address.ts";
@@ -128,6 +129,21 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
       } and ${scalars.dispatchers})`,
     );
   }
+  const [user, group] = (["user", "group"] as const).map((name) => {
+    const value = options[name] ?? null;
+    const valid = value === null || (typeof value === "string" && value !== "" && !value.includes(":")) ||
+      (Number.isInteger(value) && (value as number) >= 0);
+    if (!valid) {
+      throw new TypeError(
+        `Invalid Dispatcher option "${name}": ${JSON.stringify(value)} (expected a name, an id or null)`,
+      );
+    }
+    return value;
+  });
+  resolveRunAs(user, group);
+  if ((user !== null || group !== null) && scalars.dispatchers !== 1) {
+    throw new TypeError(`Invalid Dispatcher option "user": needs dispatchers 1 (got ${scalars.dispatchers})`);
+  }
   const tls = options.tls ?? null;
   if (tls !== null && (typeof tls !== "object" || typeof tls.cert !== "string" || typeof tls.key !== "string")) {
     throw new TypeError(`Invalid Dispatcher option "tls": expected { cert, key } as PEM strings`);
@@ -146,5 +162,7 @@ export function resolveDispatcherOptions(options: DispatcherOptions): ResolvedDi
     accessLogFile,
     unixSocket,
     unixSocketMode,
+    user,
+    group,
   } as unknown as ResolvedDispatcherOptions;
 }
