@@ -12,6 +12,7 @@ import type { IncomingMessage, Server as HttpServerNode, ServerResponse } from "
 import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { chmodSync, rmSync } from "node:fs";
+import { ownServer } from "../src/listen_capture.ts";
 import { probeAccepting } from "./accept_probe.ts";
 import { headersArrived, timeHeaders } from "./headers_timer.ts";
 import type { AdapterRequest, HttpServer, ServeOptions } from "../src/runtime.ts";
@@ -127,6 +128,7 @@ export async function serveNodeHttp(options: ServeOptions, probe = false): Promi
         serverOptions: { ...limits(options), ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}) },
         ...(createHttpsServer ? { createServer: createHttpsServer } : {}),
       }) as HttpServerNode;
+      ownServer(server);
       // listen() with options, not @hono/node-server's serve(): the options carry reusePort.
       const address = unix !== undefined
         ? { path: unix.path }

@@ -2,6 +2,7 @@
 // and `forkyard serve` of such a module.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { type App, fixture, getJson, pattern, runtime, start, startApp } from "./helpers.ts";
 
@@ -252,6 +253,45 @@ describe(`forkyard serve of a request-listener module (${runtime.name})`, () => 
         proc.child.kill("SIGTERM");
         assert.equal((await proc.exited).code, 0, proc.stderr());
       }
+    }
+  });
+
+  test("apps that call listen() themselves, as the frameworks' guides write them, unchanged", async () => {
+    for (
+      const [file, text] of [
+        ["express_listen.cjs", "Hello World!"],
+        ["koa_listen.cjs", "Hello World"],
+        ["fastify_listen.js", '{"hello":"world"}'],
+      ]
+    ) {
+      const { proc, url } = await serve(fixture(`listeners/verbatim/${file}`));
+      try {
+        // Twice: both workers ran the module's listen(3000), and neither bound the port.
+        for (let i = 0; i < 2; i++) assert.equal(await (await fetch(`${url}/`)).text(), text, proc.stderr());
+      } finally {
+        proc.child.kill("SIGTERM");
+        assert.equal((await proc.exited).code, 0, proc.stderr());
+      }
+    }
+  });
+
+  test("an app that listens itself is served on the port it asked for, unless --port or PORT says", async () => {
+    const free = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const proc = start(CLI, ["serve", fixture("listeners/listen_port.js"), "--host", "127.0.0.1"], {
+      APP_PORT: String(free),
+      PORT: "",
+    });
+    try {
+      await proc.waitStderr(new RegExp(`Listening on http://127\\.0\\.0\\.1:${free}\\b`));
+      assert.equal(await (await fetch(`http://127.0.0.1:${free}/`)).text(), `served on 127.0.0.1:${free}`);
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal((await proc.exited).code, 0, proc.stderr());
     }
   });
 });

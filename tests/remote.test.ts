@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually, fixture, pattern, runtime, start } from "./helpers.ts";
+import { eventually, fixture, getJson, pattern, runtime, start } from "./helpers.ts";
 import { hostLoad, startDispatcher, startHost } from "./remote_hosts.ts";
 import { type NatsServer, startNats } from "./nats_server.ts";
 import { WorkerPool } from "../mod.ts";
@@ -149,6 +149,37 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
     const proc = start(fixture("../../cli.ts"), ["worker", fixture("remote_worker.ts:Render")]);
     assert.equal((await proc.exited).code, 2);
     assert.match(proc.stderr(), /worker needs --nats URL/);
+  });
+
+  test("an Express app on a worker host: the client's address, JSON bodies, cookies and a streamed answer cross NATS", async () => {
+    const host = await startHost(
+      nats.url,
+      "express-host",
+      ["--subject", "forkyard.test.express"],
+      "listeners/express_app.js",
+    );
+    const app = await startDispatcher(nats.url, { EXPRESS_APP: "1" });
+    try {
+      let user: { status: number; body: any } | undefined;
+      assert.ok(
+        await eventually(async () => (user = await getJson(`${app.url}/express/users/7?a=b`)).status === 200, 10_000),
+      );
+      assert.deepEqual(user!.body, { id: "7", query: { a: "b" }, ip: "127.0.0.1", secure: false, url: "/users/7?a=b" });
+      const echo = await getJson(`${app.url}/express/echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ k: [1, 2] }),
+      });
+      assert.equal(echo.status, 201);
+      assert.deepEqual(echo.body, { received: { k: [1, 2] }, type: "application/json" });
+      const cookies = await fetch(`${app.url}/express/cookies`);
+      assert.deepEqual(cookies.headers.getSetCookie(), ["a=1; Path=/", "b=2; Path=/; HttpOnly"]);
+      assert.equal(await cookies.text(), "cookies set");
+      assert.equal(await (await fetch(`${app.url}/express/stream`)).text(), "part0\npart1\npart2\n");
+    } finally {
+      await app.stop();
+      await host.stop();
+    }
   });
 
   test("requests reach both worker hosts; bodies and answers stay byte-exact across message parts; the trace id travels", async () => {

@@ -21,6 +21,7 @@ import { firstLine } from "../error_text.ts";
 import { plural } from "../logging/plural.ts";
 import { AppPool, WorkerPool } from "../pool.ts";
 import { appKind } from "../app_kind.ts";
+import { type CapturedServer, importCapturing } from "../listen_capture.ts";
 import type { Runtime } from "../runtime.ts";
 import { isWorkerProcess } from "../worker/entry.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
@@ -54,7 +55,7 @@ async function importModule(
   href: string,
   modulePath: string,
   args: CliArgs,
-): Promise<{ mod: Record<string, unknown> } | { running: RunningDispatcher }> {
+): Promise<{ mod: Record<string, unknown>; captured: CapturedServer | null } | { running: RunningDispatcher }> {
   let adopted!: (running: RunningDispatcher) => void;
   const adoption = new Promise<{ running: RunningDispatcher }>((
     resolve,
@@ -64,8 +65,10 @@ async function importModule(
     adopted({ dispatcher, finished });
   });
   try {
-    const imported = withoutWarning(/^Failed to load the ES module/, () => import(href));
-    return await Promise.race([imported.then((mod) => ({ mod: mod as Record<string, unknown> })), adoption]);
+    // A module that calls app.listen() itself: its server is kept, not bound (src/listen_capture.ts).
+    const imported = withoutWarning(/^Failed to load the ES module/, () => importCapturing(href));
+    const loaded = imported.then(({ value, captured }) => ({ mod: value, captured }));
+    return await Promise.race([loaded, adoption]);
   } catch (error) {
     throw new UsageError(loadFailure(error, modulePath, (await loadRuntime()).loadHint(error, modulePath)));
   } finally {
@@ -184,10 +187,18 @@ export async function dispatcherFor(
     if (declared !== null && !declared.includes(exportName!)) throw missing(declared);
     const loaded = await importModule(url.href, modulePath, args);
     if ("running" in loaded) return loaded.running;
-    const mod = loaded.mod;
+    const { mod, captured } = loaded;
     const found = exportName !== undefined
       ? mod[exportName]
       : mod.default ?? Object.values(mod).find((v) => v instanceof Dispatcher);
+    const isWorker = typeof found === "function" && found.prototype instanceof Worker;
+    if (captured !== null && !(found instanceof Dispatcher) && !isWorker && appKind(found) === null) {
+      // It listens itself (app.listen(3000)): served at /, on the port it asked for unless --port or PORT says.
+      const pool = new AppPool("/", url, { export: exportName ?? "default", workers: args.pool.workers as number });
+      dispatcher = new Dispatcher({ ...(captured.port === null ? {} : { port: captured.port }), pools: [pool] });
+      applyArgs(dispatcher, args);
+      return dispatcher;
+    }
     if (found === undefined) throw missing(Object.keys(mod));
     if (foreignSubclass(found, "Worker", Worker) || foreignSubclass(found, "Dispatcher", Dispatcher)) {
       throw new UsageError(

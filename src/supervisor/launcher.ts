@@ -15,7 +15,7 @@ import { type ChannelError, FrameDecoder, FrameWriter } from "../protocol/codec.
 import { F, type InitHeader } from "../protocol/frames.ts";
 import { SPILL_DIR_ENV, SPILL_THRESHOLD, spillPrefix } from "../protocol/spill.ts";
 import type { ChildProcess, ExitStatus, Runtime } from "../runtime.ts";
-import { MODULE_ENV, WORKER_ENV } from "../worker/entry.ts";
+import { APP_ENV, MODULE_ENV, WORKER_ENV } from "../worker/entry.ts";
 import type { Clock } from "../requests/clock.ts";
 import { Backoff } from "./restart_policy.ts";
 import { type Slot, WorkerProcess } from "./worker_process.ts";
@@ -112,6 +112,7 @@ export class Launcher {
     };
     // A `module` pool's module is named at spawn, so that a process (a spare above all) loads it before its INIT.
     if (module !== null) env[MODULE_ENV] = module;
+    if (module !== null && this.#pool.mount !== null) env[APP_ENV] = "1";
     // The callbacks run only after spawn() returned, when `launched` exists.
     const child: ChildProcess = this.#runtime.spawn({
       cmd: this.#command(),

@@ -16,6 +16,8 @@ import type { WorkerClass } from "./worker.ts";
 export const WORKER_ENV = "FORKYARD_WORKER";
 /** Set for `module` pools: the module a process imports before its INIT (so that a spare waits with it loaded). */
 export const MODULE_ENV = "FORKYARD_MODULE";
+/** Set for an app pool's workers: their module is imported with its own listen() taken over. */
+export const APP_ENV = "FORKYARD_APP";
 
 /** Whether this process was started by a dispatcher as one of its workers. */
 export function isWorkerProcess(runtime: Runtime): boolean {

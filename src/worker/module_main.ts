@@ -6,11 +6,14 @@
  */
 
 import { loadRuntime } from "../detect.ts";
-import { MODULE_ENV } from "./entry.ts";
+import { APP_ENV, MODULE_ENV } from "./entry.ts";
 import { importWorkerClass, runWorkerProcess } from "./process.ts";
 
 // Load the pool's module at once, not after INIT: a spare then waits with it loaded, and takes over a dead
 // worker's slot for the cost of setup() alone. A failure shows again, with its message, when INIT imports it.
-const preload = (await loadRuntime()).env(MODULE_ENV);
-if (preload) import(preload).catch(() => {});
+const runtime = await loadRuntime();
+const preload = runtime.env(MODULE_ENV);
+if (preload && runtime.env(APP_ENV) === "1") {
+  import("../listen_capture.ts").then((m) => m.importCapturing(preload)).catch(() => {});
+} else if (preload) import(preload).catch(() => {});
 await runWorkerProcess(importWorkerClass);

@@ -26,9 +26,12 @@ import { appKind } from "../app_kind.ts";
  */
 export async function importWorkerClass(init: InitHeader): Promise<WorkerClass | FetchApp | ListenerApp> {
   if (!init.module || !init.export) throw new Error(`Pool "${init.pool}" has no worker module`);
-  const mod = await import(init.module) as Record<string, unknown>;
-  const cls = mod[init.export];
   if (init.mount !== undefined) {
+    // An app that calls listen() itself is served through the server it made (src/listen_capture.ts).
+    const { importCapturing } = await import("../listen_capture.ts");
+    const { value: mod, captured } = await importCapturing(init.module);
+    let cls = mod[init.export];
+    if (appKind(cls) === null && captured !== null) cls = captured.server;
     const what = `module "${init.module}" ${init.export === "default" ? "default export" : `export "${init.export}"`}`;
     const kind = appKind(cls);
     if (kind === "fetch") return cls as FetchApp;
@@ -38,6 +41,7 @@ export async function importWorkerClass(init: InitHeader): Promise<WorkerClass |
         `listener (an Express app, a node:http Server, a Koa or Fastify app)`,
     );
   }
+  const cls = (await import(init.module) as Record<string, unknown>)[init.export];
   if (typeof cls !== "function") {
     throw new Error(
       `Cannot start pool "${init.pool}": worker module "${init.module}" does not export "${init.export}"`,
