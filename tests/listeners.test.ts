@@ -133,7 +133,10 @@ describe(`request-listener apps (${runtime.name})`, () => {
   });
 
   test("node:http: req as IncomingMessage (headers, address, version), in a worker process", async () => {
-    const info = await getJson(`${app.url}/node/info?x=1`, { headers: { "x-custom": "a", cookie: "c=1" } });
+    const info = await getJson(`${app.url}/node/info?x=1`, {
+      headers: { "x-custom": "a", cookie: "c=1", constructor: "not inherited" },
+    });
+    assert.equal(info.body.headers.constructor, "not inherited");
     assert.equal(info.body.method, "GET");
     assert.equal(info.body.url, "/info?x=1");
     assert.equal(info.body.headers["x-custom"], "a");
@@ -168,7 +171,11 @@ describe(`request-listener apps (${runtime.name})`, () => {
     assert.ok(events.some((e) => e.path === "/finish" && e.event === "finish"), JSON.stringify(events));
   });
 
-  test("node:http: a header with CR/LF is refused where it is set (ERR_INVALID_CHAR), nothing injected", async () => {
+  test("node:http: a header with CR/LF is refused where it is set (ERR_INVALID_CHAR), nothing injected; 101 is 500", async () => {
+    const switching = await getJson(`${app.url}/node/switching`);
+    assert.equal(switching.status, 500);
+    assert.deepEqual(switching.body, { error: "Internal server error" });
+    await app.waitStderr(/Status 101 cannot answer a request/);
     const res = await fetch(`${app.url}/node/bad-header`);
     assert.equal(await res.text(), "ERR_INVALID_CHAR");
     assert.equal(res.headers.get("x-evil"), null);

@@ -34,11 +34,11 @@ const FIRST_ONLY = new Set([
 
 /** A flat `[name, value, ...]` list as Node's `req.headers`: `set-cookie` an array, repeats joined as Node joins them. */
 export function nodeHeaders(flat: readonly string[]): Record<string, string | string[]> {
-  const headers: Record<string, string | string[]> = {};
+  // As Node's: without a prototype, so that no header name (constructor, __proto__) meets an inherited property.
+  const headers: Record<string, string | string[]> = Object.create(null);
   for (let i = 0; i < flat.length; i += 2) {
     const name = flat[i];
     const value = flat[i + 1];
-    if (name === "__proto__") continue;
     const had = headers[name];
     if (name === "set-cookie") {
       if (had === undefined) headers[name] = [value];

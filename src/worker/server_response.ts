@@ -241,11 +241,13 @@ export class ListenerResponse extends Stream {
       return this;
     }
     if (chunk !== undefined && chunk !== null) this.#add(bytesOf(chunk, encoding));
+    if (this.destroyed) return this; // a status that cannot answer failed it as it began to stream
     this.headersSent = true;
     this.writableEnded = true;
     this.finished = true;
     this.writable = false;
     const { writer, id } = this.#channel;
+    if (!this.#started && !this.#finalStatus()) return this;
     if (this.#started) writer.send(F.END, { i: id });
     else writer.send(F.RESPONSE, { i: id, s: this.statusCode, k: KIND.HEADERS, h: this.#flatHeaders() }, this.#parts);
     this.#parts = [];
@@ -334,7 +336,19 @@ export class ListenerResponse extends Stream {
     }
   }
 
+  /**
+   * Whether the status can answer a request: 1xx are the connection's (an upgrade's 101 above all, which the
+   * dispatcher would take for an accepted WebSocket), and the web's `Response` takes 200 to 599. Else the answer fails.
+   */
+  #finalStatus(): boolean {
+    const status = this.statusCode;
+    if (Number.isInteger(status) && status >= 200 && status <= 599) return true;
+    this.#abandon(new RangeError(`Status ${status} cannot answer a request (expected 200 to 599)`));
+    return false;
+  }
+
   #start() {
+    if (!this.#finalStatus()) return;
     const { writer, id, entry } = this.#channel;
     this.#started = true;
     entry.credited = 0;
