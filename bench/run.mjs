@@ -547,9 +547,12 @@ async function expressScenario(rt) {
   const servers = {
     single: await start([...RUN[rt], server("express_single.js")]),
     forkyard: await start([...RUN[rt], server("express_forkyard.ts")], { WORKERS: "2" }),
-    ...(rt === "deno"
-      ? {}
-      : { cluster: await start([...RUN[rt], server("express_cluster.js")], { PORT: String(await freePort()) }) }),
+    ...(rt === "deno" ? {} : {
+      cluster: await start([...RUN[rt], server("cluster.ts")], {
+        PORT: String(await freePort()),
+        APP: server("express_app.js"),
+      }),
+    }),
   };
   const r = { json: await interleaved(servers, "/json"), cpu: await interleaved(servers, "/cpu") };
   for (const s of Object.values(servers)) await stop(s);

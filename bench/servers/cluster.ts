@@ -1,6 +1,8 @@
-// node:cluster with WORKERS node:http workers: the prefork baseline for the CPU-bound route.
+// node:cluster with WORKERS node:http workers: the prefork baseline for the CPU-bound route. With APP (a module whose
+// default export is a request listener, such as bench/servers/express_app.js), each worker serves that app instead,
+// as PM2's cluster mode runs it.
 import cluster from "node:cluster";
-import { createServer } from "node:http";
+import { createServer, type RequestListener } from "node:http";
 import process from "node:process";
 import { burn } from "./baseline_burn.ts";
 
@@ -16,8 +18,9 @@ if (cluster.isPrimary) {
     });
   }
 } else {
-  createServer((req, res) => {
+  const app: RequestListener = process.env.APP ? (await import(process.env.APP)).default : (req, res) => {
     if (req.url === "/cpu") burn();
     res.writeHead(200, { "content-type": "application/json" }).end(body);
-  }).listen(Number(process.env.PORT), "127.0.0.1");
+  };
+  createServer(app).listen(Number(process.env.PORT), "127.0.0.1");
 }

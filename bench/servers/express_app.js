@@ -1,5 +1,5 @@
 // The Express app of the request-listener benchmark: tiny JSON and the 2 ms CPU route, served in-process
-// (express_single.js), under node:cluster (express_cluster.js) and in a forkyard app pool (express_forkyard.ts).
+// (express_single.js), under node:cluster (cluster.ts with APP) and in a forkyard app pool (express_forkyard.ts).
 import express from "express";
 
 /** About `ms` of CPU work, as bench/servers/baseline_burn.ts. */
