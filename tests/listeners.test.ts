@@ -2,9 +2,10 @@
 // and `forkyard serve` of such a module.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { type App, fixture, getJson, pattern, runtime, start, startApp } from "./helpers.ts";
+import { type App, fixture, getJson, httpsGet, pattern, runtime, start, startApp } from "./helpers.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
@@ -223,6 +224,21 @@ describe(`request-listener apps (${runtime.name})`, () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.fail("the app never saw the request end");
+  });
+});
+
+describe(`request-listener apps behind HTTPS (${runtime.name})`, () => {
+  test("an app sees the client's TLS: Express's req.secure and Koa's ctx.secure are true", async () => {
+    const app = await startApp("listeners.ts", { TLS: "1" });
+    try {
+      const ca = readFileSync(fixture("cert.pem"), "utf8");
+      const express = await httpsGet(`https://localhost:${app.port}/express/users/1`, ca);
+      assert.equal(JSON.parse(express.body).secure, true, express.body);
+      const koa = await httpsGet(`https://localhost:${app.port}/koa/json`, ca);
+      assert.equal(JSON.parse(koa.body).secure, true, koa.body);
+    } finally {
+      await app.stop();
+    }
   });
 });
 
