@@ -211,6 +211,27 @@ describe(`request-listener apps (${runtime.name})`, () => {
     if (typeof body === "string") assert.fail("the stream ended as if complete");
   });
 
+  test("node:http: server-sent events stream at once, and stop when the client leaves ('close', aborted)", async () => {
+    const gone = new AbortController();
+    const res = await fetch(`${app.url}/server/sse`, { signal: gone.signal });
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("data: 2")) text += new TextDecoder().decode((await reader.read()).value);
+    assert.match(text, /^data: 0\n\ndata: 1\n\n/);
+    gone.abort();
+    for (let i = 0; i < 50; i++) {
+      const events = (await getJson(`${app.url}/server/events`)).body as { path: string }[];
+      const sse = events.find((e) => e.path === "/sse");
+      if (sse !== undefined) {
+        assert.deepEqual(sse, { path: "/sse", event: "close", aborted: true, ended: false });
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail("the app never saw the client leave");
+  });
+
   test("node:http: a request that times out: the app sees 'aborted' and 'close' without an end, the client 504", async () => {
     const res = await getJson(`${app.url}/node/slow`);
     assert.equal(res.status, 504);
