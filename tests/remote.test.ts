@@ -182,6 +182,26 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
     }
   });
 
+  test("an app that calls listen(3000) itself, unchanged, on worker hosts: served, nothing bound", async () => {
+    const host = await startHost(
+      nats.url,
+      "verbatim-host",
+      ["--subject", "forkyard.test.express", "--workers", "2"],
+      "listeners/verbatim/express_listen.cjs",
+    );
+    const app = await startDispatcher(nats.url, { EXPRESS_APP: "1" });
+    try {
+      let res: { status: number; body: any } | undefined;
+      assert.ok(await eventually(async () => (res = await getJson(`${app.url}/express/`)).status === 200, 10_000));
+      assert.equal(res!.body, "Hello World!");
+      // The host's process and its two workers each ran listen(3000): bound for real, the second would have failed
+      // with EADDRINUSE and the host would not have started.
+    } finally {
+      await app.stop();
+      await host.stop();
+    }
+  });
+
   test("requests reach both worker hosts; bodies and answers stay byte-exact across message parts; the trace id travels", async () => {
     const hosts = [await startHost(nats.url, "host-a"), await startHost(nats.url, "host-b")];
     const app = await startDispatcher(nats.url, { APP_POOL: "1" });

@@ -17,6 +17,7 @@ import type { Runtime } from "../runtime.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
 import type { CliArgs } from "./args.ts";
 import { appKind } from "../app_kind.ts";
+import { importCapturing } from "../listen_capture.ts";
 import { UsageError } from "./usage_error.ts";
 
 /** The pool `target` names (a Worker class, a fetch app or a request listener), with the command line's pool flags. */
@@ -27,21 +28,26 @@ async function poolFor(target: string, args: CliArgs, runtime: Runtime): Promise
   const file = resolve(modulePath);
   if (!existsSync(file)) throw new UsageError(`cannot find module "${modulePath}"`);
   const url = pathToFileURL(file);
-  let mod: Record<string, unknown>;
+  let loaded: Awaited<ReturnType<typeof importCapturing>>;
   try {
-    mod = await import(url.href);
+    // An app that calls listen() itself is served through its server, here as in the workers (listen_capture.ts).
+    loaded = await importCapturing(url.href);
   } catch (error) {
     throw new UsageError(loadFailure(error, modulePath, runtime.loadHint(error, modulePath)));
   }
   const exportName = hasExport ? target.slice(colon + 1) : "default";
-  const found = mod[exportName];
-  if (found === undefined) throw new UsageError(`module "${modulePath}" has no export "${exportName}"`);
+  const found = loaded.value[exportName];
+  const listensItself = loaded.captured !== null && appKind(found) === null &&
+    !(typeof found === "function" && found.prototype instanceof Worker);
+  if (found === undefined && !listensItself) {
+    throw new UsageError(`module "${modulePath}" has no export "${exportName}"`);
+  }
   const options = args.pool as WorkerPoolOptions;
   try {
     if (typeof found === "function" && found.prototype instanceof Worker) {
       return new WorkerPool((found as WorkerClass).name, { ...options, module: url, export: exportName });
     }
-    if (appKind(found) !== null) {
+    if (appKind(found) !== null || listensItself) {
       return new AppPool("/", url, { ...options, export: exportName });
     }
   } catch (error) {
