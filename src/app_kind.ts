@@ -12,6 +12,16 @@ export const LISTENER_APP: unique symbol = Symbol("forkyard.listenerApp");
 type Exported = Record<string, unknown>;
 
 /**
+ * What an app pool serves of a module: its export when that is an app, else the server the module started while it
+ * loaded (it called `listen()` itself, see `listen_capture.ts`) unless the export is a class (a `Worker`), else `null`.
+ */
+export function appOf(exported: unknown, started: object | null): unknown {
+  if (appKind(exported) !== null) return exported;
+  const isClass = typeof exported === "function" && /^class\b/.test(Function.prototype.toString.call(exported));
+  return started !== null && !isClass ? started : null;
+}
+
+/**
  * What kind of app `value` is: `"fetch"` (it has a `fetch(request)` method), `"listener"` (a function that is not a
  * class, such as an Express app; a `node:http` `Server`; a Koa app; a Fastify instance), or `null`.
  */

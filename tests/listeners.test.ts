@@ -207,8 +207,7 @@ describe(`request-listener apps (${runtime.name})`, () => {
     const res = await fetch(`${app.url}/node/late-throw`);
     assert.equal(res.status, 200);
     const body = await bodyOrError(res);
-    assert.ok(body instanceof Error || body === "begun\n", String(body));
-    if (typeof body === "string") assert.fail("the stream ended as if complete");
+    assert.ok(body instanceof Error, `the stream ended as if complete: ${JSON.stringify(body)}`);
   });
 
   test("node:http: server-sent events stream at once, and stop when the client leaves ('close', aborted)", async () => {

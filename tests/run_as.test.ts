@@ -2,7 +2,7 @@
 // that user, with that user's groups alone (root's group 0 gone).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,6 +98,34 @@ describe(`--user and --group (${runtime.name})`, () => {
       proc.child.kill("SIGTERM");
       // The socket's folder is root's: the server, nobody now, leaves the socket there and exits all the same.
       assert.equal((await proc.exited).code, 0, proc.stderr());
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("as root: a log path that is a link is refused, its target left root's (no planted link hands /etc/shadow over)", async (t) => {
+    if (!root) return t.skip("needs root");
+    const dir = mkdtempSync(join(tmpdir(), "forkyard-runas-"));
+    chmodSync(dir, 0o755);
+    const victim = join(dir, "victim");
+    writeFileSync(victim, "");
+    symlinkSync(victim, join(dir, "app.log"));
+    try {
+      const proc = start(CLI, [
+        "serve",
+        fixture("whoami_app.ts"),
+        "--user",
+        "nobody",
+        "--port",
+        "0",
+        "--log-file",
+        join(dir, "app.log"),
+        "--no-control",
+      ]);
+      assert.equal((await proc.exited).code, 1);
+      assert.match(readFileSync(victim, "utf8"), /Cannot run as user nobody.*app\.log is a symbolic link/);
+      const { uid, gid } = statSync(victim);
+      assert.deepEqual({ uid, gid }, { uid: 0, gid: 0 });
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

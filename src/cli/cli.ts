@@ -20,7 +20,7 @@ import { loadRuntime } from "../detect.ts";
 import { firstLine } from "../error_text.ts";
 import { plural } from "../logging/plural.ts";
 import { AppPool, WorkerPool } from "../pool.ts";
-import { appKind } from "../app_kind.ts";
+import { appOf } from "../app_kind.ts";
 import { type CapturedServer, importCapturing } from "../listen_capture.ts";
 import type { Runtime } from "../runtime.ts";
 import { isWorkerProcess } from "../worker/entry.ts";
@@ -191,15 +191,8 @@ export async function dispatcherFor(
     const found = exportName !== undefined
       ? mod[exportName]
       : mod.default ?? Object.values(mod).find((v) => v instanceof Dispatcher);
-    const isWorker = typeof found === "function" && found.prototype instanceof Worker;
-    if (captured !== null && !(found instanceof Dispatcher) && !isWorker && appKind(found) === null) {
-      // It listens itself (app.listen(3000)): served at /, on the port it asked for unless --port or PORT says.
-      const pool = new AppPool("/", url, { export: exportName ?? "default", workers: args.pool.workers as number });
-      dispatcher = new Dispatcher({ ...(captured.port === null ? {} : { port: captured.port }), pools: [pool] });
-      applyArgs(dispatcher, args);
-      return dispatcher;
-    }
-    if (found === undefined) throw missing(Object.keys(mod));
+    const app = found instanceof Dispatcher ? null : appOf(found, captured?.server ?? null);
+    if (found === undefined && app === null) throw missing(Object.keys(mod));
     if (foreignSubclass(found, "Worker", Worker) || foreignSubclass(found, "Dispatcher", Dispatcher)) {
       throw new UsageError(
         `module "${modulePath}" uses another copy of forkyard than this command line: on Node, a TypeScript or ` +
@@ -220,9 +213,13 @@ export async function dispatcherFor(
           }),
         ],
       });
-    } else if (appKind(found) !== null) {
-      // A fetch app, or a request listener (Express, Koa, Fastify, a node:http Server): an app pool at /.
+    } else if (app !== null) {
+      // A fetch app, or a request listener (Express, Koa, Fastify, a node:http Server): an app pool at /. One that
+      // listens itself (app.listen(3000)) is served on the port it asked for, unless --port or PORT says.
+      const asked = captured !== null && app === captured.server ? captured.port : null;
+      const port = asked === null ? {} : { port: asked };
       dispatcher = new Dispatcher({
+        ...port,
         pools: [
           new AppPool("/", url, { export: exportName ?? "default", workers: args.pool.workers as number | undefined }),
         ],
@@ -246,7 +243,7 @@ function announce(args: CliArgs, dispatcher: Dispatcher, runtime: Runtime): (() 
   const release: (() => void)[] = [];
   if (args.pidFile !== undefined) {
     try {
-      release.push(claimPidFile(resolve(args.pidFile), runtime.pid));
+      release.push(claimPidFile(resolve(args.pidFile), runtime.pid, (pid) => runtime.alive(pid)));
     } catch (error) {
       throw new UsageError(firstLine(error));
     }
@@ -254,7 +251,9 @@ function announce(args: CliArgs, dispatcher: Dispatcher, runtime: Runtime): (() 
   const control = dispatcher.options.control;
   if (typeof control === "string") {
     try {
-      release.push(registerControl(runtime.pid, resolve(control), (name) => runtime.env(name)));
+      release.push(
+        registerControl(runtime.pid, resolve(control), (name) => runtime.env(name), (pid) => runtime.alive(pid)),
+      );
     } catch {
       // No private control directory: ctl --pid-file cannot find this server; --control still does.
     }

@@ -10,18 +10,10 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import process from "node:process";
 import { privateControlDir } from "./control_path.ts";
 
-/** Whether process `pid` exists (one of another user's included). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === "EPERM";
-  }
-}
+/** Whether process `pid` exists (`Runtime.alive`). */
+type Alive = (pid: number) => boolean;
 
 /** The pid in the pid file at `path`; throws a one-line error naming the file when there is none. */
 export function readPidFile(path: string): number {
@@ -41,7 +33,7 @@ export function readPidFile(path: string): number {
  * Writes `pid` to `path` (through a new file renamed over it: a link planted at `path` is replaced, not followed).
  * Throws when the file names another process that still runs. Returns what removes the file, if it is still ours.
  */
-export function claimPidFile(path: string, pid: number): () => void {
+export function claimPidFile(path: string, pid: number, alive: Alive): () => void {
   let other: number | null = null;
   try {
     other = readPidFile(path);
@@ -89,7 +81,12 @@ export function pidControlPath(pid: number, env: (name: string) => string | unde
  * Registers `control` as the control socket of process `pid` (links whose process is gone are removed on the way);
  * returns what removes the link.
  */
-export function registerControl(pid: number, control: string, env: (name: string) => string | undefined): () => void {
+export function registerControl(
+  pid: number,
+  control: string,
+  env: (name: string) => string | undefined,
+  alive: Alive,
+): () => void {
   const dir = privateControlDir(env);
   for (const name of readdirSync(dir)) {
     const other = /^pid-(\d+)\.sock$/.exec(name)?.[1];

@@ -16,7 +16,7 @@ import { resolveRemote } from "../remote_options.ts";
 import type { Runtime } from "../runtime.ts";
 import { Worker, type WorkerClass } from "../worker/worker.ts";
 import type { CliArgs } from "./args.ts";
-import { appKind } from "../app_kind.ts";
+import { appOf } from "../app_kind.ts";
 import { importCapturing } from "../listen_capture.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -37,9 +37,8 @@ async function poolFor(target: string, args: CliArgs, runtime: Runtime): Promise
   }
   const exportName = hasExport ? target.slice(colon + 1) : "default";
   const found = loaded.value[exportName];
-  const listensItself = loaded.captured !== null && appKind(found) === null &&
-    !(typeof found === "function" && found.prototype instanceof Worker);
-  if (found === undefined && !listensItself) {
+  const app = appOf(found, loaded.captured?.server ?? null);
+  if (found === undefined && app === null) {
     throw new UsageError(`module "${modulePath}" has no export "${exportName}"`);
   }
   const options = args.pool as WorkerPoolOptions;
@@ -47,7 +46,7 @@ async function poolFor(target: string, args: CliArgs, runtime: Runtime): Promise
     if (typeof found === "function" && found.prototype instanceof Worker) {
       return new WorkerPool((found as WorkerClass).name, { ...options, module: url, export: exportName });
     }
-    if (appKind(found) !== null || listensItself) {
+    if (app !== null) {
       return new AppPool("/", url, { ...options, export: exportName });
     }
   } catch (error) {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { chownSync, readFileSync } from "node:fs";
+import { lchownSync, lstatSync, readFileSync } from "node:fs";
 import type { Runtime } from "../runtime.ts";
 import { firstLine } from "../error_text.ts";
 
@@ -65,17 +65,18 @@ export function resolveRunAs(user: string | number | null, group: string | numbe
  * throws, with the reason, when this process may not (it is not root). Ids of -1 keep this process's own.
  */
 export function dropPrivileges(runtime: Runtime, to: RunAs, files: readonly string[]): void {
-  const target = {
-    ...to,
-    uid: to.uid === -1 ? runtime.ids().uid : to.uid,
-    gid: to.gid === -1 ? runtime.ids().gid : to.gid,
-  };
   const now = runtime.ids();
+  const target = { ...to, uid: to.uid === -1 ? now.uid : to.uid, gid: to.gid === -1 ? now.gid : to.gid };
   if (now.uid === target.uid && now.gid === target.gid) return;
   if (now.uid !== 0) {
     throw new Error(`user and group need the server to start as root (it runs as uid ${now.uid})`);
   }
-  for (const file of files) chownSync(file, target.uid, target.gid);
+  // Not through a link: one another user planted at a log file's path would have root hand its target (say
+  // /etc/shadow) to the user. lchown changes no target even if a link replaces the file after this check.
+  for (const file of files) {
+    if (lstatSync(file).isSymbolicLink()) throw new Error(`${file} is a symbolic link: give the file itself`);
+  }
+  for (const file of files) lchownSync(file, target.uid, target.gid);
   runtime.dropPrivileges(target);
 }
 

@@ -58,8 +58,6 @@ export async function listenerApp(value: unknown, what: string): Promise<Listene
 /** What serving one request needs of its worker, beyond its response channel. */
 export interface ListenerRequestHooks extends ResponseChannel {
   log: WorkerLogger;
-  /** Aborted when the request is cancelled (the client left, or it timed out). */
-  signal: AbortSignal;
 }
 
 function serveListener(
@@ -74,7 +72,8 @@ function serveListener(
   const flat = wire.x === undefined ? wire.h : [...wire.h, "x-request-id", wire.x];
   const req = new ListenerRequest(wire.m, wire.q ? `${path}?${wire.q}` : path, flat, body, socket);
   const response = new ListenerResponse(req, hooks);
-  hooks.signal.addEventListener("abort", () => response.cancel(), { once: true });
+  // The client left, or the request timed out: the worker's cancel ends the response.
+  hooks.entry.cancel = () => response.cancel();
   const failed = (error: unknown) => {
     // Before any of the answer was sent, its 500 is logged with the error; after, the stream breaks, logged here.
     if (!response.failed(error)) {

@@ -306,7 +306,6 @@ export class WorkerLoop {
       id,
       entry,
       log: this.#log,
-      signal: request.signal,
       fail: (error) => this.#fail(id, request, error),
       done: () => {
         if (this.#inflight.delete(id)) this.#afterRequest();
@@ -425,6 +424,7 @@ export class WorkerLoop {
     const entry = this.#inflight.get(i);
     if (entry === undefined) return;
     this.#inflight.delete(i);
+    entry.cancel?.();
     wakeRelay(entry);
     entry.request[ABORT](new Error(w === "timeout" ? "Request timed out" : "Client disconnected"));
     entry.reader?.cancel().catch(() => {});

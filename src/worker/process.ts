@@ -18,7 +18,7 @@ import type { ParentChannel, Runtime } from "../runtime.ts";
 import { type FetchApp, WorkerLoop } from "./loop.ts";
 import type { WorkerClass } from "./worker.ts";
 import type { ListenerApp } from "./listener_app.ts";
-import { appKind } from "../app_kind.ts";
+import { appKind, appOf } from "../app_kind.ts";
 
 /**
  * Imports a `module` pool's worker class (or, for app pools, its app: a `fetch` app, or a request-listener app found in
@@ -30,8 +30,7 @@ export async function importWorkerClass(init: InitHeader): Promise<WorkerClass |
     // An app that calls listen() itself is served through the server it made (src/listen_capture.ts).
     const { importCapturing } = await import("../listen_capture.ts");
     const { value: mod, captured } = await importCapturing(init.module);
-    let cls = mod[init.export];
-    if (appKind(cls) === null && captured !== null) cls = captured.server;
+    const cls = appOf(mod[init.export], captured?.server ?? null);
     const what = `module "${init.module}" ${init.export === "default" ? "default export" : `export "${init.export}"`}`;
     const kind = appKind(cls);
     if (kind === "fetch") return cls as FetchApp;
