@@ -179,7 +179,8 @@ describe(`uploads to a worker host under flow control (${runtime.name})`, () => 
       // Held whole, the body would be 200 MiB (and twice that for a moment); what is left is the runtime's collector
       // letting the messages' buffers pile up before it runs, which the bare receiver shows as well.
       assert.ok(grew < floor + 24 * MiB, `the host grew by ${mib(grew)} MiB, a bare receiver by ${mib(floor)}`);
-      assert.ok(grew < 120 * MiB, `the host grew by ${mib(grew)} MiB`);
+      // Below the body's own size with room for the collector (125.6 MiB seen once on Deno in CI, 61-91 usually).
+      assert.ok(grew < 160 * MiB, `the host grew by ${mib(grew)} MiB`);
       // The spill file went with its request.
       const dirs = readdirSync("/dev/shm").filter((name) => name.startsWith(`forkyard-${host.pid}-`));
       assert.equal(dirs.length, 1, "the host has a spill directory");
