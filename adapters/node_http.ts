@@ -10,7 +10,6 @@
 import { MAX_HEADERS, tooManyHeaders } from "./request_head.ts";
 import type { IncomingMessage, Server as HttpServerNode, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import process from "node:process";
 import { chmodSync, rmSync } from "node:fs";
 import { ownServer } from "../src/listen_capture.ts";
 import { probeAccepting } from "./accept_probe.ts";
@@ -86,16 +85,6 @@ class NodeRequest implements AdapterRequest {
   }
 }
 
-/**
- * Calls `process.nextTick` 20,000 times with a no-op before the dispatcher serves: without it, the tick objects
- * node:http makes several times per request often end up in a slow shape (V8 migrating their maps), which costs the
- * dispatcher CPU on every request. Checked with `node bench/probe.mjs node`; numbers in `git log -S warmNextTick`.
- */
-function warmNextTick() {
-  const noop = () => {};
-  for (let i = 0; i < 20_000; i++) process.nextTick(noop);
-}
-
 /** One listening `node:http` server, and how to stop pinging its WebSockets. */
 interface Listening {
   server: HttpServerNode;
@@ -108,7 +97,6 @@ interface Listening {
  * old one holds are served to their end.
  */
 export async function serveNodeHttp(options: ServeOptions, probe = false): Promise<HttpServer> {
-  warmNextTick();
   // Loaded here, not at the top: worker processes never serve HTTP.
   const { createAdaptorServer } = await import("@hono/node-server");
   const attachWebSockets = options.websocket
