@@ -1,6 +1,6 @@
 // Shared test helpers: start fixture programs as real processes and talk to them.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { get as httpGet } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { connect } from "node:net";
@@ -201,6 +201,12 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The spill directories and files of process `pid` in /dev/shm (none where there is no /dev/shm). */
+export function spillsOf(pid: number): string[] {
+  if (!existsSync("/dev/shm")) return [];
+  return readdirSync("/dev/shm").filter((name) => name.startsWith(`forkyard-${pid}-`));
 }
 
 /** Polls `check` every 20 ms until it holds or `timeoutMs` passes; returns whether it held. */

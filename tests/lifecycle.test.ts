@@ -15,6 +15,7 @@ import {
   httpsGet,
   poolWorkers,
   runtime,
+  spillsOf,
   start,
   startApp,
 } from "./helpers.ts";
@@ -334,7 +335,7 @@ describe(`shutdown (${runtime.name})`, () => {
   }, async () => {
     const first = await startApp("app.ts");
     const pid = first.child.pid;
-    const left = () => readdirSync("/dev/shm").filter((name) => name.startsWith(`forkyard-${pid}-`));
+    const left = () => spillsOf(pid);
     // Over the spill threshold: the body goes through a file, which the dispatcher keeps for the next one.
     const res = await fetch(`${first.url}/api/echo`, {
       method: "POST",
@@ -357,6 +358,24 @@ describe(`shutdown (${runtime.name})`, () => {
       await second.stop();
       rmSync(live, { force: true });
     }
+  });
+
+  test("a dispatcher stopped with SIGTERM removes its spill directory from /dev/shm", {
+    skip: !existsSync("/dev/shm"),
+  }, async () => {
+    const app = await startApp("app.ts");
+    const pid = app.child.pid;
+    // Over the spill threshold: the body goes through a file, which the dispatcher keeps for the next one.
+    const res = await fetch(`${app.url}/api/echo`, {
+      method: "POST",
+      body: new Uint8Array(512 * 1024).fill(7),
+      headers: { "content-type": "application/octet-stream" },
+    });
+    assert.deepEqual((await res.json()).data, { bytes: 512 * 1024 });
+    assert.equal(spillsOf(pid).length, 1, "the dispatcher's spill directory");
+    assert.ok(readdirSync(`/dev/shm/${spillsOf(pid)[0]}`).length > 0, "no spill file kept");
+    assert.equal((await app.stop()).code, 0);
+    assert.deepEqual(spillsOf(pid), []);
   });
 
   test("when the dispatcher is killed with SIGKILL, no worker is left after 2 s", async () => {

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually, fixture, runtime, start } from "./helpers.ts";
+import { eventually, fixture, runtime, spillsOf, start } from "./helpers.ts";
 import { hostLoad, startDispatcher, startHost } from "./remote_hosts.ts";
 import { type NatsServer, startNats } from "./nats_server.ts";
 
@@ -57,6 +57,7 @@ describe(`worker hosts stopped under load (${runtime.name})`, () => {
           assert.equal((await ctl.exited).code, 0, ctl.stderr());
         }
         assert.equal((await current.exited).code, 0, current.stderr());
+        assert.deepEqual(spillsOf(current.pid), [], "the stopped host's spill directory");
         const served = byHost[`host-${round}`];
         assert.ok(await eventually(() => byHost[`host-${round}`] > served + 50, 10_000), JSON.stringify(byHost));
         current = next;

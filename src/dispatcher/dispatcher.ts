@@ -28,7 +28,8 @@ import type { DispatcherOptions, ResolvedDispatcherOptions } from "./options.ts"
 import { resolveDispatcherOptions } from "./resolve_options.ts";
 import { AnswerObserver, type RequestHandler } from "./observer.ts";
 import { RequestPipeline, type SyncTarget } from "./request_pipeline.ts";
-import { removeStaleSpills, warnUnreachableRoutes } from "./startup_checks.ts";
+import { warnUnreachableRoutes } from "./unreachable_routes.ts";
+import { removeSpillDir, removeStaleSpills } from "../protocol/spill.ts";
 import { AdminListener } from "./admin.ts";
 import { Metrics } from "./metrics.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
@@ -258,10 +259,8 @@ export class Dispatcher {
    * its answers for it), what records each answer, and the request pipeline.
    */
   async #prepare(runtime: Runtime, slot: DispatcherSlot | null): Promise<RequestPipeline> {
-    const [{ SocketHub }, { setPubSub }] = await Promise.all([
-      import("./socket_hub.ts"),
-      import("../worker/pubsub.ts"),
-    ]);
+    const { SocketHub } = await import("./socket_hub.ts");
+    const { setPubSub } = await import("../worker/pubsub.ts");
     const sockets = new SocketHub({
       maxMessageSize: this.options.wsMaxMessageSize,
       maxBuffered: this.options.wsMaxBuffered,
@@ -442,6 +441,7 @@ export class Dispatcher {
     this.#sockets?.closeAll(CLOSE.GOING_AWAY, "Server shutting down");
     if (drainedPipeline !== undefined) await settledWithin(drainedPipeline, this.options.shutdownTimeout);
     await this.#pools?.stop(stopGrace(this.options.shutdownTimeout));
+    removeSpillDir(this.#runtime?.spill() ?? null);
     await Promise.all([closing, closingAdmin, closingControl]);
     for (const off of this.#unlisten) off();
     this.#done();

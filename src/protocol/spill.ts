@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { SpillFiles } from "../runtime.ts";
+import type { Runtime, SpillFiles } from "../runtime.ts";
 
 /** Bodies from this size on go through a spill file when the runtime offers a directory. */
 export const SPILL_THRESHOLD = 256 * 1024;
@@ -87,6 +87,39 @@ export function removeOrphanSpills(files: SpillFiles, alive: (pid: number) => bo
     }
   }
   return dead.size;
+}
+
+/** The logger methods {@linkcode removeStaleSpills} uses. */
+interface SpillLog {
+  info(message: string, properties?: Record<string, unknown>): void;
+  error(message: string, properties?: Record<string, unknown>): void;
+}
+
+/**
+ * At a dispatcher's or worker host's start: removes the spill files (memory, in /dev/shm) that one killed with
+ * SIGKILL, and its workers, left behind.
+ */
+export function removeStaleSpills(runtime: Pick<Runtime, "spill" | "alive">, log: SpillLog): void {
+  const files = runtime.spill();
+  if (files === null) return;
+  try {
+    const count = removeOrphanSpills(files, (pid) => runtime.alive(pid));
+    if (count > 0) log.info("Removed the spill files of {count} processes that no longer run", { count });
+  } catch (error) {
+    log.error("Could not look for stale spill files in {dir}: {error}", { dir: files.dir, error });
+  }
+}
+
+/**
+ * Removes this process's spill directory and the files kept in it, once its workers have stopped: a graceful exit
+ * leaves nothing in memory-backed /dev/shm for the next start to find.
+ */
+export function removeSpillDir(files: SpillFiles | null): void {
+  try {
+    files?.unlink(files.dir);
+  } catch {
+    // removed already, or never made
+  }
 }
 
 /** Removes the spill files whose names start with one of `prefixes`. */

@@ -46,6 +46,7 @@ import { IncomingBody } from "./upload.ts";
 import { BOOT_FAILURE_STATUS, RunningPools, settledWithin, stopGrace } from "../running_pools.ts";
 import type { ResolvedRemote } from "../remote_options.ts";
 import { onServingSignals } from "../process_signals.ts";
+import { removeSpillDir, removeStaleSpills } from "../protocol/spill.ts";
 
 /** What a worker host needs. */
 export interface WorkerHostOptions {
@@ -115,6 +116,7 @@ export class WorkerHost {
     const logtape = await import("../logging/logtape.ts");
     logtape.configureDefaultLogging(runtime);
     this.#log = logtape.getLogger(["forkyard", "host"]);
+    removeStaleSpills(runtime, this.#log);
     const { Supervisor } = await import("../supervisor/supervisor.ts");
     // The pool runs here as a dispatcher's local pool does, whatever its `remote` option says.
     const supervisor = new Supervisor(pool, {
@@ -197,6 +199,7 @@ export class WorkerHost {
       return 0;
     } finally {
       for (const off of unlisten) off();
+      removeSpillDir(runtime.spill());
     }
   }
 
