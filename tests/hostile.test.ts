@@ -31,6 +31,73 @@ import {
 /** Requests the app fixture holds for its pools. */
 const getPending = async (url: string): Promise<number> => (await (await fetch(`${url}/sync/status`)).json()).pending;
 
+/** One answer read off a raw connection. */
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * Sends `requests` ("METHOD /path") on one kept-alive connection, each once the one before is answered, and reads the
+ * answers by HTTP/1.1's framing rules (Content-Length, chunked, HEAD without a body), as a client or a proxy would.
+ */
+function exchange(port: number, requests: string[]): Promise<RawAnswer[]> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = Buffer.alloc(0);
+    const parse = (): RawAnswer[] => {
+      const out: RawAnswer[] = [];
+      let at = 0;
+      while (out.length < requests.length) {
+        const end = data.indexOf("\r\n\r\n", at);
+        if (end < 0) break;
+        const [statusLine, ...lines] = data.subarray(at, end).toString("latin1").split("\r\n");
+        const headers: Record<string, string> = {};
+        for (const line of lines) {
+          const colon = line.indexOf(":");
+          headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+        }
+        let next = end + 4;
+        let body = "";
+        if (requests[out.length].startsWith("HEAD ")) {
+          // no body
+        } else if (headers["transfer-encoding"] === "chunked") {
+          for (;;) {
+            const line = data.indexOf("\r\n", next);
+            if (line < 0) return out;
+            const size = parseInt(data.subarray(next, line).toString("latin1"), 16);
+            if (data.length < line + 2 + size + 2) return out;
+            body += data.subarray(line + 2, line + 2 + size).toString("latin1");
+            next = line + 2 + size + 2;
+            if (size === 0) break;
+          }
+        } else {
+          const length = Number(headers["content-length"] ?? 0);
+          if (data.length < next + length) break;
+          body = data.subarray(next, next + length).toString("latin1");
+          next += length;
+        }
+        out.push({ status: Number(statusLine.split(" ")[1]), headers, body });
+        at = next;
+      }
+      return out;
+    };
+    let sent = 0;
+    const send = () => socket.write(`${requests[sent++]} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    socket.on("data", (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      const answered = parse().length;
+      if (answered === requests.length) socket.destroy();
+      else if (answered === sent) send();
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(parse()));
+    socket.on("connect", send);
+    setTimeout(() => socket.destroy(), 5000);
+  });
+}
+
 /** Inodes of this machine's TCP sockets. */
 function tcpInodes(): Set<string> {
   const inodes = new Set<string>();
@@ -424,6 +491,41 @@ describe(`hostile clients (${runtime.name})`, () => {
       } finally {
         proc.child.kill("SIGTERM");
         assert.deepEqual(await proc.exited, { code: 0, signal: null }, proc.stderr().slice(-2000));
+      }
+    });
+  }
+
+  for (const httpServer of HTTP_SERVERS) {
+    test(`a worker's answer cannot misframe the connection: Content-Length, Transfer-Encoding, Connection (${httpServer} server)`, async () => {
+      const served = httpServer === "node" ? app : await startApp("app.ts", { HTTP_SERVER: "native" });
+      try {
+        const paths = ["short", "long", "chunked", "connection", "sized", "stream"].map((p) => `/api/framing/${p}`);
+        // Each misframed answer followed by another on the same connection: a wrong length would shift the next one.
+        const answers = await exchange(served.port, paths.flatMap((p) => [`GET ${p}`, "GET /api/items"]));
+        assert.equal(answers.length, paths.length * 2, JSON.stringify(answers));
+        const [short, long, chunked, connection, sized, stream] = paths.map((_, i) => answers[2 * i]);
+        for (let i = 1; i < answers.length; i += 2) assert.equal(answers[i].status, 200, JSON.stringify(answers[i]));
+        for (let i = 1; i < answers.length; i += 2) assert.match(answers[i].body, /"items":\[/);
+        assert.equal(short.body, "hello world");
+        assert.equal(short.headers["content-length"], "11");
+        assert.equal(short.headers["x-kept"], "yes");
+        assert.equal(long.body, "hi");
+        assert.equal(chunked.body, "hello");
+        assert.equal(chunked.headers["transfer-encoding"], undefined);
+        assert.equal(connection.body, "hello");
+        assert.equal(connection.headers["x-hop"], undefined, "a header its Connection named as hop-by-hop");
+        assert.equal(connection.headers["x-end"], "2");
+        assert.notEqual(connection.headers["keep-alive"], "timeout=1");
+        assert.equal(sized.headers["content-length"], "11");
+        assert.equal(stream.body, "hello world");
+        // HEAD: the length a GET would get passes, and no body follows.
+        const [head, after] = await exchange(served.port, ["HEAD /api/framing/sized", "GET /api/items"]);
+        assert.equal(head.status, 200);
+        assert.equal(head.headers["content-length"], "11");
+        assert.equal(head.body, "");
+        assert.match(after.body, /"items":\[/);
+      } finally {
+        if (served !== app) await served.stop();
       }
     });
   }

@@ -86,16 +86,87 @@ export function headersFrom(flat: readonly string[] | undefined, trace?: string)
   return headers;
 }
 
+/** Answer headers that describe one connection, not the answer: the dispatcher's server frames every answer itself. */
+const CONNECTION_FIELDS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+]);
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A header value `Headers` keeps as it is: bytes, no CR, LF or NUL, nothing to trim at either end. */
+const PLAIN_VALUE = /^(?:[!-~\x80-\xff](?:[\t -~\x80-\xff]*[!-~\x80-\xff])?)?$/;
+
+/**
+ * What may pass of an answer's `Content-Length`: a whole body's length in bytes (a `Content-Length` passes only when
+ * it says that length; the server sets it otherwise), `"stated"` for an answer to HEAD or a 304 (it says the length
+ * of the body a GET would get), `"none"` for a streamed answer (sent chunked).
+ */
+export type StatedLength = number | "stated" | "none";
+
+/**
+ * A worker's answer headers (flat `[name, value, ...]`) as the client may get them, with `x-request-id` set to
+ * `trace`: without the headers of a connection (`Connection`, those it names, `Transfer-Encoding`, ...) and with
+ * `Content-Length` only where it is true (see {@linkcode StatedLength}). A length that did not match the body would
+ * leave the client reading the rest as its next answer. As a record (names in lower case) when `record` asks for one
+ * and no name comes twice (several `Set-Cookie`) and none needs `Headers` to check or trim it: `@hono/node-server`
+ * writes a record as it is, where a `Headers` costs it about as much again as the rest of the answer.
+ */
+export function answerHeaders(
+  flat: readonly string[] | undefined,
+  trace: string | undefined,
+  length: StatedLength,
+  record: boolean,
+): Headers | Record<string, string> {
+  const fields = flat ?? [];
+  let named: string[] | null = null;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i].length === 10 && fields[i].toLowerCase() === "connection") {
+      (named ??= []).push(...fields[i + 1].toLowerCase().split(",").map((token) => token.trim()));
+    }
+  }
+  const passes = (name: string, value: string) => {
+    if (CONNECTION_FIELDS.has(name) || (named !== null && named.includes(name))) return false;
+    if (name !== "content-length") return true;
+    return length === "stated" || (typeof length === "number" && value.trim() === String(length));
+  };
+  if (record) {
+    const out: Record<string, string> = {};
+    let plain = true;
+    for (let i = 0; i < fields.length && plain; i += 2) {
+      const name = fields[i].toLowerCase();
+      const value = fields[i + 1];
+      if (!passes(name, value)) continue;
+      if (name in out || !TOKEN.test(name) || !PLAIN_VALUE.test(value)) plain = false;
+      else out[name] = value;
+    }
+    if (plain) {
+      if (trace !== undefined) out["x-request-id"] = trace;
+      return out;
+    }
+  }
+  const headers = new Headers();
+  for (let i = 0; i < fields.length; i += 2) {
+    if (passes(fields[i].toLowerCase(), fields[i + 1])) headers.append(fields[i], fields[i + 1]);
+  }
+  if (trace !== undefined) headers.set("x-request-id", trace);
+  return headers;
+}
+
 /**
  * The `Response` a `RESPONSE` frame describes, with `x-request-id` set to `trace`. `traceAfter`: set that header
  * after the response is made rather than in its headers record (cheaper where the runtime converts a record
- * slowly; see `Runtime.setHeaderAfter`).
+ * slowly; see `Runtime.setHeaderAfter`). `head`: the answer to a HEAD request.
  */
 export function responseFromFrame(
   h: ResponseHeader,
   body: Uint8Array,
   trace: string | undefined,
   traceAfter: boolean,
+  head = false,
 ): Response {
   const status = h.s;
   if (status === 204 && body.length === 0) {
@@ -103,8 +174,10 @@ export function responseFromFrame(
   }
   const kind = h.k ?? KIND.JSON;
   let headers: Record<string, string> | Headers;
-  if (kind === KIND.HEADERS) headers = headersFrom(h.h, trace);
-  else {
+  if (kind === KIND.HEADERS) {
+    const length = head || status === 304 ? "stated" : NULL_BODY.has(status) ? "none" : body.length;
+    headers = answerHeaders(h.h, trace, length, !traceAfter);
+  } else {
     const type = KIND_TYPES[kind];
     // A literal: cheaper than spreading a shared object into a new one.
     headers = trace !== undefined && !traceAfter

@@ -12,7 +12,7 @@ import type { WorkerResponse } from "../pool.ts";
 import { decodeBody } from "../protocol/body.ts";
 import { recycleBody } from "../protocol/codec.ts";
 import type { ResponseHeader, StartHeader } from "../protocol/frames.ts";
-import { errorResponse, headersFrom, responseFromFrame } from "../protocol/results.ts";
+import { answerHeaders, errorResponse, responseFromFrame } from "../protocol/results.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Pending } from "./pending.ts";
 import { AnswerStream } from "./answer_stream.ts";
@@ -34,7 +34,7 @@ export function resolveWith(p: Pending, response: Response): void {
  * runtime has sent them.
  */
 export function answerWhole(p: Pending, h: ResponseHeader, body: Uint8Array, lent: boolean, runtime: Runtime): void {
-  const response = responseFromFrame(h, body, p.wire.x, runtime.setHeaderAfter);
+  const response = responseFromFrame(h, body, p.wire.x, runtime.setHeaderAfter, p.wire.m === "HEAD");
   p.responseBytes = body.length;
   resolveWith(p, response);
   const origin = p.origin;
@@ -54,16 +54,21 @@ export function answerWhole(p: Pending, h: ResponseHeader, body: Uint8Array, len
   }
 }
 
-/** Answers `p` with a streamed `Response` whose body its server's chunks fill; `credit` and `cancelled` go back to it. */
+/**
+ * Answers `p` with a streamed `Response` whose body its server's chunks fill; `credit` and `cancelled` go back to it.
+ * `record`: its headers may be a record (see {@linkcode answerHeaders}).
+ */
 export function openStream(
   p: Pending,
   h: StartHeader,
   credit: (bytes: number) => void,
   cancelled: () => void,
+  record: boolean,
 ): void {
   const stream = new AnswerStream(credit, cancelled);
   p.stream = stream;
-  resolveWith(p, new Response(stream.body, { status: h.s, headers: headersFrom(h.h, p.wire.x) }));
+  const length = p.wire.m === "HEAD" || h.s === 304 ? "stated" : "none";
+  resolveWith(p, new Response(stream.body, { status: h.s, headers: answerHeaders(h.h, p.wire.x, length, record) }));
 }
 
 /** What `Dispatcher.onResponse` gets: the body decoded on first use. */

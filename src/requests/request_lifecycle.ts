@@ -212,7 +212,7 @@ export class RequestLifecycle<S> {
     p.state = "streaming";
     p.deadline = NO_DEADLINE;
     if (p.origin.kind === "relayed") p.origin.sink.start(h);
-    else openStream(p, h, (bytes) => this.credit(p, bytes), cancelled);
+    else openStream(p, h, (bytes) => this.credit(p, bytes), cancelled, !this.#runtime.setHeaderAfter);
   }
 
   /** `p`'s reader took `bytes` more of its streamed answer (a relayed one's, as its dispatcher says): its server is told. */
