@@ -44,6 +44,11 @@ class NodeRequest implements AdapterRequest {
     return this.#incoming.rawHeaders;
   }
 
+  abort(): void {
+    // The socket, not the response: Bun's ServerResponse, destroyed before its head went out, sends a 200 head.
+    this.#incoming.socket.destroy();
+  }
+
   readBody(limit: number, idleMs = 0): Promise<Uint8Array[] | null> {
     const incoming = this.#incoming;
     const length = incoming.headers["content-length"];

@@ -188,6 +188,11 @@ export interface AdapterRequest {
    */
   afterResponse?(listener: () => void): void;
   /**
+   * Cuts the connection at once, for a streamed answer that broke off (its worker failed, or it was not the length
+   * it stated); offered where the server would log a body stream's error with its stack (@hono/node-server).
+   */
+  abort?(): void;
+  /**
    * Present only on a WebSocket handshake (`GET` with `Upgrade: websocket`): accepts it, and returns what the
    * server's `fetch` must return for it. `protocol` is the subprotocol chosen, if any. Throws when the handshake is
    * malformed (the dispatcher answers 400).

@@ -499,11 +499,13 @@ describe(`hostile clients (${runtime.name})`, () => {
     test(`a worker's answer cannot misframe the connection: Content-Length, Transfer-Encoding, Connection (${httpServer} server)`, async () => {
       const served = httpServer === "node" ? app : await startApp("app.ts", { HTTP_SERVER: "native" });
       try {
-        const paths = ["short", "long", "chunked", "connection", "sized", "stream"].map((p) => `/api/framing/${p}`);
+        const paths = ["short", "long", "chunked", "connection", "sized", "stream", "stream-sized"].map((p) =>
+          `/api/framing/${p}`
+        );
         // Each misframed answer followed by another on the same connection: a wrong length would shift the next one.
         const answers = await exchange(served.port, paths.flatMap((p) => [`GET ${p}`, "GET /api/items"]));
         assert.equal(answers.length, paths.length * 2, JSON.stringify(answers));
-        const [short, long, chunked, connection, sized, stream] = paths.map((_, i) => answers[2 * i]);
+        const [short, long, chunked, connection, sized, stream, streamSized] = paths.map((_, i) => answers[2 * i]);
         for (let i = 1; i < answers.length; i += 2) assert.equal(answers[i].status, 200, JSON.stringify(answers[i]));
         for (let i = 1; i < answers.length; i += 2) assert.match(answers[i].body, /"items":\[/);
         assert.equal(short.body, "hello world");
@@ -518,6 +520,12 @@ describe(`hostile clients (${runtime.name})`, () => {
         assert.notEqual(connection.headers["keep-alive"], "timeout=1");
         assert.equal(sized.headers["content-length"], "11");
         assert.equal(stream.body, "hello world");
+        assert.equal(streamSized.headers["content-length"], "11");
+        assert.equal(streamSized.body, "hello world");
+        // A streamed answer longer or shorter than it said breaks off: the client sees it cut, and nothing after it.
+        for (const path of ["/api/framing/stream-long", "/api/framing/stream-short"]) {
+          assert.deepEqual(await exchange(served.port, [`GET ${path}`, "GET /api/items"]), [], path);
+        }
         // HEAD: the length a GET would get passes, and no body follows.
         const [head, after] = await exchange(served.port, ["HEAD /api/framing/sized", "GET /api/items"]);
         assert.equal(head.status, 200);

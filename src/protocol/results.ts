@@ -100,10 +100,23 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A header value `Headers` keeps as it is: bytes, no CR, LF or NUL, nothing to trim at either end. */
 const PLAIN_VALUE = /^(?:[!-~\x80-\xff](?:[\t -~\x80-\xff]*[!-~\x80-\xff])?)?$/;
 
+/** The `Content-Length` a worker's answer headers state, or `null` for none, one that is not a length, or several. */
+export function statedLength(flat: readonly string[] | undefined): number | null {
+  let stated: string | null = null;
+  for (let i = 0; flat !== undefined && i < flat.length; i += 2) {
+    if (flat[i].length !== 14 || flat[i].toLowerCase() !== "content-length") continue;
+    const value = flat[i + 1].trim();
+    if (!/^\d{1,15}$/.test(value) || (stated !== null && stated !== value)) return null;
+    stated = value;
+  }
+  return stated === null ? null : Number(stated);
+}
+
 /**
  * What may pass of an answer's `Content-Length`: a whole body's length in bytes (a `Content-Length` passes only when
- * it says that length; the server sets it otherwise), `"stated"` for an answer to HEAD or a 304 (it says the length
- * of the body a GET would get), `"none"` for a streamed answer (sent chunked).
+ * it says that length; the server sets it otherwise; for a streamed answer, the length it is held to), `"stated"` for
+ * an answer to HEAD or a 304 (it says the length of the body a GET would get), `"none"` for a streamed answer that
+ * states none (sent chunked).
  */
 export type StatedLength = number | "stated" | "none";
 
