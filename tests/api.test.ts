@@ -190,6 +190,15 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
     assert.equal(await res.text(), "cookies set");
   });
 
+  test("a 204 answer keeps its headers: a logout's Set-Cookie reaches the client", async () => {
+    const res = await fetch(`${app.url}/api/logout`);
+    assert.equal(res.status, 204);
+    assert.deepEqual(res.headers.getSetCookie(), ["session=; Max-Age=0"]);
+    assert.equal(res.headers.get("x-custom"), "bye");
+    assert.equal(res.headers.get("content-length"), null);
+    assert.equal(await res.text(), "");
+  });
+
   test("a streamed body is relayed as it is produced", async () => {
     const t0 = Date.now();
     const res = await fetch(`${app.url}/api/stream`);

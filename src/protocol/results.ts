@@ -182,10 +182,10 @@ export function responseFromFrame(
   head = false,
 ): Response {
   const status = h.s;
-  if (status === 204 && body.length === 0) {
+  const kind = h.k ?? KIND.JSON;
+  if (status === 204 && body.length === 0 && kind !== KIND.HEADERS) {
     return new Response(null, { status, headers: trace === undefined ? undefined : { "x-request-id": trace } });
   }
-  const kind = h.k ?? KIND.JSON;
   let headers: Record<string, string> | Headers;
   if (kind === KIND.HEADERS) {
     const length = head || status === 304 ? "stated" : NULL_BODY.has(status) ? "none" : body.length;
