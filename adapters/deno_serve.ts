@@ -39,6 +39,12 @@ class DenoRequest implements AdapterRequest {
     // Deno's Response copied its body when it was made (the fetch standard's "copy of the bytes").
     listener();
   }
+
+  onClose(): void {
+    // Never called: Deno.serve tells of a client that left only through `request.signal`, which, once read, makes
+    // Deno print a warning that it aborts on successful answers too (its legacy behavior); `info.completed` settles
+    // only after the answer. A request whose client left ends at its answer or its timeout.
+  }
 }
 
 /** Accepts a WebSocket handshake with `Deno.upgradeWebSocket`; Deno pings an idle socket itself. */

@@ -44,6 +44,10 @@ class NodeRequest implements AdapterRequest {
     return this.#incoming.rawHeaders;
   }
 
+  onClose(listener: () => void): void {
+    this.#outgoing.once("close", listener);
+  }
+
   abort(): void {
     // The socket, not the response: Bun's ServerResponse, destroyed before its head went out, sends a 200 head.
     this.#incoming.socket.destroy();

@@ -188,6 +188,12 @@ export interface AdapterRequest {
    */
   afterResponse?(listener: () => void): void;
   /**
+   * Calls `listener` when the client's connection closes, before or after its answer was written; offered where
+   * that costs less than a listener on the `Request`'s `signal` (@hono/node-server makes an `AbortController` for
+   * a request whose `signal` is read).
+   */
+  onClose?(listener: () => void): void;
+  /**
    * Cuts the connection at once, for a streamed answer that broke off (its worker failed, or it was not the length
    * it stated); offered where the server would log a body stream's error with its stack (@hono/node-server).
    */

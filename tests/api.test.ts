@@ -2,7 +2,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { type App, assertTimesOut, getJson, runtime, startApp } from "./helpers.ts";
+import { type App, assertTimesOut, eventually, getJson, HTTP_SERVERS, runtime, startApp } from "./helpers.ts";
 import { checksum } from "./fixtures/checksum.ts";
 
 describe(`dispatcher and workers (${runtime.name})`, () => {
@@ -241,6 +241,48 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
     }
     assert.ok(seen, "no worker saw the disconnect");
   });
+
+  for (const httpServer of HTTP_SERVERS) {
+    // Deno.serve tells of a client that left only through request.signal, which makes Deno warn once read.
+    const skip = runtime.name === "deno" && httpServer === "native";
+    test(
+      `a client that leaves while its worker works: req.signal aborts and onDisconnect(requestId) runs at once (${httpServer} server)`,
+      {
+        skip,
+      },
+      async () => {
+        const served = httpServer === "node" ? app : await startApp("app.ts", { HTTP_SERVER: "native" });
+        try {
+          const ac = new AbortController();
+          const leaving = fetch(`${served.url}/api/hold`, { signal: ac.signal }).catch((error) => error);
+          // Until the worker holds it: both workers may, so ask each until one says.
+          const held = async () => {
+            for (let i = 0; i < 10; i++) {
+              const r = await getJson(`${served.url}/api/held`);
+              const entry = r.body.held.find((h: { ms: number }) => h.ms < 10_000);
+              if (entry !== undefined) return { entry, disconnects: r.body.disconnects as number[] };
+            }
+            return null;
+          };
+          assert.ok(
+            await eventually(async () => (await getJson(`${served.url}/sync/status`)).body.pending === 1, 5000),
+            "the request never reached its worker",
+          );
+          const t0 = Date.now();
+          ac.abort();
+          assert.equal((await leaving).name, "AbortError");
+          let seen = null;
+          while (seen === null && Date.now() - t0 < 5000) seen = await held();
+          assert.ok(seen !== null, "no worker saw its request's signal abort");
+          // Not the pool's timeout (700 ms), which would abort it too.
+          assert.equal(seen.entry.reason, "Client disconnected");
+          assert.ok(seen.disconnects.includes(seen.entry.id), "onDisconnect(requestId) did not run");
+        } finally {
+          if (served !== app) await served.stop();
+        }
+      },
+    );
+  }
 
   test("a timeout gives 504 and the request is dropped", async () => {
     await assertTimesOut(`${app.url}/api/slow/3000`, 650, 2000); // the pool's timeout is 700 ms

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { type App, fixture, getJson, httpsGet, pattern, runtime, start, startApp } from "./helpers.ts";
+import { type App, eventually, fixture, getJson, httpsGet, pattern, runtime, start, startApp } from "./helpers.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
@@ -227,6 +227,29 @@ describe(`request-listener apps (${runtime.name})`, () => {
         return;
       }
       await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail("the app never saw the client leave");
+  });
+
+  test("node:http: a client that leaves before the answer: the app sees 'aborted' and 'close' at once, not at the timeout", async () => {
+    const gone = new AbortController();
+    const leaving = fetch(`${app.url}/node/left`, { signal: gone.signal }).catch((error) => error);
+    assert.ok(
+      await eventually(async () => (await getJson(`${app.url}/sync/pending`)).body.pending === 1, 5000),
+      "the request never reached its worker",
+    );
+    gone.abort();
+    assert.equal((await leaving).name, "AbortError");
+    for (let i = 0; i < 50; i++) {
+      const events = (await getJson(`${app.url}/node/events`)).body as { path: string; event: string; ms?: number }[];
+      const left = events.filter((e) => e.path === "/left");
+      if (left.length === 2) {
+        assert.deepEqual(left.map((e) => e.event), ["aborted", "close"]);
+        // The pool's timeout is 1500 ms: the app heard of it from the client, not from the timeout.
+        assert.ok(left[0].ms! < 1000, `aborted after ${left[0].ms} ms`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
     assert.fail("the app never saw the client leave");
   });

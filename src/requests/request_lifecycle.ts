@@ -27,7 +27,7 @@ import { answerWhole, failure, openStream, resolveWith } from "./answers.ts";
 import type { Clock } from "./clock.ts";
 import { collectExpired, deadlineFor, NO_DEADLINE } from "./deadlines.ts";
 import { detachedRequest } from "./detached.ts";
-import { type ClientRequest, Pending } from "./pending.ts";
+import { type ClientOrigin, type ClientRequest, Pending } from "./pending.ts";
 import { RequestQueue } from "./request_queue.ts";
 
 const encoder = new TextEncoder();
@@ -103,8 +103,24 @@ export class RequestLifecycle<S> {
   admit(request: ClientRequest, refusal: Refusal | null = null): Pending<S> {
     const p = new Pending<S>(request, this.#pool);
     if (refusal !== null) this.fail(p, refusal.status, refusal.message);
-    else this.#submit(p);
+    else {
+      this.#submit(p);
+      if (p.origin.kind === "client") this.#watchClient(p, p.origin);
+    }
     return p;
+  }
+
+  /**
+   * A client that leaves takes its request with it: queued, it is never sent; sent, its server is told (a worker's
+   * `req.signal` aborts and `onDisconnect(requestId)` runs) and its slot is free for the next.
+   */
+  #watchClient(p: Pending<S>, origin: ClientOrigin) {
+    const gone = () => {
+      if (p.state === "queued") this.fail(p, 499, "Client closed request");
+      else this.cancel(p, "disconnect");
+    };
+    if (origin.adapter.onClose !== undefined) origin.adapter.onClose(gone);
+    else origin.request.signal.addEventListener("abort", gone, { once: true });
   }
 
   /** Admits a request nobody waits for (`WorkerPool.send`). */
