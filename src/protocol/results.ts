@@ -86,7 +86,10 @@ export function headersFrom(flat: readonly string[] | undefined, trace?: string)
   return headers;
 }
 
-/** Answer headers that describe one connection, not the answer: the dispatcher's server frames every answer itself. */
+/**
+ * Answer headers that describe one connection, not the answer: the dispatcher's server frames every answer itself.
+ * `Upgrade` passes, and is never taken for one that `Connection` names: a 426 must say what to upgrade to.
+ */
 const CONNECTION_FIELDS = new Set([
   "connection",
   "keep-alive",
@@ -94,7 +97,6 @@ const CONNECTION_FIELDS = new Set([
   "transfer-encoding",
   "te",
   "trailer",
-  "upgrade",
 ]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A header value `Headers` keeps as it is: bytes, no CR, LF or NUL, nothing to trim at either end. */
@@ -138,7 +140,9 @@ export function answerHeaders(
   let named: string[] | null = null;
   for (let i = 0; i < fields.length; i += 2) {
     if (fields[i].length === 10 && fields[i].toLowerCase() === "connection") {
-      (named ??= []).push(...fields[i + 1].toLowerCase().split(",").map((token) => token.trim()));
+      for (const token of fields[i + 1].toLowerCase().split(",")) {
+        if (token.trim() !== "upgrade") (named ??= []).push(token.trim());
+      }
     }
   }
   const passes = (name: string, value: string) => {
