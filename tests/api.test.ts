@@ -284,6 +284,21 @@ describe(`dispatcher and workers (${runtime.name})`, () => {
     );
   }
 
+  test("a handler that goes on after its client left keeps its slot until it answers", async () => {
+    const status = async () => (await getJson(`${app.url}/sync/status`)).body.pending as number;
+    const ac = new AbortController();
+    const leaving = fetch(`${app.url}/api/slow/600`, { signal: ac.signal }).catch((error) => error);
+    assert.ok(await eventually(async () => (await status()) === 1, 5000), "the request never reached its worker");
+    const t0 = Date.now();
+    ac.abort();
+    assert.equal((await leaving).name, "AbortError");
+    // The handler sleeps on, ignoring its signal: its worker is busy with it, and the dispatcher counts it so.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await status(), 1, "the slot was freed while its handler still worked");
+    assert.ok(await eventually(async () => (await status()) === 0, 5000), "the slot was never freed");
+    assert.ok(Date.now() - t0 < 2000);
+  });
+
   test("a timeout gives 504 and the request is dropped", async () => {
     await assertTimesOut(`${app.url}/api/slow/3000`, 650, 2000); // the pool's timeout is 700 ms
     await app.waitStderr(/timed out after 700 ms/);

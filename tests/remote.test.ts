@@ -478,7 +478,7 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
     }
   });
 
-  test("a client leaving a stream cancels it on the host's worker; SIGTERM lets a host finish its requests", async () => {
+  test("a client leaving a stream cancels it on the host's worker, one leaving a request is told to it; SIGTERM lets a host finish its requests", async () => {
     const host = await startHost(nats.url, "host-graceful");
     const app = await startDispatcher(nats.url, { ADMIN: "127.0.0.1:0" });
     try {
@@ -495,6 +495,23 @@ describe(`remote pools over NATS (${runtime.name})`, () => {
         ),
         "the worker heard of the disconnect",
       );
+      // A client that leaves a request the host's worker works on: the worker hears of it (a `left` cancel), answers
+      // when done, and its slot on the host is taken until then.
+      const inflight = async () =>
+        (await (await fetch(`http://127.0.0.1:${app.admin}/status`)).json()).pools[0].workers[0]?.inflight;
+      const leaving = new AbortController();
+      const left = fetch(`${app.url}/render/slow/2500`, { signal: leaving.signal }).catch((error) => error);
+      assert.ok(await eventually(async () => (await inflight()) === 1, 5000), "the request never reached the host");
+      leaving.abort();
+      assert.equal((await left).name, "AbortError");
+      assert.ok(
+        await eventually(
+          async () => (await (await fetch(`${app.url}/render/disconnects`)).json()).disconnects === 2,
+          5000,
+        ),
+        "the worker never heard its client left",
+      );
+      assert.ok(await eventually(async () => (await inflight()) === 0, 5000), "the host's slot was never freed");
       const slow = fetch(`${app.url}/render/slow/1500`);
       // In progress on the host, as its heartbeat says.
       assert.ok(

@@ -125,8 +125,11 @@ export interface RequestHeader {
   e?: 1;
 }
 
-/** Why a request is cancelled. */
-export type CancelReason = "timeout" | "disconnect" | "shutdown";
+/**
+ * Why a request is cancelled. `left`: its client left before the answer; the worker is told (`req.signal` aborts,
+ * `onDisconnect` runs) and still answers, which frees its slot: a handler that goes on working keeps it.
+ */
+export type CancelReason = "timeout" | "disconnect" | "shutdown" | "left";
 
 /** `CANCEL`. */
 export interface CancelHeader {

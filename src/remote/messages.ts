@@ -187,7 +187,7 @@ export function isDirect(value: unknown): value is { k: string; w?: CancelReason
   if (typeof value !== "object" || value === null) return false;
   const { k, w, n } = value as Record<string, unknown>;
   return typeof k === "string" && k.length <= 256 && (n === undefined || count(n)) &&
-    (w === undefined || w === "timeout" || w === "disconnect" || w === "shutdown");
+    (w === undefined || w === "timeout" || w === "disconnect" || w === "shutdown" || w === "left");
 }
 
 /** Whether a host's credit for a request's body says how many bytes it wrote away: `{ n }`. */

@@ -233,7 +233,7 @@ export class RemotePool implements PoolBackend, Servers<KnownHost> {
     const sent = this.#sent.of(p);
     if (sent === undefined) return;
     const host = sent.host;
-    this.#sent.done(sent);
+    if (why !== "left") this.#sent.done(sent); // left: the host still answers, and its answer ends `sent`
     if (host !== null) {
       this.#toHost(host.beat.id, encode(M.CANCEL, { k: sent.reply, w: why }));
     }

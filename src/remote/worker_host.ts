@@ -313,6 +313,8 @@ export class WorkerHost {
       }
     } else if (message.type === M.CREDIT && n !== undefined) {
       if (taken.p !== null) this.#supervisor.credit(taken.p as Pending<never>, n);
+    } else if (message.type === M.CANCEL && w === "left") {
+      if (taken.p !== null) this.#supervisor.cancel(taken.p as Pending<never>, "left");
     } else if (message.type === M.CANCEL) {
       this.#cancel(k, taken, w ?? "disconnect");
     }

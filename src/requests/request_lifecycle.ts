@@ -36,7 +36,10 @@ const encoder = new TextEncoder();
 export interface Servers<S> {
   /** Hands `p` to a server that can take it now (setting `p.servedBy` once it is known); false when none can. */
   offer(p: Pending<S>): boolean;
-  /** `p` is no longer wanted from its server (`why`): the server is told, and its books let go of `p`. */
+  /**
+   * `p` is no longer wanted from its server (`why`): the server is told, and its books let go of `p`; for `left`,
+   * they keep it until the server answers.
+   */
   withdraw(p: Pending<S>, why: CancelReason): void;
   /** The client of `p`'s streamed answer took `bytes` more of it: its server may send as many more. */
   credit(p: Pending<S>, bytes: number): void;
@@ -111,13 +114,14 @@ export class RequestLifecycle<S> {
   }
 
   /**
-   * A client that leaves takes its request with it: queued, it is never sent; sent, its server is told (a worker's
-   * `req.signal` aborts and `onDisconnect(requestId)` runs) and its slot is free for the next.
+   * A client that leaves takes its request with it: queued, it is never sent; streaming, it is cancelled; sent, see
+   * {@linkcode RequestLifecycle.clientLeft}.
    */
   #watchClient(p: Pending<S>, origin: ClientOrigin) {
     const gone = () => {
       if (p.state === "queued") this.fail(p, 499, "Client closed request");
-      else this.cancel(p, "disconnect");
+      else if (p.state === "streaming") this.cancel(p, "disconnect");
+      else this.clientLeft(p);
     };
     if (origin.adapter.onClose !== undefined) origin.adapter.onClose(gone);
     else origin.request.signal.addEventListener("abort", gone, { once: true });
@@ -272,11 +276,21 @@ export class RequestLifecycle<S> {
    * answer's client left): its server is told, and `p` leaves without an answer.
    */
   cancel(p: Pending<S>, why: CancelReason): void {
+    if (why === "left") return this.clientLeft(p);
     if (p.state === "done") return;
     p.resolve = null;
     if (p.state !== "queued") this.#servers.withdraw(p, why);
     // a queued one is dropped by pump()
     this.#finish(p);
+  }
+
+  /**
+   * `p`'s client left while its server works on it: the server is told (a worker's `req.signal` aborts,
+   * `onDisconnect(requestId)` runs) and `p` keeps its slot until the answer, which goes nowhere, or its deadline; a
+   * handler that ignores it would otherwise share its worker with the next request while another worker idles.
+   */
+  clientLeft(p: Pending<S>): void {
+    if (p.state === "sent") this.#servers.withdraw(p, "left");
   }
 
   /** Times out the requests whose deadline has passed, queued or sent. */

@@ -88,9 +88,12 @@ export class WorkerDispatch implements Servers<WorkerProcess> {
   /** `p`'s worker is told to stop working on it (timeout, a client gone, shutdown). */
   withdraw(p: Pending<WorkerProcess>, why: CancelReason): void {
     const worker = p.servedBy;
-    if (worker === null || !worker.inflight.delete(p.requestId)) return;
-    if (p.state === "sent") worker.busy--;
+    if (worker === null || !worker.inflight.has(p.requestId)) return;
     worker.writer.send(F.CANCEL, { i: p.requestId, w: why });
+    // `left`: the worker still answers, and its answer frees the slot.
+    if (why === "left") return;
+    worker.inflight.delete(p.requestId);
+    if (p.state === "sent") worker.busy--;
     this.next(worker);
   }
 

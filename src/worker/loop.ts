@@ -423,13 +423,15 @@ export class WorkerLoop {
   #cancel({ i, w }: CancelHeader) {
     const entry = this.#inflight.get(i);
     if (entry === undefined) return;
-    this.#inflight.delete(i);
+    // `left`: told, not taken: the handler's answer (an app's, if it sends one) frees its slot.
+    const taken = w !== "left";
+    if (taken) this.#inflight.delete(i);
     entry.cancel?.();
-    wakeRelay(entry);
+    if (taken) wakeRelay(entry);
     entry.request[ABORT](new Error(w === "timeout" ? "Request timed out" : "Client disconnected"));
-    entry.reader?.cancel().catch(() => {});
-    if (w === "disconnect") this.#hook("onDisconnect", i);
-    this.#afterRequest();
+    if (taken) entry.reader?.cancel().catch(() => {});
+    if (w === "disconnect" || w === "left") this.#hook("onDisconnect", i);
+    if (taken) this.#afterRequest();
   }
 
   #afterRequest() {
