@@ -128,7 +128,7 @@ export type StatedLength = number | "stated" | "none";
  * `Content-Length` only where it is true (see {@linkcode StatedLength}). A length that did not match the body would
  * leave the client reading the rest as its next answer. As a record (names in lower case) when `record` asks for one
  * and no name comes twice (several `Set-Cookie`) and none needs `Headers` to check or trim it: `@hono/node-server`
- * writes a record as it is, where a `Headers` costs it about as much again as the rest of the answer.
+ * writes a record as it is, where it turns a `Headers` back into a record for every answer.
  */
 export function answerHeaders(
   flat: readonly string[] | undefined,
