@@ -247,6 +247,11 @@ describe(`request-listener apps (${runtime.name})`, () => {
         assert.deepEqual(left.map((e) => e.event), ["aborted", "close"]);
         // The pool's timeout is 1500 ms: the app heard of it from the client, not from the timeout.
         assert.ok(left[0].ms! < 1000, `aborted after ${left[0].ms} ms`);
+        // Its answer can no longer be sent: its worker answers for it, and the dispatcher lets the request go.
+        assert.ok(
+          await eventually(async () => (await getJson(`${app.url}/sync/pending`)).body.pending === 0, 1000),
+          "the request was held until its timeout",
+        );
         return;
       }
       await new Promise((r) => setTimeout(r, 50));

@@ -423,10 +423,10 @@ export class WorkerLoop {
   #cancel({ i, w }: CancelHeader) {
     const entry = this.#inflight.get(i);
     if (entry === undefined) return;
-    // `left`: told, not taken: the handler's answer (an app's, if it sends one) frees its slot.
-    const taken = w !== "left";
-    if (taken) this.#inflight.delete(i);
-    entry.cancel?.();
+    const taken = w !== "left" && this.#inflight.delete(i);
+    // `left`: told, not taken: the handler's answer frees its slot, or, for a request-listener app (which can no longer
+    // answer once told) whose answer had not begun, this 499.
+    if (entry.cancel?.() === true && !taken) this.#writer.send(F.RESPONSE, { i, s: 499 });
     if (taken) wakeRelay(entry);
     entry.request[ABORT](new Error(w === "timeout" ? "Request timed out" : "Client disconnected"));
     if (taken) entry.reader?.cancel().catch(() => {});

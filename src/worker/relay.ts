@@ -18,8 +18,11 @@ export interface Inflight {
   /** A streamed answer's bytes its reader has taken (`CREDIT` frames), and the relay waiting for more, if it is. */
   credited?: number;
   wake?: (() => void) | null;
-  /** What else a cancel ends: a request-listener app's response (its `aborted` and `close`). */
-  cancel?: () => void;
+  /**
+   * What else a cancel ends: a request-listener app's response (its `aborted` and `close`); true when none of its
+   * answer had been sent.
+   */
+  cancel?: () => boolean;
 }
 
 /** Credit came for `entry`'s streamed answer, or it was cancelled: a relay waiting for either goes on. */

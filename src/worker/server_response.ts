@@ -275,12 +275,16 @@ export class ListenerResponse extends Stream {
     return this;
   }
 
-  /** The request was cancelled (the client left, or it timed out): nothing more is sent. */
-  cancel(): void {
-    if (this.destroyed || this.writableFinished) return;
+  /**
+   * The request was cancelled (the client left, or it timed out): nothing more is sent. Whether none of the answer
+   * had been sent (the worker may then answer for the app).
+   */
+  cancel(): boolean {
+    if (this.destroyed || this.writableFinished) return false;
     this.destroyed = true;
     this.#parts = [];
     this.#close(true);
+    return !this.#started;
   }
 
   /**
