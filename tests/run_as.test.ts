@@ -2,13 +2,22 @@
 // that user, with that user's groups alone (root's group 0 gone).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { fixture, runtime, start } from "./helpers.ts";
+import { fixture, runtime, spillsOf, start } from "./helpers.ts";
 import { idsOf } from "./fixtures/whoami_app.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
@@ -59,10 +68,21 @@ describe(`--user and --group (${runtime.name})`, () => {
         groups: [NOBODY],
       });
       assert.deepEqual(idsOf(proc.pid), { uid: NOBODY, gid: NOBODY, groups: [NOBODY] });
+      // Bodies over the spill threshold cross through the dispatcher's spill directory, which is the user's now.
+      const posted = await fetch(`${url}/`, { method: "POST", body: new Uint8Array(512 * 1024).fill(1) });
+      assert.equal(posted.status, 200, proc.stderr());
+      assert.equal((await posted.json()).bytes, 512 * 1024);
+      const big = await fetch(`${url}/?big=${1024 * 1024}`);
+      assert.equal(big.status, 200, proc.stderr());
+      assert.equal((await big.arrayBuffer()).byteLength, 1024 * 1024);
+      const [spill] = spillsOf(proc.pid);
+      assert.equal(statSync(`/dev/shm/${spill}`).uid, NOBODY);
+      assert.ok(readdirSync(`/dev/shm/${spill}`).length > 0, "no body went through the spill directory");
     } finally {
       proc.child.kill("SIGTERM");
     }
     assert.equal((await proc.exited).code, 0, proc.stderr());
+    assert.deepEqual(spillsOf(proc.pid), [], "the spill directory outlived the server");
   });
 
   test("as root: the Unix socket and the log file are handed to the user; requests cross the socket", async (t) => {

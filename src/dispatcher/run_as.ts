@@ -61,7 +61,8 @@ export function resolveRunAs(user: string | number | null, group: string | numbe
 }
 
 /**
- * Becomes `to` after handing it `files` (the Unix socket the proxy connects to, the log files reopened on SIGUSR1):
+ * Becomes `to` after handing it `files` (the Unix socket the proxy connects to, the log files reopened on SIGUSR1,
+ * the spill directory):
  * throws, with the reason, when this process may not (it is not root). Ids of -1 keep this process's own.
  */
 export function dropPrivileges(runtime: Runtime, to: RunAs, files: readonly string[]): void {
@@ -103,7 +104,9 @@ export function switchUser(
 ): boolean {
   const to = resolveRunAs(options.user, options.group);
   if (to === null) return true;
-  const files = [options.unixSocket, options.logFile, options.accessLogFile].filter((f) => f !== null);
+  // The spill directory too: made by root (0700), the user's dispatcher and workers could neither use nor remove it.
+  const spill = runtime.spill()?.dir ?? null;
+  const files = [options.unixSocket, options.logFile, options.accessLogFile, spill].filter((f) => f !== null);
   try {
     dropPrivileges(runtime, to, files);
   } catch (error) {
