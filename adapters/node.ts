@@ -80,13 +80,17 @@ function parentChannel(): ParentChannel {
   return processChannel(process, fd === null ? undefined : new Socket({ fd, readable: false, writable: true }));
 }
 
+let warmed = false;
+
 /**
- * Calls `process.nextTick` 20,000 times with a no-op before the dispatcher serves: without it, the tick objects
+ * Once per process, calls `process.nextTick` 20,000 times with a no-op before the dispatcher serves: without it, the tick objects
  * node:http makes several times per request often end up in a slow shape (V8 migrating their maps), which costs the
  * dispatcher CPU on every request. In rounds of 500, each run before the next: 20,000 ticks queued at once outlive
  * the young generation and grow it for good. Numbers in `git log -S warmNextTick`; Deno and Bun gain nothing by it.
  */
 async function warmNextTick(): Promise<void> {
+  if (warmed) return;
+  warmed = true;
   const noop = () => {};
   for (let round = 0; round < 40; round++) {
     for (let i = 0; i < 500; i++) process.nextTick(noop);

@@ -136,6 +136,40 @@ describe(`remote pools trust nothing from NATS (${runtime.name})`, () => {
     }
   });
 
+  test("a client-left cancel an intruder repeats tells the host's worker once, and the request is still answered", async () => {
+    const nats = await startNats();
+    const host = await startHost(nats.url, "host-told", ["--workers", "1"]);
+    const app = await startDispatcher(nats.url);
+    const intruder = await connect({ servers: nats.url });
+    try {
+      // It snoops the reply subject of each request, which names the request in messages to its host.
+      const replies: string[] = [];
+      intruder.subscribe(SUBJECT, {
+        callback: (_e, msg) => {
+          if (msg.reply !== undefined) replies.push(msg.reply);
+        },
+      });
+      await intruder.flush();
+      const disconnects = async () => (await (await fetch(`${app.url}/render/disconnects`)).json()).disconnects;
+      const before = await disconnects();
+      const seen = replies.length;
+      const slow = fetch(`${app.url}/render/slow/1500`);
+      assert.ok(await eventually(() => replies.length > seen, 5000), "the intruder saw no request");
+      const k = replies[replies.length - 1];
+      for (let i = 0; i < 5; i++) intruder.publish(`${SUBJECT}.host.${host.host}`, encode(M.CANCEL, { k, w: "left" }));
+      await intruder.flush();
+      const answer = await slow;
+      assert.equal(answer.status, 200);
+      assert.equal((await answer.json()).host, "host-told");
+      assert.equal(await disconnects(), before + 1);
+    } finally {
+      await intruder.close();
+      assert.equal((await app.stop()).code, 0);
+      assert.equal((await host.stop()).code, 0);
+      await nats.kill();
+    }
+  });
+
   test("protected mode: a server beyond loopback that takes no credentials is refused with one line, unless insecure", {
     skip: outside === undefined ? "no address beyond loopback" : false,
   }, async () => {

@@ -103,9 +103,9 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PLAIN_VALUE = /^(?:[!-~\x80-\xff](?:[\t -~\x80-\xff]*[!-~\x80-\xff])?)?$/;
 
 /** The `Content-Length` a worker's answer headers state, or `null` for none, one that is not a length, or several. */
-export function statedLength(flat: readonly string[] | undefined): number | null {
+function statedLength(flat: readonly string[]): number | null {
   let stated: string | null = null;
-  for (let i = 0; flat !== undefined && i < flat.length; i += 2) {
+  for (let i = 0; i < flat.length; i += 2) {
     if (flat[i].length !== 14 || flat[i].toLowerCase() !== "content-length") continue;
     const value = flat[i + 1].trim();
     if (!/^\d{1,15}$/.test(value) || (stated !== null && stated !== value)) return null;
@@ -115,17 +115,49 @@ export function statedLength(flat: readonly string[] | undefined): number | null
 }
 
 /**
- * What may pass of an answer's `Content-Length`: a whole body's length in bytes (a `Content-Length` passes only when
- * it says that length; the server sets it otherwise; for a streamed answer, the length it is held to), `"stated"` for
- * an answer to HEAD or a 304 (it says the length of the body a GET would get), `"none"` for a streamed answer that
- * states none (sent chunked).
+ * What may pass of an answer's `Content-Length`: a length in bytes (a `Content-Length` passes only when it says that
+ * length, and the server sets it otherwise; a streamed answer is held to it), `"stated"` for an answer to HEAD or a 304
+ * (it says the length of the body a GET would get), `"none"` where none may pass (a streamed answer that states none
+ * is sent chunked; 204 and 205 have no body).
  */
 export type StatedLength = number | "stated" | "none";
+
+/** The `Content-Length` rule of an answer to `head` (a HEAD request) with `status` and `body` (`null`: streamed). */
+export function lengthRule(
+  head: boolean,
+  status: number,
+  body: Uint8Array | null,
+  flat: readonly string[],
+): StatedLength {
+  if (head || status === 304) return "stated";
+  if (NULL_BODY.has(status)) return "none";
+  return body !== null ? body.length : statedLength(flat) ?? "none";
+}
+
+/** Whether the answer header `name` (lower case) with `value` may reach the client (see {@linkcode answerHeaders}). */
+function passes(name: string, value: string, length: StatedLength, named: readonly string[] | null): boolean {
+  if (CONNECTION_FIELDS.has(name) || (named !== null && named.includes(name))) return false;
+  if (name !== "content-length") return true;
+  return length === "stated" || (typeof length === "number" && value.trim() === String(length));
+}
+
+/** The headers a `Connection` header among `flat` names (but `upgrade`), or `null` for none. */
+function namedByConnection(flat: readonly string[]): string[] | null {
+  let named: string[] | null = null;
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i].length !== 10 || flat[i].toLowerCase() !== "connection") continue;
+    for (const token of flat[i + 1].toLowerCase().split(",")) {
+      const name = token.trim();
+      if (name !== "upgrade") (named ??= []).push(name);
+    }
+  }
+  return named;
+}
 
 /**
  * A worker's answer headers (flat `[name, value, ...]`) as the client may get them, with `x-request-id` set to
  * `trace`: without the headers of a connection (`Connection`, those it names, `Transfer-Encoding`, ...) and with
- * `Content-Length` only where it is true (see {@linkcode StatedLength}). A length that did not match the body would
+ * `Content-Length` only where it is true (see {@linkcode lengthRule}). A length that did not match the body would
  * leave the client reading the rest as its next answer. As a record (names in lower case) when `record` asks for one
  * and no name comes twice (several `Set-Cookie`) and none needs `Headers` to check or trim it: `@hono/node-server`
  * writes a record as it is, where it turns a `Headers` back into a record for every answer.
@@ -137,26 +169,14 @@ export function answerHeaders(
   record: boolean,
 ): Headers | Record<string, string> {
   const fields = flat ?? [];
-  let named: string[] | null = null;
-  for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i].length === 10 && fields[i].toLowerCase() === "connection") {
-      for (const token of fields[i + 1].toLowerCase().split(",")) {
-        if (token.trim() !== "upgrade") (named ??= []).push(token.trim());
-      }
-    }
-  }
-  const passes = (name: string, value: string) => {
-    if (CONNECTION_FIELDS.has(name) || (named !== null && named.includes(name))) return false;
-    if (name !== "content-length") return true;
-    return length === "stated" || (typeof length === "number" && value.trim() === String(length));
-  };
+  const named = namedByConnection(fields);
   if (record) {
     const out: Record<string, string> = {};
     let plain = true;
     for (let i = 0; i < fields.length && plain; i += 2) {
       const name = fields[i].toLowerCase();
       const value = fields[i + 1];
-      if (!passes(name, value)) continue;
+      if (!passes(name, value, length, named)) continue;
       if (name in out || !TOKEN.test(name) || !PLAIN_VALUE.test(value)) plain = false;
       else out[name] = value;
     }
@@ -167,7 +187,7 @@ export function answerHeaders(
   }
   const headers = new Headers();
   for (let i = 0; i < fields.length; i += 2) {
-    if (passes(fields[i].toLowerCase(), fields[i + 1])) headers.append(fields[i], fields[i + 1]);
+    if (passes(fields[i].toLowerCase(), fields[i + 1], length, named)) headers.append(fields[i], fields[i + 1]);
   }
   if (trace !== undefined) headers.set("x-request-id", trace);
   return headers;
@@ -192,8 +212,7 @@ export function responseFromFrame(
   }
   let headers: Record<string, string> | Headers;
   if (kind === KIND.HEADERS) {
-    const length = head || status === 304 ? "stated" : NULL_BODY.has(status) ? "none" : body.length;
-    headers = answerHeaders(h.h, trace, length, !traceAfter);
+    headers = answerHeaders(h.h, trace, lengthRule(head, status, body, h.h ?? []), !traceAfter);
   } else {
     const type = KIND_TYPES[kind];
     // A literal: cheaper than spreading a shared object into a new one.

@@ -12,7 +12,7 @@ import type { WorkerResponse } from "../pool.ts";
 import { decodeBody } from "../protocol/body.ts";
 import { recycleBody } from "../protocol/codec.ts";
 import type { ResponseHeader, StartHeader } from "../protocol/frames.ts";
-import { answerHeaders, errorResponse, responseFromFrame, statedLength } from "../protocol/results.ts";
+import { answerHeaders, errorResponse, lengthRule, responseFromFrame } from "../protocol/results.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Pending } from "./pending.ts";
 import { AnswerStream } from "./answer_stream.ts";
@@ -65,13 +65,11 @@ export function openStream(
   cancelled: () => void,
   record: boolean,
 ): void {
-  const asStated = p.wire.m === "HEAD" || h.s === 304;
-  const stated = asStated ? null : statedLength(h.h);
+  const length = lengthRule(p.wire.m === "HEAD", h.s, null, h.h);
   const adapter = p.origin.kind === "client" ? p.origin.adapter : null;
   const abort = adapter?.abort === undefined ? undefined : () => adapter.abort!();
-  const stream = new AnswerStream(credit, cancelled, stated, abort);
+  const stream = new AnswerStream(credit, cancelled, typeof length === "number" ? length : null, abort);
   p.stream = stream;
-  const length = asStated ? "stated" : stated ?? "none";
   resolveWith(p, new Response(stream.body, { status: h.s, headers: answerHeaders(h.h, p.wire.x, length, record) }));
 }
 

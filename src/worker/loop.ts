@@ -422,10 +422,10 @@ export class WorkerLoop {
 
   #cancel({ i, w }: CancelHeader) {
     const entry = this.#inflight.get(i);
-    if (entry === undefined) return;
+    // `left`, told once however often it comes: not taken, the handler's answer frees the slot (an app's unbegun: 499).
+    if (entry === undefined || (w === "left" && entry.left)) return;
     const taken = w !== "left" && this.#inflight.delete(i);
-    // `left`: told, not taken: the handler's answer frees its slot, or, for a request-listener app (which can no longer
-    // answer once told) whose answer had not begun, this 499.
+    entry.left = !taken;
     if (entry.cancel?.() === true && !taken) this.#writer.send(F.RESPONSE, { i, s: 499 });
     if (taken) wakeRelay(entry);
     entry.request[ABORT](new Error(w === "timeout" ? "Request timed out" : "Client disconnected"));

@@ -23,6 +23,8 @@ export interface Inflight {
    * answer had been sent.
    */
   cancel?: () => boolean;
+  /** Its client left (a `left` cancel): told once. */
+  left?: boolean;
 }
 
 /** Credit came for `entry`'s streamed answer, or it was cancelled: a relay waiting for either goes on. */
